@@ -1,0 +1,84 @@
+"""koodrive_async: an asyncio client for KooDrive's task and batch-job Open API.
+
+Quick start::
+
+    async with KooDriveSession(base_url, user_id="...", token="...") as s:
+        task_id = await s.create_job(JobType.COPY, src_container_id="...",
+                                     dst_container_id="...", files=[FileInfo("F1")])
+        task = await s.wait_for_task(task_id)
+
+The embedded emulator (``koodrive_async.emulator``) serves the same API on
+loopback for tests and demos.
+"""
+
+from ._exceptions import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    InvalidRequestError,
+    KooDriveError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseValidationError,
+    ServerError,
+    TaskFailedError,
+    TaskTimeoutError,
+)
+from ._models import (
+    FileInfo,
+    FileRef,
+    ImportTaskRequest,
+    JobAction,
+    JobOutcome,
+    JobRequest,
+    JobType,
+    Request,
+    ShareTaskRequest,
+    ShareTaskType,
+    Task,
+    TaskPage,
+    TaskStatus,
+    TaskType,
+    TransferTaskRequest,
+)
+from ._policies import PollPolicy, RetryPolicy
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "FileInfo",
+    "FileRef",
+    "ImportTaskRequest",
+    "InvalidRequestError",
+    "JobAction",
+    "JobOutcome",
+    "JobRequest",
+    "JobType",
+    "KooDriveError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "PollPolicy",
+    "RateLimitError",
+    "Request",
+    "ResponseValidationError",
+    "RetryPolicy",
+    "ServerError",
+    "ShareTaskRequest",
+    "ShareTaskType",
+    "Task",
+    "TaskFailedError",
+    "TaskPage",
+    "TaskStatus",
+    "TaskTimeoutError",
+    "TaskType",
+    "TransferTaskRequest",
+    "__version__",
+]
