@@ -1,0 +1,1 @@
+"""KooDrive emulator (being written)."""

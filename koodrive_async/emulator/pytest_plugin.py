@@ -1,0 +1,1 @@
+"""pytest plugin: emulator fixtures (being written)."""
