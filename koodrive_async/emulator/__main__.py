@@ -1,0 +1,109 @@
+"""Run the emulator in the foreground: ``python -m koodrive_async.emulator [options]``.
+
+It prints its base URL as the only line on stdout (so scripts can read it),
+then serves until SIGINT or SIGTERM, and exits 0 after a clean shutdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+
+from ._config import EmulatorConfig, ResponseVariant
+from ._server import KooDriveEmulator
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the command-line parser.
+
+    Returns:
+        The parser.
+    """
+    p = argparse.ArgumentParser(
+        prog="python -m koodrive_async.emulator",
+        description="Serve a local KooDrive task/batch-job Open API emulator.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="TCP port; 0 picks a free one")
+    p.add_argument(
+        "--task-duration", type=float, default=1.0, help="seconds a task runs (virtual clock)"
+    )
+    p.add_argument("--failure-rate", type=float, default=0.0, help="share of tasks that fail")
+    p.add_argument(
+        "--token",
+        action="append",
+        default=[],
+        help="accepted bearer token (repeatable; none given = any non-empty token)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the emulator's RNGs")
+    p.add_argument("--clock-speed", type=float, default=1.0, help="virtual clock speed factor")
+    p.add_argument(
+        "--clock-skew", type=float, default=0.0, help="seconds added to the server's wall clock"
+    )
+    p.add_argument("--page-size-cap", type=int, default=100, help="most tasks per list page")
+    p.add_argument("--empty-page-every", type=int, default=0, help="every Nth list page is empty")
+    p.add_argument("--partial-pages", action="store_true", help="list pages come back short")
+    p.add_argument(
+        "--ledger-limit",
+        type=int,
+        default=100_000,
+        help="keep only the newest N requests in the ledger (0 keeps all)",
+    )
+    p.add_argument("--list-key", choices=("taskList", "taskListDtos"), default="taskListDtos")
+    p.add_argument("--code-as", choices=("int", "str"), default="int")
+    p.add_argument("--cursor-as", choices=("number", "str"), default="number")
+    return p
+
+
+async def _serve(config: EmulatorConfig, host: str, port: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with KooDriveEmulator(config, host=host, port=port) as emu:
+        print(emu.url, flush=True)
+        await stop.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments and serve until SIGINT/SIGTERM.
+
+    Args:
+        argv: Arguments (default ``sys.argv[1:]``).
+
+    Returns:
+        The exit status.
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        config = EmulatorConfig(
+            tokens=frozenset(args.token),
+            task_duration=args.task_duration,
+            failure_rate=args.failure_rate,
+            seed=args.seed,
+            page_size_cap=args.page_size_cap,
+            response_variant=ResponseVariant(
+                list_key=args.list_key, code_as=args.code_as, cursor_as=args.cursor_as
+            ),
+            clock_skew=args.clock_skew,
+            clock_speed=args.clock_speed,
+            empty_page_every=args.empty_page_every,
+            partial_pages=args.partial_pages,
+            ledger_limit=args.ledger_limit or None,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve(config, args.host, args.port))
+    except OSError as exc:
+        print(f"error: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

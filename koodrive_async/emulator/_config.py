@@ -1,0 +1,135 @@
+"""Emulator configuration: accepted tokens, task behaviour, and the response shape used."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from typing import Literal
+
+import attrs
+
+__all__ = ["EmulatorConfig", "ResponseVariant", "TaskDuration"]
+
+#: A fixed duration in seconds, or a function drawing one from the emulator's seeded RNG.
+TaskDuration = float | Callable[[random.Random], float]
+
+_SCHEMES = ("bearer ", "bearer+", "at ")
+
+
+def _strip_scheme(token: str) -> str:
+    # A configured token may be written the way the session API hands it out
+    # ("Bearer 6ebb..."); the emulator compares bare tokens.
+    lowered = token.lower()
+    for scheme in _SCHEMES:
+        if lowered.startswith(scheme):
+            return token[len(scheme) :].strip()
+    return token.strip()
+
+
+def _to_tokens(value: Iterable[str] | str) -> frozenset[str]:
+    if isinstance(value, str):
+        value = (value,)
+    tokens = frozenset(_strip_scheme(str(t)) for t in value)
+    if "" in tokens:
+        raise ValueError("tokens must not contain an empty token")
+    return tokens
+
+
+def _check_duration(_inst: object, _attr: object, value: object) -> None:
+    if callable(value):
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"task_duration must be a number >= 0 or a callable, got {value!r}")
+
+
+def _check_rate(_inst: object, _attr: object, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"failure_rate must be within 0..1, got {value!r}")
+
+
+def _check_positive(_inst: object, attr: attrs.Attribute[int], value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{attr.name} must be >= 1, got {value!r}")
+
+
+def _check_non_negative_int(_inst: object, attr: attrs.Attribute[int], value: int) -> None:
+    if value < 0:
+        raise ValueError(f"{attr.name} must be >= 0, got {value!r}")
+
+
+def _check_speed(_inst: object, _attr: object, value: float) -> None:
+    if value < 0:
+        raise ValueError(f"clock_speed must be >= 0, got {value!r}")
+
+
+@attrs.frozen
+class ResponseVariant:
+    """Which of the shapes the endpoint pages document the emulator answers with.
+
+    The pages contradict themselves (API-NOTES.md); a client must cope with each
+    variant, so the emulator can produce each one.
+
+    Args:
+        list_key: Name of the task array in ``task/list`` bodies: ``"taskList"``
+            (the page's table) or ``"taskListDtos"`` (the page's example).
+        code_as: ``"int"`` sends ``"code": 0`` (the examples), ``"str"`` sends
+            ``"code": "0"`` (the tables); error codes follow the same choice.
+        cursor_as: ``"number"`` sends ``nextCursor`` as a JSON number (the
+            example), ``"str"`` as a string (the table).
+    """
+
+    list_key: Literal["taskList", "taskListDtos"] = attrs.field(
+        default="taskListDtos", validator=attrs.validators.in_(("taskList", "taskListDtos"))
+    )
+    code_as: Literal["int", "str"] = attrs.field(
+        default="int", validator=attrs.validators.in_(("int", "str"))
+    )
+    cursor_as: Literal["number", "str"] = attrs.field(
+        default="number", validator=attrs.validators.in_(("number", "str"))
+    )
+
+
+@attrs.frozen
+class EmulatorConfig:
+    """How an emulator instance behaves.
+
+    Args:
+        tokens: Accepted bearer tokens (bare, or with a ``Bearer ``/``AT ``
+            prefix, which is stripped). Empty accepts any non-empty token.
+        task_duration: Seconds of virtual time a task spends in NEW+EXECUTING;
+            a number, or a callable drawing one from the seeded ``random.Random``.
+        failure_rate: Probability (0..1) that a task ends FAILED, decided at
+            creation with the seeded RNG.
+        seed: Seed of the emulator's RNGs (task outcomes, durations, fault rates).
+        page_size_cap: The most tasks one ``task/list`` page holds, whatever
+            ``pageSize`` asks for (a smaller cap produces short pages, as the
+            service may). ``pageSize`` outside 1..100 is still a 400.
+        response_variant: Which documented response shape to answer with.
+        clock_skew: Seconds added to the server's wall clock, for the ``X-Date``
+            check and the ``Date`` response header.
+        clock_speed: How many times faster than real time the virtual task
+            clock runs.
+        empty_page_every: When > 0, every Nth ``task/list`` page before the end
+            comes back empty, with a cursor.
+        partial_pages: When True, ``task/list`` pages before the end hold about
+            half of what was asked for.
+        ledger_limit: Keep only the newest N ledger entries (None keeps all;
+            a long-running emulator should set it).
+
+    Raises:
+        ValueError: A value is out of range.
+    """
+
+    tokens: frozenset[str] = attrs.field(factory=frozenset, converter=_to_tokens)
+    task_duration: TaskDuration = attrs.field(default=1.0, validator=_check_duration)
+    failure_rate: float = attrs.field(default=0.0, converter=float, validator=_check_rate)
+    seed: int = attrs.field(default=0, converter=int)
+    page_size_cap: int = attrs.field(default=100, converter=int, validator=_check_positive)
+    response_variant: ResponseVariant = attrs.field(factory=ResponseVariant)
+    clock_skew: float = attrs.field(default=0.0, converter=float)
+    clock_speed: float = attrs.field(default=1.0, converter=float, validator=_check_speed)
+    empty_page_every: int = attrs.field(default=0, converter=int, validator=_check_non_negative_int)
+    partial_pages: bool = attrs.field(default=False, converter=bool)
+    ledger_limit: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_check_positive)
+    )

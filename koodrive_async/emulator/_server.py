@@ -1,0 +1,200 @@
+"""KooDriveEmulator: the emulator as a started server on loopback."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from aiohttp import web
+
+from ._app import CORE_KEY, EmulatorCore, create_app
+from ._clock import EmulatorClock
+from ._config import EmulatorConfig
+from ._faults import Fault, FaultKind
+from ._ledger import LedgerEntry
+from ._state import EmulatorState
+
+__all__ = ["KooDriveEmulator"]
+
+
+class KooDriveEmulator:
+    """A running KooDrive emulator: an aiohttp server on ``host:port``.
+
+    Use it as an async context manager (or call :meth:`start` and
+    :meth:`close`)::
+
+        async with KooDriveEmulator(EmulatorConfig(task_duration=5)) as emu:
+            ...  # point a client at emu.url
+            emu.clock.advance(5)
+
+    Args:
+        config: The configuration (default ``EmulatorConfig()``).
+        host: Interface to bind (loopback by default).
+        port: TCP port; 0 picks a free one.
+    """
+
+    def __init__(
+        self, config: EmulatorConfig | None = None, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        self._app = create_app(config)
+        self._core: EmulatorCore = self._app[CORE_KEY]
+        self._host = host
+        self._port = port
+        self._runner: web.AppRunner | None = None
+        self._url: str | None = None
+
+    # ------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Start serving.
+
+        Raises:
+            RuntimeError: Already started.
+            OSError: The address cannot be bound.
+        """
+        if self._runner is not None:
+            raise RuntimeError("the emulator is already running")
+        self._core.reopen()
+        # No access log: it would cost more than the request on the hot path.
+        runner = web.AppRunner(self._app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self._host, self._port)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        host, port = runner.addresses[0][:2]
+        if ":" in host:
+            host = f"[{host}]"
+        self._url = f"http://{host}:{port}"
+
+    async def close(self) -> None:
+        """Stop serving (idempotent). Requests sleeping on a LATENCY fault are released."""
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        self._core.begin_close()
+        await runner.cleanup()
+
+    async def __aenter__(self) -> KooDriveEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------- inspection
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:41233`` (no trailing slash).
+
+        Raises:
+            RuntimeError: Not started.
+        """
+        if self._url is None:
+            raise RuntimeError("the emulator is not running; use 'async with' or start()")
+        return self._url
+
+    @property
+    def app(self) -> web.Application:
+        """The aiohttp application."""
+        return self._app
+
+    @property
+    def config(self) -> EmulatorConfig:
+        """The configuration."""
+        return self._core.config
+
+    @property
+    def clock(self) -> EmulatorClock:
+        """The virtual clock of task timelines (``now()``, ``advance()``, ``speed``)."""
+        return self._core.clock
+
+    @property
+    def state(self) -> EmulatorState:
+        """Every task, per user (``tasks()``, ``tasks_for()``, ``get()``, ``finish()``)."""
+        return self._core.state
+
+    @property
+    def requests(self) -> list[LedgerEntry]:
+        """Every API request so far, in arrival order (a copy; admin routes excluded)."""
+        return list(self._core.ledger)
+
+    @property
+    def faults(self) -> list[Fault]:
+        """The injected faults, in injection order (exhausted ones included)."""
+        return list(self._core.faults.faults)
+
+    @property
+    def internal_errors(self) -> int:
+        """How many requests hit an emulator bug (answered 500); always 0 unless broken."""
+        return self._core.internal_errors
+
+    # ------------------------------------------------------------- controls
+
+    def clear_requests(self) -> None:
+        """Empty the ledger."""
+        self._core.ledger.clear()
+
+    def inject(
+        self,
+        kind: FaultKind | str,
+        *,
+        route: str | None = None,
+        method: str | None = None,
+        count: int | None = None,
+        rate: float | None = None,
+        latency: float = 0.0,
+        retry_after: float | None = None,
+    ) -> Fault:
+        """Make matching requests misbehave.
+
+        Give ``count`` (the next N matching requests), or ``rate`` (each
+        matching request with this probability, seeded), or neither (every
+        matching request until :meth:`clear_faults`). The first matching fault
+        in injection order applies; LATENCY faults add up and stack with it.
+
+        Args:
+            kind: What to do (see :class:`FaultKind`).
+            route: Route name (``"create_task"``, ``"create_share_task"``,
+                ``"create_job"``, ``"get_task"``, ``"list_tasks"``) or None for all.
+            method: HTTP method, or None for any.
+            count: Apply to the next ``count`` matching requests.
+            rate: Probability per matching request (0..1).
+            latency: Real seconds of delay (LATENCY).
+            retry_after: ``Retry-After`` seconds (RATE_LIMIT, UNAVAILABLE).
+
+        Returns:
+            The :class:`Fault`; its ``remaining`` and ``hits`` count as it fires.
+
+        Raises:
+            ValueError: Unknown kind or route, both count and rate, or a bad number.
+        """
+        return self._core.inject(
+            kind,
+            route=route,
+            method=method,
+            count=count,
+            rate=rate,
+            latency=latency,
+            retry_after=retry_after,
+        )
+
+    def clear_faults(self) -> None:
+        """Remove every fault."""
+        self._core.faults.clear()
+
+    def reset(self) -> None:
+        """Forget tasks, ledger and faults, and put the clock back to real time."""
+        self._core.reset()
+
+    def __repr__(self) -> str:
+        where = self._url or "not running"
+        return f"<KooDriveEmulator {where} tasks={len(self._core.state)}>"

@@ -1,0 +1,337 @@
+"""Emulated tasks: their timelines, and the store that scopes them to users."""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import math
+import random
+import threading
+import time
+from typing import Any
+
+import attrs
+
+from ._clock import EmulatorClock
+from ._config import EmulatorConfig
+
+__all__ = [
+    "FAILED",
+    "EXECUTING",
+    "NEW",
+    "SUCCESS",
+    "EmulatedTask",
+    "EmulatorState",
+    "iso_ms",
+]
+
+# Task status values of the pages (plain ints: the emulator is an independent reading).
+NEW = 0
+EXECUTING = 1
+SUCCESS = 2
+FAILED = 3
+
+# Share of a task's duration spent in NEW, and the cap on it, in virtual seconds.
+_NEW_SHARE = 0.1
+_NEW_CAP = 2.0
+
+# resultCode values a failed task may carry (18xxxxxx; the first is the page's example).
+_RESULT_CODES = ("18000205", "18000101", "18000301", "18000404", "18000502")
+
+# Twitter's snowflake epoch: ids minted now are 19 digits long, like the pages' examples.
+_SNOWFLAKE_EPOCH_MS = 1288834974657
+
+_TASK_NAMES = {
+    ("create_task", 0): "transfer",
+    ("create_task", 1): "batch-import",
+    ("create_share_task", 1): "share-package",
+    ("create_share_task", 2): "share-save",
+    ("create_job", 1): "batch-copy",
+    ("create_job", 2): "batch-delete",
+    ("create_job", 3): "batch-move",
+    ("create_job", 4): "batch-restore",
+    ("create_job", 5): "cloud-decompress",
+    ("create_job", 6): "package-download",
+    ("create_job", 7): "clear-recycle-bin",
+}
+
+
+def iso_ms(epoch: float) -> str:
+    """Format epoch seconds as ISO 8601 UTC with milliseconds, like ``2024-08-12T07:22:33.000Z``.
+
+    Args:
+        epoch: Seconds since the epoch.
+
+    Returns:
+        The formatted timestamp.
+    """
+    whole = math.floor(epoch)
+    millis = min(999, int(round((epoch - whole) * 1000)))
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+
+
+@attrs.define(eq=False)
+class EmulatedTask:
+    """One task the emulator created, and its timeline on the virtual clock.
+
+    The task is NEW for the first 10% of ``duration`` (at most 2 s), then
+    EXECUTING, and at ``created_at + duration`` SUCCESS, or FAILED with
+    ``result_code`` when ``will_fail``. :meth:`EmulatorState.finish` can end it
+    earlier.
+
+    Args:
+        task_id: 19-digit numeric id.
+        user_id: The ``X-User-Id`` that created it (only that user sees it).
+        route: Route name that created it (``"create_task"``, ...).
+        task_type: ``taskType`` of the request.
+        body: The request body, with ``password`` and ``kdstoken`` redacted.
+        created_at: Virtual creation time (epoch seconds).
+        duration: Virtual seconds from creation to the terminal state.
+        will_fail: Whether it ends FAILED.
+        result_code: The 18xxxxxx code it reports if it fails.
+        seq: Global creation counter (drives list cursors).
+        locale: The request's ``language`` header.
+    """
+
+    task_id: str
+    user_id: str
+    route: str
+    task_type: int
+    body: dict[str, Any]
+    created_at: float
+    duration: float
+    will_fail: bool
+    result_code: str | None
+    seq: int = 0
+    locale: str = "en-US"
+    forced_status: int | None = None
+    forced_at: float | None = None
+    _static: dict[str, Any] | None = attrs.field(default=None, repr=False)
+
+    @property
+    def started_at(self) -> float:
+        """Virtual time the task leaves NEW (unless forced to finish before)."""
+        start = self.created_at + min(self.duration * _NEW_SHARE, _NEW_CAP)
+        if self.forced_at is not None:
+            return min(start, self.forced_at)
+        return start
+
+    @property
+    def ended_at(self) -> float:
+        """Virtual time the task reaches (or reached) its terminal state."""
+        if self.forced_at is not None:
+            return self.forced_at
+        return self.created_at + self.duration
+
+    def status_at(self, now: float) -> int:
+        """Return the status at virtual time ``now``.
+
+        Args:
+            now: Virtual epoch seconds.
+
+        Returns:
+            0 NEW, 1 EXECUTING, 2 SUCCESS or 3 FAILED.
+        """
+        if self.forced_status is not None:
+            return self.forced_status
+        elapsed = now - self.created_at
+        if elapsed >= self.duration:
+            return FAILED if self.will_fail else SUCCESS
+        if elapsed >= min(self.duration * _NEW_SHARE, _NEW_CAP):
+            return EXECUTING
+        return NEW
+
+    def _static_fields(self) -> dict[str, Any]:
+        # Fields that never change, built once: GET task/{id} is the hot path.
+        if self._static is None:
+            self._static = {
+                "taskId": self.task_id,
+                "taskName": f"{_TASK_NAMES.get((self.route, self.task_type), 'task')}-"
+                f"{self.task_id[-6:]}",
+                "taskType": self.task_type,
+                "tenantId": hashlib.md5(self.user_id.encode(), usedforsecurity=False).hexdigest(),
+                "userId": self.user_id,
+                "initParams": json.dumps(self.body, separators=(",", ":"), sort_keys=True),
+                "locale": self.locale,
+                "createTime": iso_ms(self.created_at),
+            }
+        return self._static
+
+    def to_json(self, now: float) -> dict[str, Any]:
+        """Return the task as ``GET task/{id}`` and ``task/list`` show it at virtual time ``now``.
+
+        Args:
+            now: Virtual epoch seconds.
+
+        Returns:
+            A JSON-ready dict (camelCase keys); ``startTime``, ``endTime`` and
+            ``resultCode`` appear only once reached / only on FAILED.
+        """
+        out = dict(self._static_fields())
+        status = self.status_at(now)
+        out["status"] = status
+        if status != NEW:
+            out["startTime"] = iso_ms(self.started_at)
+        if status in (SUCCESS, FAILED):
+            out["endTime"] = iso_ms(self.ended_at)
+        if status == FAILED:
+            out["resultCode"] = self.result_code
+        return out
+
+
+class EmulatorState:
+    """Every task the emulator holds, in creation order and per user.
+
+    Args:
+        config: The emulator configuration (durations, failure rate, seed).
+        clock: The virtual clock that drives timelines.
+    """
+
+    def __init__(self, config: EmulatorConfig, clock: EmulatorClock) -> None:
+        self._config = config
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every task and re-seed the outcome RNG."""
+        self._rng = random.Random(self._config.seed)
+        self._by_id: dict[str, EmulatedTask] = {}
+        self._ordered: list[EmulatedTask] = []
+        self._by_user: dict[str, list[EmulatedTask]] = {}
+        self._seq = 0
+        self._last_id = 0
+
+    def _mint_id(self) -> str:
+        with self._lock:
+            candidate = (int(time.time() * 1000) - _SNOWFLAKE_EPOCH_MS) << 22
+            self._last_id = max(candidate, self._last_id + 1)
+            return str(self._last_id)
+
+    def create(
+        self,
+        *,
+        user_id: str,
+        route: str,
+        task_type: int,
+        body: dict[str, Any],
+        locale: str = "en-US",
+    ) -> EmulatedTask:
+        """Create a task now (virtual time), deciding its duration and outcome.
+
+        Args:
+            user_id: Owner (``X-User-Id``).
+            route: Route name that creates it.
+            task_type: ``taskType`` of the request.
+            body: Redacted request body, kept for inspection.
+            locale: The request's language.
+
+        Returns:
+            The new task.
+        """
+        duration_setting = self._config.task_duration
+        # Always draw the same number of values per task so outcomes depend on the
+        # seed and the creation order only.
+        if callable(duration_setting):
+            drawn = duration_setting(self._rng)
+        else:
+            drawn = duration_setting
+        duration = float(drawn)
+        if not math.isfinite(duration) or duration < 0:
+            duration = 0.0
+        will_fail = self._rng.random() < self._config.failure_rate
+        code = self._rng.choice(_RESULT_CODES)
+        self._seq += 1
+        task = EmulatedTask(
+            task_id=self._mint_id(),
+            user_id=user_id,
+            route=route,
+            task_type=task_type,
+            body=body,
+            created_at=self._clock.now(),
+            duration=duration,
+            will_fail=will_fail,
+            result_code=code,
+            seq=self._seq,
+            locale=locale,
+        )
+        self._by_id[task.task_id] = task
+        self._ordered.append(task)
+        self._by_user.setdefault(user_id, []).append(task)
+        return task
+
+    def tasks(self) -> list[EmulatedTask]:
+        """Return every task of every user, in creation order.
+
+        Returns:
+            A new list.
+        """
+        return list(self._ordered)
+
+    def tasks_for(self, user_id: str) -> list[EmulatedTask]:
+        """Return one user's tasks, in creation order.
+
+        Args:
+            user_id: The ``X-User-Id``.
+
+        Returns:
+            A new list (empty for an unknown user).
+        """
+        return list(self._by_user.get(user_id, ()))
+
+    def tasks_after(self, user_id: str, after_seq: int) -> list[EmulatedTask]:
+        """Return a user's tasks created after creation counter ``after_seq``.
+
+        Args:
+            user_id: The ``X-User-Id``.
+            after_seq: Creation counter of the last task already listed.
+
+        Returns:
+            A new list, in creation order.
+        """
+        mine = self._by_user.get(user_id)
+        if not mine:
+            return []
+        start = bisect.bisect_right(mine, after_seq, key=lambda t: t.seq)
+        return mine[start:]
+
+    def get(self, task_id: str) -> EmulatedTask | None:
+        """Return a task by id, whoever owns it.
+
+        Args:
+            task_id: The task id.
+
+        Returns:
+            The task, or None.
+        """
+        return self._by_id.get(task_id)
+
+    def finish(
+        self, task_id: str, failed: bool = False, result_code: str | None = None
+    ) -> EmulatedTask:
+        """Force a task into its terminal state now (virtual time).
+
+        Args:
+            task_id: The task id.
+            failed: End FAILED instead of SUCCESS.
+            result_code: resultCode for a failed task (default: the one drawn at creation).
+
+        Returns:
+            The task.
+
+        Raises:
+            KeyError: No task has this id.
+        """
+        task = self._by_id.get(task_id)
+        if task is None:
+            raise KeyError(task_id)
+        task.forced_status = FAILED if failed else SUCCESS
+        # A task already over keeps its real end time.
+        task.forced_at = min(self._clock.now(), task.ended_at)
+        if failed and result_code is not None:
+            task.result_code = str(result_code)
+        return task
+
+    def __len__(self) -> int:
+        return len(self._ordered)
