@@ -45,6 +45,8 @@ from ._models import (
     TransferTaskRequest,
 )
 from ._policies import PollPolicy, RetryPolicy
+from ._session import KooDriveSession
+from ._utils import chunked
 
 __version__ = "0.1.0.dev0"
 
@@ -63,6 +65,7 @@ __all__ = [
     "JobRequest",
     "JobType",
     "KooDriveError",
+    "KooDriveSession",
     "NotFoundError",
     "PermissionDeniedError",
     "PollPolicy",
@@ -81,4 +84,5 @@ __all__ = [
     "TaskType",
     "TransferTaskRequest",
     "__version__",
+    "chunked",
 ]

@@ -219,6 +219,9 @@ class ResponseValidationError(KooDriveError):
         status_code: The HTTP status of the response.
         trace_id: The X-Traceid of the call.
         body: The raw response body, truncated to a few KiB.
+        possibly_created: True when the call was a create (POST) that the
+            server answered with a success status: the task probably exists
+            even though no usable id came back. Such a call is never retried.
     """
 
     def __init__(
@@ -230,17 +233,20 @@ class ResponseValidationError(KooDriveError):
         status_code: int | None = None,
         trace_id: str | None = None,
         body: str | None = None,
+        possibly_created: bool = False,
     ) -> None:
         self.method = method
         self.path = path
         self.status_code = status_code
         self.trace_id = trace_id
         self.body = body
+        self.possibly_created = possibly_created
         super().__init__(
             _join(
                 _where(method, path),
                 f"HTTP {status_code}" if status_code is not None else None,
                 message,
+                "the task may have been created" if possibly_created else None,
                 f"trace_id={trace_id}" if trace_id else None,
             )
         )

@@ -1,0 +1,497 @@
+"""KooDriveSession: one method per endpoint, thin: validate, build, send, decode."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import AsyncIterator, Iterable, Sequence
+from types import TracebackType
+from typing import Self
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from ._auth import TokenAuth, TokenProvider
+from ._exceptions import InvalidRequestError, ResponseValidationError
+from ._models import (
+    FileInfo,
+    FileRef,
+    ImportTaskRequest,
+    JobAction,
+    JobRequest,
+    JobType,
+    Request,
+    ShareTaskRequest,
+    ShareTaskType,
+    Task,
+    TaskPage,
+    TaskStatus,
+    TaskType,
+    TransferTaskRequest,
+)
+from ._policies import RetryPolicy
+from ._protocol import (
+    MAX_PAGE_SIZE,
+    check_header_value,
+    decode_create,
+    decode_task,
+    decode_task_page,
+    prepare_create,
+    prepare_get_task,
+    prepare_list_tasks,
+    session_headers,
+)
+from ._transport import Transport
+from ._waiting import WaitingMixin
+
+__all__ = ["KooDriveSession"]
+
+_DEFAULT_RETRY = RetryPolicy()
+
+StatusFilter = TaskStatus | int | Iterable[TaskStatus | int] | None
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_base_url(base_url: object, allow_insecure_http: bool) -> str:
+    if not isinstance(base_url, str) or not base_url.strip():
+        raise InvalidRequestError("base_url must be a non-empty string", field="base_url")
+    parts = urlsplit(base_url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidRequestError(
+            f"base_url must be an http(s) URL with a host, got {base_url!r}", field="base_url"
+        )
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise InvalidRequestError(
+            "base_url must not carry a query, a fragment or credentials", field="base_url"
+        )
+    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+        raise InvalidRequestError(
+            "base_url uses plain http:// to a non-loopback host, which would send the token "
+            "in clear text; use https:// or pass allow_insecure_http=True",
+            field="base_url",
+        )
+    # Keep a path prefix (a gateway may mount the API below one), drop the trailing slash.
+    return base_url.strip().rstrip("/")
+
+
+def _check_text(value: object, field: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequestError(f"{field} must be a non-empty string, got {value!r}", field=field)
+    check_header_value(value, field)
+    return value
+
+
+class KooDriveSession(WaitingMixin):
+    """An asyncio session with KooDrive's task and batch-job Open API.
+
+    Use it as ``async with KooDriveSession(...) as s:`` or call
+    :meth:`close` yourself. It owns an ``aiohttp.ClientSession`` (created on
+    first use, with ``max_connections`` pooled connections) unless you pass
+    ``session``, which it then uses and never closes.
+
+    Args:
+        base_url: For example ``https://intl.myhuaweicloud-koodrive.com``.
+            ``http://`` is refused unless the host is loopback or
+            ``allow_insecure_http`` is True.
+        user_id: The X-User-Id of every call.
+        token: An access token, with or without its ``Bearer`` prefix.
+        token_provider: Instead of ``token``: ``async (force_refresh: bool) -> str``.
+            Called with False for the first token (then cached) and once with
+            True after a 401, after which the call is retried once.
+        agent_name: The X-Hw-Agentname; needed for share tasks.
+        language: The ``language`` header.
+        timeout: Seconds allowed per attempt, from waiting for a pooled
+            connection to the end of the response.
+        retry: How calls are retried (see :class:`RetryPolicy`).
+        max_connections: Size of the owned connection pool.
+        session: A caller-owned ``aiohttp.ClientSession``.
+        allow_insecure_http: Allow ``http://`` to a non-loopback host.
+
+    Raises:
+        InvalidRequestError: An argument is invalid (for example neither or
+            both of ``token`` and ``token_provider``).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        user_id: str,
+        token: str | None = None,
+        token_provider: TokenProvider | None = None,
+        agent_name: str | None = None,
+        language: str = "en-US",
+        timeout: float = 30.0,
+        retry: RetryPolicy = _DEFAULT_RETRY,
+        max_connections: int = 100,
+        session: aiohttp.ClientSession | None = None,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        self._base_url = _check_base_url(base_url, allow_insecure_http)
+        self._user_id = _check_text(user_id, "user_id")
+        auth = TokenAuth(token, token_provider)
+        self._agent_name = None if agent_name is None else _check_text(agent_name, "agent_name")
+        _check_text(language, "language")
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise InvalidRequestError(
+                f"timeout must be a positive number of seconds, got {timeout!r}", field="timeout"
+            )
+        if not isinstance(retry, RetryPolicy):
+            raise InvalidRequestError("retry must be a RetryPolicy", field="retry")
+        if (
+            isinstance(max_connections, bool)
+            or not isinstance(max_connections, int)
+            or max_connections < 1
+        ):
+            raise InvalidRequestError(
+                f"max_connections must be an int >= 1, got {max_connections!r}",
+                field="max_connections",
+            )
+        if session is not None and not isinstance(session, aiohttp.ClientSession):
+            raise InvalidRequestError("session must be an aiohttp.ClientSession", field="session")
+        self._closed = False
+        self._transport = Transport(
+            base_url=self._base_url,
+            static_headers=session_headers(user_id=self._user_id, language=language),
+            auth=auth,
+            timeout=float(timeout),
+            retry=retry,
+            max_connections=max_connections,
+            session=session,
+        )
+
+    def __repr__(self) -> str:
+        return f"KooDriveSession(base_url={self._base_url!r}, user_id={self._user_id!r})"
+
+    @property
+    def base_url(self) -> str:
+        """The base URL, without a trailing slash."""
+        return self._base_url
+
+    @property
+    def user_id(self) -> str:
+        """The X-User-Id sent with every call."""
+        return self._user_id
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    async def __aenter__(self) -> Self:
+        """Enter the session (it must not be closed yet).
+
+        Returns:
+            The session.
+
+        Raises:
+            RuntimeError: It was closed.
+        """
+        self._check_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the session."""
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop the waiters and close the owned HTTP session (idempotent).
+
+        A caller-owned ``aiohttp.ClientSession`` is left open. Any call after
+        this raises RuntimeError.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._close_waiting()
+        finally:
+            await self._transport.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the KooDriveSession is closed")
+
+    # ----------------------------------------------------------------- creating tasks
+
+    async def submit(self, request: Request) -> str:
+        """Create the task a request model describes.
+
+        Args:
+            request: A TransferTaskRequest, ImportTaskRequest, ShareTaskRequest
+                or JobRequest.
+
+        Returns:
+            The task id.
+
+        Raises:
+            InvalidRequestError: Not a request model, or a share task without
+                the session's ``agent_name``; nothing was sent.
+            APIError: The service refused (``possibly_created`` on 500/502/504).
+            APIConnectionError: No response (``possibly_created`` when it may
+                have arrived).
+            ResponseValidationError: The answer has no task id.
+            RuntimeError: The session is closed.
+        """
+        self._check_open()
+        call = prepare_create(request, agent_name=self._agent_name)
+        response = await self._transport.send(call)
+        return decode_create(
+            call, response.status, response.headers, response.body, response.trace_id
+        )
+
+    async def create_transfer_task(self, *, src_user_id: str, dst_user_id: str) -> str:
+        """``POST task/create`` (taskType 0): transfer one user's data to another.
+
+        Args:
+            src_user_id: The source user.
+            dst_user_id: The target user.
+
+        Returns:
+            The task id.
+
+        Raises:
+            InvalidRequestError: Empty ids; nothing was sent.
+            KooDriveError: As :meth:`submit`.
+        """
+        return await self.submit(TransferTaskRequest(src_user_id, dst_user_id))
+
+    async def create_import_task(
+        self, *, org_id: str, org_user_id: str, result_id: str | None = None
+    ) -> str:
+        """``POST task/create`` (taskType 1): a batch import.
+
+        Args:
+            org_id: The organization.
+            org_user_id: The creator's orgUserId.
+            result_id: Optional result id.
+
+        Returns:
+            The task id.
+
+        Raises:
+            InvalidRequestError: Empty ids; nothing was sent.
+            KooDriveError: As :meth:`submit`.
+        """
+        return await self.submit(ImportTaskRequest(org_id, org_user_id, result_id))
+
+    async def create_share_task(
+        self,
+        task_type: ShareTaskType,
+        *,
+        container_id: str,
+        file_ids: Sequence[str],
+        share_id: str,
+        kdstoken: str | None = None,
+        target: FileRef | None = None,
+        zip_name: str | None = None,
+    ) -> str:
+        """``POST share/tasks``: package (download) or save files of a share.
+
+        Args:
+            task_type: PACKAGE (needs ``zip_name``) or SAVE (needs ``target``).
+            container_id: The space the files are in.
+            file_ids: 1 to 1000 file ids (see :func:`chunked`).
+            share_id: The share.
+            kdstoken: The share's temporary token, if it needs one.
+            target: Where SAVE puts the files.
+            zip_name: The package name for PACKAGE.
+
+        Returns:
+            The task id.
+
+        Raises:
+            InvalidRequestError: A rule of the page is broken, or the session
+                has no ``agent_name``; nothing was sent.
+            KooDriveError: As :meth:`submit`.
+        """
+        return await self.submit(
+            ShareTaskRequest(
+                task_type,
+                container_id=container_id,
+                file_ids=file_ids,  # the model converts it to a tuple
+                share_id=share_id,
+                kdstoken=kdstoken,
+                target=target,
+                zip_name=zip_name,
+            )
+        )
+
+    async def create_job(
+        self,
+        task_type: JobType,
+        *,
+        src_container_id: str,
+        dst_container_id: str,
+        files: Sequence[FileInfo] = (),
+        action_type: JobAction | None = None,
+        new_file_path: str | None = None,
+        uncompress_file_paths: Sequence[str] | None = None,
+        password: str | None = None,
+        share_folder_id: str | None = None,
+    ) -> str:
+        """``POST jobs``: a batch job (copy, delete, move, restore, decompress, ...).
+
+        Args:
+            task_type: The job type.
+            src_container_id: The source space.
+            dst_container_id: The target space.
+            files: The files and folders (required except for CLEAR_RECYCLE_BIN).
+            action_type: The refinement of the job type (documented pairs only).
+            new_file_path: The destination path.
+            uncompress_file_paths: Paths inside the archive (DECOMPRESS_PARTIAL).
+            password: The archive password (DECOMPRESS only; never logged).
+            share_folder_id: Act inside this shared folder.
+
+        Returns:
+            The task id.
+
+        Raises:
+            InvalidRequestError: A rule of the page is broken; nothing was sent.
+            KooDriveError: As :meth:`submit`.
+        """
+        return await self.submit(
+            JobRequest(
+                task_type,
+                src_container_id=src_container_id,
+                dst_container_id=dst_container_id,
+                files=files,  # the model converts it to a tuple
+                action_type=action_type,
+                new_file_path=new_file_path,
+                uncompress_file_paths=uncompress_file_paths,
+                password=password,
+                share_folder_id=share_folder_id,
+            )
+        )
+
+    # ----------------------------------------------------------------- reading tasks
+
+    async def get_task(self, task_id: str) -> Task:
+        """``GET task/{task_id}``: one task's details.
+
+        Args:
+            task_id: The task id (percent-encoded into the path).
+
+        Returns:
+            The task.
+
+        Raises:
+            InvalidRequestError: An empty id; nothing was sent.
+            NotFoundError: No such task (for this user).
+            APIError: Any other refusal.
+            APIConnectionError: No response after the retries.
+            ResponseValidationError: The answer is not a task.
+            RuntimeError: The session is closed.
+        """
+        if self._closed:
+            raise RuntimeError("the KooDriveSession is closed")
+        call = prepare_get_task(task_id)
+        response = await self._transport.send(call)
+        return decode_task(
+            call, response.status, response.headers, response.body, response.trace_id
+        )
+
+    async def list_tasks(
+        self,
+        *,
+        task_type: TaskType | int | None = None,
+        status: StatusFilter = None,
+        page_size: int = MAX_PAGE_SIZE,
+        cursor: str | None = None,
+    ) -> TaskPage:
+        """``GET task/list``: one page of tasks.
+
+        Pages may be short or even empty before the end; only a page whose
+        ``next_cursor`` is None is the last (see :meth:`iter_tasks`).
+
+        Args:
+            task_type: Only tasks of this type.
+            status: One TaskStatus (or int) or an iterable of them.
+            page_size: 1 to 100.
+            cursor: The previous page's ``next_cursor``.
+
+        Returns:
+            The page.
+
+        Raises:
+            InvalidRequestError: A filter out of range; nothing was sent.
+            APIError: The service refused.
+            APIConnectionError: No response after the retries.
+            ResponseValidationError: The answer is not a task list.
+            RuntimeError: The session is closed.
+        """
+        self._check_open()
+        call = prepare_list_tasks(
+            task_type=task_type, status=status, page_size=page_size, cursor=cursor
+        )
+        response = await self._transport.send(call)
+        return decode_task_page(
+            call, response.status, response.headers, response.body, response.trace_id
+        )
+
+    async def iter_tasks(
+        self,
+        *,
+        task_type: TaskType | int | None = None,
+        status: StatusFilter = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> AsyncIterator[Task]:
+        """Every task of the listing, page after page.
+
+        Empty pages that carry a cursor are skipped, not taken for the end;
+        the listing ends when ``nextCursor`` is missing, null or "".
+
+        Args:
+            task_type: Only tasks of this type.
+            status: One TaskStatus (or int) or an iterable of them.
+            page_size: 1 to 100 per page.
+
+        Yields:
+            Tasks in the service's order.
+
+        Raises:
+            InvalidRequestError: A filter out of range; nothing was sent.
+            ResponseValidationError: The service keeps answering with the
+                cursor it was sent (it would loop forever).
+            KooDriveError: As :meth:`list_tasks`.
+        """
+        if status is not None and not isinstance(status, int):
+            # A one-pass iterable must survive being sent once per page.
+            status = tuple(status)
+        # Validate before the first request, so bad input fails at the call site.
+        prepare_list_tasks(task_type=task_type, status=status, page_size=page_size)
+        cursor: str | None = None
+        repeats = 0
+        while True:
+            page = await self.list_tasks(
+                task_type=task_type, status=status, page_size=page_size, cursor=cursor
+            )
+            for task in page.tasks:
+                yield task
+            if page.next_cursor is None:
+                return
+            if page.next_cursor == cursor:
+                repeats += 1
+                if repeats >= 2:
+                    raise ResponseValidationError(
+                        f"the listing returned the cursor it was sent ({cursor!r}) twice in a "
+                        "row; stopping instead of looping forever",
+                        method="GET",
+                        path=prepare_list_tasks().path,
+                        status_code=200,
+                    )
+            else:
+                repeats = 0
+            cursor = page.next_cursor

@@ -1,0 +1,416 @@
+"""The transport: the only module that does client I/O (aiohttp).
+
+It sends one :class:`~koodrive_async._protocol.Call` and returns the final
+``(status, headers, body)``; the protocol decodes it. In between it owns
+every attempt:
+
+* headers: the session's static ones, Authorization, and per attempt a fresh
+  X-Date (UTC, seconds floored, corrected by the offset learnt from the
+  server's ``Date`` header) and the call's one X-Traceid;
+* timeouts: ``timeout`` bounds each attempt as a whole (waiting for a pooled
+  connection, connecting, sending, the full response); a TCP connect that
+  times out counts as "not sent";
+* retries (:class:`~koodrive_async.RetryPolicy`, exponential backoff with full
+  jitter from ``backoff``, capped): a GET on connection errors, timeouts, 429
+  and 5xx; a POST only when the server cannot have acted - the connection was
+  never made, 429, 503. A POST that failed in a way that may have reached the
+  server (500/502/504, a read timeout, a dropped connection) is never retried
+  and its error says ``possibly_created``;
+* Retry-After (seconds or an HTTP date) is honoured up to
+  ``RetryPolicy.max_retry_after``; longer, the call stops and the protocol
+  raises the error at hand (:class:`~koodrive_async.RateLimitError` for 429,
+  with ``retry_after``);
+* a 401 with a token provider: one forced refresh and one more try;
+* a 400/401 right after the server's clock turned out to differ from ours:
+  one more try with a corrected X-Date.
+
+Every attempt and decision is logged at DEBUG on the ``koodrive_async``
+logger with the trace id; headers and bodies are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Generator, Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any, Final
+
+import aiohttp
+import backoff
+from yarl import URL
+
+from ._auth import TokenAuth
+from ._exceptions import APIConnectionError, APITimeoutError, InvalidRequestError
+from ._policies import RetryPolicy
+from ._protocol import Call, format_x_date, new_trace_id, parse_retry_after
+
+__all__ = ["Response", "Transport", "logger"]
+
+#: The library's logger; DEBUG shows every attempt and retry decision.
+logger: Final = logging.getLogger("koodrive_async")
+
+_GET_RETRY_STATUSES: Final = frozenset({429, *range(500, 600)})
+# A POST answered 500/502/504 may have been carried out: never repeat it.
+_POST_RETRY_STATUSES: Final = frozenset({429, 503})
+# Smallest server/client clock difference worth correcting: the Date header
+# has whole seconds, so anything under one second is just rounding.
+_MIN_CLOCK_OFFSET: Final = 1.0
+
+# How a failed attempt ended, for the retry rules.
+# The waits between attempts go through this name, so that tests can record
+# them instead of sleeping.
+_sleep = asyncio.sleep
+
+_NOT_SENT: Final = "not sent"  # no connection was made: safe to repeat anything
+_TIMED_OUT: Final = "timed out"  # sent (or maybe sent), no full answer in time
+_BROKEN: Final = "connection failed"  # dropped/reset after (maybe) sending
+
+
+class Response:
+    """The final answer to a call.
+
+    Attributes:
+        status: The HTTP status.
+        headers: The response headers.
+        body: The raw body.
+        trace_id: The X-Traceid all attempts of the call carried.
+    """
+
+    __slots__ = ("body", "headers", "status", "trace_id")
+
+    def __init__(self, status: int, headers: Mapping[str, str], body: bytes, trace_id: str):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.trace_id = trace_id
+
+
+def _failure_kind(exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError):
+        return _NOT_SENT
+    if isinstance(exc, TimeoutError):
+        return _TIMED_OUT
+    return _BROKEN
+
+
+class Transport:
+    """Sends calls with retries over one aiohttp.ClientSession.
+
+    Args:
+        base_url: ``scheme://host[:port][/prefix]`` without a trailing slash.
+        static_headers: Headers every call sends (X-User-Id, language).
+        auth: The credentials.
+        timeout: Seconds per attempt, from asking for a connection to the full response.
+        retry: The retry policy.
+        max_connections: Connection pool size of an owned session.
+        session: A caller-owned ClientSession (never closed here), or None
+            to create one on first use.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        static_headers: Mapping[str, str],
+        auth: TokenAuth,
+        timeout: float,
+        retry: RetryPolicy,
+        max_connections: int,
+        session: aiohttp.ClientSession | None,
+    ) -> None:
+        self._base_url = base_url
+        self._static_headers = dict(static_headers)
+        self._auth = auth
+        # One timer per attempt (total), plus sock_connect for new connections:
+        # a TCP connect that times out raises ConnectionTimeoutError, which
+        # proves nothing was sent (safe to retry even a POST).
+        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=timeout)
+        self._retry = retry
+        self._max_connections = max_connections
+        self._session = session
+        self._owns_session = session is None
+        self._closed = False
+        # X-Date is the same string for a whole second: format it once per second.
+        self._date_second = -1
+        self._date_value = ""
+        self.clock_offset = 0.0
+        #: The wall clock X-Date is stamped from (replaceable in tests).
+        self.wall_clock: Callable[[], float] = time.time
+        self._last_server_date: str | None = None
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._closed
+
+    def _client(self) -> aiohttp.ClientSession:
+        session = self._session
+        if session is None:
+            if self._closed:
+                raise RuntimeError("the KooDriveSession is closed")
+            # Created lazily, inside the running loop (aiohttp wants one).
+            session = self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._max_connections),
+                # No cookies: a service API needs none, and a shared jar costs per response.
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+        return session
+
+    async def close(self) -> None:
+        """Close the session if this transport created it (idempotent)."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None and self._owns_session:
+            await session.close()
+
+    def x_date(self) -> str:
+        """The X-Date for an attempt now (clock offset applied)."""
+        second = int(self.wall_clock() + self.clock_offset)
+        if second != self._date_second:
+            self._date_value = format_x_date(second)
+            self._date_second = second
+        return self._date_value
+
+    def _learn_clock(self, server_date: str | None, trace_id: str) -> None:
+        """Update the clock offset from a server's Date header."""
+        if server_date is None or server_date == self._last_server_date:
+            return
+        self._last_server_date = server_date
+        try:
+            server_time = parsedate_to_datetime(server_date).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return
+        # Date is floored to the second, so this is a lower bound of the true
+        # offset: a stamp made with it is never later than the server's now.
+        offset = server_time - self.wall_clock()
+        new_offset = offset if abs(offset) >= _MIN_CLOCK_OFFSET else 0.0
+        if abs(new_offset - self.clock_offset) < _MIN_CLOCK_OFFSET:
+            return
+        logger.debug(
+            "server clock differs by %.1fs; X-Date corrected trace_id=%s", new_offset, trace_id
+        )
+        self.clock_offset = new_offset
+
+    async def send(self, call: Call) -> Response:
+        """Send a call, retrying per policy; return the final response.
+
+        Args:
+            call: The call.
+
+        Returns:
+            The last response received (any status; the protocol maps it).
+
+        Raises:
+            RuntimeError: The transport is closed.
+            APIConnectionError: No response (``possibly_created`` when a POST
+                may have reached the server).
+            APITimeoutError: No full response in time.
+        """
+        if self._closed:
+            raise RuntimeError("the KooDriveSession is closed")
+        session = self._client()
+        trace_id = new_trace_id()
+        url = URL(self._base_url + call.target, encoded=True)
+        auth = self._auth
+        authorization = auth.header
+        if authorization is None:
+            authorization = await auth.get()
+        retry = self._retry
+        max_attempts = retry.max_attempts
+        debug = logger.isEnabledFor(logging.DEBUG)
+        method = call.method
+        retry_statuses = _GET_RETRY_STATUSES if method == "GET" else _POST_RETRY_STATUSES
+        waits: Generator[Any, Any, None] | None = None
+        attempt = 0
+        extra_tries = 0  # the 401 refresh and the clock correction do not use up attempts
+        refreshed = clock_fixed = False
+        base_headers = (
+            {**self._static_headers, **call.headers} if call.headers else self._static_headers
+        )
+        while True:
+            if self._closed:
+                # Closed while this call was waiting to retry: do not reopen a session.
+                raise RuntimeError("the KooDriveSession is closed")
+            attempt += 1
+            offset_used = self.clock_offset
+            headers = {
+                **base_headers,
+                "Authorization": authorization,
+                "X-Date": self.x_date(),
+                "X-Traceid": trace_id,
+            }
+            if debug:
+                logger.debug(
+                    "%s %s attempt %d/%d trace_id=%s",
+                    method,
+                    call.target,
+                    attempt - extra_tries,
+                    max_attempts,
+                    trace_id,
+                )
+                started = time.monotonic()
+            try:
+                async with session.request(
+                    method,
+                    url,
+                    headers=headers,
+                    data=call.body,
+                    timeout=self._timeout,
+                    allow_redirects=False,
+                ) as resp:
+                    body = await resp.read()
+                    status = resp.status
+                    resp_headers = resp.headers
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                kind = _failure_kind(exc)
+                # A certificate or TLS failure will not go away by trying again.
+                can_retry = (kind == _NOT_SENT or method == "GET") and not isinstance(
+                    exc, aiohttp.ClientSSLError
+                )
+                if can_retry and attempt - extra_tries < max_attempts:
+                    if waits is None:
+                        waits = _waits(retry)
+                    delay = backoff.full_jitter(next(waits))
+                    logger.debug(
+                        "%s %s %s (%s); retrying in %.3fs trace_id=%s",
+                        method,
+                        call.target,
+                        kind,
+                        type(exc).__name__,
+                        delay,
+                        trace_id,
+                    )
+                    await _sleep(delay)
+                    continue
+                maybe = method == "POST" and kind != _NOT_SENT
+                logger.debug(
+                    "%s %s %s (%s); giving up after %d attempt(s)%s trace_id=%s",
+                    method,
+                    call.target,
+                    kind,
+                    type(exc).__name__,
+                    attempt - extra_tries,
+                    "; a POST that may have arrived is never repeated" if maybe else "",
+                    trace_id,
+                )
+                error_cls = APITimeoutError if kind == _TIMED_OUT else APIConnectionError
+                raise error_cls(
+                    f"{kind}: {type(exc).__name__}: {exc}" if str(exc) else f"{kind}: {exc!r}",
+                    method=method,
+                    path=call.path,
+                    trace_id=trace_id,
+                    possibly_created=maybe,
+                ) from exc
+            except ValueError as exc:
+                # aiohttp refuses to serialise the request (a header value it
+                # will not send); the session validates its inputs, so this is
+                # a last line of defence. Nothing was sent.
+                raise InvalidRequestError(
+                    f"{method} {call.path}: the request cannot be sent: {exc}"
+                ) from exc
+            if debug:
+                logger.debug(
+                    "%s %s HTTP %d in %.1f ms trace_id=%s",
+                    method,
+                    call.target,
+                    status,
+                    (time.monotonic() - started) * 1000,
+                    trace_id,
+                )
+            self._learn_clock(resp_headers.get("Date"), trace_id)
+            if status < 400:
+                return Response(status, resp_headers, body, trace_id)
+            # Compared with the offset this attempt was stamped with (not "did
+            # this response change it"), so that every call in flight when the
+            # skew was discovered gets its one corrected retry.
+            if (
+                status in (400, 401)
+                and not clock_fixed
+                and abs(self.clock_offset - offset_used) >= _MIN_CLOCK_OFFSET
+            ):
+                # Probably our X-Date was refused; a rejected request did nothing.
+                clock_fixed = True
+                extra_tries += 1
+                logger.debug(
+                    "%s %s HTTP %d with a skewed clock; retrying with a corrected X-Date "
+                    "trace_id=%s",
+                    method,
+                    call.target,
+                    status,
+                    trace_id,
+                )
+                continue
+            if status == 401 and not refreshed and auth.can_refresh:
+                refreshed = True
+                extra_tries += 1
+                logger.debug(
+                    "%s %s HTTP 401; refreshing the token and retrying once trace_id=%s",
+                    method,
+                    call.target,
+                    trace_id,
+                )
+                fresh = await auth.refresh(authorization)
+                if fresh is not None:
+                    authorization = fresh
+                continue
+            if status not in retry_statuses:
+                if debug:
+                    logger.debug(
+                        "%s %s HTTP %d is not retried%s trace_id=%s",
+                        method,
+                        call.target,
+                        status,
+                        " (a POST that may have been carried out)"
+                        if method == "POST" and status >= 500
+                        else "",
+                        trace_id,
+                    )
+                return Response(status, resp_headers, body, trace_id)
+            if attempt - extra_tries >= max_attempts:
+                logger.debug(
+                    "%s %s HTTP %d; giving up after %d attempt(s) trace_id=%s",
+                    method,
+                    call.target,
+                    status,
+                    attempt - extra_tries,
+                    trace_id,
+                )
+                return Response(status, resp_headers, body, trace_id)
+            retry_after = parse_retry_after(resp_headers.get("Retry-After"))
+            if retry_after is not None and retry_after > retry.max_retry_after:
+                logger.debug(
+                    "%s %s HTTP %d asks to wait %.1fs, more than max_retry_after %.1fs; "
+                    "giving up trace_id=%s",
+                    method,
+                    call.target,
+                    status,
+                    retry_after,
+                    retry.max_retry_after,
+                    trace_id,
+                )
+                return Response(status, resp_headers, body, trace_id)
+            if retry_after is None:
+                if waits is None:
+                    waits = _waits(retry)
+                delay = backoff.full_jitter(next(waits))
+            else:
+                delay = retry_after
+            logger.debug(
+                "%s %s HTTP %d; retrying in %.3fs%s trace_id=%s",
+                method,
+                call.target,
+                status,
+                delay,
+                " (Retry-After)" if retry_after is not None else "",
+                trace_id,
+            )
+            await _sleep(delay)
+
+
+def _waits(retry: RetryPolicy) -> Generator[Any, Any, None]:
+    """The capped exponential upper bounds of the jittered waits."""
+    waits = backoff.expo(base=2, factor=retry.initial_backoff, max_value=retry.max_backoff)
+    next(waits)  # backoff's generators start with a bare yield
+    return waits

@@ -1,0 +1,50 @@
+"""Small helpers for users of the library."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from typing import TypeVar
+
+from ._exceptions import InvalidRequestError
+
+__all__ = ["chunked"]
+
+T = TypeVar("T")
+
+
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Split any iterable into lists of at most ``size`` items, lazily.
+
+    Useful to split a long list of file ids into share tasks of at most 1000
+    ids each. Works on generators and other one-pass iterables without
+    reading more than one chunk ahead; the last chunk may be shorter, and an
+    empty input yields nothing.
+
+    Example::
+
+        requests = [
+            ShareTaskRequest(ShareTaskType.PACKAGE, container_id=c, file_ids=ids,
+                             share_id=s, zip_name=f"part{i}.zip")
+            for i, ids in enumerate(chunked(all_ids, 1000))
+        ]
+
+    Args:
+        items: Any iterable.
+        size: The largest chunk, >= 1.
+
+    Returns:
+        An iterator of lists.
+
+    Raises:
+        InvalidRequestError: ``size`` is not an int >= 1 (raised at the call,
+            not at the first ``next()``).
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise InvalidRequestError(f"size must be an int >= 1, got {size!r}", field="size")
+    return _chunks(iter(items), size)
+
+
+def _chunks(iterator: Iterator[T], size: int) -> Iterator[list[T]]:
+    while chunk := list(islice(iterator, size)):
+        yield chunk
