@@ -1,0 +1,636 @@
+"""The shared poll scheduler behind ``wait_for_task``, ``run_jobs`` and ``stream_jobs``.
+
+One :class:`PollScheduler` per session (per event loop) serves every waiter.
+A waiting task costs a small ``__slots__`` object, one future and one or two
+heap entries; there is no sleeping coroutine or timer per waiter. A single
+driver task sleeps until the earliest due time, moves due waiters to a ready
+queue and starts their GETs, never more than ``max_polls`` at once, so even
+10,000 waiters registered together never fire in lockstep (their intervals
+are jittered too).
+
+Learning: for waiters whose *kind* (request type and task type) and start
+time are known (the fan-out knows both), the scheduler records how long
+finished tasks of that kind took and places the first poll of a new one just
+after the fast end of that distribution, then polls every ``STEP_FRACTION``
+of the median duration through the bulk of it, then backs off per the
+:class:`PollPolicy`. A task of a kind never seen, or a ``wait_for_task`` on an
+id of unknown age, follows the policy alone (``initial``, ×``multiplier`` up
+to ``max_interval``).
+
+Errors while polling: the transport already retries each GET according to
+the session's ``RetryPolicy`` (connection errors, timeouts, 429, 5xx). When it
+gives up with such a *transient* error (or the body cannot be parsed, which
+for a GET is as harmless to retry), the waiter does not fail: its next poll is
+rescheduled with the policy's backoff, until the deadline. A 429 also pauses
+every poll of the session until its ``Retry-After`` (or the backoff) passes.
+*Permanent* errors (401 after refresh, 400, 403, 404, any other API error)
+fail the waiter at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import inspect
+import logging
+import math
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any
+
+import attrs
+
+from ._exceptions import (
+    APIConnectionError,
+    RateLimitError,
+    ResponseValidationError,
+    ServerError,
+    TaskFailedError,
+    TaskTimeoutError,
+)
+from ._models import Task, TaskStatus
+from ._policies import PollPolicy
+
+__all__ = ["DurationEstimator", "PollScheduler", "is_transient"]
+
+logger = logging.getLogger("koodrive_async.polling")
+
+#: Spacing of polls around the expected finish, as a fraction of the median
+#: duration of the kind. 0.2 keeps the detection delay under ~20% of a typical
+#: task while a typical task needs 2 to 3 GETs.
+STEP_FRACTION = 0.2
+#: Observations needed before a kind's estimate is trusted.
+MIN_SAMPLES = 5
+#: Recent observations kept per kind (a ring buffer; old ones fall out so the
+#: estimate follows a drifting service).
+WINDOW = 64
+#: The fast and slow ends of the distribution the step schedule covers.
+LOW_QUANTILE = 0.05
+HIGH_QUANTILE = 0.95
+#: Never poll one task more often than this, whatever was learned.
+MIN_STEP = 0.01
+#: Most waiters per kind remembered for re-planning when the first estimate arrives.
+MAX_COLD = 1024
+#: Default bound on concurrent GETs issued by the scheduler.
+DEFAULT_MAX_POLLS = 32
+
+GetTask = Callable[[str], Awaitable[Task]]
+StatusCallback = Callable[[Task], Any]
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Tell whether a polling error may go away if the GET is simply retried later.
+
+    Args:
+        exc: The exception a ``get_task`` call raised.
+
+    Returns:
+        True for connection errors and timeouts, 429, 5xx and unparseable
+        bodies; False for everything else (401, 400, 403, 404, other API
+        errors, programming errors).
+    """
+    return isinstance(
+        exc, APIConnectionError | RateLimitError | ServerError | ResponseValidationError
+    )
+
+
+def _quantile(sorted_values: list[float], q: float) -> float:
+    # Nearest-rank on a small sorted list; good enough for a schedule.
+    index = min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+class _KindStats:
+    __slots__ = ("low", "median", "high", "ring", "count", "dirty")
+
+    def __init__(self) -> None:
+        self.ring: list[float] = []
+        self.count = 0
+        self.dirty = True
+        self.low = self.median = self.high = 0.0
+
+
+class DurationEstimator:
+    """Recent task durations per kind, and the quantiles the schedule needs.
+
+    Args:
+        window: How many recent observations to keep per kind.
+    """
+
+    def __init__(self, window: int = WINDOW) -> None:
+        self._window = window
+        self._kinds: dict[Hashable, _KindStats] = {}
+
+    def observe(self, kind: Hashable, duration: float) -> None:
+        """Record that a task of ``kind`` took ``duration`` seconds.
+
+        Args:
+            kind: Any hashable key naming the kind of task.
+            duration: Seconds from submission to the terminal state (>= 0).
+        """
+        if not math.isfinite(duration) or duration < 0:
+            return
+        stats = self._kinds.get(kind)
+        if stats is None:
+            stats = self._kinds[kind] = _KindStats()
+        if len(stats.ring) < self._window:
+            stats.ring.append(duration)
+        else:
+            stats.ring[stats.count % self._window] = duration
+        stats.count += 1
+        stats.dirty = True
+
+    def estimate(self, kind: Hashable) -> tuple[float, float, float] | None:
+        """Return ``(low, median, high)`` durations of ``kind``, or None if too little is known.
+
+        Args:
+            kind: The kind key.
+
+        Returns:
+            The 5th percentile, median and 95th percentile of recent
+            durations, or None before :data:`MIN_SAMPLES` observations.
+        """
+        stats = self._kinds.get(kind)
+        if stats is None or stats.count < MIN_SAMPLES:
+            return None
+        if stats.dirty:
+            values = sorted(stats.ring)
+            stats.low = _quantile(values, LOW_QUANTILE)
+            stats.median = _quantile(values, 0.5)
+            stats.high = _quantile(values, HIGH_QUANTILE)
+            stats.dirty = False
+        return stats.low, stats.median, stats.high
+
+
+class _Waiter:
+    """One task being waited for. Kept small: 100,000 of them may exist at once."""
+
+    __slots__ = (
+        "task_id",
+        "future",
+        "policy",
+        "on_status",
+        "deadline",
+        "timeout",
+        "interval",
+        "last",
+        "seq",
+        "poll",
+        "kind",
+        "started",
+        "step",
+        "window_end",
+        "prev_poll",
+    )
+
+    def __init__(
+        self,
+        task_id: str,
+        future: asyncio.Future[Task],
+        policy: PollPolicy,
+        on_status: StatusCallback | None,
+        deadline: float | None,
+        timeout: float | None,
+        kind: Hashable | None,
+        started: float | None,
+    ) -> None:
+        self.task_id = task_id
+        self.future = future
+        self.policy = policy
+        self.on_status = on_status
+        self.deadline = deadline
+        self.timeout = timeout
+        self.interval = 0.0
+        self.last: Task | None = None
+        self.seq = 0
+        self.poll: asyncio.Task[None] | None = None
+        self.kind = kind
+        self.started = started
+        self.step = 0.0
+        self.window_end = 0.0
+        self.prev_poll = -1.0
+
+
+class PollScheduler:
+    """Polls every waited-on task of one session from one driver task.
+
+    Args:
+        get_task: The session's ``get_task`` coroutine function.
+        max_polls: Most GETs in flight at once.
+        rng: Random source for jitter (seeded in tests).
+    """
+
+    def __init__(
+        self,
+        get_task: GetTask,
+        *,
+        max_polls: int = DEFAULT_MAX_POLLS,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._get_task = get_task
+        self._max_polls = max_polls
+        self._rng = rng or random.Random()
+        self._loop = asyncio.get_running_loop()
+        self._heap: list[tuple[float, int, _Waiter]] = []
+        self._ready: deque[_Waiter] = deque()
+        self._polls: dict[asyncio.Task[None], _Waiter] = {}
+        # Waiters of a kind with no estimate yet, to re-plan once there is one.
+        self._cold: dict[Hashable, list[_Waiter]] = {}
+        self._strings: dict[str, str] = {}
+        self._inflight = 0
+        self._seq = 0
+        self._stale = 0
+        self._pause_until = 0.0
+        self._wake: asyncio.Future[None] | None = None
+        self._sleep_until = math.inf
+        self._closed = False
+        self._driver: asyncio.Task[None] | None = None
+        self.estimator = DurationEstimator()
+        #: GETs issued so far (benchmarks and tests read it).
+        self.gets = 0
+        #: Highest number of GETs seen in flight at once.
+        self.max_inflight_seen = 0
+        # GET round-trip estimate: no point polling one task faster than this.
+        self._rtt = 0.0
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop this scheduler lives in."""
+        return self._loop
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran."""
+        return self._closed
+
+    def __len__(self) -> int:
+        """Number of heap entries (live and stale), for tests and benchmarks."""
+        return len(self._heap)
+
+    def add(
+        self,
+        task_id: str,
+        *,
+        policy: PollPolicy,
+        timeout: float | None = None,
+        on_status: StatusCallback | None = None,
+        kind: Hashable | None = None,
+        started: float | None = None,
+    ) -> _Waiter:
+        """Register a waiter; its future resolves with the terminal Task or an error.
+
+        Args:
+            task_id: The task to poll.
+            policy: Intervals for this waiter.
+            timeout: Seconds from now until :class:`TaskTimeoutError`, or None.
+            on_status: Called with the Task on every status change.
+            kind: Kind key for learning durations, or None (no learning).
+            started: Loop time the task was submitted (with ``kind``).
+
+        Returns:
+            The waiter; await ``waiter.future``, and pass it to :meth:`discard`
+            when the wait ends for any reason.
+
+        Raises:
+            RuntimeError: The scheduler was closed.
+        """
+        if self._closed:
+            raise RuntimeError("the session is closed")
+        now = self._loop.time()
+        deadline = None if timeout is None else now + timeout
+        waiter = _Waiter(
+            task_id,
+            self._loop.create_future(),
+            policy,
+            on_status,
+            deadline,
+            timeout,
+            kind,
+            started if kind is not None else None,
+        )
+        first = self._first_due(waiter, now)
+        if deadline is not None:
+            self._seq += 1
+            # Negative sequence numbers mark deadline entries; they sort before a
+            # poll due at the same instant, so an expired waiter is not polled.
+            heapq.heappush(self._heap, (deadline, -self._seq, waiter))
+        self._push_poll(waiter, first)
+        self._ensure_driver()
+        return waiter
+
+    def discard(self, waiter: _Waiter) -> None:
+        """Forget a waiter whose wait ended (or was cancelled): no GET is made for it again.
+
+        Args:
+            waiter: What :meth:`add` returned.
+        """
+        poll = waiter.poll
+        if poll is not None:
+            waiter.poll = None
+            poll.cancel()
+        # Its heap entries stay until they surface (lazy deletion); count them
+        # so a heap full of abandoned entries gets compacted.
+        if not waiter.future.done():
+            waiter.future.cancel()
+            self._stale += 1  # its next poll entry
+        if waiter.deadline is not None and self._loop.time() < waiter.deadline:
+            self._stale += 1  # its deadline entry
+        if self._stale > 1024 and self._stale > len(self._heap) // 2:
+            self._compact()
+
+    async def close(self) -> None:
+        """Stop polling; pending waiters fail with RuntimeError."""
+        if self._closed:
+            return
+        self._closed = True
+        pending: list[_Waiter] = [entry[2] for entry in self._heap]
+        pending.extend(self._ready)
+        pending.extend(self._polls.values())
+        self._heap.clear()
+        self._ready.clear()
+        tasks: list[asyncio.Task[None]] = list(self._polls)
+        if self._driver is not None:
+            tasks.append(self._driver)
+        for task in tasks:
+            task.cancel()
+        for waiter in pending:
+            if not waiter.future.done():
+                waiter.future.set_exception(RuntimeError("the session was closed while waiting"))
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._polls.clear()
+
+    # ------------------------------------------------------------------ scheduling
+
+    def _jittered(self, interval: float, policy: PollPolicy) -> float:
+        if policy.jitter:
+            interval *= 1.0 + policy.jitter * (2.0 * self._rng.random() - 1.0)
+        return interval
+
+    def _shortened(self, step: float, policy: PollPolicy) -> float:
+        # Inside the learned window the jitter only ever shortens the step, so
+        # the step stays a bound on the detection delay.
+        return step * (1.0 - policy.jitter * self._rng.random())
+
+    def _first_due(self, waiter: _Waiter, now: float) -> float:
+        policy = waiter.policy
+        if waiter.kind is not None and waiter.started is not None:
+            estimate = self.estimator.estimate(waiter.kind)
+            if estimate is not None:
+                return self._plan(waiter, estimate, now)
+            # Nothing learned yet: follow the policy for now, but remember the
+            # waiter so it can be re-planned as soon as an estimate exists.
+            # (Bounded: past the cap, waiters re-plan at their next poll anyway.)
+            cold = self._cold.setdefault(waiter.kind, [])
+            if len(cold) >= MAX_COLD:
+                cold[:] = [w for w in cold if not w.future.done()]
+            if len(cold) < MAX_COLD:
+                cold.append(waiter)
+        waiter.interval = policy.initial
+        return now + self._jittered(policy.initial, policy)
+
+    def _plan(self, waiter: _Waiter, estimate: tuple[float, float, float], now: float) -> float:
+        assert waiter.started is not None
+        low, median, high = estimate
+        policy = waiter.policy
+        step = min(max(STEP_FRACTION * median, MIN_STEP, 2.0 * self._rtt), policy.max_interval)
+        waiter.step = step
+        waiter.interval = step
+        waiter.window_end = waiter.started + high + step
+        first = waiter.started + low + self._shortened(step, policy)
+        # A waiter re-planned late may be past that point already: poll it
+        # soon, spread over one step so a whole cold wave does not fire at once.
+        return max(first, now + self._rng.random() * step)
+
+    def _replan_cold(self, kind: Hashable, now: float) -> None:
+        waiters = self._cold.pop(kind, None)
+        estimate = self.estimator.estimate(kind)
+        if not waiters or estimate is None:
+            return
+        for waiter in waiters:
+            if waiter.future.done() or waiter.poll is not None or waiter.step:
+                continue  # finished, being polled (it re-plans itself), or planned
+            self._push_poll(waiter, self._plan(waiter, estimate, now))
+
+    def _next_due(self, waiter: _Waiter, now: float) -> float:
+        policy = waiter.policy
+        if not waiter.step and waiter.kind is not None and waiter.started is not None:
+            # A cold waiter whose kind got an estimate meanwhile.
+            estimate = self.estimator.estimate(waiter.kind)
+            if estimate is not None:
+                return self._plan(waiter, estimate, now)
+        if waiter.step and now < waiter.window_end:
+            # Inside the learned window: poll at a fixed short step.
+            return now + self._shortened(waiter.step, policy)
+        waiter.interval = min(waiter.interval * policy.multiplier, policy.max_interval)
+        return now + self._jittered(waiter.interval, policy)
+
+    def _push_poll(self, waiter: _Waiter, due: float) -> None:
+        deadline = waiter.deadline
+        if deadline is not None and due >= deadline:
+            # A poll landing on or after the deadline is useless; poll once more
+            # just before it instead, if a GET still fits.
+            due = deadline - max(2.0 * self._rtt, 0.001)
+            if due <= self._loop.time():
+                return  # the deadline entry will end the wait
+        self._seq += 1
+        waiter.seq = self._seq
+        heapq.heappush(self._heap, (due, self._seq, waiter))
+        if due < self._sleep_until:
+            self._kick()
+
+    def _compact(self) -> None:
+        self._heap = [entry for entry in self._heap if not entry[2].future.done()]
+        heapq.heapify(self._heap)
+        self._stale = 0
+
+    def _kick(self) -> None:
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    def _ensure_driver(self) -> None:
+        if self._driver is None or self._driver.done():
+            self._driver = self._loop.create_task(self._drive())
+
+    async def _drive(self) -> None:
+        loop = self._loop
+        heap = self._heap
+        while True:
+            heap = self._heap  # _compact may have replaced the list
+            now = loop.time()
+            while heap and heap[0][0] <= now:
+                _, seq, waiter = heapq.heappop(heap)
+                if waiter.future.done():
+                    continue
+                if seq < 0:
+                    self._expire(waiter)
+                elif seq == waiter.seq:
+                    self._ready.append(waiter)
+            self._launch_ready(now)
+            wake_at = heap[0][0] if heap else math.inf
+            if self._ready and self._inflight < self._max_polls:
+                wake_at = min(wake_at, self._pause_until)
+            self._sleep_until = wake_at
+            self._wake = wake = loop.create_future()
+            handle = None if wake_at == math.inf else loop.call_at(wake_at, self._kick)
+            try:
+                await wake
+            finally:
+                self._wake = None
+                self._sleep_until = -math.inf
+                if handle is not None:
+                    handle.cancel()
+
+    def _launch_ready(self, now: float) -> None:
+        if now < self._pause_until:
+            return
+        ready = self._ready
+        while ready and self._inflight < self._max_polls:
+            waiter = ready.popleft()
+            if waiter.future.done():
+                continue
+            self._inflight += 1
+            self.gets += 1
+            if self._inflight > self.max_inflight_seen:
+                self.max_inflight_seen = self._inflight
+            task = self._loop.create_task(self._poll(waiter))
+            waiter.poll = task
+            self._polls[task] = waiter
+            task.add_done_callback(self._poll_done)
+
+    def _poll_done(self, task: asyncio.Task[None]) -> None:
+        self._polls.pop(task, None)
+        if not task.cancelled():
+            # _poll handles every Exception itself; retrieve anything else
+            # (KeyboardInterrupt-like) so asyncio does not warn about it.
+            task.exception()
+
+    def _expire(self, waiter: _Waiter) -> None:
+        poll = waiter.poll
+        if poll is not None:
+            # The deadline passed mid-request: abandon the GET.
+            waiter.poll = None
+            poll.cancel()
+        waiter.future.set_exception(
+            TaskTimeoutError(waiter.task_id, waiter.last, timeout=waiter.timeout)
+        )
+
+    def _fail(self, waiter: _Waiter, exc: BaseException) -> None:
+        if not waiter.future.done():
+            waiter.future.set_exception(exc)
+
+    async def _poll(self, waiter: _Waiter) -> None:
+        loop = self._loop
+        started = loop.time()
+        try:
+            try:
+                task = await self._get_task(waiter.task_id)
+            finally:
+                self._release_slot()
+            now = loop.time()
+            rtt = now - started
+            self._rtt = rtt if not self._rtt else 0.9 * self._rtt + 0.1 * rtt
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - sorted below, never swallowed
+            waiter.poll = None
+            if not is_transient(exc):
+                self._fail(waiter, exc)
+                return
+            self._transient(waiter, exc)
+            return
+        previous = waiter.last
+        waiter.last = task = self._slim(task, waiter)
+        try:
+            if waiter.on_status is not None and (
+                previous is None or previous.status != task.status
+            ):
+                result = waiter.on_status(task)
+                if inspect.isawaitable(result):
+                    await result
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the callback's error ends this wait
+            waiter.poll = None
+            self._fail(waiter, exc)
+            return
+        waiter.poll = None
+        if waiter.future.done():
+            return
+        status = task.status
+        if status == TaskStatus.SUCCESS or status == TaskStatus.FAILED:
+            self._learn(waiter, task, now)
+            if status == TaskStatus.SUCCESS:
+                waiter.future.set_result(task)
+            else:
+                waiter.future.set_exception(TaskFailedError(task))
+            return
+        waiter.prev_poll = started
+        self._push_poll(waiter, self._next_due(waiter, loop.time()))
+
+    def _slim(self, task: Task, waiter: _Waiter) -> Task:
+        # Every waiter keeps its last Task (TaskTimeoutError.last needs it);
+        # with 100,000 waiters, one copy of the strings all tasks share (user,
+        # tenant, locale, and the id the waiter already holds) saves ~250
+        # bytes each.
+        strings = self._strings
+        if len(strings) > 4096:
+            strings.clear()
+        changes: dict[str, Any] = {}
+        if task.task_id == waiter.task_id and task.task_id is not waiter.task_id:
+            changes["task_id"] = waiter.task_id
+        for name in ("user_id", "tenant_id", "locale"):
+            value = getattr(task, name)
+            if value is not None:
+                shared = strings.setdefault(value, value)
+                if shared is not value:
+                    changes[name] = shared
+        return attrs.evolve(task, **changes) if changes else task
+
+    def _release_slot(self) -> None:
+        self._inflight -= 1
+        if self._ready:
+            self._kick()
+
+    def _transient(self, waiter: _Waiter, exc: Exception) -> None:
+        policy = waiter.policy
+        now = self._loop.time()
+        # Leave the learned window: something is wrong, back off instead.
+        waiter.step = 0.0
+        waiter.interval = min(
+            max(waiter.interval, policy.initial) * policy.multiplier, policy.max_interval
+        )
+        due = now + self._jittered(waiter.interval, policy)
+        if isinstance(exc, RateLimitError):
+            pause = exc.retry_after if exc.retry_after is not None else waiter.interval
+            # Throttled: hold back every poll of the session, not just this one.
+            self._pause_until = max(self._pause_until, now + pause)
+            due = max(due, now + pause)
+        logger.debug(
+            "polling task %s failed (%s); next poll in %.3gs",
+            waiter.task_id,
+            type(exc).__name__,
+            due - now,
+        )
+        self._push_poll(waiter, due)
+
+    def _learn(self, waiter: _Waiter, task: Task, now: float) -> None:
+        if waiter.kind is None or waiter.started is None:
+            return
+        # The task finished after the previous (non-terminal) poll was sent and
+        # before this answer came back. The server's own timestamps give the
+        # exact duration when its clock agrees with ours; clamping to that
+        # bracket keeps a skewed or virtual server clock from misleading us.
+        lower = max(0.0, waiter.prev_poll - waiter.started) if waiter.prev_poll >= 0 else 0.0
+        upper = max(lower, now - waiter.started)
+        duration = (lower + upper) / 2.0
+        if task.create_time is not None and task.end_time is not None:
+            server = (task.end_time - task.create_time).total_seconds()
+            duration = min(max(server, lower), upper)
+        self.estimator.observe(waiter.kind, duration)
+        if waiter.kind in self._cold and self.estimator.estimate(waiter.kind) is not None:
+            self._replan_cold(waiter.kind, now)

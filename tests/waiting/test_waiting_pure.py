@@ -1,0 +1,191 @@
+"""The pure parts of polling and fan-out: duration learning, the submission pacer,
+error classification and argument checks. No I/O here; everything that talks
+to a server is tested against the emulator in the other files."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from koodrive_async import (
+    APIConnectionError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    FileInfo,
+    ImportTaskRequest,
+    InvalidRequestError,
+    JobAction,
+    JobRequest,
+    JobType,
+    NotFoundError,
+    PermissionDeniedError,
+    PollPolicy,
+    RateLimitError,
+    ResponseValidationError,
+    ServerError,
+)
+from koodrive_async._fanout import MIN_RATE, SubmissionPacer, request_kind
+from koodrive_async._polling import MIN_SAMPLES, DurationEstimator, is_transient
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# ------------------------------------------------------------------ estimator
+
+
+def test_estimator_needs_min_samples_then_reports_quantiles() -> None:
+    est = DurationEstimator(window=100)
+    for i in range(MIN_SAMPLES - 1):
+        est.observe("k", 1.0 + i)
+        assert est.estimate("k") is None
+    est = DurationEstimator(window=100)
+    for i in range(100):
+        est.observe("k", 0.5 + i / 100)  # 0.50 .. 1.49
+    low, median, high = est.estimate("k")  # type: ignore[misc]
+    assert low == pytest.approx(0.54)
+    assert median == pytest.approx(0.99)
+    assert high == pytest.approx(1.44)
+    assert est.estimate("other") is None
+
+
+def test_estimator_window_follows_drift_and_ignores_garbage() -> None:
+    est = DurationEstimator(window=8)
+    for _ in range(8):
+        est.observe("k", 10.0)
+    for _ in range(8):
+        est.observe("k", 2.0)
+    est.observe("k", math.nan)
+    est.observe("k", -1.0)
+    assert est.estimate("k") == (2.0, 2.0, 2.0)
+
+
+# ------------------------------------------------------------------ pacer
+
+
+def test_pacer_without_cap_never_waits() -> None:
+    clock = FakeClock()
+    pacer = SubmissionPacer(None, clock=clock)
+    assert all(pacer.reserve() == 0 for _ in range(1000))
+    assert pacer.rate is None
+
+
+def test_pacer_spaces_submissions_at_the_cap() -> None:
+    clock = FakeClock()
+    pacer = SubmissionPacer(10.0, clock=clock)
+    delays = [pacer.reserve() for _ in range(5)]
+    assert delays == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+    # In any window of w seconds at most w * rate + 1 submissions go out.
+    clock.now += 10.0
+    times = []
+    for _ in range(200):
+        times.append(clock.now + pacer.reserve())
+    for i in range(len(times)):
+        in_window = sum(1 for t in times if times[i] <= t < times[i] + 1.0)
+        assert in_window <= 11
+
+
+def test_pacer_halves_on_429_and_recovers_additively_up_to_the_cap() -> None:
+    clock = FakeClock()
+    pacer = SubmissionPacer(20.0, clock=clock)
+    sent = clock.now
+    pacer.reserve()
+    pacer.rate_limited(sent, retry_after=None)
+    assert pacer.rate == pytest.approx(10.0)
+    assert pacer.backoffs == 1
+    # A second 429 for a submission sent before the cut does not cut again.
+    pacer.rate_limited(sent - 0.01, retry_after=None)
+    assert pacer.rate == pytest.approx(10.0)
+    # One for a submission sent after the cut does.
+    clock.now += 0.5
+    pacer.rate_limited(clock.now, retry_after=None)
+    assert pacer.rate == pytest.approx(5.0)
+    assert pacer.backoffs == 2
+    # Recovery: +cap/10 per second, never above the cap.
+    clock.now += 1.0
+    pacer.reserve()
+    assert pacer.rate == pytest.approx(7.0)
+    clock.now += 100.0
+    pacer.reserve()
+    assert pacer.rate == pytest.approx(20.0)
+
+
+def test_pacer_honours_retry_after_for_everyone() -> None:
+    clock = FakeClock()
+    pacer = SubmissionPacer(None, clock=clock)
+    pacer.reserve()
+    pacer.rate_limited(clock.now, retry_after=3.0)
+    assert pacer.reserve() >= 3.0
+    assert pacer.rate is not None and pacer.rate >= MIN_RATE
+
+
+def test_uncapped_pacer_starts_from_measured_rate_and_lifts_itself() -> None:
+    clock = FakeClock()
+    pacer = SubmissionPacer(None, clock=clock)
+    for _ in range(100):  # 100 submissions within one second
+        pacer.reserve()
+        clock.now += 0.005
+    pacer.rate_limited(clock.now, retry_after=None)
+    assert pacer.rate is not None
+    assert 25.0 <= pacer.rate <= 100.0  # half the measured rate, roughly
+    clock.now += 1000.0
+    pacer.reserve()
+    assert pacer.rate is None  # recovered well past the rate that was throttled
+
+
+def test_pacer_never_goes_below_min_rate() -> None:
+    clock = FakeClock()
+    pacer = SubmissionPacer(1.0, clock=clock)
+    for _ in range(20):
+        clock.now += 0.001
+        pacer.rate_limited(clock.now, retry_after=None)
+    assert pacer.rate == pytest.approx(MIN_RATE)
+
+
+# ------------------------------------------------------------------ errors and kinds
+
+
+@pytest.mark.parametrize(
+    ("exc", "transient"),
+    [
+        (APIConnectionError("reset"), True),
+        (APITimeoutError("slow"), True),
+        (RateLimitError(status_code=429), True),
+        (ServerError(status_code=503), True),
+        (ResponseValidationError("bad json"), True),
+        (AuthenticationError(status_code=401), False),
+        (BadRequestError(status_code=400), False),
+        (NotFoundError(status_code=404), False),
+        (PermissionDeniedError(status_code=403), False),
+        (ValueError("bug"), False),
+    ],
+)
+def test_transient_classification(exc: Exception, transient: bool) -> None:
+    assert is_transient(exc) is transient
+
+
+def test_request_kind_separates_types_and_actions() -> None:
+    copy = JobRequest(JobType.COPY, "a", "b", [FileInfo("f")])
+    recycle = JobRequest(JobType.DELETE, "a", "b", [FileInfo("f", "/f")], JobAction.RECYCLE)
+    purge = JobRequest(
+        JobType.DELETE, "a", "b", [FileInfo("f", "/f")], JobAction.DELETE_PERMANENTLY
+    )
+    kinds = {request_kind(r) for r in (copy, recycle, purge, ImportTaskRequest("o", "u"))}
+    assert len(kinds) == 4
+    assert request_kind(copy) == request_kind(JobRequest(JobType.COPY, "x", "y", [FileInfo("g")]))
+
+
+def test_poll_policy_validation() -> None:
+    with pytest.raises(InvalidRequestError):
+        PollPolicy(initial=0)
+    with pytest.raises(InvalidRequestError):
+        PollPolicy(multiplier=0.5)
+    with pytest.raises(InvalidRequestError):
+        PollPolicy(jitter=1.0)
