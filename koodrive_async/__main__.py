@@ -1,0 +1,8 @@
+"""``python -m koodrive_async``: the ``koodrive-async`` command line."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

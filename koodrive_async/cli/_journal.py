@@ -1,0 +1,511 @@
+"""The run journal: one SQLite file per plan, recording what became of each line.
+
+The journal is what makes ``koodrive-async run`` resumable without submitting
+anything twice. Per plan line it holds a state::
+
+    pending ──► submitting ──► submitted(task id) ──► succeeded
+                    │                    └──────────► failed
+                    ├──► failed       (the create was refused: nothing was created)
+                    └──► in_doubt     (no answer, or one that does not prove the
+                                       server did nothing: the task may exist)
+
+``submitting`` is committed *before* the create request is sent and the task id
+right after the response, both with ``synchronous=FULL`` so that they survive
+a power cut, not only a killed process. A line found in ``submitting`` when a
+run starts was interrupted between the two: it becomes ``in_doubt``. Lines the
+plan could not parse are recorded as ``invalid`` (only with ``--skip-invalid``).
+
+The journal never holds the plan lines themselves (decompress lines carry
+archive passwords): only line numbers, a hash per line computed with the
+secrets redacted, the plan's hash, task ids, result codes and error texts.
+Nothing about the credentials is stored.
+
+The connection uses ``locking_mode=EXCLUSIVE``: while a run holds the journal,
+a second run of the same plan is refused instead of submitting the same lines
+again. The lock dies with the process, so a ``kill -9`` leaves nothing stale.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import attrs
+
+__all__ = [
+    "FINISHED_STATES",
+    "Journal",
+    "JournalBusyError",
+    "JournalError",
+    "JournalMismatchError",
+    "LineRecord",
+    "State",
+]
+
+SCHEMA_VERSION = "1"
+
+
+class State:
+    """The states of a plan line (plain strings, as stored)."""
+
+    PENDING = "pending"
+    SUBMITTING = "submitting"
+    SUBMITTED = "submitted"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    IN_DOUBT = "in_doubt"
+    INVALID = "invalid"
+
+
+#: States a run never touches again (unless asked to by a resubmit option).
+FINISHED_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.INVALID})
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lines (
+    line          INTEGER PRIMARY KEY,  -- 1-based line number in the plan file
+    line_hash     TEXT NOT NULL,        -- sha256 of the line, secrets redacted
+    kind          TEXT,                 -- job | share | transfer | import (NULL if invalid)
+    state         TEXT NOT NULL,
+    task_id       TEXT,
+    result_code   TEXT,                 -- the task's 18xxxxxx resultCode when it failed
+    error_type    TEXT,                 -- short error class (+ business code) for grouping
+    error         TEXT,                 -- the error message (never a token or a password)
+    attempts      INTEGER NOT NULL DEFAULT 0,  -- times the line went to "submitting"
+    submitting_at TEXT,
+    submitted_at  TEXT,
+    finished_at   TEXT,
+    updated_at    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lines_by_state ON lines (state);
+CREATE TABLE IF NOT EXISTS runs (
+    run        INTEGER PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    ended_at   TEXT,
+    outcome    TEXT,                    -- completed | interrupted | aborted
+    requests   INTEGER
+);
+"""
+
+
+class JournalError(Exception):
+    """The journal cannot be used (unreadable, wrong schema, ...)."""
+
+
+class JournalBusyError(JournalError):
+    """Another process holds the journal (a run of the same plan is in progress)."""
+
+
+class JournalMismatchError(JournalError):
+    """The journal was written for a different plan (its content hash differs)."""
+
+
+@attrs.frozen
+class LineRecord:
+    """One row of the journal.
+
+    Attributes:
+        line: The 1-based line number in the plan file.
+        kind: The plan line's kind, or None for an invalid line.
+        state: One of the :class:`State` values.
+        task_id: The task id once known.
+        result_code: The failed task's resultCode.
+        error_type: A short grouping key of the error (class and business code).
+        error: The error message.
+        attempts: How many times the line was marked submitting.
+    """
+
+    line: int
+    kind: str | None
+    state: str
+    task_id: str | None
+    result_code: str | None
+    error_type: str | None
+    error: str | None
+    attempts: int
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_COLUMNS = "line, kind, state, task_id, result_code, error_type, error, attempts"
+
+
+def _record(row: tuple[object, ...]) -> LineRecord:
+    line, kind, state, task_id, result_code, error_type, error, attempts = row
+    return LineRecord(
+        line=int(line),  # type: ignore[call-overload]
+        kind=kind,  # type: ignore[arg-type]
+        state=str(state),
+        task_id=task_id,  # type: ignore[arg-type]
+        result_code=result_code,  # type: ignore[arg-type]
+        error_type=error_type,  # type: ignore[arg-type]
+        error=error,  # type: ignore[arg-type]
+        attempts=int(attempts),  # type: ignore[call-overload]
+    )
+
+
+class Journal:
+    """The SQLite journal of one plan.
+
+    Open it with :meth:`open`; it is a context manager. All methods commit
+    before returning. The transitions that guard against double submission
+    (:meth:`mark_submitting`, :meth:`mark_submitted`) are committed with
+    ``synchronous=FULL``; the others with ``NORMAL`` since losing them only
+    means a finished task is looked up once more on the next run.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+        self._sync = ""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def open(cls, path: str | Path) -> Journal:
+        """Open (creating if needed) the journal at ``path`` and lock it.
+
+        Args:
+            path: The journal file.
+
+        Returns:
+            The journal, holding an exclusive lock until :meth:`close`.
+
+        Raises:
+            JournalBusyError: Another process holds the journal.
+            JournalError: The file is not a usable journal.
+        """
+        path = Path(path)
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves so that each
+            # transition is exactly one transaction.
+            conn = sqlite3.connect(path, timeout=0.5, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot open journal {path}: {exc}") from exc
+        journal = cls(conn, path)
+        try:
+            conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            if mode is None or str(mode[0]).lower() != "wal":
+                raise JournalError(f"cannot switch journal {path} to WAL mode")
+            # Take the write lock now, so that a concurrent run is refused before
+            # it reads anything, and keep it for the life of the connection.
+            conn.execute("BEGIN IMMEDIATE")
+            # Not executescript(): it would commit first, releasing nothing but
+            # splitting the schema creation from the lock acquisition.
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise JournalBusyError(
+                    f"journal {path} is in use by another run of this plan"
+                ) from exc
+            raise JournalError(f"cannot use journal {path}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise JournalError(f"{path} is not a koodrive-async journal: {exc}") from exc
+        except JournalError:
+            conn.close()
+            raise
+        version = journal.get_meta("schema_version")
+        if version is not None and version != SCHEMA_VERSION:
+            conn.close()
+            raise JournalError(f"journal {path} has schema version {version}, expected 1")
+        return journal
+
+    def close(self) -> None:
+        """Close the connection and release the lock."""
+        self._conn.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _synchronous(self, level: str) -> None:
+        # PRAGMA synchronous applies per connection, between transactions.
+        if self._sync != level:
+            self._conn.execute(f"PRAGMA synchronous={level}")
+            self._sync = level
+
+    def _write(self, level: str, sql: str, params: Iterable[object] = ()) -> int:
+        self._synchronous(level)
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            cursor = self._conn.execute(sql, tuple(params))
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        return cursor.rowcount
+
+    def get_meta(self, key: str) -> str | None:
+        """Return the meta value stored under ``key``, or None."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    # ------------------------------------------------------------------ setup
+
+    @property
+    def is_new(self) -> bool:
+        """True while the journal holds no plan yet."""
+        return self.get_meta("plan_hash") is None
+
+    def initialize(
+        self,
+        *,
+        plan_hash: str,
+        plan_name: str,
+        lines: Iterable[tuple[int, str, str | None, str | None]],
+    ) -> None:
+        """Record a plan in a new journal, in one transaction.
+
+        Args:
+            plan_hash: The plan's content hash.
+            plan_name: The plan file's name (informational).
+            lines: ``(line, line_hash, kind, error)`` per plan line; a line
+                with an error is stored as ``invalid``, the others as ``pending``.
+
+        Raises:
+            JournalError: The journal already holds a plan.
+        """
+        if not self.is_new:
+            raise JournalError(f"journal {self.path} already holds a plan")
+        now = _now()
+        self._synchronous("FULL")
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [
+                    ("schema_version", SCHEMA_VERSION),
+                    ("plan_hash", plan_hash),
+                    ("plan_name", plan_name),
+                    ("created_at", now),
+                ],
+            )
+            self._conn.executemany(
+                "INSERT INTO lines (line, line_hash, kind, state, error, error_type, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    (
+                        number,
+                        line_hash,
+                        kind,
+                        State.INVALID if error is not None else State.PENDING,
+                        error,
+                        "invalid plan line" if error is not None else None,
+                        now,
+                    )
+                    for number, line_hash, kind, error in lines
+                ),
+            )
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def check_plan(self, plan_hash: str) -> None:
+        """Refuse a journal that belongs to another plan.
+
+        Args:
+            plan_hash: The content hash of the plan about to be run.
+
+        Raises:
+            JournalMismatchError: The journal was written for another plan.
+        """
+        stored = self.get_meta("plan_hash")
+        if stored is not None and stored != plan_hash:
+            name = self.get_meta("plan_name") or "another plan"
+            raise JournalMismatchError(
+                f"journal {self.path} belongs to a different plan ({name}, content hash "
+                f"{stored[:12]}…, this plan {plan_hash[:12]}…); use another --journal path, "
+                "or delete the journal to start this plan from scratch"
+            )
+
+    # ------------------------------------------------------------------ runs
+
+    def begin_run(self) -> int:
+        """Record the start of a run and return its number."""
+        self._synchronous("NORMAL")
+        self._conn.execute("BEGIN IMMEDIATE")
+        cursor = self._conn.execute("INSERT INTO runs (started_at) VALUES (?)", (_now(),))
+        self._conn.execute("COMMIT")
+        return int(cursor.lastrowid or 0)
+
+    def end_run(self, run: int, *, outcome: str, requests: int) -> None:
+        """Record how run number ``run`` ended."""
+        self._write(
+            "NORMAL",
+            "UPDATE runs SET ended_at = ?, outcome = ?, requests = ? WHERE run = ?",
+            (_now(), outcome, requests, run),
+        )
+
+    # ------------------------------------------------------------------ resume
+
+    def mark_interrupted_in_doubt(self) -> list[int]:
+        """Turn lines left in ``submitting`` by an earlier run into ``in_doubt``.
+
+        Returns:
+            Their line numbers.
+        """
+        lines = self.lines_in(State.SUBMITTING)
+        if lines:
+            self._write(
+                "FULL",
+                "UPDATE lines SET state = ?, error_type = ?, error = ?, updated_at = ?"
+                " WHERE state = ?",
+                (
+                    State.IN_DOUBT,
+                    "interrupted",
+                    "the run stopped after the create request was sent (or about to be) and "
+                    "before its answer was recorded: the task may or may not exist",
+                    _now(),
+                    State.SUBMITTING,
+                ),
+            )
+        return lines
+
+    def reset_in_doubt(self) -> int:
+        """Put every ``in_doubt`` line back to ``pending`` (``--resubmit-in-doubt``).
+
+        Returns:
+            How many lines were reset.
+        """
+        return self._write(
+            "FULL",
+            "UPDATE lines SET state = ?, updated_at = ? WHERE state = ?",
+            (State.PENDING, _now(), State.IN_DOUBT),
+        )
+
+    def reset_rejected(self) -> int:
+        """Put failed lines whose create was refused (no task id) back to ``pending``.
+
+        Such a create provably created nothing, so sending it again is safe.
+
+        Returns:
+            How many lines were reset.
+        """
+        return self._write(
+            "FULL",
+            "UPDATE lines SET state = ?, updated_at = ?"
+            " WHERE state = ? AND task_id IS NULL AND kind IS NOT NULL",
+            (State.PENDING, _now(), State.FAILED),
+        )
+
+    # ------------------------------------------------------------------ transitions
+
+    def mark_submitting(self, line: int) -> None:
+        """Commit (durably) that ``line`` is about to be sent."""
+        now = _now()
+        self._write(
+            "FULL",
+            "UPDATE lines SET state = ?, attempts = attempts + 1, submitting_at = ?,"
+            " task_id = NULL, result_code = NULL, error_type = NULL, error = NULL,"
+            " updated_at = ? WHERE line = ?",
+            (State.SUBMITTING, now, now, line),
+        )
+
+    def mark_submitted(self, line: int, task_id: str) -> None:
+        """Commit (durably) the task id the create call returned for ``line``."""
+        now = _now()
+        self._write(
+            "FULL",
+            "UPDATE lines SET state = ?, task_id = ?, submitted_at = ?, updated_at = ?"
+            " WHERE line = ?",
+            (State.SUBMITTED, task_id, now, now, line),
+        )
+
+    def mark_finished(
+        self,
+        line: int,
+        *,
+        state: str,
+        task_id: str | None = None,
+        result_code: str | None = None,
+        error_type: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Record the end of a line (succeeded, failed or in doubt).
+
+        A task id already recorded is kept when ``task_id`` is None.
+        """
+        if state not in (State.SUCCEEDED, State.FAILED, State.IN_DOUBT):
+            raise ValueError(f"not a final state: {state!r}")
+        now = _now()
+        self._write(
+            "NORMAL" if state != State.IN_DOUBT else "FULL",
+            "UPDATE lines SET state = ?, task_id = COALESCE(?, task_id), result_code = ?,"
+            " error_type = ?, error = ?, finished_at = ?, updated_at = ? WHERE line = ?",
+            (state, task_id, result_code, error_type, error, now, now, line),
+        )
+
+    def note_error(self, line: int, *, error_type: str, error: str) -> None:
+        """Record an error on a line without changing its state (a lost wait)."""
+        self._write(
+            "NORMAL",
+            "UPDATE lines SET error_type = ?, error = ?, updated_at = ? WHERE line = ?",
+            (error_type, error, _now(), line),
+        )
+
+    # ------------------------------------------------------------------ queries
+
+    def lines_in(self, state: str) -> list[int]:
+        """Return the line numbers in ``state``, ascending."""
+        rows = self._conn.execute(
+            "SELECT line FROM lines WHERE state = ? ORDER BY line", (state,)
+        ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def records(self, state: str | None = None) -> Iterator[LineRecord]:
+        """Iterate over the rows (of one state, or all), by line number."""
+        if state is None:
+            cursor = self._conn.execute(f"SELECT {_COLUMNS} FROM lines ORDER BY line")
+        else:
+            cursor = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM lines WHERE state = ? ORDER BY line", (state,)
+            )
+        for row in cursor.fetchall():
+            yield _record(row)
+
+    def record(self, line: int) -> LineRecord | None:
+        """Return the row of ``line``, or None."""
+        row = self._conn.execute(f"SELECT {_COLUMNS} FROM lines WHERE line = ?", (line,)).fetchone()
+        return None if row is None else _record(row)
+
+    def line_hashes(self) -> dict[int, str]:
+        """Return ``{line: line_hash}`` for every line."""
+        rows = self._conn.execute("SELECT line, line_hash FROM lines").fetchall()
+        return {int(r[0]): str(r[1]) for r in rows}
+
+    def counts(self) -> dict[str, int]:
+        """Return the number of lines per state."""
+        rows = self._conn.execute("SELECT state, COUNT(*) FROM lines GROUP BY state").fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def failure_groups(self) -> list[tuple[str, int]]:
+        """Return ``(reason, count)`` for the failed lines, most frequent first.
+
+        The reason is ``resultCode <code>`` for a failed task, the error type for
+        a refused create, and ``invalid plan line`` for skipped invalid lines.
+        """
+        rows = self._conn.execute(
+            "SELECT CASE WHEN result_code IS NOT NULL THEN 'resultCode ' || result_code"
+            " ELSE COALESCE(error_type, 'unknown') END AS reason, COUNT(*)"
+            " FROM lines WHERE state IN (?, ?) GROUP BY reason ORDER BY 2 DESC, 1",
+            (State.FAILED, State.INVALID),
+        ).fetchall()
+        return [(str(r[0]), int(r[1])) for r in rows]

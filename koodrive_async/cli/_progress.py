@@ -1,0 +1,438 @@
+"""Progress reporting and the end-of-run summary.
+
+Three reporters share one interface: a rich progress bar (when ``rich`` is
+importable and stdout is a terminal), a plain-text fallback, and ``--json``
+(one JSON object per finished line on stdout). ``rich`` is imported lazily,
+here only: the library never imports it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import IO, Any, Protocol
+
+import attrs
+
+from ._journal import LineRecord, State
+
+__all__ = [
+    "JsonReporter",
+    "PlainReporter",
+    "Reporter",
+    "RunStats",
+    "Summary",
+    "make_reporter",
+    "print_summary",
+    "rich_available",
+]
+
+
+def rich_available() -> bool:
+    """True when the optional ``rich`` package can be imported."""
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@attrs.define
+class RunStats:
+    """Live counters of one run (this run only, not the whole journal).
+
+    Attributes:
+        total: Lines this run has to bring to an end (new and resumed).
+        submitted: Creates acknowledged with a task id in this run.
+        in_flight: Tasks known to run on the server and not yet seen finished.
+        succeeded: Lines that ended SUCCESS in this run.
+        failed: Lines that ended failed in this run (task FAILED or create refused).
+        in_doubt: Lines whose create may or may not have happened.
+        unresolved: Waits that ended without a verdict (timeout, polling errors).
+        requests: HTTP requests made (retries and polls included).
+        started: ``time.monotonic()`` at the start.
+    """
+
+    total: int = 0
+    submitted: int = 0
+    in_flight: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    in_doubt: int = 0
+    unresolved: int = 0
+    requests: int = 0
+    started: float = attrs.field(factory=time.monotonic)
+
+    @property
+    def finished(self) -> int:
+        """Lines brought to an end in this run (any verdict)."""
+        return self.succeeded + self.failed + self.in_doubt + self.unresolved
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the start."""
+        return time.monotonic() - self.started
+
+    @property
+    def rate(self) -> float:
+        """Finished lines per second so far."""
+        elapsed = self.elapsed
+        return self.finished / elapsed if elapsed > 0 else 0.0
+
+
+class Reporter(Protocol):
+    """What the runner tells about its progress."""
+
+    def start(self, stats: RunStats) -> None:
+        """The run starts; ``stats.total`` is set."""
+
+    def update(self) -> None:
+        """Some counter changed."""
+
+    def line_done(self, record: LineRecord) -> None:
+        """A line reached its verdict in this run."""
+
+    def message(self, text: str) -> None:
+        """Tell the user something (stopping, in doubt, ...)."""
+
+    def stop(self) -> None:
+        """The run is over; release the terminal."""
+
+
+def _line_json(record: LineRecord) -> str:
+    return json.dumps(
+        {
+            "line": record.line,
+            "state": record.state,
+            "task_id": record.task_id,
+            "result_code": record.result_code,
+            "error": record.error,
+        },
+        ensure_ascii=False,
+    )
+
+
+class JsonReporter:
+    """``--json``: one JSON object per finished line on ``out``; messages on ``err``."""
+
+    def __init__(self, out: IO[str], err: IO[str]) -> None:
+        self._out = out
+        self._err = err
+
+    def start(self, stats: RunStats) -> None:
+        """Nothing to show at the start."""
+
+    def update(self) -> None:
+        """Counters are not shown in JSON mode."""
+
+    def line_done(self, record: LineRecord) -> None:
+        """Print the line's verdict as one JSON object."""
+        self._out.write(_line_json(record) + "\n")
+        self._out.flush()
+
+    def message(self, text: str) -> None:
+        """Print a message on stderr (stdout stays pure JSON Lines)."""
+        self._err.write(text + "\n")
+        self._err.flush()
+
+    def stop(self) -> None:
+        """Nothing to release."""
+
+
+def _status_text(stats: RunStats) -> str:
+    return f"{stats.finished}/{stats.total} done · " + _counters(stats)
+
+
+class PlainReporter:
+    """Plain text: a self-rewriting status line on a terminal, periodic lines otherwise.
+
+    Args:
+        out: Where the status goes.
+        tty: Whether ``out`` is a terminal.
+        interval: Seconds between two status lines when not on a terminal.
+    """
+
+    def __init__(self, out: IO[str], *, tty: bool, interval: float = 5.0) -> None:
+        self._out = out
+        self._tty = tty
+        self._interval = interval if not tty else 0.1
+        self._last = 0.0
+        self._stats: RunStats | None = None
+        self._dirty = False
+
+    def start(self, stats: RunStats) -> None:
+        """Remember the counters to show."""
+        self._stats = stats
+        self._last = time.monotonic()
+
+    def _show(self, force: bool = False) -> None:
+        stats = self._stats
+        if stats is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._last < self._interval:
+            return
+        self._last = now
+        if self._tty:
+            self._out.write("\r\x1b[2K" + _status_text(stats))
+            self._dirty = True
+        else:
+            self._out.write("progress: " + _status_text(stats) + "\n")
+        self._out.flush()
+
+    def update(self) -> None:
+        """Show the counters, at most every ``interval`` seconds."""
+        self._show()
+
+    def line_done(self, record: LineRecord) -> None:  # noqa: ARG002 - part of the interface
+        """Show the counters (throttled)."""
+        self._show()
+
+    def message(self, text: str) -> None:
+        """Print a message on its own line."""
+        if self._dirty:
+            self._out.write("\r\x1b[2K")
+            self._dirty = False
+        self._out.write(text + "\n")
+        self._out.flush()
+
+    def stop(self) -> None:
+        """Show the final counters and end the status line."""
+        if self._stats is not None and self._stats.total:
+            self._show(force=True)
+        if self._dirty:
+            self._out.write("\n")
+            self._dirty = False
+        self._out.flush()
+
+
+class _RichReporter:
+    """A rich progress bar (done/total, elapsed, ETA) with a line of counters under it:
+    submitted, in flight, succeeded, failed, in doubt, rate."""
+
+    def __init__(self, out: IO[str]) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.text import Text
+
+        reporter = self
+        self._stats: RunStats | None = None
+        self._task: Any = None
+
+        class _Progress(Progress):
+            # Two lines: the bar, then the counters (too many for one 80-column line).
+            def get_renderables(self) -> Any:
+                yield self.make_tasks_table(self.tasks)
+                stats = reporter._stats
+                if stats is not None:
+                    yield Text(_counters(stats), style="dim")
+
+        self.console = Console(file=out)
+        self._progress = _Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(bar_width=None),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+            refresh_per_second=8,
+            expand=False,
+        )
+
+    def start(self, stats: RunStats) -> None:
+        """Show the bar."""
+        self._stats = stats
+        self._progress.start()
+        self._task = self._progress.add_task("jobs", total=stats.total)
+
+    def update(self) -> None:
+        """Refresh the counters."""
+        stats = self._stats
+        if stats is not None and self._task is not None:
+            self._progress.update(self._task, completed=stats.finished)
+
+    def line_done(self, record: LineRecord) -> None:  # noqa: ARG002 - part of the interface
+        """Advance the bar."""
+        self.update()
+
+    def message(self, text: str) -> None:
+        """Print above the bar."""
+        self._progress.console.print(text, markup=False, highlight=False)
+
+    def stop(self) -> None:
+        """Leave the final bar on screen."""
+        self.update()
+        self._progress.refresh()
+        self._progress.stop()
+
+
+def _counters(stats: RunStats) -> str:
+    return (
+        f"{stats.submitted} submitted · {stats.in_flight} in flight · "
+        f"{stats.succeeded} succeeded · {stats.failed} failed"
+        + (f" · {stats.in_doubt} in doubt" if stats.in_doubt else "")
+        + f" · {stats.rate:.1f} jobs/s"
+    )
+
+
+def make_reporter(
+    mode: str, *, out: IO[str] | None = None, err: IO[str] | None = None
+) -> tuple[Reporter, bool]:
+    """Choose the reporter.
+
+    Args:
+        mode: ``json``, ``rich``, ``plain`` or ``auto`` (rich on a terminal when
+            available, plain otherwise).
+        out: Standard output (default ``sys.stdout``).
+        err: Standard error (default ``sys.stderr``).
+
+    Returns:
+        The reporter, and whether the summary should be drawn with rich.
+    """
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
+    if mode == "json":
+        return JsonReporter(out, err), False
+    tty = bool(getattr(out, "isatty", lambda: False)())
+    if mode == "rich" or (mode == "auto" and tty and rich_available()):
+        return _RichReporter(out), True
+    # Off a terminal the periodic status lines go to stderr, so that stdout
+    # carries nothing but the summary.
+    return (PlainReporter(out, tty=True) if tty else PlainReporter(err, tty=False)), False
+
+
+@attrs.frozen
+class Summary:
+    """The end-of-run report.
+
+    Attributes:
+        plan: The plan file's name.
+        journal: The journal file's path.
+        lines: Lines in the plan.
+        counts: Lines per journal state (the whole plan, all runs).
+        failures: ``(reason, count)`` of the failed lines.
+        in_doubt: The in-doubt lines.
+        in_flight: Lines submitted and not finished (when the run was cut short).
+        unacknowledged: Lines sent (or about to be) without a recorded answer.
+        finished_now: Lines brought to an end by this run.
+        requests: HTTP requests this run made.
+        wall_time: Seconds this run took.
+        interrupted: The run was stopped by a signal.
+        exit_code: The process exit code.
+    """
+
+    plan: str
+    journal: str
+    lines: int
+    counts: dict[str, int]
+    failures: list[tuple[str, int]]
+    in_doubt: list[LineRecord]
+    in_flight: list[LineRecord]
+    unacknowledged: list[int]
+    finished_now: int
+    requests: int
+    wall_time: float
+    interrupted: bool
+    exit_code: int
+
+    @property
+    def jobs_per_second(self) -> float:
+        """Lines finished by this run per second of wall time."""
+        return self.finished_now / self.wall_time if self.wall_time > 0 else 0.0
+
+    def rows(self) -> list[tuple[str, str]]:
+        """The summary as (label, value) rows, failures indented under "failed"."""
+        c = self.counts
+        rows: list[tuple[str, str]] = [
+            ("lines in plan", str(self.lines)),
+            ("succeeded", str(c.get(State.SUCCEEDED, 0))),
+            ("failed", str(c.get(State.FAILED, 0) + c.get(State.INVALID, 0))),
+        ]
+        rows += [(f"  {reason}", str(count)) for reason, count in self.failures]
+        in_doubt = c.get(State.IN_DOUBT, 0) + c.get(State.SUBMITTING, 0)
+        rows.append(("in doubt", str(in_doubt)))
+        if c.get(State.SUBMITTED, 0):
+            rows.append(("still running (resume to wait)", str(c.get(State.SUBMITTED, 0))))
+        if c.get(State.PENDING, 0):
+            rows.append(("not started", str(c.get(State.PENDING, 0))))
+        rows += [
+            ("finished in this run", str(self.finished_now)),
+            ("requests made", str(self.requests)),
+            ("wall time", f"{self.wall_time:.1f} s"),
+            ("jobs per second", f"{self.jobs_per_second:.1f}"),
+        ]
+        return rows
+
+
+def _abbreviate(numbers: list[int], limit: int = 20) -> str:
+    shown = ", ".join(str(n) for n in numbers[:limit])
+    return shown + (f", … ({len(numbers) - limit} more)" if len(numbers) > limit else "")
+
+
+def _notes(summary: Summary) -> list[str]:
+    notes: list[str] = []
+    if summary.in_doubt:
+        notes.append(
+            "in doubt (the create may or may not have happened; check the service, then run "
+            "again with --resubmit-in-doubt to send them again): lines "
+            + _abbreviate([r.line for r in summary.in_doubt])
+        )
+    if summary.unacknowledged:
+        notes.append(
+            "sent or about to be sent when the run stopped, no answer recorded (in doubt on "
+            "the next run): lines " + _abbreviate(summary.unacknowledged)
+        )
+    if summary.in_flight:
+        shown = summary.in_flight[:20]
+        notes.append(
+            "still running on the service (the next run waits for them): "
+            + ", ".join(f"line {r.line} task {r.task_id}" for r in shown)
+            + (f", … ({len(summary.in_flight) - 20} more)" if len(summary.in_flight) > 20 else "")
+        )
+    if summary.interrupted:
+        notes.append("interrupted: run the same command again to continue")
+    return notes
+
+
+def print_summary(summary: Summary, *, use_rich: bool, out: IO[str]) -> None:
+    """Print the summary table and the notes about in-doubt and running lines.
+
+    Args:
+        summary: What to print.
+        use_rich: Draw a rich table (only when rich is available).
+        out: Where to print.
+    """
+    title = f"summary: {summary.plan}"
+    if use_rich and rich_available():
+        from rich.console import Console
+        from rich.table import Table
+
+        console = Console(file=out)
+        table = Table(title=title, show_header=False)
+        table.add_column("what")
+        table.add_column("count", justify="right")
+        for label, value in summary.rows():
+            table.add_row(label, value)
+        console.print(table)
+        console.print(f"journal: {summary.journal}", markup=False, highlight=False)
+        for note in _notes(summary):
+            console.print(note, markup=False, highlight=False)
+        return
+    rows = summary.rows()
+    width = max(len(label) for label, _ in rows)
+    out.write(f"{title} (journal {summary.journal})\n")
+    for label, value in rows:
+        out.write(f"  {label.ljust(width)}  {value.rjust(8)}\n")
+    for note in _notes(summary):
+        out.write(note + "\n")
+    out.flush()

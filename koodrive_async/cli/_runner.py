@@ -1,0 +1,690 @@
+"""The run engine shared by ``koodrive-async run`` and ``koodrive-async demo``.
+
+Exactly-once bookkeeping, per plan line (see ``_journal.py`` for the states):
+
+1. The request iterable handed to :meth:`KooDriveSession.stream_jobs` is an
+   async generator. The fan-out pulls from it only when it has room and
+   submits a pulled request at once, so the generator commits "submitting"
+   for a line (``synchronous=FULL``) right before yielding its request: the
+   journal always knows about a create before it can be sent. Pacing
+   (``--rate``) happens in the generator too, *before* that commit, so that a
+   line never sits in "submitting" waiting for its turn.
+2. ``on_submitted`` commits the task id as soon as the create returns.
+3. Outcomes come back in completion order and are mapped to their line by
+   the identity of the request object (each line is parsed into a fresh
+   object, so two identical lines stay two requests).
+
+A create that failed with ``possibly_created`` (a 500 to a POST, a
+connection lost after sending) becomes ``in_doubt``: never retried silently.
+A create refused in a way that proves nothing was created is ``failed`` (no
+task id; ``--retry-rejected`` sends it again on the next run).
+
+On resume: lines left in "submitting" become ``in_doubt`` (reported; sent
+again only with ``--resubmit-in-doubt``), "submitted" lines are waited on
+(never sent again), finished lines are skipped.
+
+SIGINT / SIGTERM: no new line is submitted; the creates already pulled by the
+fan-out are allowed to get their answer (so their task ids are committed and
+nothing is left in doubt), then the waits are cancelled (never the tasks on
+the service), the in-flight lines are printed and the exit code is 130. A
+second signal stops at once; creates without an answer are then reported
+(and will be in doubt on the next run).
+
+A create refused for its credentials (401, 403) stops the submissions: the
+other lines would be refused too; they stay pending for the next run.
+
+Exit codes: 0 every line succeeded; 1 some line failed, was skipped as
+invalid, was not finished (wait timed out) or not started; 2 usage or plan
+error (nothing sent); 3 some line is in doubt; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import IO, Any
+
+import attrs
+
+from .._exceptions import (
+    APIError,
+    AuthenticationError,
+    KooDriveError,
+    NotFoundError,
+    PermissionDeniedError,
+    TaskFailedError,
+)
+from .._models import JobOutcome, Request, Task
+from .._policies import PollPolicy, RetryPolicy
+from ._journal import (
+    Journal,
+    JournalError,
+    LineRecord,
+    State,
+)
+from ._plan import Plan, PlanError, load_plan
+from ._progress import Reporter, RunStats, Summary, make_reporter, print_summary
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_IN_DOUBT",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "Connection",
+    "RunOptions",
+    "UsageError",
+    "default_journal_path",
+    "open_session",
+    "run_plan",
+]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_IN_DOUBT = 3
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """Bad arguments, configuration or plan: reported, exit code 2, nothing sent."""
+
+
+@attrs.frozen
+class Connection:
+    """Where and as whom to call the API.
+
+    Attributes:
+        base_url: The service root, e.g. ``https://intl.myhuaweicloud-koodrive.com``.
+        user_id: The X-User-Id.
+        token: The access token (never shown in reprs, logs or output).
+        agent_name: The X-Hw-Agentname (needed by share tasks).
+    """
+
+    base_url: str
+    user_id: str
+    token: str = attrs.field(repr=False)
+    agent_name: str | None = None
+
+
+@attrs.frozen
+class RunOptions:
+    """What ``run`` (and ``demo``) should do.
+
+    Attributes:
+        plan: The plan file.
+        journal: The journal file (default: next to the plan, see
+            :func:`default_journal_path`).
+        concurrency: Most tasks in flight at once.
+        rate: Most submissions per second, or None.
+        timeout: Longest wait for one task, in seconds, or None.
+        poll: How the tasks are polled.
+        output: ``auto`` (rich bar on a terminal, plain otherwise), ``json``,
+            ``plain`` or ``rich``.
+        skip_invalid: Run the valid lines even when some are invalid.
+        resubmit_in_doubt: Send the in-doubt lines again.
+        retry_rejected: Send again the lines whose create was refused.
+    """
+
+    plan: Path
+    journal: Path | None = None
+    concurrency: int = 16
+    rate: float | None = None
+    timeout: float | None = None
+    poll: PollPolicy = PollPolicy()
+    output: str = "auto"
+    skip_invalid: bool = False
+    resubmit_in_doubt: bool = False
+    retry_rejected: bool = False
+
+
+def default_journal_path(plan: Path) -> Path:
+    """``PLAN.journal.sqlite`` beside ``PLAN.jsonl``."""
+    name = plan.name[: -len(plan.suffix)] if plan.suffix else plan.name
+    return plan.with_name(f"{name}.journal.sqlite")
+
+
+class _RequestCounter:
+    """Counts the HTTP requests an aiohttp session starts (retries and polls included)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def trace_config(self) -> Any:
+        import aiohttp
+
+        config = aiohttp.TraceConfig()
+
+        async def on_request_start(*_args: object) -> None:
+            self.count += 1
+
+        config.on_request_start.append(on_request_start)
+        return config
+
+
+async def open_session(
+    connection: Connection, *, max_connections: int = 100
+) -> tuple[Any, Callable[[], int], Callable[[], Any]]:
+    """Open a KooDriveSession that counts its HTTP requests.
+
+    Args:
+        connection: Where and as whom.
+        max_connections: The connection pool size.
+
+    Returns:
+        ``(session, requests_made, close)``; ``await close()`` when done.
+
+    Raises:
+        UsageError: The connection settings are invalid.
+    """
+    import aiohttp
+
+    from .._session import KooDriveSession
+
+    counter = _RequestCounter()
+    http = aiohttp.ClientSession(
+        trace_configs=[counter.trace_config()],
+        connector=aiohttp.TCPConnector(limit=max_connections),
+    )
+    try:
+        session = KooDriveSession(
+            connection.base_url,
+            user_id=connection.user_id,
+            token=connection.token,
+            agent_name=connection.agent_name,
+            max_connections=max_connections,
+            retry=RetryPolicy(),
+            session=http,
+        )
+    except KooDriveError as exc:
+        await http.close()
+        raise UsageError(str(exc)) from exc
+
+    async def close() -> None:
+        try:
+            await session.close()
+        finally:
+            await http.close()
+
+    return session, (lambda: counter.count), close
+
+
+def _error_type(exc: BaseException) -> str:
+    name = type(exc).__name__
+    if isinstance(exc, APIError):
+        return f"{name} (HTTP {exc.status_code}" + (f", code {exc.code})" if exc.code else ")")
+    return name
+
+
+@attrs.frozen
+class _Verdict:
+    state: str  # SUCCEEDED, FAILED, IN_DOUBT, or SUBMITTED (no verdict: wait again next run)
+    task_id: str | None = None
+    result_code: str | None = None
+    error_type: str | None = None
+    error: str | None = None
+
+
+def _verdict(task_id: str | None, task: Task | None, error: KooDriveError | None) -> _Verdict:
+    if error is None:
+        if task is not None and task.succeeded:
+            return _Verdict(State.SUCCEEDED, task_id)
+        status = getattr(task, "status", None) if task is not None else None
+        return _Verdict(
+            State.SUBMITTED, task_id, None, "NoVerdict", f"the wait ended with status {status}"
+        )
+    if isinstance(error, TaskFailedError):
+        return _Verdict(
+            State.FAILED,
+            task_id or error.task.task_id,
+            error.result_code,
+            "TaskFailed" if error.result_code is None else None,
+            str(error),
+        )
+    if task_id is None:
+        if getattr(error, "possibly_created", False):
+            return _Verdict(State.IN_DOUBT, None, None, _error_type(error), str(error))
+        return _Verdict(State.FAILED, None, None, _error_type(error), str(error))
+    if isinstance(error, NotFoundError):
+        return _Verdict(State.FAILED, task_id, None, _error_type(error), str(error))
+    # A timeout or a polling error: the task exists and goes on; the next run
+    # waits for it again.
+    return _Verdict(State.SUBMITTED, task_id, None, _error_type(error), str(error))
+
+
+class _Run:
+    """One execution of a plan against an open journal and session."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        journal: Journal,
+        session: Any,
+        options: RunOptions,
+        reporter: Reporter,
+        stats: RunStats,
+    ) -> None:
+        self.plan = plan
+        self.journal = journal
+        self.session = session
+        self.options = options
+        self.reporter = reporter
+        self.stats = stats
+        self.stop = asyncio.Event()
+        self.force = asyncio.Event()
+        self.interrupted = False
+        # id(request) -> (line, request): keeps the objects alive (so ids stay
+        # unique) while they are in the fan-out.
+        self.pulled: dict[int, tuple[int, Request]] = {}
+        # ids pulled whose create has no answer yet (neither a task id nor an outcome).
+        self.unacked: set[int] = set()
+        self.drained = asyncio.Event()
+        self.drained.set()
+
+    # ---------------------------------------------------------------- signals
+
+    def _on_signal(self, signame: str) -> None:
+        if not self.stop.is_set():
+            self.interrupted = True
+            self.stop.set()
+            self.reporter.message(
+                f"{signame}: stopping; no new line is submitted. Waiting for the answers to "
+                f"{len(self.unacked)} create request(s) already sent ({signame} again to stop "
+                "at once; those would then be in doubt)."
+            )
+        else:
+            self.force.set()
+
+    def _install_signals(self) -> list[int]:
+        loop = asyncio.get_running_loop()
+        installed: list[int] = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig.name)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue
+            installed.append(sig)
+        return installed
+
+    # ---------------------------------------------------------------- recording
+
+    def _finish(self, line: int, verdict: _Verdict, *, was_in_flight: bool) -> None:
+        if was_in_flight:
+            self.stats.in_flight -= 1
+        if verdict.state == State.SUBMITTED:
+            if verdict.error_type is not None and verdict.error is not None:
+                self.journal.note_error(line, error_type=verdict.error_type, error=verdict.error)
+            self.stats.unresolved += 1
+        else:
+            self.journal.mark_finished(
+                line,
+                state=verdict.state,
+                task_id=verdict.task_id,
+                result_code=verdict.result_code,
+                error_type=verdict.error_type,
+                error=verdict.error,
+            )
+            if verdict.state == State.SUCCEEDED:
+                self.stats.succeeded += 1
+            elif verdict.state == State.FAILED:
+                self.stats.failed += 1
+            else:
+                self.stats.in_doubt += 1
+        self.reporter.line_done(
+            LineRecord(
+                line=line,
+                kind=None,
+                state=verdict.state,
+                task_id=verdict.task_id,
+                result_code=verdict.result_code,
+                error_type=verdict.error_type,
+                error=verdict.error,
+                attempts=0,
+            )
+        )
+        self.reporter.update()
+
+    def _ack(self, key: int) -> None:
+        self.unacked.discard(key)
+        if not self.unacked:
+            self.drained.set()
+
+    # ---------------------------------------------------------------- new lines
+
+    async def _feed(self, lines: list[int]) -> AsyncIterator[Request]:
+        pacer = None
+        if self.options.rate is not None:
+            from .._fanout import SubmissionPacer
+
+            pacer = SubmissionPacer(self.options.rate)
+        first = True
+        for line in lines:
+            if not first:
+                # The fan-out pulls requests in a tight loop while it has room.
+                # Yield first, so the request just handed over is on the wire
+                # before the next line is marked: a crash then leaves in doubt
+                # only lines that were really being sent, not a whole burst.
+                await asyncio.sleep(0)
+            first = False
+            if self.stop.is_set():
+                return
+            if pacer is not None:
+                await pacer.acquire()
+                if self.stop.is_set():
+                    return
+            request = self.plan.request(line)
+            key = id(request)
+            self.journal.mark_submitting(line)
+            self.pulled[key] = (line, request)
+            self.unacked.add(key)
+            self.drained.clear()
+            yield request
+
+    async def _on_submitted(self, request: Request, task_id: str) -> None:
+        key = id(request)
+        entry = self.pulled.get(key)
+        if entry is None or entry[1] is not request:
+            raise RuntimeError("on_submitted for a request this run did not submit")
+        self.journal.mark_submitted(entry[0], task_id)
+        self._ack(key)
+        self.stats.submitted += 1
+        self.stats.in_flight += 1
+        self.reporter.update()
+
+    async def _consume(self, lines: list[int]) -> None:
+        if not lines:
+            return
+        stream = self.session.stream_jobs(
+            self._feed(lines),
+            max_concurrency=self.options.concurrency,
+            # Pacing is done by _feed, before a line is marked submitting.
+            max_per_second=None,
+            timeout=self.options.timeout,
+            poll=self.options.poll,
+            on_submitted=self._on_submitted,
+        )
+        async for outcome in stream:
+            self._outcome(outcome)
+
+    def _outcome(self, outcome: JobOutcome) -> None:
+        key = id(outcome.request)
+        entry = self.pulled.pop(key, None)
+        if entry is None or entry[1] is not outcome.request:
+            raise RuntimeError("an outcome for a request this run did not submit")
+        line = entry[0]
+        had_id = key not in self.unacked
+        self._ack(key)
+        self._finish(
+            line,
+            _verdict(outcome.task_id, outcome.task, outcome.error),
+            was_in_flight=had_id,
+        )
+        if (
+            outcome.task_id is None
+            and isinstance(outcome.error, AuthenticationError | PermissionDeniedError)
+            and not self.stop.is_set()
+        ):
+            # Every other line would be refused the same way: stop submitting
+            # (not an interruption: the exit code says "failed", 1).
+            self.stop.set()
+            self.reporter.message(
+                f"stopping: the service refused the credentials ({outcome.error}); the lines "
+                "not yet sent stay pending. Fix the token or user id and run again with "
+                "--retry-rejected."
+            )
+
+    # ---------------------------------------------------------------- resumed lines
+
+    async def _wait_resumed(self, records: list[LineRecord]) -> None:
+        if not records:
+            return
+        limit = asyncio.Semaphore(max(1, self.options.concurrency))
+
+        async def wait_one(record: LineRecord) -> None:
+            async with limit:
+                if self.stop.is_set():
+                    return
+                task_id = record.task_id
+                assert task_id is not None
+                task: Task | None = None
+                error: KooDriveError | None = None
+                try:
+                    task = await self.session.wait_for_task(
+                        task_id, timeout=self.options.timeout, poll=self.options.poll
+                    )
+                except TaskFailedError as exc:
+                    task, error = exc.task, exc
+                except KooDriveError as exc:
+                    error = exc
+                self._finish(record.line, _verdict(task_id, task, error), was_in_flight=True)
+
+        self.stats.in_flight += len(records)
+        self.reporter.update()
+        await asyncio.gather(*(wait_one(r) for r in records))
+
+    # ---------------------------------------------------------------- main
+
+    async def execute(
+        self, new_lines: list[int], resumed: list[LineRecord]
+    ) -> BaseException | None:
+        """Run everything; return the exception that aborted the run, if any."""
+        installed = self._install_signals()
+        consumer = asyncio.create_task(self._consume(new_lines))
+        waiter = asyncio.create_task(self._wait_resumed(resumed))
+        stopper = asyncio.create_task(self.stop.wait())
+        work: set[asyncio.Task[None]] = {consumer, waiter}
+        error: BaseException | None = None
+        try:
+            while work:
+                done, _ = await asyncio.wait(work | {stopper}, return_when=asyncio.FIRST_COMPLETED)
+                for task in done & work:
+                    work.discard(task)
+                    if not task.cancelled() and task.exception() is not None:
+                        error = task.exception()
+                if error is not None or self.stop.is_set():
+                    break
+            if work and error is None:
+                # Stopping: let the creates already sent get their answers, so
+                # that their task ids are recorded rather than left in doubt.
+                drained = asyncio.create_task(self.drained.wait())
+                forced = asyncio.create_task(self.force.wait())
+                try:
+                    while not self.drained.is_set() and not self.force.is_set() and work:
+                        done, _ = await asyncio.wait(
+                            work | {drained, forced}, return_when=asyncio.FIRST_COMPLETED
+                        )
+                        for task in done & work:
+                            work.discard(task)
+                            if not task.cancelled() and task.exception() is not None:
+                                error = task.exception()
+                finally:
+                    drained.cancel()
+                    forced.cancel()
+        finally:
+            for task in work:
+                task.cancel()
+            await asyncio.gather(*work, return_exceptions=True)
+            stopper.cancel()
+            await asyncio.gather(stopper, return_exceptions=True)
+            loop = asyncio.get_running_loop()
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+        return error
+
+
+def _check_settings(plan: Plan, connection: Connection | None) -> None:
+    if connection is None:
+        return
+    if "share" in plan.kinds and not connection.agent_name:
+        raise UsageError(
+            "the plan has share lines, which need an agent name: set --agent-name or "
+            "KOODRIVE_AGENT_NAME"
+        )
+
+
+def _report_plan_errors(plan: Plan, err: IO[str], *, skipping: bool) -> None:
+    errors = plan.errors
+    for line in errors:
+        err.write(f"{plan.path}:{line.number}: {line.error}\n")
+    if skipping:
+        err.write(f"{len(errors)} invalid line(s) skipped (--skip-invalid)\n")
+    else:
+        err.write(
+            f"{len(errors)} invalid line(s) in {plan.path}; nothing was submitted "
+            "(fix them, or run with --skip-invalid)\n"
+        )
+    err.flush()
+
+
+def _exit_code(counts: dict[str, int], *, interrupted: bool) -> int:
+    if interrupted:
+        return EXIT_INTERRUPTED
+    if counts.get(State.IN_DOUBT, 0) or counts.get(State.SUBMITTING, 0):
+        return EXIT_IN_DOUBT
+    unfinished = (State.FAILED, State.INVALID, State.SUBMITTED, State.PENDING)
+    if any(counts.get(s, 0) for s in unfinished):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+async def run_plan(
+    options: RunOptions,
+    connection: Connection,
+    *,
+    out: IO[str] | None = None,
+    err: IO[str] | None = None,
+    session_factory: Callable[[Connection, int], Any] | None = None,
+) -> int:
+    """Run (or resume) a plan and print its summary.
+
+    Args:
+        options: What to run and how.
+        connection: Where and as whom.
+        out: Standard output (default ``sys.stdout``).
+        err: Standard error (default ``sys.stderr``).
+        session_factory: Replaces :func:`open_session` (for embedding).
+
+    Returns:
+        The exit code (see the module docstring).
+
+    Raises:
+        UsageError: Bad plan, configuration or journal (exit code 2).
+    """
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
+    if options.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    if options.rate is not None and options.rate <= 0:
+        raise UsageError("--rate must be a positive number")
+    if options.timeout is not None and options.timeout <= 0:
+        raise UsageError("--timeout must be a positive number")
+    started = time.monotonic()
+    try:
+        plan = load_plan(options.plan)
+    except PlanError as exc:
+        raise UsageError(str(exc)) from exc
+    if plan.errors:
+        _report_plan_errors(plan, err, skipping=options.skip_invalid)
+        if not options.skip_invalid:
+            raise UsageError(f"{len(plan.errors)} invalid line(s) in the plan")
+    _check_settings(plan, connection)
+    journal_path = options.journal or default_journal_path(options.plan)
+    try:
+        journal = Journal.open(journal_path)
+    except JournalError as exc:
+        raise UsageError(str(exc)) from exc
+    with journal:
+        try:
+            if journal.is_new:
+                journal.initialize(
+                    plan_hash=plan.plan_hash,
+                    plan_name=plan.path.name,
+                    lines=((ln.number, ln.line_hash, ln.kind, ln.error) for ln in plan.lines),
+                )
+            else:
+                journal.check_plan(plan.plan_hash)
+        except JournalError as exc:
+            raise UsageError(str(exc)) from exc
+        return await _resume(plan, journal, options, connection, out, err, started, session_factory)
+
+
+async def _resume(
+    plan: Plan,
+    journal: Journal,
+    options: RunOptions,
+    connection: Connection,
+    out: IO[str],
+    err: IO[str],
+    started: float,
+    session_factory: Callable[[Connection, int], Any] | None,
+) -> int:
+    reporter, use_rich = make_reporter(options.output, out=out, err=err)
+    summary_out = err if options.output == "json" else out
+
+    newly_in_doubt = journal.mark_interrupted_in_doubt()
+    if options.resubmit_in_doubt:
+        journal.reset_in_doubt()
+    if options.retry_rejected:
+        journal.reset_rejected()
+    in_doubt = list(journal.records(State.IN_DOUBT))
+    resumed = list(journal.records(State.SUBMITTED))
+    pending = journal.lines_in(State.PENDING)
+    if newly_in_doubt:
+        reporter.message(
+            f"{len(newly_in_doubt)} line(s) were interrupted between sending and recording "
+            "the answer; they are in doubt and are not sent again"
+            + (" (--resubmit-in-doubt: sending them again)" if options.resubmit_in_doubt else "")
+        )
+    for record in in_doubt:
+        reporter.line_done(record)
+
+    stats = RunStats(total=len(pending) + len(resumed))
+    requests_made: Callable[[], int] = lambda: 0  # noqa: E731 - replaced when a session opens
+    run_no = journal.begin_run()
+    error: BaseException | None = None
+    interrupted = False
+    if pending or resumed:
+        factory = session_factory or (lambda c, n: open_session(c, max_connections=n))
+        session, requests_made, close = await factory(connection, max(options.concurrency + 4, 16))
+        reporter.start(stats)
+        run = _Run(plan, journal, session, options, reporter, stats)
+        try:
+            error = await run.execute(pending, resumed)
+        finally:
+            interrupted = run.interrupted
+            reporter.stop()
+            await close()
+    else:
+        reporter.message("nothing to do: every line of the plan has already been dealt with")
+    stats.requests = requests_made()
+    counts = journal.counts()
+    code = _exit_code(counts, interrupted=interrupted)
+    if error is not None:
+        err.write(f"run aborted: {type(error).__name__}: {error}\n")
+        code = max(code, EXIT_FAILED) if code != EXIT_INTERRUPTED else code
+    journal.end_run(
+        run_no,
+        outcome="interrupted" if interrupted else ("aborted" if error else "completed"),
+        requests=stats.requests,
+    )
+    summary = Summary(
+        plan=plan.path.name,
+        journal=str(journal.path),
+        lines=len(plan.lines),
+        counts=counts,
+        failures=journal.failure_groups(),
+        in_doubt=list(journal.records(State.IN_DOUBT)),
+        in_flight=list(journal.records(State.SUBMITTED)) if interrupted or error else [],
+        unacknowledged=journal.lines_in(State.SUBMITTING),
+        finished_now=stats.succeeded + stats.failed + stats.in_doubt,
+        requests=stats.requests,
+        wall_time=time.monotonic() - started,
+        interrupted=interrupted,
+        exit_code=code,
+    )
+    print_summary(summary, use_rich=use_rich, out=summary_out)
+    return code

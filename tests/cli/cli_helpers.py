@@ -1,0 +1,117 @@
+"""Helpers of the command-line tests (plans, ledger and journal inspection, child processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from koodrive_async.emulator import KooDriveEmulator
+
+#: The token handed to the child; the tests check it never shows up anywhere.
+TOKEN = "tok-S3CRET-7c1f0e9d2b"
+USER_ID = "1397687227244555008"
+#: Virtual seconds per task and the clock speed-up: 1.0 / 25 = 40 ms real.
+TASK_DURATION = 1.0
+CLOCK_SPEED = 25.0
+POLL = ("--poll-interval", "0.02")
+
+
+@attrs.frozen
+class Result:
+    """A finished child process."""
+
+    code: int
+    out: str
+    err: str
+
+    def json_lines(self) -> list[dict[str, Any]]:
+        """The stdout lines that are JSON objects."""
+        return [json.loads(line) for line in self.out.splitlines() if line.startswith("{")]
+
+
+async def start_cli(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+    """Start ``python -m koodrive_async *args`` with pipes on stdout and stderr."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "koodrive_async",
+        *args,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def finish(proc: asyncio.subprocess.Process, timeout: float = 45.0) -> Result:
+    """Wait for a child and collect its output."""
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return Result(proc.returncode, out.decode(), err.decode())
+
+
+def job_line(marker: str, **extra: Any) -> dict[str, Any]:
+    """A copy job whose first file id is ``marker`` (to find it in the ledger)."""
+    return {
+        "kind": "job",
+        "taskType": 1,
+        "actionType": 101,
+        "dstContainerId": "IAABdst",
+        "taskInfo": {"srcContainerId": "IAABsrc", "fileInfo": [{"fileId": marker}]},
+        **extra,
+    }
+
+
+def write_plan(path: Path, lines: list[dict[str, Any] | str]) -> Path:
+    """Write plan lines (dicts as JSON, strings verbatim)."""
+    path.write_text(
+        "".join((json.dumps(x) if isinstance(x, dict) else x) + "\n" for x in lines),
+        encoding="utf-8",
+    )
+    return path
+
+
+def marker_of(body: Any) -> str | None:
+    """The marker of a create request body in the ledger (see job_line)."""
+    if not isinstance(body, dict):
+        return None
+    info = body.get("taskInfo")
+    if isinstance(info, dict) and info.get("fileInfo"):
+        return str(info["fileInfo"][0].get("fileId"))
+    if "srcUserId" in body:
+        return str(body["srcUserId"])
+    if body.get("fileIds"):
+        return str(body["fileIds"][0])
+    return None
+
+
+def created_by_marker(emu: KooDriveEmulator) -> dict[str, list[str]]:
+    """``{marker: [task ids created]}`` from the emulator's ledger."""
+    created: dict[str, list[str]] = {}
+    for entry in emu.requests:
+        if entry.task_id is not None:
+            marker = marker_of(entry.body)
+            assert marker is not None, entry
+            created.setdefault(marker, []).append(entry.task_id)
+    return created
+
+
+def creates_sent(emu: KooDriveEmulator) -> int:
+    """How many create requests reached the emulator."""
+    return sum(1 for e in emu.requests if e.method == "POST")
+
+
+def journal_rows(path: Path) -> dict[int, dict[str, Any]]:
+    """``{line: row}`` of a journal file."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.row_factory = sqlite3.Row
+        return {int(r["line"]): dict(r) for r in conn.execute("SELECT * FROM lines")}
+    finally:
+        conn.close()

@@ -1,0 +1,64 @@
+"""The run engine in process (same event loop as the emulator): progress displays."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from cli_helpers import TOKEN, USER_ID, created_by_marker, job_line, journal_rows, write_plan
+
+from koodrive_async import PollPolicy
+from koodrive_async.cli._runner import Connection, RunOptions, run_plan
+from koodrive_async.emulator import EmulatorConfig, KooDriveEmulator
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _options(plan: Path, output: str) -> RunOptions:
+    return RunOptions(plan=plan, concurrency=8, poll=PollPolicy(initial=0.02), output=output)
+
+
+async def test_rich_progress_and_table(emu: KooDriveEmulator, tmp_path: Path) -> None:
+    plan = write_plan(tmp_path / "plan.jsonl", [job_line(f"F{i}") for i in range(1, 21)])
+    out, err = io.StringIO(), io.StringIO()
+    code = await run_plan(
+        _options(plan, "rich"), Connection(emu.url, USER_ID, TOKEN), out=out, err=err
+    )
+    assert code == 0, err.getvalue()
+    text = out.getvalue()
+    assert "20/20" in text and "20 succeeded" in text and "0 in flight" in text
+    assert "│ succeeded" in text and "jobs per second" in text  # the rich table
+    assert TOKEN not in text + err.getvalue()
+    assert len(created_by_marker(emu)) == 20
+
+
+async def test_plain_status_line_on_a_terminal(emu: KooDriveEmulator, tmp_path: Path) -> None:
+    plan = write_plan(tmp_path / "plan.jsonl", [job_line(f"F{i}") for i in range(1, 11)])
+    out, err = _Terminal(), io.StringIO()
+    code = await run_plan(
+        _options(plan, "plain"), Connection(emu.url, USER_ID, TOKEN), out=out, err=err
+    )
+    assert code == 0, err.getvalue()
+    text = out.getvalue()
+    assert "\r\x1b[2K10/10 done" in text and "10 succeeded" in text
+    assert "succeeded" in text.split("summary:")[1]
+
+
+async def test_refused_credentials_stop_the_run(tmp_path: Path) -> None:
+    plan = write_plan(tmp_path / "plan.jsonl", [job_line(f"F{i}") for i in range(1, 31)])
+    config = EmulatorConfig(tokens=frozenset({"the-right-token"}))
+    async with KooDriveEmulator(config, host="127.0.0.1", port=0) as emu:
+        out, err = io.StringIO(), io.StringIO()
+        options = RunOptions(plan=plan, concurrency=2, output="plain")
+        code = await run_plan(options, Connection(emu.url, USER_ID, TOKEN), out=out, err=err)
+        assert code == 1
+        posts = sum(1 for e in emu.requests if e.method == "POST")
+        assert 1 <= posts <= 4  # not one per line
+    assert "refused the credentials" in err.getvalue()
+    rows = journal_rows(tmp_path / "plan.journal.sqlite")
+    assert sum(1 for r in rows.values() if r["state"] == "pending") >= 26
+    assert "not started" in out.getvalue()
+    assert TOKEN not in out.getvalue() + err.getvalue()
