@@ -216,4 +216,8 @@ async def run_demo(
                 output=progress,
             )
             code = await run_plan(options, connection, out=out, err=err)
+            if keep is None:
+                # The summary names the journal; say it goes away with the temp dir.
+                info.write("(the plan and journal above are removed now; --keep DIR keeps them)\n")
+                info.flush()
     return EXIT_OK if code in (EXIT_OK, EXIT_FAILED) else code
