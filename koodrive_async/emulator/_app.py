@@ -65,6 +65,9 @@ INNER_INVOKE_FAILURE = 13000201
 #: How far in the past an X-Date may be (the pages: within 15 minutes).
 X_DATE_MAX_AGE = 15 * 60.0
 
+#: The task statuses of the pages: 0 NEW, 1 EXECUTING, 2 SUCCESS, 3 FAILED.
+_TASK_STATUSES = frozenset({0, 1, 2, 3})
+
 _AUTH = re.compile(r"(bearer|at)[ +]+(.*)", re.IGNORECASE | re.DOTALL)
 _QUERY_INT = re.compile(r"[+-]?[0-9]{1,19}")
 
@@ -240,6 +243,10 @@ class EmulatorCore:
         user_id = headers.get("X-User-Id", "").strip()
         if not user_id:
             raise ApiError(400, PARAMETER_INVALID, "X-User-Id is mandatory")
+        # Host is mandatory on the pages; aiohttp's parser already refuses an
+        # HTTP/1.1 request without one, an empty one gets here.
+        if not headers.get("Host", "").strip():
+            raise ApiError(400, PARAMETER_INVALID, "Host is mandatory")
         x_date = headers.get("X-Date", "").strip()
         if not x_date:
             raise ApiError(400, PARAMETER_INVALID, "X-Date is mandatory")
@@ -253,7 +260,9 @@ class EmulatorCore:
                 raise ApiError(400, PARAMETER_INVALID, exc.msg) from None
             self._x_date_cache = (x_date, stamped)
         now = self.server_now()
-        if now - stamped > X_DATE_MAX_AGE:
+        # Compare at X-Date's own one-second resolution, so a stamp exactly
+        # 15 minutes old is still "within 15 minutes".
+        if math.floor(now) - stamped > X_DATE_MAX_AGE:
             raise ApiError(400, PARAMETER_INVALID, "X-Date is more than 15 minutes old")
         # "Cannot be later than the current time", at X-Date's own resolution: the
         # current second is fine (a client stamping floored seconds always passes),
@@ -406,6 +415,10 @@ class EmulatorCore:
         user_id = self.authenticate(request)
         query = request.query
         task_type = self._query_int(query.getall("taskType", []), "taskType")
+        # Listed tasks carry the type they were created with (0..7 across the
+        # three create endpoints); a negative one cannot match anything.
+        if task_type is not None and task_type < 0:
+            raise Invalid("taskType must not be negative")
         statuses: set[int] | None = None
         for value in query.getall("status", []):
             for part in value.split(","):
@@ -414,6 +427,10 @@ class EmulatorCore:
                     continue
                 if _QUERY_INT.fullmatch(part) is None:
                     raise Invalid("status must be integers (status=1&status=2 or status=1,2)")
+                if int(part) not in _TASK_STATUSES:
+                    raise Invalid(
+                        "status must be 0 (NEW), 1 (EXECUTING), 2 (SUCCESS) or 3 (FAILED)"
+                    )
                 statuses = statuses or set()
                 statuses.add(int(part))
         page_size = self._query_int(query.getall("pageSize", []), "pageSize")
@@ -562,6 +579,11 @@ class EmulatorCore:
                 status, payload = None, None
                 self._record(arrival, request, route, body, None, None, task_id, applied)
                 raise
+            except ConnectionResetError:
+                # The client hung up before its body was read (say it timed out
+                # during a LATENCY fault): nothing was handled, nobody is listening.
+                self._record(arrival, request, route, body, None, None, task_id, applied)
+                return web.Response()
             except Exception:
                 # Never let a bug look like the service: count it, log it, answer 500.
                 self.internal_errors += 1

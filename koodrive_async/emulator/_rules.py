@@ -212,8 +212,8 @@ def check_job(body: dict[str, Any]) -> int:
     2->201/202, 3->301, 5->501/502/503, 7->701. ``dstContainerId`` and
     ``taskInfo.srcContainerId`` are mandatory; ``taskInfo.fileInfo`` is mandatory
     and non-empty, each item with a ``fileId``, except for taskType 7; a
-    ``filePath`` is mandatory on every item for actionType 201. ``password`` is
-    accepted (and ignored) whatever the type.
+    ``filePath`` is mandatory on every item for actionType 201. ``password`` must be
+    a string, and is accepted (and ignored) whatever the task type.
 
     Args:
         body: Parsed JSON object.

@@ -72,6 +72,14 @@ async def test_x_user_id_is_mandatory(api, koodrive_emulator, route, user) -> No
 
 
 @pytest.mark.parametrize("route", ALL_ROUTES)
+async def test_empty_host_is_400(api, koodrive_emulator, route) -> None:
+    reply = await api.call(route, headers=api.headers(Host=""))
+    assert_error(reply, 400, 13000102)
+    assert "Host" in reply.json["msg"]
+    assert koodrive_emulator.state.tasks() == []
+
+
+@pytest.mark.parametrize("route", ALL_ROUTES)
 @pytest.mark.parametrize(
     "value",
     [
@@ -103,6 +111,7 @@ async def test_x_date_missing_or_malformed_is_400(api, route, value) -> None:
         (-60, 200),
         (-14 * 60, 200),
         (-(15 * 60 - 5), 200),
+        (-(15 * 60 - 1), 200),
         (-(15 * 60 + 5), 400),
         (-3600, 400),
         (-86400 * 365, 400),

@@ -352,7 +352,7 @@ ALLOWED_PAIRS = {
     2: {None, 202},  # 201 needs filePath: checked below
     3: {None, 301},
     4: {None},
-    5: {None, 501, 502},  # 503 needs uncompressFilePaths: checked below
+    5: {None, 501, 502, 503},
     6: {None},
     7: {None, 701},
 }
@@ -373,7 +373,7 @@ def test_job_conditional_rules() -> None:
     assert schema.is_valid(recycle_ok)
     assert not schema.is_valid(_job(2, 201))  # logical deletion needs filePath
     assert schema.is_valid(_job(5, 503, uncompressFilePaths=["a/b.txt"]))
-    assert not schema.is_valid(_job(5, 503))
+    assert schema.is_valid(_job(5, 503))  # the page: uncompressFilePaths "Mandatory: No"
     assert not schema.is_valid(_job(5, 503, uncompressFilePaths=[]))
     assert schema.is_valid({**_job(5, 502), "password": "pw"})
     assert not schema.is_valid({**_job(1, 101), "password": "pw"})  # password: taskType 5 only
