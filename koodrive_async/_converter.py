@@ -22,6 +22,7 @@ protocol turns into :class:`~koodrive_async.ResponseValidationError`.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -112,6 +113,14 @@ def _text(key: str, value: object) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
         # Ids and codes are strings in the tables but numbers in some examples.
         return str(value)
+    if key != _TASK_ID_KEY and isinstance(value, dict | list | float | bool):
+        # A descriptive field (initParams is an "Extended field") sent as JSON
+        # rather than a string must not sink the task, or a whole list page:
+        # keep its JSON text.
+        try:
+            return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False)
+        except ValueError:  # NaN/Infinity inside (Python's json reads them)
+            return None
     raise ResponseFieldError(f"{key} must be a string, got {type(value).__name__}", key=key)
 
 

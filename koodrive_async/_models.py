@@ -374,10 +374,6 @@ class JobRequest:
                 )
             for i, path in enumerate(self.uncompress_file_paths):
                 _require_text(path, f"uncompress_file_paths[{i}]")
-        if self.action_type is JobAction.DECOMPRESS_PARTIAL and not self.uncompress_file_paths:
-            raise InvalidRequestError(
-                "DECOMPRESS_PARTIAL needs uncompress_file_paths", field="uncompress_file_paths"
-            )
 
 
 #: Any request model that :meth:`KooDriveSession.submit` accepts.

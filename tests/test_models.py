@@ -98,10 +98,6 @@ def test_plain_ints_become_enums() -> None:
         ({"task_type": JobType.DELETE, "action_type": JobAction.RECYCLE}, "files"),
         ({"password": "secret"}, "password"),
         ({"uncompress_file_paths": ("a",)}, "uncompress_file_paths"),
-        (
-            {"task_type": JobType.DECOMPRESS, "action_type": JobAction.DECOMPRESS_PARTIAL},
-            "uncompress_file_paths",
-        ),
         ({"new_file_path": ""}, "new_file_path"),
     ],
 )
@@ -110,6 +106,12 @@ def test_invalid_jobs_are_rejected(kwargs: dict[str, Any], field: str) -> None:
         job(**kwargs)
     assert info.value.field == field
     assert isinstance(info.value, ValueError)
+
+
+def test_partial_decompression_paths_are_optional_as_on_the_page() -> None:
+    # The jobs page marks uncompressFilePaths "Mandatory: No" even for 503.
+    request = job(task_type=JobType.DECOMPRESS, action_type=JobAction.DECOMPRESS_PARTIAL)
+    assert request.uncompress_file_paths is None
 
 
 def test_clear_recycle_bin_needs_no_files() -> None:

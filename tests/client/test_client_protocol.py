@@ -622,13 +622,23 @@ def test_task_tolerates_unknown_enums_fields_and_times() -> None:
     assert task.result_code == "18000205"
 
 
+def test_descriptive_fields_sent_as_json_are_kept_as_text() -> None:
+    # initParams is an "Extended field": a service that sends it as an object
+    # must not make the task (or a whole list page) unreadable.
+    body = b'{"taskId": "1", "status": 2, "initParams": {"b": [1, 2], "a": null}, "taskName": 3.5}'
+    task = decode_task(prepare_get_task("x"), 200, NO_HEADERS, body, TRACE)
+    assert task.init_params == '{"a":null,"b":[1,2]}'
+    assert task.task_name == "3.5"
+    assert task.succeeded
+
+
 @pytest.mark.parametrize(
     "body",
     [
         b'{"code": 0, "msg": "ok"}',
         b'{"taskId": "", "code": 0}',
         b'{"taskId": "1", "status": [1], "code": 0}',
-        b'{"taskId": "1", "taskName": {"a": 1}, "code": 0}',
+        b'{"taskId": {"a": 1}, "code": 0}',
         b'{"taskId": "1", "status": true, "code": 0}',
     ],
 )

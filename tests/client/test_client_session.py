@@ -377,11 +377,11 @@ INVALID_CALLS: list[tuple[str, dict[str, Any], str]] = [
     (
         "create_job",
         {
-            "task_type": JobType.DECOMPRESS,
+            "task_type": JobType.COPY,
             "src_container_id": "s",
             "dst_container_id": "d",
             "files": [FileInfo("f")],
-            "action_type": JobAction.DECOMPRESS_PARTIAL,
+            "uncompress_file_paths": ["a/b.txt"],
         },
         "uncompress_file_paths",
     ),
