@@ -21,7 +21,8 @@ every attempt:
   raises the error at hand (:class:`~koodrive_async.RateLimitError` for 429,
   with ``retry_after``);
 * a 401 with a token provider: one forced refresh and one more try;
-* a 400/401 right after the server's clock turned out to differ from ours:
+* a 400/401 to an attempt whose X-Date the server's ``Date`` shows was out
+  of its window (later than its current second, or about 15 minutes old):
   one more try with a corrected X-Date.
 
 Every attempt and decision is logged at DEBUG on the ``koodrive_async``
@@ -54,9 +55,15 @@ logger: Final = logging.getLogger("koodrive_async")
 _GET_RETRY_STATUSES: Final = frozenset({429, *range(500, 600)})
 # A POST answered 500/502/504 may have been carried out: never repeat it.
 _POST_RETRY_STATUSES: Final = frozenset({429, 503})
-# Smallest server/client clock difference worth correcting: the Date header
-# has whole seconds, so anything under one second is just rounding.
+# The offset learnt from a Date header only ever goes down by small steps (each
+# reading is a lower bound of the true offset); it goes up only by a jump this
+# big (the clock of one side was reset), so it does not flap with the rounding.
 _MIN_CLOCK_OFFSET: Final = 1.0
+# The pages: X-Date "must be within 15 minutes from the current time and cannot
+# be later than" it. A refused stamp this close to the edge counts as the cause
+# (the Date header is rounded and a little late).
+_X_DATE_MAX_AGE: Final = 15 * 60.0
+_X_DATE_SLACK: Final = 2.0
 
 # How a failed attempt ended, for the retry rules.
 # The waits between attempts go through this name, so that tests can record
@@ -139,6 +146,7 @@ class Transport:
         #: The wall clock X-Date is stamped from (replaceable in tests).
         self.wall_clock: Callable[[], float] = time.time
         self._last_server_date: str | None = None
+        self._last_server_time: float | None = None
 
     @property
     def closed(self) -> bool:
@@ -173,25 +181,38 @@ class Transport:
             self._date_second = second
         return self._date_value
 
-    def _learn_clock(self, server_date: str | None, trace_id: str) -> None:
-        """Update the clock offset from a server's Date header."""
-        if server_date is None or server_date == self._last_server_date:
-            return
+    def _learn_clock(self, server_date: str | None, trace_id: str) -> float | None:
+        """Update the clock offset from a server's Date header.
+
+        Returns:
+            The server's time the header gives (epoch seconds), or None.
+        """
+        if server_date is None:
+            return None
+        if server_date == self._last_server_date:
+            return self._last_server_time
         self._last_server_date = server_date
         try:
             server_time = parsedate_to_datetime(server_date).timestamp()
         except (TypeError, ValueError, IndexError, OverflowError):
-            return
-        # Date is floored to the second, so this is a lower bound of the true
-        # offset: a stamp made with it is never later than the server's now.
+            self._last_server_time = None
+            return None
+        self._last_server_time = server_time
+        # Date is floored to the second and read after it was sent, so this is a
+        # lower bound of the true offset: a stamp made with it is never later
+        # than the server's now. Small readings are kept too: a clock only a
+        # fraction of a second fast would otherwise stamp the server's next
+        # second during part of every second, and "later than now" is refused.
         offset = server_time - self.wall_clock()
-        new_offset = offset if abs(offset) >= _MIN_CLOCK_OFFSET else 0.0
-        if abs(new_offset - self.clock_offset) < _MIN_CLOCK_OFFSET:
-            return
-        logger.debug(
-            "server clock differs by %.1fs; X-Date corrected trace_id=%s", new_offset, trace_id
-        )
-        self.clock_offset = new_offset
+        if offset < self.clock_offset or offset - self.clock_offset >= _MIN_CLOCK_OFFSET:
+            if abs(offset - self.clock_offset) >= _MIN_CLOCK_OFFSET:
+                logger.debug(
+                    "server clock differs by %.1fs; X-Date corrected trace_id=%s",
+                    offset,
+                    trace_id,
+                )
+            self.clock_offset = offset
+        return server_time
 
     async def send(self, call: Call) -> Response:
         """Send a call, retrying per policy; return the final response.
@@ -234,13 +255,13 @@ class Transport:
                 # Closed while this call was waiting to retry: do not reopen a session.
                 raise RuntimeError("the KooDriveSession is closed")
             attempt += 1
-            offset_used = self.clock_offset
             headers = {
                 **base_headers,
                 "Authorization": authorization,
                 "X-Date": self.x_date(),
                 "X-Traceid": trace_id,
             }
+            stamped = self._date_second
             if debug:
                 logger.debug(
                     "%s %s attempt %d/%d trace_id=%s",
@@ -319,16 +340,21 @@ class Transport:
                     (time.monotonic() - started) * 1000,
                     trace_id,
                 )
-            self._learn_clock(resp_headers.get("Date"), trace_id)
+            server_time = self._learn_clock(resp_headers.get("Date"), trace_id)
             if status < 400:
                 return Response(status, resp_headers, body, trace_id)
-            # Compared with the offset this attempt was stamped with (not "did
-            # this response change it"), so that every call in flight when the
-            # skew was discovered gets its one corrected retry.
+            # Judged by the stamp this attempt carried against the server's own
+            # clock (not by "did this answer change the offset"), so that every
+            # call in flight when the skew was discovered gets its one corrected
+            # retry, and a 400/401 with a good stamp is not sent twice.
             if (
                 status in (400, 401)
                 and not clock_fixed
-                and abs(self.clock_offset - offset_used) >= _MIN_CLOCK_OFFSET
+                and server_time is not None
+                and (
+                    stamped > server_time // 1
+                    or server_time - stamped > _X_DATE_MAX_AGE - _X_DATE_SLACK
+                )
             ):
                 # Probably our X-Date was refused; a rejected request did nothing.
                 clock_fixed = True
