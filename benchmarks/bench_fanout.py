@@ -1,4 +1,4 @@
-"""Fan-out and polling benchmark against the embedded emulator.
+"""Fan-out and polling benchmark against the emulator in a child process.
 
 Default mode: submit N copy jobs (default 10,000) through ``stream_jobs`` with
 ``max_concurrency=200``; the emulator gives each task a random duration
@@ -25,10 +25,14 @@ future, heap entries and the last Task seen (parsed from a real GET). The
 emulator's tasks are seeded directly in its state (100,000 creation POSTs
 would only measure the emulator); the waits go through ``wait_for_task``.
 
-The emulator runs in-process for the fan-out run (one clock, and on a
-shared 2-core box it is not the bottleneck: the run is paced by the task
-durations), and in a child process for ``--memory`` so that tracemalloc
-counts the client's memory only.
+The emulator runs in a child process of this script (the same file, with a
+hidden flag: ``python -m koodrive_async.emulator`` cannot give tasks random
+durations), on loopback, so client and server do not share one event loop and
+tracemalloc counts the client's memory only. The fan-out figures come from its
+admin routes: ``GET /_emulator/tasks`` (when each task finished, on the
+emulator's clock), ``GET /_emulator/requests`` (GETs and creations counted in
+its ledger) and ``POST /_emulator/clock`` (its clock read against ours, to
+turn those finishing times into our monotonic time).
 
 Usage::
 
@@ -52,11 +56,20 @@ import tempfile
 import time
 import tracemalloc
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from koodrive_async import FileInfo, JobRequest, JobType, PollPolicy
-from koodrive_async._session import KooDriveSession
-from koodrive_async.emulator import EmulatorConfig, KooDriveEmulator
+import aiohttp
+
+if not __package__:
+    # Run as a file: make the ``benchmarks`` package importable.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import url_child  # noqa: E402
+from koodrive_async import FileInfo, JobRequest, JobType, PollPolicy  # noqa: E402
+from koodrive_async._session import KooDriveSession  # noqa: E402
+from koodrive_async.emulator import EmulatorConfig, KooDriveEmulator  # noqa: E402
 
 USER = "bench-user"
 TOKEN = "bench-token"
@@ -87,35 +100,61 @@ def _requests(n: int) -> Iterator[JobRequest]:
         yield JobRequest(JobType.COPY, "src", "dst", [FileInfo(f"file-{i}")])
 
 
-async def run_fanout(jobs: int, concurrency: int, seed: int) -> dict[str, Any]:
-    """Run the fan-out benchmark and return its figures."""
-    config = EmulatorConfig(task_duration=lambda rng: rng.uniform(0.5, 1.5), seed=seed)
-    async with KooDriveEmulator(config) as emu:
-        async with KooDriveSession(emu.url, user_id=USER, token=TOKEN) as session:
-            seen: dict[str, float] = {}
-            errors = 0
-            start = time.monotonic()
-            async for outcome in session.stream_jobs(
-                _requests(jobs), max_concurrency=concurrency, poll=PollPolicy()
-            ):
-                if outcome.task_id is not None:
-                    seen[outcome.task_id] = time.monotonic()
-                if not outcome.ok:
-                    errors += 1
-            makespan = time.monotonic() - start
-            # Map the emulator's clock (epoch seconds, speed 1) to ours.
-            offset = emu.clock.now() - time.monotonic()
-        tasks = emu.state.tasks()
-        durations = [t.duration for t in tasks]
-        delays = []
-        relative = []
-        for task in tasks:
-            finished = task.created_at + task.duration - offset
-            delay = seen[task.task_id] - finished
-            delays.append(delay)
-            relative.append(delay / task.duration)
-        gets = sum(1 for r in emu.requests if r.route == "get_task")
-        creates = sum(1 for r in emu.requests if r.route == "create_job")
+def _epoch(iso: str) -> float:
+    """Epoch seconds of an emulator timestamp like ``2024-08-12T07:22:33.123Z``."""
+    return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+
+
+async def _clock_offset(admin: aiohttp.ClientSession, url: str) -> float:
+    """Emulator clock minus our monotonic clock, from the quickest of a few reads."""
+    best: tuple[float, float] | None = None
+    for _ in range(5):
+        t0 = time.monotonic()
+        async with admin.post(f"{url}/_emulator/clock", json={}) as r:
+            now = float((await r.json())["now"])
+        t1 = time.monotonic()
+        # The read happened somewhere in [t0, t1]; the midpoint of the
+        # shortest round trip is the best estimate.
+        if best is None or t1 - t0 < best[0]:
+            best = (t1 - t0, now - (t0 + t1) / 2)
+    assert best is not None
+    return best[1]
+
+
+async def run_fanout(url: str, jobs: int, concurrency: int) -> dict[str, Any]:
+    """Run the fan-out benchmark against the emulator at ``url``; return its figures."""
+    async with KooDriveSession(url, user_id=USER, token=TOKEN) as session:
+        seen: dict[str, float] = {}
+        errors = 0
+        start = time.monotonic()
+        async for outcome in session.stream_jobs(
+            _requests(jobs), max_concurrency=concurrency, poll=PollPolicy()
+        ):
+            if outcome.task_id is not None:
+                seen[outcome.task_id] = time.monotonic()
+            if not outcome.ok:
+                errors += 1
+        makespan = time.monotonic() - start
+    async with aiohttp.ClientSession() as admin:
+        # Map the emulator's clock (epoch seconds, speed 1) to ours.
+        offset = await _clock_offset(admin, url)
+        async with admin.get(f"{url}/_emulator/tasks") as r:
+            tasks = await r.json()
+        async with admin.get(f"{url}/_emulator/requests") as r:
+            ledger = await r.json()
+    durations = [float(t["duration"]) for t in tasks]
+    delays = []
+    relative = []
+    for task in tasks:
+        ended = task.get("endTime")
+        finished_at = (
+            _epoch(ended) if ended else _epoch(task["createTime"]) + float(task["duration"])
+        )
+        delay = seen[task["taskId"]] - (finished_at - offset)
+        delays.append(delay)
+        relative.append(delay / float(task["duration"]))
+    gets = sum(1 for r in ledger if r["route"] == "get_task")
+    creates = sum(1 for r in ledger if r["route"] == "create_job")
     ideal = ideal_makespan(durations, concurrency)
     mean_duration = statistics.fmean(durations)
     return {
@@ -133,6 +172,18 @@ async def run_fanout(jobs: int, concurrency: int, seed: int) -> dict[str, Any]:
         "detect_p95_fraction": _percentile(delays, 0.95) / mean_duration,
         "detect_p95_per_task_fraction": _percentile(relative, 0.95),
     }
+
+
+async def serve_fanout(seed: int) -> None:
+    """Child process of the fan-out: an emulator whose tasks last 0.5-1.5 s (seeded).
+
+    Prints the URL, serves until stdin closes.
+    """
+    config = EmulatorConfig(task_duration=lambda rng: rng.uniform(0.5, 1.5), seed=seed)
+    async with KooDriveEmulator(config) as emu:
+        print(emu.url, flush=True)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, sys.stdin.read)
 
 
 _SEED_BODY = {
@@ -162,34 +213,18 @@ async def serve_seeded(tasks: int, ids_file: str) -> None:
         await loop.run_in_executor(None, sys.stdin.read)
 
 
-async def run_memory(tasks: int) -> dict[str, Any]:
+def run_memory(tasks: int) -> dict[str, Any]:
     """Wait on ``tasks`` long tasks at once and measure bytes per waiting task.
 
     The emulator runs in a child process so that tracemalloc sees the client only.
     """
     with tempfile.TemporaryDirectory() as tmp:
         ids_file = os.path.join(tmp, "ids.txt")
-        child = await asyncio.create_subprocess_exec(
-            sys.executable,
-            os.path.abspath(__file__),
-            "--serve-seeded",
-            str(tasks),
-            "--ids-file",
-            ids_file,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        try:
-            assert child.stdout is not None and child.stdin is not None
-            url = (await child.stdout.readline()).decode().strip()
+        cmd = [sys.executable, os.path.abspath(__file__), "--serve-seeded", str(tasks)]
+        with url_child([*cmd, "--ids-file", ids_file]) as url:
             with open(ids_file) as lines:
                 ids = [line.strip() for line in lines]
-            result = await _measure_waiters(url, ids)
-        finally:
-            if child.stdin is not None:
-                child.stdin.close()
-            await child.wait()
-    return result
+            return asyncio.run(_measure_waiters(url, ids))
 
 
 async def _measure_waiters(url: str, ids: list[str]) -> dict[str, Any]:
@@ -246,17 +281,29 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--serve-seeded", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--ids-file", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-fanout", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_seeded is not None:
         asyncio.run(serve_seeded(args.serve_seeded, args.ids_file))
+        return
+    if args.serve_fanout:
+        asyncio.run(serve_fanout(args.seed))
         return
     jobs = 1_000 if args.quick else args.jobs
 
     result: dict[str, Any] = {}
     if not args.memory_only:
-        result.update(asyncio.run(run_fanout(jobs, args.concurrency, args.seed)))
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--serve-fanout",
+            "--seed",
+            str(args.seed),
+        ]
+        with url_child(cmd) as url:
+            result.update(asyncio.run(run_fanout(url, jobs, args.concurrency)))
     if args.memory or args.memory_only:
-        result.update(asyncio.run(run_memory(args.memory_tasks)))
+        result.update(run_memory(args.memory_tasks))
 
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))

@@ -22,60 +22,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import json
-import os
-import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from koodrive_async import KooDriveSession, RetryPolicy
-from koodrive_async._protocol import format_x_date, new_trace_id
+if not __package__:
+    # Run as a file: make the ``benchmarks`` package importable.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-TOKEN = "bench-token"
-USER = "bench-user"
-
-
-def start_emulator() -> tuple[subprocess.Popen[str], str]:
-    """Start the emulator subprocess; return it and the URL it prints."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "koodrive_async.emulator", "--port", "0", "--ledger-limit", "1000"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    if not url.startswith("http"):
-        proc.kill()
-        raise SystemExit(f"the emulator did not print its URL (got {url!r})")
-    return proc, url
-
-
-async def run_workers(
-    concurrency: int, total: int, one: Callable[[int], Awaitable[None]]
-) -> tuple[float, float]:
-    """Run ``total`` calls on ``concurrency`` workers.
-
-    Returns:
-        Calls per second, and this (client) process's CPU microseconds per call.
-    """
-    counter = itertools.count()
-
-    async def worker() -> None:
-        while (i := next(counter)) < total:
-            await one(i)
-
-    cpu = time.process_time()
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    return total / elapsed, (time.process_time() - cpu) / total * 1e6
+from benchmarks._common import (  # noqa: E402
+    PREFIX,
+    TOKEN,
+    USER,
+    compare,
+    emulator_process,
+    interleaved,
+)
+from koodrive_async import KooDriveSession, RetryPolicy  # noqa: E402
+from koodrive_async._protocol import format_x_date, new_trace_id  # noqa: E402
 
 
 async def bench(args: argparse.Namespace, url: str) -> dict[str, Any]:
@@ -102,7 +70,7 @@ async def bench(args: argparse.Namespace, url: str) -> dict[str, Any]:
                     "X-Traceid": new_trace_id(),
                 }
                 tid = task_ids[i % len(task_ids)]
-                async with bare.get(f"{url}/koodrive/ose/v1/task/{tid}", headers=headers) as r:
+                async with bare.get(f"{url}{PREFIX}/task/{tid}", headers=headers) as r:
                     data = json.loads(await r.read())
                     if r.status != 200 or data["taskId"] != tid:
                         raise RuntimeError(f"bad answer {r.status}")
@@ -113,34 +81,18 @@ async def bench(args: argparse.Namespace, url: str) -> dict[str, Any]:
                 if task.task_id != tid:
                     raise RuntimeError("bad answer")
 
-            # Warm both paths (connections, caches) before measuring.
-            await run_workers(args.concurrency, args.concurrency * 8, bare_get)
-            await run_workers(args.concurrency, args.concurrency * 8, session_get)
-            bare_runs: list[tuple[float, float]] = []
-            session_runs: list[tuple[float, float]] = []
-            for _ in range(args.rounds):
-                bare_runs.append(await run_workers(args.concurrency, args.requests, bare_get))
-                session_runs.append(await run_workers(args.concurrency, args.requests, session_get))
-    bare_rates = [rate for rate, _ in bare_runs]
-    session_rates = [rate for rate, _ in session_runs]
-    bare_median = statistics.median(bare_rates)
-    session_median = statistics.median(session_rates)
-    bare_cpu = statistics.median(cpu for _, cpu in bare_runs)
-    session_cpu = statistics.median(cpu for _, cpu in session_runs)
+            # Warm-up, then A and B alternate (the order flips every round).
+            runs = await interleaved(
+                {"bare_aiohttp": bare_get, "session": session_get},
+                rounds=args.rounds,
+                concurrency=args.concurrency,
+                requests=args.requests,
+            )
     return {
         "concurrency": args.concurrency,
         "requests_per_run": args.requests,
         "rounds": args.rounds,
-        "bare_aiohttp_rps": [round(r, 1) for r in bare_rates],
-        "session_rps": [round(r, 1) for r in session_rates],
-        "bare_aiohttp_median_rps": round(bare_median, 1),
-        "session_median_rps": round(session_median, 1),
-        "ratio": round(session_median / bare_median, 3),
-        "pairwise_ratio_median": round(
-            statistics.median(b / a for a, b in zip(bare_rates, session_rates, strict=True)), 3
-        ),
-        "bare_aiohttp_client_cpu_us_per_call": round(bare_cpu, 1),
-        "session_client_cpu_us_per_call": round(session_cpu, 1),
+        **compare(runs, "bare_aiohttp", "session"),
         "target_ratio": 0.90,
     }
 
@@ -156,12 +108,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.rounds < 3:
         parser.error("--rounds must be at least 3")
-    proc, url = start_emulator()
-    try:
+    with emulator_process("--ledger-limit", "1000") as (_proc, url):
         result = asyncio.run(bench(args, url))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
     if args.json:
         print(json.dumps(result))
         return 0
