@@ -15,6 +15,7 @@ from .. import __version__
 from .._exceptions import KooDriveError, TaskFailedError, TaskTimeoutError
 from .._models import Task, TaskStatus, TaskType
 from .._policies import PollPolicy
+from ._reconcile import SETTLE_SECONDS
 from ._runner import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -63,6 +64,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
     return value
 
 
@@ -162,7 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Validate every line of PLAN, then submit each line once and wait for "
         "it, recording everything in a SQLite journal. Running the same command again "
         "resumes: finished lines are skipped, submitted ones are waited for, and lines "
-        "interrupted between sending and recording are reported as in doubt.",
+        "interrupted between sending and recording (in doubt) are looked up in the "
+        "service's task list: found ones are waited for, ones proven not created are sent, "
+        "the others are reported as in doubt.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -206,7 +219,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--resubmit-in-doubt",
         action="store_true",
-        help="send the in-doubt lines again (they may then exist twice)",
+        help="send again the in-doubt lines the reconciliation could not settle (they may "
+        "then exist twice)",
+    )
+    run.add_argument(
+        "--settle-time",
+        type=_non_negative_float,
+        default=SETTLE_SECONDS,
+        metavar="S",
+        help="seconds after a create may have been sent before the task list may show it "
+        f"was not created (default {SETTLE_SECONDS:g}; raise it behind a slow proxy)",
+    )
+    run.add_argument(
+        "--no-reconcile",
+        dest="reconcile",
+        action="store_false",
+        help="do not look for the in-doubt lines' tasks in the service's task list; leave "
+        "them in doubt",
     )
     run.add_argument(
         "--retry-rejected",
@@ -443,6 +472,8 @@ def _dispatch(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             skip_invalid=args.skip_invalid,
             resubmit_in_doubt=args.resubmit_in_doubt,
             retry_rejected=args.retry_rejected,
+            reconcile=args.reconcile,
+            settle=args.settle_time,
         )
         return asyncio.run(run_plan(options, connection, out=out, err=err))
     handler = {"get": _task_get, "list": _task_list, "wait": _task_wait}[args.task_command]

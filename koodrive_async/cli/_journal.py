@@ -12,7 +12,11 @@ anything twice. Per plan line it holds a state::
 ``submitting`` is committed *before* the create request is sent and the task id
 right after the response, both with ``synchronous=FULL`` so that they survive
 a power cut, not only a killed process. A line found in ``submitting`` when a
-run starts was interrupted between the two: it becomes ``in_doubt``. Lines the
+run starts was interrupted between the two: it becomes ``in_doubt``. The
+reconciliation (``_reconcile.py``) then moves an in-doubt line to
+``submitted`` (its task was found in the service's task list) or back to
+``pending`` (proven not created), in one durable transaction
+(:meth:`Journal.apply_reconciliation`). Lines the
 plan could not parse are recorded as ``invalid`` (only with ``--skip-invalid``).
 
 The journal never holds the plan lines themselves (decompress lines carry
@@ -132,6 +136,16 @@ class LineRecord:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 _COLUMNS = "line, kind, state, task_id, result_code, error_type, error, attempts"
@@ -378,6 +392,66 @@ class Journal:
                 ),
             )
         return lines
+
+    def last_activity(self, state: str | None = None) -> datetime | None:
+        """Return when a line (of ``state``, or any) was last changed, or None."""
+        if state is None:
+            row = self._conn.execute("SELECT MAX(updated_at) FROM lines").fetchone()
+        else:
+            row = self._conn.execute(
+                "SELECT MAX(updated_at) FROM lines WHERE state = ?", (state,)
+            ).fetchone()
+        return _parse_time(row[0] if row else None)
+
+    def reconciliation_rows(
+        self,
+    ) -> list[tuple[int, str | None, str, str | None, datetime | None, datetime | None]]:
+        """Return what a reconciliation needs: the in-doubt lines and those with a task id.
+
+        Returns:
+            ``(line, kind, state, task_id, submitting_at, updated_at)`` per such
+            line, by line number.
+        """
+        rows = self._conn.execute(
+            "SELECT line, kind, state, task_id, submitting_at, updated_at FROM lines"
+            " WHERE state = ? OR task_id IS NOT NULL ORDER BY line",
+            (State.IN_DOUBT,),
+        ).fetchall()
+        return [
+            (int(r[0]), r[1], str(r[2]), r[3], _parse_time(r[4]), _parse_time(r[5])) for r in rows
+        ]
+
+    def apply_reconciliation(self, matched: dict[int, str], not_created: Iterable[int]) -> None:
+        """Commit (durably, in one transaction) what a reconciliation decided.
+
+        Args:
+            matched: ``{line: task id}``: in-doubt lines whose task was found
+                become ``submitted`` with that id.
+            not_created: In-doubt lines proven not created go back to ``pending``.
+
+        Only lines still ``in_doubt`` are changed.
+        """
+        now = _now()
+        self._synchronous("FULL")
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.executemany(
+                "UPDATE lines SET state = ?, task_id = ?, submitted_at = ?, error_type = NULL,"
+                " error = NULL, updated_at = ? WHERE line = ? AND state = ?",
+                (
+                    (State.SUBMITTED, task_id, now, now, line, State.IN_DOUBT)
+                    for line, task_id in matched.items()
+                ),
+            )
+            self._conn.executemany(
+                "UPDATE lines SET state = ?, error_type = NULL, error = NULL, updated_at = ?"
+                " WHERE line = ? AND state = ?",
+                ((State.PENDING, now, line, State.IN_DOUBT) for line in not_created),
+            )
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
 
     def reset_in_doubt(self) -> int:
         """Put every ``in_doubt`` line back to ``pending`` (``--resubmit-in-doubt``).

@@ -15,13 +15,22 @@ Exactly-once bookkeeping, per plan line (see ``_journal.py`` for the states):
    object, so two identical lines stay two requests).
 
 A create that failed with ``possibly_created`` (a 500 to a POST, a
-connection lost after sending) becomes ``in_doubt``: never retried silently.
+connection lost after sending) becomes ``in_doubt``: never retried blindly.
 A create refused in a way that proves nothing was created is ``failed`` (no
 task id; ``--retry-rejected`` sends it again on the next run).
 
-On resume: lines left in "submitting" become ``in_doubt`` (reported; sent
-again only with ``--resubmit-in-doubt``), "submitted" lines are waited on
-(never sent again), finished lines are skipped.
+On resume: lines left in "submitting" become ``in_doubt``, "submitted" lines
+are waited on (never sent again), finished lines are skipped.
+
+In-doubt lines are *reconciled* (``_reconcile.py`` states the rule): the
+service's task list is read (all pages) and each in-doubt line is either
+matched to its task (then "submitted" and waited on), proven not created
+(then "pending" and sent again), or left in doubt (reported; sent again only
+with ``--resubmit-in-doubt``). This happens at the start of a run that finds
+in-doubt lines, and again after a round of submissions that left new lines in
+doubt (at most :data:`MAX_RECONCILIATIONS` times per run), so a
+``possibly_created`` create is usually settled by the run that sent it.
+``--no-reconcile`` turns it off.
 
 SIGINT / SIGTERM: no new line is submitted; the creates already pulled by the
 fan-out are allowed to get their answer (so their task ids are committed and
@@ -44,7 +53,8 @@ import asyncio
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -68,6 +78,16 @@ from ._journal import (
 )
 from ._plan import Plan, PlanError, load_plan
 from ._progress import Reporter, RunStats, Summary, make_reporter, print_summary
+from ._reconcile import (
+    SETTLE_SECONDS,
+    WITNESSES_PER_KIND,
+    Decision,
+    KnownLine,
+    LineInDoubt,
+    decide,
+    request_identity,
+    request_key,
+)
 
 __all__ = [
     "EXIT_FAILED",
@@ -88,6 +108,10 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_IN_DOUBT = 3
 EXIT_INTERRUPTED = 130
+
+#: Most reconciliations one invocation makes (one at the start, then one after
+#: each round that left new lines in doubt).
+MAX_RECONCILIATIONS = 3
 
 
 class UsageError(Exception):
@@ -126,8 +150,13 @@ class RunOptions:
         output: ``auto`` (rich bar on a terminal, plain otherwise), ``json``,
             ``plain`` or ``rich``.
         skip_invalid: Run the valid lines even when some are invalid.
-        resubmit_in_doubt: Send the in-doubt lines again.
+        resubmit_in_doubt: Send again the in-doubt lines the reconciliation
+            could not settle.
         retry_rejected: Send again the lines whose create was refused.
+        reconcile: Settle in-doubt lines from the service's task list
+            (see ``_reconcile.py``); False leaves them all in doubt.
+        settle: Seconds after a create may have been sent before a listing
+            may declare it not created (``--settle-time``).
     """
 
     plan: Path
@@ -140,6 +169,8 @@ class RunOptions:
     skip_invalid: bool = False
     resubmit_in_doubt: bool = False
     retry_rejected: bool = False
+    reconcile: bool = True
+    settle: float = SETTLE_SECONDS
 
 
 def default_journal_path(plan: Path) -> Path:
@@ -284,6 +315,8 @@ class _Run:
         self.unacked: set[int] = set()
         self.drained = asyncio.Event()
         self.drained.set()
+        # Lines that went in doubt (possibly_created) since the runner last cleared it.
+        self.doubted: set[int] = set()
 
     # ---------------------------------------------------------------- signals
 
@@ -334,6 +367,11 @@ class _Run:
                 self.stats.failed += 1
             else:
                 self.stats.in_doubt += 1
+                self.doubted.add(line)
+        if verdict.state == State.IN_DOUBT:
+            # Reported at the end of the run, if the reconciliation cannot settle it.
+            self.reporter.update()
+            return
         self.reporter.line_done(
             LineRecord(
                 line=line,
@@ -582,6 +620,8 @@ async def run_plan(
         raise UsageError("--rate must be a positive number")
     if options.timeout is not None and options.timeout <= 0:
         raise UsageError("--timeout must be a positive number")
+    if not 0 <= options.settle < float("inf"):
+        raise UsageError("--settle-time must be a number >= 0")
     started = time.monotonic()
     try:
         plan = load_plan(options.plan)
@@ -612,6 +652,161 @@ async def run_plan(
         return await _resume(plan, journal, options, connection, out, err, started, session_factory)
 
 
+@attrs.frozen
+class Reconciled:
+    """What one reconciliation did.
+
+    Attributes:
+        decision: The rule's decision (see ``_reconcile.py``).
+        resent: Lines proven not created and put back to ``pending`` now.
+        deferred: Lines proven not created by a listing made too soon after
+            their create may have been sent (:data:`SETTLE_SECONDS`): they stay
+            in doubt until a later listing confirms it.
+    """
+
+    decision: Decision
+    resent: list[int]
+    deferred: list[int]
+
+
+def _seconds_since(moment: datetime) -> float:
+    return (datetime.now(UTC) - moment).total_seconds()
+
+
+async def reconcile_in_doubt(
+    plan: Plan,
+    journal: Journal,
+    session: Any,
+    *,
+    sent_before: Mapping[int, datetime] | None = None,
+    settle: float = SETTLE_SECONDS,
+    wait: bool = False,
+) -> Reconciled:
+    """Look for the in-doubt lines' tasks on the service and commit the decision.
+
+    Lists every task (all pages) and applies :func:`._reconcile.decide`, then
+    commits in one transaction: matched lines become ``submitted`` with their
+    task id; lines proven not created go back to ``pending``, but only when the
+    listing started at least ``settle`` seconds after the line's create may
+    last have been sent (a create the service was still handling must show);
+    the others stay ``in_doubt``.
+
+    Args:
+        plan: The plan (to rebuild the lines' request bodies).
+        journal: The open journal.
+        session: An open KooDriveSession.
+        sent_before: ``{line: time}`` before which the line's create was sent,
+            when it is earlier than the time the line went in doubt (the
+            interrupted run's last journal write, for lines it left
+            "submitting"). Default: the time the line last changed.
+        settle: See :data:`._reconcile.SETTLE_SECONDS`.
+        wait: Sleep first, for as long as it takes for every in-doubt line
+            to be past its settle time (at most ``settle`` seconds).
+
+    Returns:
+        What was done.
+
+    Raises:
+        KooDriveError: The listing failed (nothing was changed).
+    """
+    sent_before = sent_before or {}
+    rows = journal.reconciliation_rows()
+    since = {
+        line: sent_before.get(line) or changed
+        for line, _kind, state, _task, _submitting, changed in rows
+        if state == State.IN_DOUBT and changed is not None
+    }
+    if wait and since:
+        remaining = settle - _seconds_since(max(since.values()))
+        if remaining > 0:
+            await asyncio.sleep(min(remaining, settle))
+    listing_started = datetime.now(UTC)
+    tasks = [task async for task in session.iter_tasks()]
+    # Read again: nothing else writes the journal, but be exact about what we decide on.
+    rows = journal.reconciliation_rows()
+    listed_ids = {t.task_id for t in tasks}
+    in_doubt: list[LineInDoubt] = []
+    witnesses: dict[str, list[tuple[datetime | None, int, str]]] = {}
+    claimed: set[str] = set()
+    for line, kind, state, task_id, submitting_at, _changed in rows:
+        if task_id is not None:
+            claimed.add(task_id)
+        if kind is None:
+            continue
+        if state == State.IN_DOUBT:
+            request = plan.request(line)
+            in_doubt.append(
+                LineInDoubt(
+                    line, kind, request_key(request), request_identity(request), submitting_at
+                )
+            )
+        elif task_id is not None and task_id in listed_ids:
+            witnesses.setdefault(kind, []).append((submitting_at, line, task_id))
+    # Rebuilding every line's body costs ~0.1 ms a line: the most recent
+    # witnesses of each kind say what the service does now, and suffice.
+    known: dict[str, KnownLine] = {}
+    for kind, entries in witnesses.items():
+        entries.sort(key=lambda e: (e[0] is not None, e[0], e[1]), reverse=True)
+        for submitting_at, line, task_id in entries[:WITNESSES_PER_KIND]:
+            known[task_id] = KnownLine(line, kind, request_key(plan.request(line)), submitting_at)
+    decision = decide(in_doubt, known, tasks, claimed=claimed)
+    resent: list[int] = []
+    deferred: list[int] = []
+    for line in decision.not_created:
+        moment = since.get(line)
+        if moment is None or (listing_started - moment).total_seconds() >= settle:
+            resent.append(line)
+        else:
+            deferred.append(line)
+    journal.apply_reconciliation(decision.matched, resent)
+    return Reconciled(decision, resent, deferred)
+
+
+async def _reconcile_step(
+    plan: Plan,
+    journal: Journal,
+    session: Any,
+    reporter: Reporter,
+    *,
+    sent_before: Mapping[int, datetime] | None = None,
+    settle: float,
+    wait: bool,
+) -> Reconciled | None:
+    count = len(journal.lines_in(State.IN_DOUBT))
+    reporter.message(
+        f"reconciling {count} in-doubt line(s) with the service's task list (all pages)"
+    )
+    try:
+        done = await reconcile_in_doubt(
+            plan, journal, session, sent_before=sent_before, settle=settle, wait=wait
+        )
+    except KooDriveError as exc:
+        reporter.message(
+            f"could not list the tasks ({_error_type(exc)}: {exc}); the in-doubt lines stay "
+            "in doubt"
+        )
+        return None
+    reporter.message("reconciliation: " + done.decision.describe(len(done.deferred)))
+    return done
+
+
+def _worth_another_look(done: Reconciled | None, journal: Journal, new_ids: int) -> bool:
+    """After a round: may a new reconciliation settle lines the last one could not?
+
+    Yes when it deferred lines, or left lines in doubt for want of a witness of
+    their kind (not for a contradiction) and the round recorded new task ids.
+    """
+    if done is None:
+        return False
+    if done.deferred:
+        return True
+    decision = done.decision
+    if not decision.in_doubt or decision.contradicting or not new_ids:
+        return False
+    kinds = {r.kind for r in journal.records(State.IN_DOUBT)}
+    return any(kind not in decision.trusted_kinds for kind in kinds)
+
+
 async def _resume(
     plan: Plan,
     journal: Journal,
@@ -625,41 +820,105 @@ async def _resume(
     reporter, use_rich = make_reporter(options.output, out=out, err=err)
     summary_out = err if options.output == "json" else out
 
+    # The interrupted run's last journal write: any create it sent was sent before.
+    last_activity = journal.last_activity()
     newly_in_doubt = journal.mark_interrupted_in_doubt()
-    if options.resubmit_in_doubt:
-        journal.reset_in_doubt()
+    sent_before = (
+        {line: last_activity for line in newly_in_doubt} if last_activity is not None else {}
+    )
     if options.retry_rejected:
         journal.reset_rejected()
-    in_doubt = list(journal.records(State.IN_DOUBT))
-    resumed = list(journal.records(State.SUBMITTED))
-    pending = journal.lines_in(State.PENDING)
+    in_doubt_count = len(journal.lines_in(State.IN_DOUBT))
     if newly_in_doubt:
         reporter.message(
             f"{len(newly_in_doubt)} line(s) were interrupted between sending and recording "
-            "the answer; they are in doubt and are not sent again"
-            + (" (--resubmit-in-doubt: sending them again)" if options.resubmit_in_doubt else "")
+            "the answer; they are in doubt"
         )
-    for record in in_doubt:
-        reporter.line_done(record)
+    reconcile = options.reconcile
 
-    stats = RunStats(total=len(pending) + len(resumed))
+    stats = RunStats()
     requests_made: Callable[[], int] = lambda: 0  # noqa: E731 - replaced when a session opens
     run_no = journal.begin_run()
     error: BaseException | None = None
     interrupted = False
-    if pending or resumed:
+    pending = journal.lines_in(State.PENDING)
+    resumed = list(journal.records(State.SUBMITTED))
+    if pending or resumed or (in_doubt_count and (reconcile or options.resubmit_in_doubt)):
         factory = session_factory or (lambda c, n: open_session(c, max_connections=n))
         session, requests_made, close = await factory(connection, max(options.concurrency + 4, 16))
-        reporter.start(stats)
         run = _Run(plan, journal, session, options, reporter, stats)
         try:
-            error = await run.execute(pending, resumed)
+            done: Reconciled | None = None
+            looks = 0
+            if in_doubt_count and reconcile:
+                looks += 1
+                done = await _reconcile_step(
+                    plan,
+                    journal,
+                    session,
+                    reporter,
+                    sent_before=sent_before,
+                    settle=options.settle,
+                    wait=False,
+                )
+            if options.resubmit_in_doubt:
+                forced = journal.reset_in_doubt()
+                if forced:
+                    reporter.message(
+                        f"--resubmit-in-doubt: sending {forced} in-doubt line(s) again (they "
+                        "may then exist twice)"
+                    )
+            pending = journal.lines_in(State.PENDING)
+            resumed = list(journal.records(State.SUBMITTED))
+            stats.total = len(pending) + len(resumed)
+            reporter.start(stats)
+            while True:
+                submitted_before = stats.submitted
+                run.doubted.clear()
+                error = await run.execute(pending, resumed)
+                if error is not None or run.stop.is_set() or not reconcile:
+                    break
+                if looks >= MAX_RECONCILIATIONS:
+                    break
+                if not run.doubted and not _worth_another_look(
+                    done, journal, stats.submitted - submitted_before
+                ):
+                    break
+                looks += 1
+                done = await _reconcile_step(
+                    plan,
+                    journal,
+                    session,
+                    reporter,
+                    sent_before=sent_before,
+                    settle=options.settle,
+                    wait=True,
+                )
+                if done is None:
+                    break
+                settled = set(done.decision.matched) | set(done.resent)
+                if not settled and not done.deferred:
+                    break
+                # Lines this round counted as in doubt are counted again when they
+                # finish; lines left in doubt before this round are new work.
+                ours = settled & run.doubted
+                stats.in_doubt -= len(ours)
+                stats.total += len(settled - ours)
+                pending = list(done.resent)
+                resumed = [
+                    r for r in journal.records(State.SUBMITTED) if r.line in done.decision.matched
+                ]
         finally:
             interrupted = run.interrupted
+            for record in journal.records(State.IN_DOUBT):
+                reporter.line_done(record)
             reporter.stop()
             await close()
     else:
-        reporter.message("nothing to do: every line of the plan has already been dealt with")
+        for record in journal.records(State.IN_DOUBT):
+            reporter.line_done(record)
+        if not in_doubt_count:
+            reporter.message("nothing to do: every line of the plan has already been dealt with")
     stats.requests = requests_made()
     counts = journal.counts()
     code = _exit_code(counts, interrupted=interrupted)

@@ -115,6 +115,10 @@ class EmulatorConfig:
             half of what was asked for.
         ledger_limit: Keep only the newest N ledger entries (None keeps all;
             a long-running emulator should set it).
+        echo_init_params: When True (the default), a task's ``initParams``
+            holds the JSON of its create request body (secrets redacted);
+            when False the field is left out, as a service that keeps
+            something else there would look to a client that matches bodies.
 
     Raises:
         ValueError: A value is out of range.
@@ -133,3 +137,4 @@ class EmulatorConfig:
     ledger_limit: int | None = attrs.field(
         default=None, validator=attrs.validators.optional(_check_positive)
     )
+    echo_init_params: bool = attrs.field(default=True, converter=bool)

@@ -92,6 +92,8 @@ class EmulatedTask:
         result_code: The 18xxxxxx code it reports if it fails.
         seq: Global creation counter (drives list cursors).
         locale: The request's ``language`` header.
+        echo_body: Whether ``initParams`` shows ``body`` (see
+            ``EmulatorConfig.echo_init_params``).
     """
 
     task_id: str
@@ -107,6 +109,7 @@ class EmulatedTask:
     locale: str = "en-US"
     forced_status: int | None = None
     forced_at: float | None = None
+    echo_body: bool = True
     _static: dict[str, Any] | None = attrs.field(default=None, repr=False)
 
     @property
@@ -156,6 +159,8 @@ class EmulatedTask:
                 "locale": self.locale,
                 "createTime": iso_ms(self.created_at),
             }
+            if not self.echo_body:
+                del self._static["initParams"]
         return self._static
 
     def to_json(self, now: float) -> dict[str, Any]:
@@ -255,6 +260,7 @@ class EmulatorState:
             result_code=code,
             seq=self._seq,
             locale=locale,
+            echo_body=self._config.echo_init_params,
         )
         self._by_id[task.task_id] = task
         self._ordered.append(task)

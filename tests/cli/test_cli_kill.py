@@ -1,4 +1,11 @@
-"""kill -9 of a running ``run`` at random points, then resume: nothing twice, nothing lost."""
+"""kill -9 of a running ``run`` at random points, then resume: nothing twice, nothing lost.
+
+With a task list that carries the request bodies (the emulator's default), the
+resume settles every line the kills left in doubt: each plan line ends
+succeeded or failed and was created exactly once. With a task list that does
+not, the lines that cannot be settled stay in doubt and are reported, and none
+is created twice.
+"""
 
 from __future__ import annotations
 
@@ -23,26 +30,30 @@ LINES = 200
 
 
 @pytest.fixture
-def emulator_config() -> EmulatorConfig:
+def emulator_config(request: pytest.FixtureRequest) -> EmulatorConfig:
     """Task durations vary (so completions interleave with submissions); 5% fail."""
     return EmulatorConfig(
         task_duration=lambda rng: rng.uniform(0.2, 2.0),
         clock_speed=25.0,
         failure_rate=0.05,
         seed=11,
+        echo_init_params=getattr(request, "param", True),
     )
 
 
-async def test_killed_three_times_then_resumed(
-    emu: KooDriveEmulator, cli_env: dict[str, str], tmp_path: Path
-) -> None:
-    rng = random.Random(20240812)
-    plan = write_plan(tmp_path / "plan.jsonl", [job_line(f"F{i}") for i in range(1, LINES + 1)])
-    args = ("run", str(plan), "--concurrency", "16", "--json", *POLL)
+async def _kill_three_times(
+    args: tuple[str, ...], env: dict[str, str], rng: random.Random, journal: Path
+) -> tuple[int, set[int], int]:
+    """Start and SIGKILL the run three times.
+
+    Returns:
+        (kills, lines reported in doubt, lines left "submitting" by the kills in all).
+    """
     kills = 0
+    unanswered = 0
     reported_in_doubt: set[int] = set()
     for _ in range(3):
-        proc = await start_cli(*args, env=cli_env)
+        proc = await start_cli(*args, env=env)
         assert proc.stdout is not None
         # Kill after a random number of finished lines, then a random number of
         # event-loop turns of the emulator: lands before, during or after the
@@ -62,16 +73,53 @@ async def test_killed_three_times_then_resumed(
             proc.kill()
             kills += 1
         await proc.wait()
+        unanswered += sum(r["state"] == "submitting" for r in journal_rows(journal).values())
+    return kills, reported_in_doubt, unanswered
+
+
+async def test_killed_three_times_then_resumed_settles_everything(
+    emu: KooDriveEmulator, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    rng = random.Random(20240812)
+    plan = write_plan(tmp_path / "plan.jsonl", [job_line(f"F{i}") for i in range(1, LINES + 1)])
+    journal = tmp_path / "plan.journal.sqlite"
+    args = ("run", str(plan), "--concurrency", "16", "--json", *POLL)
+    kills, _, unanswered = await _kill_three_times(args, cli_env, rng, journal)
     assert kills == 3
+    # The kills left creates without a recorded answer (the point of the test).
+    assert unanswered > 0
 
     final = await finish(await start_cli(*args, env=cli_env))
-    assert final.code in (0, 1, 3), final.err
-    rows = journal_rows(tmp_path / "plan.journal.sqlite")
+    rows = journal_rows(journal)
+    assert sorted(rows) == list(range(1, LINES + 1))
+    states = {r["state"] for r in rows.values()}
+    assert states <= {"succeeded", "failed"}, states
+    assert final.code == (1 if "failed" in states else 0), final.err
+    # Every line was created exactly once, with the task id the journal holds.
+    created = created_by_marker(emu)
+    assert sorted(created) == sorted(f"F{i}" for i in range(1, LINES + 1))
+    for number, row in rows.items():
+        assert created[f"F{number}"] == [row["task_id"]], (number, row)
+    assert not any(o["state"] == "in_doubt" for o in final.json_lines())
+
+
+@pytest.mark.parametrize("emulator_config", [False], indirect=True)
+async def test_killed_without_bodies_in_the_listing_reports_what_it_cannot_settle(
+    emu: KooDriveEmulator, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    rng = random.Random(20240813)
+    plan = write_plan(tmp_path / "plan.jsonl", [job_line(f"F{i}") for i in range(1, LINES + 1)])
+    journal = tmp_path / "plan.journal.sqlite"
+    args = ("run", str(plan), "--concurrency", "16", "--json", "--settle-time", "0.3", *POLL)
+    kills, reported_in_doubt, unanswered = await _kill_three_times(args, cli_env, rng, journal)
+    assert kills == 3 and unanswered > 0
+
+    final = await finish(await start_cli(*args, env=cli_env))
+    rows = journal_rows(journal)
     assert sorted(rows) == list(range(1, LINES + 1))
     in_doubt = {n for n, r in rows.items() if r["state"] == "in_doubt"}
-    assert final.code == (3 if in_doubt else (1 if any(
-        r["state"] == "failed" for r in rows.values()) else 0))  # fmt: skip
-    # Every other line ended succeeded or failed, with the task id the emulator created.
+    failed = any(r["state"] == "failed" for r in rows.values())
+    assert final.code == (3 if in_doubt else (1 if failed else 0)), final.err
     created = created_by_marker(emu)
     for number, row in rows.items():
         ids = created.get(f"F{number}", [])
@@ -85,6 +133,5 @@ async def test_killed_three_times_then_resumed(
     assert json_in_doubt == in_doubt
     if in_doubt:
         assert "in doubt" in final.err
-    # The emulator saw no create that is not a plan line's.
     assert set(created) <= {f"F{i}" for i in range(1, LINES + 1)}
     assert reported_in_doubt <= in_doubt

@@ -12,7 +12,6 @@ from cli_helpers import (
     POLL,
     TOKEN,
     created_by_marker,
-    creates_sent,
     finish,
     job_line,
     journal_rows,
@@ -138,40 +137,6 @@ async def test_journal_of_another_plan_is_refused(
     assert result.code == 2
     assert "different plan" in result.err
     assert len(emu.requests) == sent
-
-
-async def test_possibly_created_is_in_doubt_and_resubmitted_only_on_request(
-    emu: KooDriveEmulator, cli: Cli, tmp_path: Path
-) -> None:
-    plan = _plan(tmp_path, 6)
-    # The 1st create is answered 500 after the task was created; the 2nd gets a
-    # 500 without creating anything. Neither can be told apart by the client.
-    emu.inject(FaultKind.CREATED_BUT_500, route="create_job", count=1)
-    emu.inject(FaultKind.SERVER_ERROR, route="create_job", count=1)
-    result = await cli("run", str(plan), "--concurrency", "1", "--json", *POLL)
-    assert result.code == 3, result.err
-    rows = journal_rows(tmp_path / "plan.journal.sqlite")
-    in_doubt = sorted(n for n, r in rows.items() if r["state"] == "in_doubt")
-    assert in_doubt == [1, 2]
-    assert "in doubt" in result.err and "lines 1, 2" in result.err
-    by_line = {o["line"]: o for o in result.json_lines()}
-    assert by_line[1]["state"] == "in_doubt" and by_line[3]["state"] == "succeeded"
-    assert creates_sent(emu) == 6  # no silent retry of a create that may have happened
-
-    again = await cli("run", str(plan), *POLL)
-    assert again.code == 3
-    assert creates_sent(emu) == 6
-    assert "--resubmit-in-doubt" in again.out
-
-    resubmit = await cli("run", str(plan), "--resubmit-in-doubt", *POLL)
-    assert resubmit.code == 0, resubmit.err
-    created = created_by_marker(emu)
-    assert len(created["F1"]) == 2  # the duplicate the user asked for
-    assert len(created["F2"]) == 1
-    assert all(len(created[f"F{i}"]) == 1 for i in range(3, 7))
-    assert {r["state"] for r in journal_rows(tmp_path / "plan.journal.sqlite").values()} == {
-        "succeeded"
-    }
 
 
 async def test_refused_creates_fail_and_can_be_retried(
