@@ -131,7 +131,12 @@ def _enum(enum_cls: type[enum.IntEnum]) -> Callable[[str, object], object]:
         if value is None:
             return None
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value)
+            try:
+                value = int(value)
+            except ValueError:  # "--1", or a digit int() refuses ("²")
+                raise ResponseFieldError(
+                    f"{key} must be an integer, got {value!r}", key=key
+                ) from None
         elif isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, int) and not isinstance(value, bool):

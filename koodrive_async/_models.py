@@ -251,7 +251,11 @@ class ShareTaskRequest:
         object.__setattr__(self, "task_type", ShareTaskType(self.task_type))
         _require_text(self.container_id, "container_id")
         _require_text(self.share_id, "share_id")
-        _optional_text(self.kdstoken, "kdstoken")
+        if self.kdstoken is not None and (
+            not isinstance(self.kdstoken, str) or not self.kdstoken.strip()
+        ):
+            # Not _optional_text: its message shows the value, and this one is a secret.
+            raise InvalidRequestError("kdstoken must be a non-empty string", field="kdstoken")
         _optional_text(self.zip_name, "zip_name")
         if isinstance(self.file_ids, str) or not self.file_ids:
             raise InvalidRequestError(

@@ -491,7 +491,9 @@ class PollScheduler:
         ready = self._ready
         while ready and self._inflight < self._max_polls:
             waiter = ready.popleft()
-            if waiter.future.done():
+            if waiter.future.done() or waiter.poll is not None:
+                # A re-planned waiter may come due while its GET is in flight:
+                # that GET reschedules it, a second one would only duplicate it.
                 continue
             self._inflight += 1
             self.gets += 1

@@ -18,6 +18,7 @@ the pages' own JSON bodies can describe requests in files.
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import time
@@ -195,6 +196,9 @@ def format_x_date(epoch_seconds: float) -> str:
 # Trace ids need to be unique, not secret: a seeded PRNG is much cheaper per
 # call than os.urandom, and seeding it from the OS keeps processes apart.
 _trace_rng = random.Random()
+# A forked child would otherwise repeat its parent's ids (the stdlib reseeds
+# only random's module-level generator at fork).
+os.register_at_fork(after_in_child=_trace_rng.seed)
 
 
 def new_trace_id() -> str:

@@ -467,7 +467,7 @@ class KooDriveSession(WaitingMixin):
                 cursor it was sent (it would loop forever).
             KooDriveError: As :meth:`list_tasks`.
         """
-        if status is not None and not isinstance(status, int):
+        if isinstance(status, Iterable) and not isinstance(status, str | bytes):
             # A one-pass iterable must survive being sent once per page.
             status = tuple(status)
         # Validate before the first request, so bad input fails at the call site.

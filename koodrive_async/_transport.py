@@ -272,6 +272,11 @@ class Transport:
                     trace_id,
                 )
                 started = time.monotonic()
+            # Raised after the except blocks, not inside them, so that it
+            # carries neither a cause nor a context: aiohttp's exceptions keep
+            # the request's headers (request_info), Authorization included, and
+            # anything printing reprs or locals of a chain would show them.
+            failure: InvalidRequestError | APIConnectionError | None = None
             try:
                 async with session.request(
                     method,
@@ -317,20 +322,26 @@ class Transport:
                     trace_id,
                 )
                 error_cls = APITimeoutError if kind == _TIMED_OUT else APIConnectionError
-                raise error_cls(
+                # The message keeps the cause's type and text, which carry no headers.
+                failure = error_cls(
                     f"{kind}: {type(exc).__name__}: {exc}" if str(exc) else f"{kind}: {exc!r}",
                     method=method,
                     path=call.path,
                     trace_id=trace_id,
                     possibly_created=maybe,
-                ) from exc
-            except ValueError as exc:
+                )
+            except ValueError:
                 # aiohttp refuses to serialise the request (a header value it
                 # will not send); the session validates its inputs, so this is
                 # a last line of defence. Nothing was sent.
-                raise InvalidRequestError(
-                    f"{method} {call.path}: the request cannot be sent: {exc}"
-                ) from exc
+                # Not the cause's text: aiohttp's message may quote the offending
+                # header value, which can be the token.
+                failure = InvalidRequestError(
+                    f"{method} {call.path}: the request cannot be sent: a header or the "
+                    "body holds a value HTTP cannot carry"
+                )
+            if failure is not None:
+                raise failure
             if debug:
                 logger.debug(
                     "%s %s HTTP %d in %.1f ms trace_id=%s",

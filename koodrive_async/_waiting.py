@@ -97,6 +97,8 @@ class WaitingMixin:
     max_concurrent_polls: int = 32
 
     _poll_scheduler: PollScheduler | None = None
+    #: Set by the session's close(); no scheduler may be started after it.
+    _closed: bool = False
 
     async def get_task(self, task_id: str) -> Task:  # pragma: no cover - provided by the session
         raise NotImplementedError
@@ -105,6 +107,9 @@ class WaitingMixin:
         raise NotImplementedError
 
     def _scheduler(self) -> PollScheduler:
+        if self._closed:
+            # Else a closed session would start a driver task nobody stops.
+            raise RuntimeError("the KooDriveSession is closed")
         scheduler = self._poll_scheduler
         if scheduler is None or scheduler.loop is not asyncio.get_running_loop():
             if scheduler is not None and scheduler.closed:
