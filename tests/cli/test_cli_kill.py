@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ from cli_helpers import (
     write_plan,
 )
 
-from koodrive_async.emulator import EmulatorConfig, KooDriveEmulator
+from koodrive_async.emulator import EmulatorConfig, FaultKind, KooDriveEmulator
 
 LINES = 200
 
@@ -42,9 +43,13 @@ def emulator_config(request: pytest.FixtureRequest) -> EmulatorConfig:
 
 
 async def _kill_three_times(
-    args: tuple[str, ...], env: dict[str, str], rng: random.Random, journal: Path
+    emu: KooDriveEmulator,
+    args: tuple[str, ...],
+    env: dict[str, str],
+    rng: random.Random,
+    journal: Path,
 ) -> tuple[int, set[int], int]:
-    """Start and SIGKILL the run three times.
+    """Start and SIGKILL the run three times, each time while creates are unanswered.
 
     Returns:
         (kills, lines reported in doubt, lines left "submitting" by the kills in all).
@@ -55,9 +60,9 @@ async def _kill_three_times(
     for _ in range(3):
         proc = await start_cli(*args, env=env)
         assert proc.stdout is not None
-        # Kill after a random number of finished lines, then a random number of
-        # event-loop turns of the emulator: lands before, during or after the
-        # next creates, with no wall-clock sleeping.
+        # Kill after a random number of finished lines, at a moment when the
+        # emulator holds creates unanswered, so every kill leaves lines in
+        # doubt (the case the resume must settle) whatever the machine's load.
         target = rng.randint(5, 60)
         finished = 0
         while finished < target:
@@ -67,12 +72,18 @@ async def _kill_three_times(
             if b'"in_doubt"' in line:
                 reported_in_doubt.add(int(line.split(b'"line": ')[1].split(b",")[0]))
             finished += 1
-        for _ in range(rng.randint(0, 40)):
-            await asyncio.sleep(0)
+        # Held 0.2 s: shorter than the runs' --settle-time, so a held create
+        # lands before any resume may conclude it never happened.
+        hold = emu.inject(FaultKind.LATENCY, route="create_job", latency=0.2)
+        # The create comes from another process: poll (bounded) for it to arrive.
+        deadline = time.monotonic() + 10
+        while hold.hits == 0 and proc.returncode is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
         if proc.returncode is None:
             proc.kill()
             kills += 1
         await proc.wait()
+        emu.clear_faults()
         unanswered += sum(r["state"] == "submitting" for r in journal_rows(journal).values())
     return kills, reported_in_doubt, unanswered
 
@@ -84,7 +95,7 @@ async def test_killed_three_times_then_resumed_settles_everything(
     plan = write_plan(tmp_path / "plan.jsonl", [job_line(f"F{i}") for i in range(1, LINES + 1)])
     journal = tmp_path / "plan.journal.sqlite"
     args = ("run", str(plan), "--concurrency", "16", "--json", *POLL)
-    kills, _, unanswered = await _kill_three_times(args, cli_env, rng, journal)
+    kills, _, unanswered = await _kill_three_times(emu, args, cli_env, rng, journal)
     assert kills == 3
     # The kills left creates without a recorded answer (the point of the test).
     assert unanswered > 0
@@ -111,7 +122,7 @@ async def test_killed_without_bodies_in_the_listing_reports_what_it_cannot_settl
     plan = write_plan(tmp_path / "plan.jsonl", [job_line(f"F{i}") for i in range(1, LINES + 1)])
     journal = tmp_path / "plan.journal.sqlite"
     args = ("run", str(plan), "--concurrency", "16", "--json", "--settle-time", "0.3", *POLL)
-    kills, reported_in_doubt, unanswered = await _kill_three_times(args, cli_env, rng, journal)
+    kills, reported_in_doubt, unanswered = await _kill_three_times(emu, args, cli_env, rng, journal)
     assert kills == 3 and unanswered > 0
 
     final = await finish(await start_cli(*args, env=cli_env))
