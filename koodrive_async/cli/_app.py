@@ -77,6 +77,16 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be within 0..1, got {text}")
+    return value
+
+
 def _enum_value(enum_cls: type[TaskStatus] | type[TaskType], text: str) -> int:
     try:
         return int(enum_cls[text.upper()])
@@ -153,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=None, help="seed (default: random)")
     demo.add_argument(
         "--failure-rate",
-        type=float,
+        type=_fraction,
         default=0.03,
         help="share of the tasks the emulator fails (default 0.03)",
     )

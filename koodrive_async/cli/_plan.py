@@ -118,6 +118,10 @@ def _hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+#: A line nested deeper than Python's recursion limit allows (no request is).
+_TOO_DEEP = "invalid JSON: nested too deeply"
+
+
 def _decode(raw: bytes, number: int) -> tuple[Any, str | None]:
     """Return (parsed JSON or None, error or None) for one raw line."""
     try:
@@ -134,6 +138,8 @@ def _decode(raw: bytes, number: int) -> tuple[Any, str | None]:
         return None, f"invalid JSON: {exc.msg} (column {exc.colno})"
     except ValueError as exc:
         return None, f"invalid JSON: {exc}"
+    except RecursionError:
+        return None, _TOO_DEEP
 
 
 def _to_request(obj: Any) -> tuple[str, Request]:
@@ -169,10 +175,14 @@ def parse_line(raw: bytes, number: int) -> tuple[PlanLine, Request | None]:
         The :class:`PlanLine` and, when valid, the request it describes.
     """
     obj, error = _decode(raw, number)
+    if error is None:
+        try:
+            secrets = _secret_values(obj)
+            canonical = json.dumps(_redacted(obj), sort_keys=True, separators=(",", ":"))
+        except RecursionError:
+            error = _TOO_DEEP
     if error is not None:
         return PlanLine(number, _hash(raw), None, error), None
-    secrets = _secret_values(obj)
-    canonical = json.dumps(_redacted(obj), sort_keys=True, separators=(",", ":"))
     line_hash = _hash(canonical.encode())
     try:
         kind, request = _to_request(obj)

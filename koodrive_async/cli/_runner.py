@@ -77,7 +77,14 @@ from ._journal import (
     State,
 )
 from ._plan import Plan, PlanError, load_plan
-from ._progress import Reporter, RunStats, Summary, make_reporter, print_summary
+from ._progress import (
+    Reporter,
+    RunStats,
+    Summary,
+    make_reporter,
+    print_summary,
+    rich_available,
+)
 from ._reconcile import (
     SETTLE_SECONDS,
     WITNESSES_PER_KIND,
@@ -622,6 +629,8 @@ async def run_plan(
         raise UsageError("--timeout must be a positive number")
     if not 0 <= options.settle < float("inf"):
         raise UsageError("--settle-time must be a number >= 0")
+    if options.output == "rich" and not rich_available():
+        raise UsageError("--progress rich needs rich: pip install 'koodrive-async[cli]'")
     started = time.monotonic()
     try:
         plan = load_plan(options.plan)

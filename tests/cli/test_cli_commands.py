@@ -136,3 +136,28 @@ def test_library_never_imports_rich() -> None:
         "sys.exit(1 if any(m == 'rich' or m.startswith('rich.') for m in sys.modules) else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_demo_refuses_a_failure_rate_outside_0_1(capsys: Any) -> None:
+    from koodrive_async.cli import main
+
+    # A usage error (exit 2, named option), not an EmulatorConfig traceback.
+    assert main(["demo", "--jobs", "1", "--failure-rate", "2"]) == 2
+    assert "--failure-rate" in capsys.readouterr().err
+    assert main(["demo", "--jobs", "1", "--failure-rate", "nan"]) == 2
+
+
+def test_progress_rich_without_rich_is_a_usage_error(
+    tmp_path: Any, monkeypatch: Any, capsys: Any
+) -> None:
+    from koodrive_async.cli import main
+
+    plan = tmp_path / "plan.jsonl"
+    plan.write_text(json.dumps({"kind": "transfer", "srcUserId": "a", "dstUserId": "b"}) + "\n")
+    # None in sys.modules makes every "import rich..." raise ImportError.
+    monkeypatch.setitem(sys.modules, "rich", None)
+    args = ["run", str(plan), "--progress", "rich", "--base-url", "http://127.0.0.1:9"]
+    args += ["--user-id", USER_ID, "--token", TOKEN]
+    assert main(args) == 2
+    assert "rich" in capsys.readouterr().err
+    assert not (tmp_path / "plan.journal.sqlite").exists()

@@ -63,6 +63,18 @@ def test_every_invalid_line_is_reported_with_its_number(tmp_path: Path) -> None:
     assert [ln.kind for ln in loaded.valid_lines] == ["job", "transfer"]
 
 
+def test_deeply_nested_lines_are_invalid_lines_not_a_crash(tmp_path: Path) -> None:
+    # Past the JSON decoder's limit, and within it but past the redaction's.
+    too_deep = "[" * 100_000 + "]" * 100_000
+    deep = '{"kind": "job", "taskInfo": ' + "[" * 600 + "]" * 600 + "}"
+    fine = {"kind": "transfer", "srcUserId": "a", "dstUserId": "b"}
+    plan = write_plan(tmp_path / "p.jsonl", [too_deep, deep, fine])
+    loaded = load_plan(plan)
+    errors = {ln.number: ln.error for ln in loaded.errors}
+    assert errors == {1: "invalid JSON: nested too deeply", 2: "invalid JSON: nested too deeply"}
+    assert [ln.kind for ln in loaded.valid_lines] == ["transfer"]
+
+
 def test_requests_are_fresh_objects_per_call(tmp_path: Path) -> None:
     plan = load_plan(write_plan(tmp_path / "p.jsonl", [job_line("F1"), job_line("F1")]))
     a, b = plan.request(1), plan.request(2)
