@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 __all__ = ["EmulatorClock"]
@@ -31,8 +32,13 @@ class EmulatorClock:
 
     @staticmethod
     def _check_speed(speed: float) -> None:
-        if isinstance(speed, bool) or not isinstance(speed, int | float) or speed < 0:
-            raise ValueError(f"clock speed must be a number >= 0, got {speed!r}")
+        # NaN compares false with everything, so "not >= 0" also refuses it.
+        if (
+            isinstance(speed, bool)
+            or not isinstance(speed, int | float)
+            or not 0 <= speed < math.inf
+        ):
+            raise ValueError(f"clock speed must be a finite number >= 0, got {speed!r}")
 
     def now(self) -> float:
         """Return the current virtual time.
@@ -54,8 +60,12 @@ class EmulatorClock:
         Raises:
             ValueError: ``seconds`` is negative (time never runs backwards).
         """
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-            raise ValueError(f"advance() takes a number of seconds >= 0, got {seconds!r}")
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not 0 <= seconds < math.inf
+        ):
+            raise ValueError(f"advance() takes a finite number of seconds >= 0, got {seconds!r}")
         self._base += float(seconds)
         return self.now()
 

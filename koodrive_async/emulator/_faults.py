@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 import random
 from typing import Any
 
@@ -92,8 +93,13 @@ class Fault:
 
 
 def _number(value: object, name: str, *, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-        raise ValueError(f"{name} must be a number >= {minimum}, got {value!r}")
+    # "not minimum <= value < inf" also refuses NaN, which compares false with everything.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not minimum <= value < math.inf
+    ):
+        raise ValueError(f"{name} must be a finite number >= {minimum}, got {value!r}")
     return float(value)
 
 

@@ -136,10 +136,14 @@ async def test_admin_faults(api, koodrive_emulator) -> None:
         {"kind": "drop", "colour": "red"},
         {"kind": "latency", "latency": "slow"},
         [1, 2],
+        '{"kind": "latency", "latency": Infinity}',
+        '{"kind": "drop", "rate": NaN}',
     ],
 )
 async def test_admin_faults_rejects_bad_input(api, koodrive_emulator, payload) -> None:
-    reply = await api.request("POST", "/_emulator/faults", json_body=payload)
+    # Strings are sent as they are: Python's json reads Infinity and NaN.
+    raw = {"data": payload} if isinstance(payload, str) else {"json_body": payload}
+    reply = await api.request("POST", "/_emulator/faults", **raw)
     assert reply.status == 400
     assert "error" in reply.json
     assert koodrive_emulator.faults == []
@@ -156,6 +160,9 @@ async def test_admin_clock(start_emulator) -> None:
     assert reply.json["speed"] == 5 and emu.clock.speed == 5
     for bad in ({"advance": -1}, {"speed": -2}, {"advance": "x"}, {"speed": True}):
         assert (await api.request("POST", "/_emulator/clock", json_body=bad)).status == 400
+    for raw in ('{"advance": Infinity}', '{"speed": NaN}', '{"speed": Infinity}'):
+        assert (await api.request("POST", "/_emulator/clock", data=raw)).status == 400
+    assert emu.clock.speed == 5
 
 
 async def test_admin_finish_reset_and_health(start_emulator) -> None:
