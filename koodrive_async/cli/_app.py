@@ -57,34 +57,31 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
+def _float_arg(text: str, *, low: float, high: float, low_open: bool, what: str) -> float:
+    """Parse a number for argparse and keep it within [low, high] (low excluded if low_open)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    # Written so that NaN, which compares false with everything, is refused too.
+    above_low = value > low if low_open else value >= low
+    if not (above_low and value <= high):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
     return value
+
+
+def _positive_float(text: str) -> float:
+    return _float_arg(
+        text, low=0.0, high=sys.float_info.max, low_open=True, what="a positive number"
+    )
 
 
 def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
-    return value
+    return _float_arg(text, low=0.0, high=sys.float_info.max, low_open=False, what="a number >= 0")
 
 
 def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be within 0..1, got {text}")
-    return value
+    return _float_arg(text, low=0.0, high=1.0, low_open=False, what="within 0..1")
 
 
 def _enum_value(enum_cls: type[TaskStatus] | type[TaskType], text: str) -> int:
