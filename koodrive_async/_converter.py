@@ -183,10 +183,13 @@ def _make_structure_task() -> Callable[[Mapping[str, Any]], Task]:
         kind = str(field.type)
         lines.append(f"    {var} = get({key!r})")
         if field.name == "task_id":
-            lines.append(f"    if {var} is None or {var} == '':")
+            lines.append(f"    if {var} is None:")
             lines.append("        raise _task_id_missing()")
             lines.append(f"    if {var}.__class__ is not str:")
             lines.append(f"        {var} = _text({key!r}, {var})")
+            # A blank id names no task: it could never be polled or matched.
+            lines.append(f"    if not {var} or {var}.isspace():")
+            lines.append("        raise _task_id_missing()")
         elif kind in _TEXT_TYPES:
             lines.append(f"    if {var} is not None and {var}.__class__ is not str:")
             lines.append(f"        {var} = _text({key!r}, {var})")
@@ -214,7 +217,7 @@ def _make_structure_task() -> Callable[[Mapping[str, Any]], Task]:
 #:
 #: Unknown keys are ignored, unknown enum values kept as ints, ids sent as
 #: numbers made strings, unparseable times None. Raises ResponseFieldError
-#: when ``taskId`` is missing or empty, or a field has an impossible shape.
+#: when ``taskId`` is missing, empty or blank, or a field has an impossible shape.
 structure_task: Callable[[Mapping[str, Any]], Task] = _make_structure_task()
 
 

@@ -10,7 +10,7 @@ invalid request cannot even be built, let alone sent.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TypeAlias
 
@@ -132,18 +132,33 @@ def _enum_member(enum_cls: type[enum.IntEnum], value: object, field: str) -> Non
         raise InvalidRequestError(f"{field} must be one of {allowed}; got {value!r}", field=field)
 
 
+def _is_collection(value: object) -> bool:
+    # A str or bytes is iterable but iterating it gives characters (or ints),
+    # and a dict gives its keys: none of them is a list of items.
+    return isinstance(value, Iterable) and not isinstance(
+        value, str | bytes | bytearray | memoryview | Mapping
+    )
+
+
 def _to_str_tuple(value: Iterable[str] | None) -> tuple[str, ...] | None:
-    """attrs converter: any iterable of ids becomes a tuple; a bare str is kept
-    as is so that validation can reject it (iterating it would give characters)."""
-    if value is None or isinstance(value, str):
+    """attrs converter: any collection of ids becomes a tuple; anything else
+    (a bare str, a number, a dict, ...) is kept as is so that validation
+    rejects it with the field's name instead of a TypeError from ``tuple()``."""
+    if not _is_collection(value):
         return value  # type: ignore[return-value]
-    return tuple(value)
+    return tuple(value)  # type: ignore[arg-type]
 
 
 def _to_tuple(value: Iterable[object]) -> tuple[object, ...]:
-    if isinstance(value, str | bytes):
+    """attrs converter: as :func:`_to_str_tuple` (a single FileInfo is kept
+    as is, to be rejected by name)."""
+    if not _is_collection(value):
         return value  # type: ignore[return-value]
     return tuple(value)
+
+
+def _type_name(value: object) -> str:
+    return type(value).__name__
 
 
 # --------------------------------------------------------------------------- value types
@@ -257,9 +272,10 @@ class ShareTaskRequest:
             # Not _optional_text: its message shows the value, and this one is a secret.
             raise InvalidRequestError("kdstoken must be a non-empty string", field="kdstoken")
         _optional_text(self.zip_name, "zip_name")
-        if isinstance(self.file_ids, str) or not self.file_ids:
+        if not isinstance(self.file_ids, tuple) or not self.file_ids:
+            got = "" if isinstance(self.file_ids, tuple) else f", got {_type_name(self.file_ids)}"
             raise InvalidRequestError(
-                "file_ids must be a non-empty sequence of file id strings", field="file_ids"
+                f"file_ids must be a non-empty sequence of file id strings{got}", field="file_ids"
             )
         if len(self.file_ids) > MAX_SHARE_FILE_IDS:
             raise InvalidRequestError(
@@ -270,7 +286,9 @@ class ShareTaskRequest:
         for i, file_id in enumerate(self.file_ids):
             _require_text(file_id, f"file_ids[{i}]")
         if self.target is not None and not isinstance(self.target, FileRef):
-            raise InvalidRequestError("target must be a FileRef", field="target")
+            raise InvalidRequestError(
+                f"target must be a FileRef, got {_type_name(self.target)}", field="target"
+            )
         if self.task_type is ShareTaskType.SAVE and self.target is None:
             raise InvalidRequestError(
                 "a SAVE share task needs target (FileRef('root', container_id) for the root)",
@@ -332,8 +350,12 @@ class JobRequest:
                     + (", ".join(f"{a.value} ({a.name})" for a in allowed) or "none"),
                     field="action_type",
                 )
-        if isinstance(self.files, str | bytes):
-            raise InvalidRequestError("files must be a sequence of FileInfo", field="files")
+        if not isinstance(self.files, tuple):
+            raise InvalidRequestError(
+                f"files must be a sequence of FileInfo, got {_type_name(self.files)} "
+                "(a single file goes in a list: files=[FileInfo(...)])",
+                field="files",
+            )
         for i, info in enumerate(self.files):
             if not isinstance(info, FileInfo):
                 raise InvalidRequestError(
@@ -366,9 +388,10 @@ class JobRequest:
             if not isinstance(self.password, str) or not self.password:
                 raise InvalidRequestError("password must be a non-empty string", field="password")
         if self.uncompress_file_paths is not None:
-            if isinstance(self.uncompress_file_paths, str):
+            if not isinstance(self.uncompress_file_paths, tuple):
                 raise InvalidRequestError(
-                    "uncompress_file_paths must be a sequence of paths, not a str",
+                    "uncompress_file_paths must be a sequence of path strings, got "
+                    f"{_type_name(self.uncompress_file_paths)}",
                     field="uncompress_file_paths",
                 )
             if task_type is not JobType.DECOMPRESS:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import attrs
 
 from ._exceptions import InvalidRequestError
@@ -9,17 +11,24 @@ from ._exceptions import InvalidRequestError
 __all__ = ["PollPolicy", "RetryPolicy"]
 
 
+def _is_number(value: object) -> bool:
+    # bool is an int, and NaN or infinity slip through every comparison.
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
 def _positive(_inst: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    if not _is_number(value) or value <= 0:
         raise InvalidRequestError(
-            f"{attribute.name} must be a positive number, got {value!r}", field=attribute.name
+            f"{attribute.name} must be a positive finite number, got {value!r}",
+            field=attribute.name,
         )
 
 
 def _non_negative(_inst: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    if not _is_number(value) or value < 0:
         raise InvalidRequestError(
-            f"{attribute.name} must be a non-negative number, got {value!r}", field=attribute.name
+            f"{attribute.name} must be a non-negative finite number, got {value!r}",
+            field=attribute.name,
         )
 
 
@@ -76,8 +85,10 @@ class PollPolicy:
 
     @multiplier.validator
     def _check_multiplier(self, _attribute: attrs.Attribute[float], value: float) -> None:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 1:
-            raise InvalidRequestError(f"multiplier must be >= 1, got {value!r}", field="multiplier")
+        if not _is_number(value) or value < 1:
+            raise InvalidRequestError(
+                f"multiplier must be a finite number >= 1, got {value!r}", field="multiplier"
+            )
 
     @jitter.validator
     def _check_jitter(self, _attribute: attrs.Attribute[float], value: float) -> None:

@@ -60,9 +60,11 @@ __all__ = [
     "API_PREFIX",
     "MAX_PAGE_SIZE",
     "Call",
+    "CursorTracker",
     "api_error",
     "build_body",
     "check_header_value",
+    "cursor_cycle_message",
     "decode_create",
     "decode_task",
     "decode_task_page",
@@ -76,6 +78,7 @@ __all__ = [
     "request_from_body",
     "request_kind",
     "session_headers",
+    "status_filter",
 ]
 
 API_PREFIX: Final = "/koodrive/ose/v1"
@@ -662,6 +665,43 @@ def _enum_value(enum_cls: type[TaskType] | type[TaskStatus], value: object, fiel
     return int(value)
 
 
+def status_filter(
+    status: TaskStatus | int | Iterable[TaskStatus | int] | None,
+) -> tuple[int, ...] | None:
+    """The ``status`` argument of a listing as the values to send.
+
+    Read once, so that a one-pass iterable can be sent with every page.
+
+    Args:
+        status: None, one TaskStatus (or int) or an iterable of them.
+
+    Returns:
+        None for no filter, else the distinct values in their order (an
+        empty iterable gives an empty tuple: no filter either).
+
+    Raises:
+        InvalidRequestError: Not a status nor a collection of statuses (a str,
+            bytes and a dict are refused, not iterated).
+    """
+    if status is None:
+        return None
+    if isinstance(status, int):
+        items: Iterable[object] = (status,)
+    elif isinstance(status, str | bytes | bytearray | Mapping) or not isinstance(status, Iterable):
+        raise InvalidRequestError(
+            f"status must be a TaskStatus, an int or an iterable of them, got {status!r}",
+            field="status",
+        )
+    else:
+        items = status
+    seen: list[int] = []
+    for item in items:
+        value = _enum_value(TaskStatus, item, "status")
+        if value not in seen:
+            seen.append(value)
+    return tuple(seen)
+
+
 def prepare_list_tasks(
     *,
     task_type: TaskType | int | None = None,
@@ -688,22 +728,9 @@ def prepare_list_tasks(
     params: list[tuple[str, str]] = []
     if task_type is not None:
         params.append(("taskType", str(_enum_value(TaskType, task_type, "task_type"))))
-    if status is not None:
-        if isinstance(status, int):
-            statuses: Iterable[object] = (status,)
-        elif isinstance(status, str | bytes) or not isinstance(status, Iterable):
-            raise InvalidRequestError(
-                f"status must be a TaskStatus, an int or an iterable of them, got {status!r}",
-                field="status",
-            )
-        else:
-            statuses = status
-        seen: list[int] = []
-        for item in statuses:
-            value = _enum_value(TaskStatus, item, "status")
-            if value not in seen:
-                seen.append(value)
-        params.extend(("status", str(value)) for value in seen)
+    statuses = status_filter(status)
+    if statuses is not None:
+        params.extend(("status", str(value)) for value in statuses)
     if (
         isinstance(page_size, bool)
         or not isinstance(page_size, int)
@@ -866,13 +893,49 @@ def api_error(
     return cls(message, **common)
 
 
+class _DuplicateKeyError(ValueError):
+    """A JSON object of an answer names the same key twice."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last of two equal keys; for a task id that silently
+    # picks one of two answers. Comparing lengths is the cheapest check that
+    # still sees every object (nested ones too), which matters on every poll.
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        for key, _value in pairs:
+            if key in seen:
+                raise _DuplicateKeyError(key)
+            seen.add(key)
+    return data
+
+
+# One decoder for every success body: json.loads(..., object_pairs_hook=...)
+# would build a new one per call.
+_DECODER: Final = json.JSONDecoder(object_pairs_hook=_unique_keys)
+
+
+def _loads(body: bytes) -> Any:
+    # What json.loads does with bytes (UTF-8/16/32 detection), with _DECODER.
+    return _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
+
+
 def _success_object(
     call: Call, status: int, headers: Mapping[str, str], body: bytes, trace_id: str | None
 ) -> dict[str, Any]:
     if not 200 <= status < 300:
         raise api_error(call, status, headers, body, trace_id)
     try:
-        data = json.loads(body)
+        data = _loads(body)
+    except _DuplicateKeyError as exc:
+        raise _invalid(
+            call,
+            status,
+            body,
+            trace_id,
+            f"the answer is ambiguous: a JSON object holds the key {str(exc)[:100]!r} twice",
+        ) from None
     except (ValueError, RecursionError):
         raise _invalid(
             call, status, body, trace_id, "the body is empty" if not body else "invalid JSON"
@@ -939,7 +1002,9 @@ def decode_create(
         value = value.get("taskId")
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or value.isspace():
+        # A blank id names no task: it could never be polled or reconciled,
+        # yet the 200 says the service may have created one.
         raise _invalid(call, status, body, trace_id, f"the response has no task id ({key})")
     return value
 
@@ -989,8 +1054,67 @@ def _cursor(value: object) -> str | None:
     )
 
 
+class CursorTracker:
+    """The cursors one listing was handed, so that a cycle can end it.
+
+    A service that hands back a cursor it gave before (``A -> B -> A ...``,
+    or the very cursor it was sent) would keep a listing going forever. One
+    str per page is all it takes to notice; pass one tracker per listing to
+    :func:`decode_task_page` (``cursors=``), or call :meth:`add` yourself.
+    """
+
+    __slots__ = ("_seen",)
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def __len__(self) -> int:
+        """How many distinct cursors the listing was handed so far."""
+        return len(self._seen)
+
+    def add(self, cursor: str) -> bool:
+        """Record the ``nextCursor`` of a page.
+
+        Args:
+            cursor: The page's next cursor.
+
+        Returns:
+            False when the listing was handed this cursor before (a cycle).
+        """
+        if cursor in self._seen:
+            return False
+        self._seen.add(cursor)
+        return True
+
+
+#: Longest part of a cursor shown in an error message.
+_MAX_CURSOR_CHARS: Final = 100
+
+
+def cursor_cycle_message(cursor: str) -> str:
+    """The message of the error that ends a listing whose cursor came back.
+
+    Args:
+        cursor: The cursor handed out a second time.
+
+    Returns:
+        The message, naming the cursor (cut to 100 characters).
+    """
+    shown = repr(cursor[:_MAX_CURSOR_CHARS]) + ("..." if len(cursor) > _MAX_CURSOR_CHARS else "")
+    return (
+        f"the listing handed back the cursor {shown}, which it had already given "
+        "(a cursor cycle); stopping instead of looping forever"
+    )
+
+
 def decode_task_page(
-    call: Call, status: int, headers: Mapping[str, str], body: bytes, trace_id: str | None
+    call: Call,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    trace_id: str | None,
+    *,
+    cursors: CursorTracker | None = None,
 ) -> TaskPage:
     """The TaskPage from a ``GET task/list`` response.
 
@@ -1004,6 +1128,9 @@ def decode_task_page(
         headers: The response headers.
         body: The response body.
         trace_id: The call's X-Traceid.
+        cursors: The listing's tracker: a ``nextCursor`` it already holds
+            ends the listing with ResponseValidationError (the page's tasks,
+            a repeat of earlier ones, are not returned).
 
     Returns:
         The page.
@@ -1011,7 +1138,8 @@ def decode_task_page(
     Raises:
         APIError: An error status, or a 200 with a non-zero code.
         ResponseValidationError: Not a JSON object, a list that is not an
-            array of task objects, a task without ``taskId``, a bad cursor.
+            array of task objects, a task without ``taskId``, a bad cursor,
+            a cursor ``cursors`` already holds.
     """
     data = _success_object(call, status, headers, body, trace_id)
     items = data.get("taskList")
@@ -1027,6 +1155,9 @@ def decode_task_page(
             if not isinstance(item, dict):
                 raise ResponseFieldError("a task list entry is not an object", key="taskList")
             tasks.append(structure_task(item))
-        return TaskPage(tuple(tasks), _cursor(data.get("nextCursor")))
+        next_cursor = _cursor(data.get("nextCursor"))
     except ResponseFieldError as exc:
         raise _invalid(call, status, body, trace_id, str(exc)) from None
+    if next_cursor is not None and cursors is not None and not cursors.add(next_cursor):
+        raise _invalid(call, status, body, trace_id, cursor_cycle_message(next_cursor))
+    return TaskPage(tuple(tasks), next_cursor)

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from ._auth import TokenAuth, TokenProvider
-from ._exceptions import InvalidRequestError, ResponseValidationError
+from ._exceptions import InvalidRequestError
 from ._models import (
     FileInfo,
     FileRef,
@@ -31,6 +31,7 @@ from ._models import (
 from ._policies import RetryPolicy
 from ._protocol import (
     MAX_PAGE_SIZE,
+    CursorTracker,
     check_header_value,
     decode_create,
     decode_task,
@@ -39,6 +40,7 @@ from ._protocol import (
     prepare_get_task,
     prepare_list_tasks,
     session_headers,
+    status_filter,
 )
 from ._transport import Transport
 from ._waiting import WaitingMixin
@@ -463,35 +465,33 @@ class KooDriveSession(WaitingMixin):
 
         Raises:
             InvalidRequestError: A filter out of range; nothing was sent.
-            ResponseValidationError: The service keeps answering with the
-                cursor it was sent (it would loop forever).
+            ResponseValidationError: The service handed out a cursor it had
+                already given in this listing (a cycle, which would loop
+                forever); the message names it.
             KooDriveError: As :meth:`list_tasks`.
         """
-        if isinstance(status, Iterable) and not isinstance(status, str | bytes):
-            # A one-pass iterable must survive being sent once per page.
-            status = tuple(status)
-        # Validate before the first request, so bad input fails at the call site.
+        # Read a one-pass iterable once (it is sent with every page), and
+        # validate everything before the first request.
+        status = status_filter(status)
         prepare_list_tasks(task_type=task_type, status=status, page_size=page_size)
+        cursors = CursorTracker()
         cursor: str | None = None
-        repeats = 0
         while True:
-            page = await self.list_tasks(
+            self._check_open()
+            call = prepare_list_tasks(
                 task_type=task_type, status=status, page_size=page_size, cursor=cursor
+            )
+            response = await self._transport.send(call)
+            page = decode_task_page(
+                call,
+                response.status,
+                response.headers,
+                response.body,
+                response.trace_id,
+                cursors=cursors,
             )
             for task in page.tasks:
                 yield task
             if page.next_cursor is None:
                 return
-            if page.next_cursor == cursor:
-                repeats += 1
-                if repeats >= 2:
-                    raise ResponseValidationError(
-                        f"the listing returned the cursor it was sent ({cursor!r}) twice in a "
-                        "row; stopping instead of looping forever",
-                        method="GET",
-                        path=prepare_list_tasks().path,
-                        status_code=200,
-                    )
-            else:
-                repeats = 0
             cursor = page.next_cursor

@@ -37,11 +37,18 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
         An iterator of lists.
 
     Raises:
-        InvalidRequestError: ``size`` is not an int >= 1 (raised at the call,
-            not at the first ``next()``).
+        InvalidRequestError: ``size`` is not an int >= 1, or ``items`` is not
+            an iterable or is a str or bytes (raised at the call, not at the
+            first ``next()``).
     """
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise InvalidRequestError(f"size must be an int >= 1, got {size!r}", field="size")
+    if isinstance(items, str | bytes | bytearray) or not isinstance(items, Iterable):
+        # Chunking a str would split one id into characters.
+        raise InvalidRequestError(
+            f"items must be an iterable of items (a list, not a str), got {type(items).__name__}",
+            field="items",
+        )
     return _chunks(iter(items), size)
 
 

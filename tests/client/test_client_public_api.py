@@ -75,7 +75,7 @@ def test_chunked_splits_lists() -> None:
     assert list(chunked([1, 2, 3, 4, 5], 2)) == [[1, 2], [3, 4], [5]]
     assert list(chunked([1, 2, 3, 4], 2)) == [[1, 2], [3, 4]]
     assert list(chunked([], 3)) == []
-    assert list(chunked("abc", 5)) == [["a", "b", "c"]]
+    assert list(chunked(iter("abc"), 5)) == [["a", "b", "c"]]
 
 
 def test_chunked_is_lazy_on_generators() -> None:

@@ -254,10 +254,11 @@ async def test_iter_tasks_stops_on_a_repeating_cursor() -> None:
         )
 
     async with custom_server(handler) as url, make_session(url) as s:
-        with pytest.raises(ResponseValidationError, match="twice in a row"):
+        with pytest.raises(ResponseValidationError, match="cursor '7'"):
             async for _ in s.iter_tasks():
                 pass
-    assert calls == [None, "7", "7"]
+    # The page sent with "7" that hands "7" back again is a cycle at once.
+    assert calls == [None, "7"]
 
 
 @pytest.mark.parametrize("end", [None, "", "absent"])
