@@ -208,19 +208,19 @@ class SubmissionPacer:
             held = self._hold_until - now
             if held > limit:
                 raise self._held(held, limit)
-            delay = self.reserve()
+            hold = self._hold_until
+            delay = self.reserve()  # a slot after that hold
             if delay > 0:
                 await asyncio.sleep(delay)
-            now = self._clock()
             # A 429 that came back while this one slept holds it back too.
-            if self._hold_until <= now:
-                return now
+            if self._hold_until == hold:
+                return self._clock()
 
     def _held(self, held: float, limit: float) -> RateLimitError:
         cause = self._hold_cause
         return RateLimitError(
             f"not sent: the service answered an earlier create with 429 and asked to hold "
-            f"submissions for {held:.0f}s more, longer than this request may wait "
+            f"submissions for {held:.3g}s more, longer than this request may wait "
             f"({limit:.3g}s; see RetryPolicy.max_retry_after and timeout)",
             retry_after=held,
             status_code=429,
