@@ -14,6 +14,13 @@ job task and waits for them, so nothing is left pending.
 
 Errors: anything a single request's submission or wait raises that is a
 :class:`KooDriveError` becomes that request's outcome; the others go on.
+A create is sent once: the transport alone retries it (within the session's
+``RetryPolicy``), so a :class:`RateLimitError` that reaches the fan-out is
+that request's outcome, never a reason to send it again. The 429 still slows
+the pacer down and holds later submissions back for its ``Retry-After``; a
+request that would have to wait for that hold longer than it may
+(``max_retry_after``, and the run's ``timeout``) is not sent and gets a
+:class:`RateLimitError` saying so, rather than stalling the run.
 Three things end the whole run instead, because carrying on would lose
 track of work: an exception from ``on_submitted`` (the caller's journal is
 broken, and the task it could not record already exists), an exception from
@@ -50,9 +57,6 @@ from ._policies import PollPolicy
 
 __all__ = ["FanOut", "SubmissionPacer", "request_kind"]
 
-#: Extra submissions of one request after a 429 that escaped the transport's
-#: own retries (a 429 proves nothing was created, so resubmitting is safe).
-MAX_RATE_LIMITED_RESUBMITS = 8
 #: Lowest submission rate the back-off goes down to (per second).
 MIN_RATE = 0.2
 
@@ -98,18 +102,35 @@ class SubmissionPacer:
     Recovery is additive: a tenth of the cap (or of the rate at the first
     back-off) per second without a 429.
 
+    A 429 with a ``Retry-After`` also *holds* every submission until it has
+    passed. :meth:`acquire` waits for a hold only up to ``max_hold`` (and the
+    caller's own limit); a longer one fails that submission with
+    :class:`RateLimitError` at once, before anything is sent, so that a
+    server asking for an hour ends the waiting requests rather than stalling
+    them for an hour.
+
     Args:
         max_per_second: The cap, or None for none.
         clock: Monotonic time source (seconds).
+        max_hold: Longest a submission waits for a Retry-After hold, in
+            seconds (the session's ``RetryPolicy.max_retry_after``).
     """
 
     def __init__(
-        self, max_per_second: float | None, *, clock: Callable[[], float] = time.monotonic
+        self,
+        max_per_second: float | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_hold: float = math.inf,
     ) -> None:
         self._ceiling = max_per_second
         self._rate: float | None = max_per_second
         self._clock = clock
+        self._max_hold = max_hold
         self._next = -math.inf
+        # The server's Retry-After hold: no submission before _hold_until.
+        self._hold_until = -math.inf
+        self._hold_cause: RateLimitError | None = None
         self._last_cut = -math.inf
         self._last_recover = -math.inf
         self._increase = (max_per_second / 10.0) if max_per_second else 0.0
@@ -160,35 +181,71 @@ class SubmissionPacer:
         """
         now = self._clock()
         self._recover(now)
-        if self._rate is None:
-            at = max(now, self._next)
-        else:
-            at = max(now, self._next)
+        at = max(now, self._next, self._hold_until)
+        if self._rate is not None:
             self._next = at + 1.0 / self._rate
         self._count_submission(at)
         return at - now
 
-    async def acquire(self) -> float:
+    async def acquire(self, *, max_wait: float | None = None) -> float:
         """Wait for the next submission slot.
+
+        Args:
+            max_wait: Longest this submission may wait for a Retry-After
+                hold (on top of ``max_hold``), in seconds, or None.
 
         Returns:
             The clock time the slot was granted (pass it to :meth:`rate_limited`).
-        """
-        delay = self.reserve()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        return self._clock()
 
-    def rate_limited(self, sent_at: float, retry_after: float | None) -> None:
+        Raises:
+            RateLimitError: A hold longer than allowed is in force; nothing
+                may be sent (``possibly_created`` is False, ``retry_after``
+                is what is left of the hold).
+        """
+        limit = self._max_hold if max_wait is None else min(self._max_hold, max_wait)
+        while True:
+            now = self._clock()
+            held = self._hold_until - now
+            if held > limit:
+                raise self._held(held, limit)
+            hold = self._hold_until
+            delay = self.reserve()  # a slot after that hold
+            if delay > 0:
+                await asyncio.sleep(delay)
+            # A 429 that came back while this one slept holds it back too.
+            if self._hold_until == hold:
+                return self._clock()
+
+    def _held(self, held: float, limit: float) -> RateLimitError:
+        cause = self._hold_cause
+        return RateLimitError(
+            f"not sent: the service answered an earlier create with 429 and asked to hold "
+            f"submissions for {held:.3g}s more, longer than this request may wait "
+            f"({limit:.3g}s; see RetryPolicy.max_retry_after and timeout)",
+            retry_after=held,
+            status_code=429,
+            code=cause.code if cause is not None else None,
+            msg=cause.msg if cause is not None else None,
+            trace_id=cause.trace_id if cause is not None else None,
+            method=cause.method if cause is not None else None,
+            path=cause.path if cause is not None else None,
+            possibly_created=False,
+        )
+
+    def rate_limited(
+        self, sent_at: float, retry_after: float | None, cause: RateLimitError | None = None
+    ) -> None:
         """Record a 429 answer to a submission sent at ``sent_at``.
 
         Halves the rate, unless this submission went out before the previous
         cut (a burst of 429s for requests already in flight counts once), and
-        holds every submission back for ``retry_after`` seconds if given.
+        holds every submission back for ``retry_after`` seconds if given
+        (the whole of it, however long: :meth:`acquire` decides who may wait).
 
         Args:
             sent_at: What :meth:`acquire` returned for that submission.
             retry_after: The server's Retry-After, in seconds, or None.
+            cause: The error, quoted by the submissions a long hold refuses.
         """
         now = self._clock()
         if sent_at >= self._last_cut:
@@ -200,8 +257,11 @@ class SubmissionPacer:
             self._rate = max(MIN_RATE, current / 2.0)
             self._last_cut = self._last_recover = now
             self.backoffs += 1
-        pause = retry_after if retry_after is not None else 1.0 / (self._rate or 1.0)
-        self._next = max(self._next, now + pause)
+        if retry_after is None:
+            self._next = max(self._next, now + 1.0 / (self._rate or 1.0))
+        elif now + retry_after > self._hold_until:
+            self._hold_until = now + retry_after
+            self._hold_cause = cause
 
 
 class FanOut:
@@ -212,10 +272,13 @@ class FanOut:
         requests: Iterable or async iterable of request models, consumed lazily.
         max_concurrency: Most tasks in flight (a submission in progress counts).
         max_per_second: Cap on submissions per second, or None.
-        timeout: Deadline of each task's wait, in seconds, or None.
+        timeout: Deadline of each task's wait, in seconds, or None; also the
+            longest a request waits for a Retry-After hold before it is sent.
         poll: Poll policy for the waits.
         on_submitted: Called (and awaited if async) with ``(request, task_id)``
             as soon as each id is known, before waiting starts.
+        max_hold: Longest a request waits for a Retry-After hold (the
+            session's ``RetryPolicy.max_retry_after``), in seconds.
     """
 
     def __init__(
@@ -228,6 +291,7 @@ class FanOut:
         timeout: float | None,
         poll: PollPolicy,
         on_submitted: Callable[[Request, str], Any] | None,
+        max_hold: float = math.inf,
     ) -> None:
         self._session = session
         self._requests = requests
@@ -235,7 +299,7 @@ class FanOut:
         self._timeout = timeout
         self._poll = poll
         self._on_submitted = on_submitted
-        self.pacer = SubmissionPacer(max_per_second)
+        self.pacer = SubmissionPacer(max_per_second, max_hold=max_hold)
         self._loop = asyncio.get_running_loop()
         self._ready: deque[tuple[int, JobOutcome]] = deque()
         self._jobs: set[asyncio.Task[None]] = set()
@@ -386,16 +450,14 @@ class FanOut:
             self._wake_feeder()
 
     async def _submit(self, request: Request) -> str:
-        resubmits = 0
-        while True:
-            sent_at = await self.pacer.acquire()
-            try:
-                return await self._session.submit(request)
-            except RateLimitError as exc:
-                self.pacer.rate_limited(sent_at, exc.retry_after)
-                if exc.possibly_created or resubmits >= MAX_RATE_LIMITED_RESUBMITS:
-                    raise
-                resubmits += 1
+        sent_at = await self.pacer.acquire(max_wait=self._timeout)
+        try:
+            return await self._session.submit(request)
+        except RateLimitError as exc:
+            # Slow down and hold the others back, but do not send this one
+            # again: the transport already spent its retry budget on it.
+            self.pacer.rate_limited(sent_at, exc.retry_after, exc)
+            raise
 
     async def _run_one(self, request: Request) -> JobOutcome:
         try:

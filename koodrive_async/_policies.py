@@ -71,17 +71,26 @@ class PollPolicy:
     poll up to ``max_interval``; every interval is spread by ±``jitter``
     (a fraction) so that many waiters never poll in lockstep.
 
+    An answer whose body cannot be parsed is polled again later, but only
+    ``max_invalid_responses`` times in a row: a task the service keeps
+    describing in a way this client cannot read would otherwise be polled
+    forever (with no timeout), so the wait then ends with that
+    :class:`~koodrive_async.ResponseValidationError`.
+
     Args:
         initial: First interval, in seconds.
         multiplier: Growth factor per poll (>= 1).
         max_interval: Largest interval, in seconds.
         jitter: Relative spread of each interval, 0 to 1 (0.1 = ±10%).
+        max_invalid_responses: Consecutive unparseable answers after which
+            the wait fails (an int >= 1).
     """
 
     initial: float = attrs.field(default=0.5, validator=_positive)
     multiplier: float = attrs.field(default=1.5)
     max_interval: float = attrs.field(default=15.0, validator=_positive)
     jitter: float = attrs.field(default=0.1)
+    max_invalid_responses: int = attrs.field(default=5)
 
     @multiplier.validator
     def _check_multiplier(self, _attribute: attrs.Attribute[float], value: float) -> None:
@@ -94,3 +103,11 @@ class PollPolicy:
     def _check_jitter(self, _attribute: attrs.Attribute[float], value: float) -> None:
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
             raise InvalidRequestError(f"jitter must be in [0, 1), got {value!r}", field="jitter")
+
+    @max_invalid_responses.validator
+    def _check_max_invalid(self, _attribute: attrs.Attribute[int], value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidRequestError(
+                f"max_invalid_responses must be an int >= 1, got {value!r}",
+                field="max_invalid_responses",
+            )

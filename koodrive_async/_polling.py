@@ -21,8 +21,15 @@ Errors while polling: the transport already retries each GET according to
 the session's ``RetryPolicy`` (connection errors, timeouts, 429, 5xx). When it
 gives up with such a *transient* error (or the body cannot be parsed, which
 for a GET is as harmless to retry), the waiter does not fail: its next poll is
-rescheduled with the policy's backoff, until the deadline. A 429 also pauses
-every poll of the session until its ``Retry-After`` (or the backoff) passes.
+rescheduled with the policy's backoff, until the deadline. Unparseable bodies
+are tolerated only ``PollPolicy.max_invalid_responses`` times in a row, then
+the waiter fails with that error (a task this client can never read would
+otherwise be polled forever). A 429 also pauses every poll of the session
+until its ``Retry-After`` (or the backoff) passes, but never for longer than
+the session's ``RetryPolicy.max_retry_after``: one task's throttled poll must
+not freeze every other wait for as long as a server cares to ask. And a
+waiter whose deadline falls inside a pause still gets one last poll just
+before it, so a wait never times out without having polled when it could.
 *Permanent* errors (401 after refresh, 400, 403, 404, any other API error)
 fail the waiter at once.
 """
@@ -74,6 +81,9 @@ MIN_STEP = 0.01
 MAX_COLD = 1024
 #: Default bound on concurrent GETs issued by the scheduler.
 DEFAULT_MAX_POLLS = 32
+#: How long before its deadline a waiter caught in a pause gets its last
+#: poll (at least; more when GETs are slow), so the answer can still count.
+LAST_POLL_LEAD = 0.25
 
 GetTask = Callable[[str], Awaitable[Task]]
 StatusCallback = Callable[[Task], Any]
@@ -182,6 +192,8 @@ class _Waiter:
         "step",
         "window_end",
         "prev_poll",
+        "invalid",
+        "final",
     )
 
     def __init__(
@@ -210,6 +222,10 @@ class _Waiter:
         self.step = 0.0
         self.window_end = 0.0
         self.prev_poll = -1.0
+        # Unparseable answers in a row (PollPolicy.max_invalid_responses).
+        self.invalid = 0
+        # It had its last poll before a deadline that falls inside a pause.
+        self.final = False
 
 
 class PollScheduler:
@@ -218,6 +234,8 @@ class PollScheduler:
     Args:
         get_task: The session's ``get_task`` coroutine function.
         max_polls: Most GETs in flight at once.
+        max_pause: Longest pause of every poll after a 429, in seconds (the
+            session's ``RetryPolicy.max_retry_after``).
         rng: Random source for jitter (seeded in tests).
     """
 
@@ -226,14 +244,18 @@ class PollScheduler:
         get_task: GetTask,
         *,
         max_polls: int = DEFAULT_MAX_POLLS,
+        max_pause: float = math.inf,
         rng: random.Random | None = None,
     ) -> None:
         self._get_task = get_task
         self._max_polls = max_polls
+        self._max_pause = max_pause
         self._rng = rng or random.Random()
         self._loop = asyncio.get_running_loop()
         self._heap: list[tuple[float, int, _Waiter]] = []
         self._ready: deque[_Waiter] = deque()
+        # Waiters whose last poll before their deadline may not wait for a pause.
+        self._urgent: deque[_Waiter] = deque()
         self._polls: dict[asyncio.Task[None], _Waiter] = {}
         # Waiters of a kind with no estimate yet, to re-plan once there is one.
         self._cold: dict[Hashable, list[_Waiter]] = {}
@@ -348,9 +370,11 @@ class PollScheduler:
         self._closed = True
         pending: list[_Waiter] = [entry[2] for entry in self._heap]
         pending.extend(self._ready)
+        pending.extend(self._urgent)
         pending.extend(self._polls.values())
         self._heap.clear()
         self._ready.clear()
+        self._urgent.clear()
         tasks: list[asyncio.Task[None]] = list(self._polls)
         if self._driver is not None:
             tasks.append(self._driver)
@@ -469,7 +493,7 @@ class PollScheduler:
                 if seq < 0:
                     self._expire(waiter)
                 elif seq == waiter.seq:
-                    self._ready.append(waiter)
+                    self._make_ready(waiter, now)
             self._launch_ready(now)
             wake_at = heap[0][0] if heap else math.inf
             if self._ready and self._inflight < self._max_polls:
@@ -485,24 +509,52 @@ class PollScheduler:
                 if handle is not None:
                     handle.cancel()
 
+    def _make_ready(self, waiter: _Waiter, now: float) -> None:
+        deadline = waiter.deadline
+        if (
+            now < self._pause_until
+            and deadline is not None
+            and deadline <= self._pause_until
+            and not waiter.final
+        ):
+            # Paused past this waiter's deadline: waiting for the pause would
+            # end it in TaskTimeoutError without a poll. Give it one last
+            # poll, as late as still lets the answer arrive in time.
+            lead = max(4.0 * self._rtt, LAST_POLL_LEAD)
+            last = deadline - lead
+            if now < last:
+                self._seq += 1
+                waiter.seq = self._seq
+                heapq.heappush(self._heap, (last, self._seq, waiter))
+                return
+            waiter.final = True
+            self._urgent.append(waiter)
+            return
+        self._ready.append(waiter)
+
     def _launch_ready(self, now: float) -> None:
+        urgent = self._urgent
+        while urgent and self._inflight < self._max_polls:
+            self._launch(urgent.popleft())
         if now < self._pause_until:
             return
         ready = self._ready
         while ready and self._inflight < self._max_polls:
-            waiter = ready.popleft()
-            if waiter.future.done() or waiter.poll is not None:
-                # A re-planned waiter may come due while its GET is in flight:
-                # that GET reschedules it, a second one would only duplicate it.
-                continue
-            self._inflight += 1
-            self.gets += 1
-            if self._inflight > self.max_inflight_seen:
-                self.max_inflight_seen = self._inflight
-            task = self._loop.create_task(self._poll(waiter))
-            waiter.poll = task
-            self._polls[task] = waiter
-            task.add_done_callback(self._poll_done)
+            self._launch(ready.popleft())
+
+    def _launch(self, waiter: _Waiter) -> None:
+        if waiter.future.done() or waiter.poll is not None:
+            # A re-planned waiter may come due while its GET is in flight:
+            # that GET reschedules it, a second one would only duplicate it.
+            return
+        self._inflight += 1
+        self.gets += 1
+        if self._inflight > self.max_inflight_seen:
+            self.max_inflight_seen = self._inflight
+        task = self._loop.create_task(self._poll(waiter))
+        waiter.poll = task
+        self._polls[task] = waiter
+        task.add_done_callback(self._poll_done)
 
     def _poll_done(self, task: asyncio.Task[None]) -> None:
         self._polls.pop(task, None)
@@ -543,8 +595,18 @@ class PollScheduler:
             if not is_transient(exc):
                 self._fail(waiter, exc)
                 return
+            if isinstance(exc, ResponseValidationError):
+                waiter.invalid += 1
+                if waiter.invalid >= waiter.policy.max_invalid_responses:
+                    # Harmless to retry once or twice, but a task the service
+                    # always describes unreadably would be polled forever.
+                    self._fail(waiter, exc)
+                    return
+            else:
+                waiter.invalid = 0
             self._transient(waiter, exc)
             return
+        waiter.invalid = 0
         previous = waiter.last
         waiter.last = task = self._slim(task, waiter)
         try:
@@ -595,7 +657,7 @@ class PollScheduler:
 
     def _release_slot(self) -> None:
         self._inflight -= 1
-        if self._ready:
+        if self._ready or self._urgent:
             self._kick()
 
     def _transient(self, waiter: _Waiter, exc: Exception) -> None:
@@ -609,9 +671,14 @@ class PollScheduler:
         due = now + self._jittered(waiter.interval, policy)
         if isinstance(exc, RateLimitError):
             pause = exc.retry_after if exc.retry_after is not None else waiter.interval
-            # Throttled: hold back every poll of the session, not just this one.
-            self._pause_until = max(self._pause_until, now + pause)
+            # Capped like the transport's own waits: a Retry-After of a day on
+            # one task must not freeze every wait of the session for a day.
+            pause = min(pause, self._max_pause)
             due = max(due, now + pause)
+            if now + pause > self._pause_until:
+                # Throttled: hold back every poll of the session, not just this one.
+                self._pause_until = now + pause
+                self._rescue_ready(now)
         logger.debug(
             "polling task %s failed (%s); next poll in %.3gs",
             waiter.task_id,
@@ -619,6 +686,18 @@ class PollScheduler:
             due - now,
         )
         self._push_poll(waiter, due)
+
+    def _rescue_ready(self, now: float) -> None:
+        # Waiters already queued for a slot when a pause began: those whose
+        # deadline falls inside it get their last poll (see _make_ready).
+        ready = self._ready
+        if not ready:
+            return
+        self._ready = deque()
+        for waiter in ready:
+            if not waiter.future.done():
+                self._make_ready(waiter, now)
+        self._kick()
 
     def _learn(self, waiter: _Waiter, task: Task, now: float) -> None:
         if waiter.kind is None or waiter.started is None:

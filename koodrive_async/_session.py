@@ -159,6 +159,7 @@ class KooDriveSession(WaitingMixin):
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise InvalidRequestError("session must be an aiohttp.ClientSession", field="session")
         self._closed = False
+        self._retry = retry
         self._transport = Transport(
             base_url=self._base_url,
             static_headers=session_headers(user_id=self._user_id, language=language),

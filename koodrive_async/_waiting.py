@@ -23,7 +23,7 @@ from typing import Any
 from ._exceptions import InvalidRequestError
 from ._fanout import FanOut
 from ._models import JobOutcome, Request, Task
-from ._policies import PollPolicy
+from ._policies import PollPolicy, RetryPolicy
 from ._polling import PollScheduler
 
 __all__ = ["WaitingMixin"]
@@ -99,6 +99,9 @@ class WaitingMixin:
     _poll_scheduler: PollScheduler | None = None
     #: Set by the session's close(); no scheduler may be started after it.
     _closed: bool = False
+    #: The session's retry policy (set by its __init__): its max_retry_after
+    #: also bounds the pauses of polls and submissions after a 429.
+    _retry: RetryPolicy = RetryPolicy()
 
     async def get_task(self, task_id: str) -> Task:  # pragma: no cover - provided by the session
         raise NotImplementedError
@@ -116,7 +119,11 @@ class WaitingMixin:
                 raise RuntimeError("the session is closed")
             # A session used from a new event loop (e.g. one asyncio.run per
             # call) gets a fresh scheduler; the old loop's one is dead anyway.
-            scheduler = PollScheduler(self.get_task, max_polls=self.max_concurrent_polls)
+            scheduler = PollScheduler(
+                self.get_task,
+                max_polls=self.max_concurrent_polls,
+                max_pause=self._retry.max_retry_after,
+            )
             self._poll_scheduler = scheduler
         return scheduler
 
@@ -166,7 +173,11 @@ class WaitingMixin:
         one jittered by ``±poll.jitter``. Transient polling errors (connection
         errors, timeouts, 429, 5xx, unparseable bodies), which the transport has
         already retried per the session's RetryPolicy, do not end the wait: the
-        poll is retried later with the same backoff, within the deadline.
+        poll is retried later with the same backoff, within the deadline. Only
+        ``poll.max_invalid_responses`` unparseable answers in a row are
+        tolerated. A 429 pauses every poll of the session for its Retry-After,
+        at most ``RetryPolicy.max_retry_after``; a wait whose deadline falls
+        inside such a pause still makes one last poll shortly before it.
 
         Args:
             task_id: The task to wait for.
@@ -185,6 +196,8 @@ class WaitingMixin:
             InvalidRequestError: Bad arguments (nothing is sent).
             TaskFailedError: The task reached FAILED (``.task``, ``.result_code``).
             TaskTimeoutError: The deadline passed first (``.task_id``, ``.last``).
+            ResponseValidationError: ``poll.max_invalid_responses`` answers in
+                a row could not be parsed.
             AuthenticationError: 401 (after any token refresh).
             BadRequestError: 400.
             PermissionDeniedError: 403.
@@ -221,10 +234,16 @@ class WaitingMixin:
         The input is consumed lazily (a request is pulled only when there is
         room for it), so a generator works and is never materialised. At most
         ``max_concurrency`` tasks are in flight: submitted (or being submitted)
-        and not yet seen terminal. Submissions are paced to ``max_per_second``;
-        a 429 that outlasts the transport's retries halves the submission rate,
-        which then recovers by a tenth of the cap per second, and the request
-        is resubmitted (a 429 means nothing was created). A failure of one
+        and not yet seen terminal. Submissions are paced to ``max_per_second``.
+        Each create is retried by the session's transport only (one
+        ``RetryPolicy`` budget per request); a 429 that outlasts those retries
+        is that request's outcome (:class:`RateLimitError`, nothing created)
+        and also halves the submission rate, which then recovers by a tenth of
+        the cap per second, and holds the next submissions back for its
+        ``Retry-After``. A request that would have to wait for that hold
+        longer than ``RetryPolicy.max_retry_after`` (or ``timeout``) is not
+        sent: its outcome is a :class:`RateLimitError` whose ``retry_after``
+        says how long the service still asks to wait. A failure of one
         request (its submission, its task, its wait) is that request's
         outcome and never stops the others.
 
@@ -233,7 +252,8 @@ class WaitingMixin:
             max_concurrency: Most tasks in flight at once.
             max_per_second: Most submissions per second, or None for no cap.
             timeout: Deadline in seconds of each task's wait (from its
-                submission), or None.
+                submission), or None. Also the longest a request waits for a
+                429's Retry-After hold before it is sent.
             poll: Polling intervals; after a few tasks of a kind have finished
                 the scheduler learns their typical duration and polls new ones
                 around it instead (see ``_polling.py``).
@@ -265,6 +285,7 @@ class WaitingMixin:
             timeout=timeout,
             poll=poll,
             on_submitted=on_submitted,
+            max_hold=self._retry.max_retry_after,
         )
         results: list[JobOutcome | None] = []
         stream = fan.outcomes()
@@ -341,6 +362,7 @@ class WaitingMixin:
             timeout=timeout,
             poll=poll,
             on_submitted=on_submitted,
+            max_hold=self._retry.max_retry_after,
         )
         stream = fan.outcomes()
         try:

@@ -33,11 +33,13 @@ doubt (at most :data:`MAX_RECONCILIATIONS` times per run), so a
 ``--no-reconcile`` turns it off.
 
 SIGINT / SIGTERM: no new line is submitted; the creates already pulled by the
-fan-out are allowed to get their answer (so their task ids are committed and
-nothing is left in doubt), then the waits are cancelled (never the tasks on
-the service), the in-flight lines are printed and the exit code is 130. A
-second signal stops at once; creates without an answer are then reported
-(and will be in doubt on the next run).
+fan-out are allowed to get their answer for up to :data:`DRAIN_SECONDS` (so
+their task ids are usually committed and nothing is left in doubt), then the
+waits are cancelled (never the tasks on the service), the in-flight lines are
+printed and the exit code is 130. A create still unanswered by then (one the
+transport is retrying after a 429, say) is abandoned: its line stays
+"submitting", is reported, and is in doubt on the next run. A second signal
+stops at once.
 
 A create refused for its credentials (401, 403) stops the submissions: the
 other lines would be refused too; they stay pending for the next run.
@@ -115,6 +117,11 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_IN_DOUBT = 3
 EXIT_INTERRUPTED = 130
+
+#: Longest a stop (SIGINT / SIGTERM) waits for the answers to creates already
+#: sent, in seconds: long enough for a normal answer, short enough that a stop
+#: is never held up by a create the transport keeps retrying.
+DRAIN_SECONDS = 3.0
 
 #: Most reconciliations one invocation makes (one at the start, then one after
 #: each round that left new lines in doubt).
@@ -332,9 +339,10 @@ class _Run:
             self.interrupted = True
             self.stop.set()
             self.reporter.message(
-                f"{signame}: stopping; no new line is submitted. Waiting for the answers to "
-                f"{len(self.unacked)} create request(s) already sent ({signame} again to stop "
-                "at once; those would then be in doubt)."
+                f"{signame}: stopping; no new line is submitted. Waiting up to "
+                f"{DRAIN_SECONDS:g}s for the answers to {len(self.unacked)} create request(s) "
+                f"already sent ({signame} again to stop at once; unanswered ones are then in "
+                "doubt)."
             )
         else:
             self.force.set()
@@ -537,10 +545,19 @@ class _Run:
                 # that their task ids are recorded rather than left in doubt.
                 drained = asyncio.create_task(self.drained.wait())
                 forced = asyncio.create_task(self.force.wait())
+                # Bounded: a create the transport is retrying (a 429 asking for
+                # a minute, say) must not hold the stop up; its line stays
+                # "submitting", which the next run treats as in doubt.
+                give_up = asyncio.get_running_loop().time() + DRAIN_SECONDS
                 try:
                     while not self.drained.is_set() and not self.force.is_set() and work:
+                        left = give_up - asyncio.get_running_loop().time()
+                        if left <= 0:
+                            break
                         done, _ = await asyncio.wait(
-                            work | {drained, forced}, return_when=asyncio.FIRST_COMPLETED
+                            work | {drained, forced},
+                            timeout=left,
+                            return_when=asyncio.FIRST_COMPLETED,
                         )
                         for task in done & work:
                             work.discard(task)

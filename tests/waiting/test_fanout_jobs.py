@@ -14,6 +14,7 @@ from waiting_helpers import FAST, job, library_tasks
 from koodrive_async import (
     InvalidRequestError,
     JobRequest,
+    RateLimitError,
     ServerError,
     TaskFailedError,
     TaskStatus,
@@ -283,9 +284,11 @@ async def test_rate_cap_bounds_creations_per_window(
         assert sum(1 for t in times if start <= t < start + 0.2) <= 12
 
 
-async def test_429_on_submission_backs_off_and_resubmits(
+async def test_429_on_submission_backs_off_and_is_that_requests_outcome(
     emu: KooDriveEmulator, session: KooDriveSession
 ) -> None:
+    # The session's transport does not retry (NO_RETRY): each 429 reaches the
+    # fan-out, which slows down but never sends that request again.
     emu.clock.speed = 1000.0
     emu.inject(FaultKind.RATE_LIMIT, route="create_job", count=3)
     outcomes = await asyncio.wait_for(
@@ -294,10 +297,15 @@ async def test_429_on_submission_backs_off_and_resubmits(
         ),
         20,
     )
-    assert all(o.ok for o in outcomes)
+    limited = [o for o in outcomes if not o.ok]
+    assert len(limited) == 3
+    for outcome in limited:
+        assert isinstance(outcome.error, RateLimitError)
+        assert outcome.task_id is None and not outcome.error.possibly_created
     creates = sorted((e for e in emu.requests if e.route == "create_job"), key=lambda e: e.time)
+    assert len(creates) == 12  # one POST per request, none sent twice
     assert sum(1 for e in creates if e.status == 429) == 3
-    assert len(emu.state.tasks()) == 12  # every request created exactly once
+    assert len(emu.state.tasks()) == 9
     # After the first 429 the rate is at most halved (<= 20/s): no 0.25 s
     # window after it holds more than 5 (+1 for arrival jitter) creations.
     first_429 = next(e.time for e in creates if e.status == 429)
