@@ -525,7 +525,9 @@ class Transport:
                     "; a POST that may have arrived is never repeated" if maybe else "",
                     trace_id,
                 )
-                error_cls = APITimeoutError if kind == _TIMED_OUT else APIConnectionError
+                # A timeout is an APITimeoutError whether or not it was sent (a
+                # pool wait that ran out is one too); possibly_created says which.
+                error_cls = APITimeoutError if isinstance(exc, TimeoutError) else APIConnectionError
                 # The message keeps the cause's type and text, which carry no headers.
                 failure = error_cls(
                     f"{kind}: {type(exc).__name__}: {exc}" if str(exc) else f"{kind}: {exc!r}",
