@@ -1,4 +1,4 @@
-"""Credentials: a fixed bearer token, or an async token provider.
+"""Credentials: a fixed bearer token, or a (sync or async) token provider.
 
 The Authorization value follows API-NOTES.md: a token that already starts
 with a scheme word (``Bearer`` or ``AT``, followed by a space or the pages'
@@ -6,27 +6,33 @@ with a scheme word (``Bearer`` or ``AT``, followed by a space or the pages'
 
 The token never appears in a repr, a log line or an exception message: this
 module is the only one that sees it, and it says nothing about it.
+
+A provider is the caller's code (a vault, an OAuth refresh): whatever it does
+wrong - raises, returns a bad value, hangs - ends the call with
+:class:`~koodrive_async.CredentialsError` within the call's timeout, before
+anything is sent with the token it did not give.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import re
 from collections.abc import Awaitable, Callable
 from typing import Final
 
-from ._exceptions import InvalidRequestError
+from ._exceptions import CredentialsError, InvalidRequestError
 from ._protocol import check_header_value
 
 __all__ = ["TokenAuth", "TokenProvider", "authorization_value"]
 
-#: ``async def provider(force_refresh: bool) -> str``.
-TokenProvider = Callable[[bool], Awaitable[str]]
+#: ``async def provider(force_refresh: bool) -> str``, or the same as a plain function.
+TokenProvider = Callable[[bool], Awaitable[str] | str]
 
 _SCHEME: Final = re.compile(r"(?i)(?:bearer|at)[ +]\S")
 
 
-def authorization_value(token: str, *, field: str = "token") -> str:
+def authorization_value(token: object, *, field: str = "token") -> str:
     """The Authorization header value for a token.
 
     Args:
@@ -54,15 +60,15 @@ class TokenAuth:
 
     Args:
         token: A fixed token.
-        token_provider: ``async (force_refresh: bool) -> str``; called with
-            False for the first token (which is cached) and with True once
-            after a 401.
+        token_provider: ``(force_refresh: bool) -> str``, sync or async;
+            called with False for the first token (which is cached) and with
+            True once after a 401.
 
     Raises:
         InvalidRequestError: Neither or both were given.
     """
 
-    __slots__ = ("_lock", "_provider", "header")
+    __slots__ = ("_lock", "_lock_loop", "_provider", "header")
 
     def __init__(self, token: str | None, token_provider: TokenProvider | None) -> None:
         if (token is None) == (token_provider is None):
@@ -73,6 +79,7 @@ class TokenAuth:
         self.header: str | None = None if token is None else authorization_value(token)
         self._provider = token_provider
         self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         return f"TokenAuth(provider={self._provider is not None})"
@@ -82,40 +89,91 @@ class TokenAuth:
         """True when a provider can supply a fresh token after a 401."""
         return self._provider is not None
 
-    async def get(self) -> str:
+    async def get(self, *, timeout: float) -> str:
         """The header value, asking the provider (once) on first use.
+
+        Args:
+            timeout: Seconds the provider may take (waiting for a concurrent
+                call of it included).
 
         Returns:
             The Authorization value.
+
+        Raises:
+            CredentialsError: The provider raised, returned a bad value or
+                did not answer in time.
         """
         header = self.header
         if header is not None:
             return header
-        return await self._fetch(force=False, stale=None)
+        return await self._fetch(force=False, stale=None, timeout=timeout)
 
-    async def refresh(self, stale: str) -> str | None:
+    async def refresh(self, stale: str, *, timeout: float) -> str | None:
         """A fresh header after ``stale`` was refused with a 401.
 
         Concurrent callers that saw the same stale value share one provider call.
 
         Args:
             stale: The value the refused request carried.
+            timeout: Seconds the provider may take.
 
         Returns:
             The new value, or None when there is no provider to ask.
+
+        Raises:
+            CredentialsError: The provider raised, returned a bad value or
+                did not answer in time (``refresh`` is True).
         """
         if self._provider is None:
             return None
-        return await self._fetch(force=True, stale=stale)
+        return await self._fetch(force=True, stale=stale, timeout=timeout)
 
-    async def _fetch(self, *, force: bool, stale: str | None) -> str:
-        assert self._provider is not None
-        if self._lock is None:
+    def _loop_lock(self) -> asyncio.Lock:
+        # An asyncio.Lock binds to the loop of its first contended use: a
+        # session reused from a new event loop (one asyncio.run per call)
+        # needs a new one.
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
             self._lock = asyncio.Lock()
-        async with self._lock:
-            # Someone else fetched while we waited for the lock.
-            if self.header is not None and (not force or self.header != stale):
-                return self.header
-            token = await self._provider(force)
-            self.header = authorization_value(token, field="token_provider")
-            return self.header
+            self._lock_loop = loop
+        return self._lock
+
+    async def _fetch(self, *, force: bool, stale: str | None, timeout: float) -> str:
+        assert self._provider is not None
+        after = " while refreshing the token after HTTP 401" if force else ""
+        # What was sent: nothing with the missing token; on a refresh, the
+        # earlier attempt was refused with 401, so nothing was created either.
+        sent = (
+            "; the request was refused with HTTP 401 and not sent again, nothing was created"
+            if force
+            else "; nothing was sent"
+        )
+        deadline = asyncio.timeout(timeout)
+        try:
+            # The wait for a concurrent provider call counts too: else callers
+            # queued behind a hung provider would each wait a full timeout.
+            async with deadline, self._loop_lock():
+                # Someone else fetched while we waited for the lock.
+                if self.header is not None and (not force or self.header != stale):
+                    return self.header
+                answer = self._provider(force)
+                token: object = await answer if inspect.isawaitable(answer) else answer
+        except Exception as exc:
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                raise CredentialsError(
+                    f"token_provider did not answer within {timeout:g}s{after}{sent}",
+                    refresh=force,
+                ) from None
+            # Only the type: the provider's message is the caller's text and
+            # may quote a secret; the exception itself stays the cause.
+            raise CredentialsError(
+                f"token_provider raised {type(exc).__name__}{after}{sent}", refresh=force
+            ) from exc
+        try:
+            header = authorization_value(token, field="token_provider")
+        except InvalidRequestError as exc:
+            raise CredentialsError(
+                f"token_provider returned an unusable token ({exc}){after}{sent}", refresh=force
+            ) from None
+        self.header = header
+        return header

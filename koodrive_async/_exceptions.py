@@ -5,6 +5,7 @@ cattrs or json exception ever escapes. The hierarchy::
 
     KooDriveError
     ├── InvalidRequestError (also ValueError)   bad input, caught before any request is sent
+    ├── CredentialsError                        the token provider failed; nothing was sent
     ├── APIConnectionError                      could not get a response
     │   └── APITimeoutError (also TimeoutError)
     ├── APIError   the server said no: status_code, code (str), msg, trace_id, body
@@ -12,7 +13,7 @@ cattrs or json exception ever escapes. The hierarchy::
     │   ├── AuthenticationError 401
     │   ├── PermissionDeniedError 403
     │   ├── NotFoundError 404
-    │   ├── RateLimitError 429 (.retry_after)
+    │   ├── RateLimitError 429 (.retry_after, .attempts, .retries_exhausted)
     │   └── ServerError 5xx
     ├── ResponseValidationError                 a body we cannot understand
     ├── TaskFailedError   .task (final Task), .result_code
@@ -37,6 +38,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "CredentialsError",
     "InvalidRequestError",
     "KooDriveError",
     "NotFoundError",
@@ -74,6 +76,31 @@ class InvalidRequestError(KooDriveError, ValueError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class CredentialsError(KooDriveError):
+    """The ``token_provider`` could not supply a token; nothing was sent with it.
+
+    Raised when the provider raises, returns something that is not a usable
+    token, or does not answer within the session's ``timeout``. The request
+    the token was for was not sent, so nothing was created and it is safe to
+    try again. When it happens on the one refresh after a 401 (``refresh`` is
+    True), the earlier attempt was sent and refused with 401, which also
+    proves nothing was created. The message names the kind of failure (the
+    provider's exception type), never a token; the provider's own exception
+    is the ``__cause__``.
+
+    Attributes:
+        refresh: True when the failure was on the forced refresh after a 401.
+        possibly_created: Always False (the same attribute as the other
+            errors of a create, for code that checks it on any error).
+    """
+
+    possibly_created = False
+
+    def __init__(self, message: str, *, refresh: bool = False) -> None:
+        super().__init__(message)
+        self.refresh = refresh
 
 
 class APIConnectionError(KooDriveError):
@@ -188,8 +215,21 @@ class NotFoundError(APIError):
 class RateLimitError(APIError):
     """HTTP 429: throttled, and retrying within policy did not help.
 
+    The transport already spent the call's one retry budget
+    (``RetryPolicy.max_attempts``) on it, or stopped early because the
+    server asked for a wait longer than ``RetryPolicy.max_retry_after``.
+    A 429 proves nothing was created, but the error is final for this call:
+    code that resubmits would multiply the budget.
+
     Attributes:
-        retry_after: Seconds the server asked us to wait, if it said.
+        retry_after: Seconds the server asked us to wait, if it said, measured
+            on the server's clock (an HTTP-date ``Retry-After`` is compared
+            with the response's ``Date``), so a skewed local clock does not
+            change it.
+        attempts: How many attempts the call made (None when unknown).
+        retries_exhausted: True when every attempt of the retry budget was
+            used; False when the transport stopped early because
+            ``retry_after`` exceeded ``RetryPolicy.max_retry_after``.
     """
 
     def __init__(
@@ -197,9 +237,13 @@ class RateLimitError(APIError):
         message: str | None = None,
         *,
         retry_after: float | None = None,
+        attempts: int | None = None,
+        retries_exhausted: bool = False,
         **kwargs: object,
     ) -> None:
         self.retry_after = retry_after
+        self.attempts = attempts
+        self.retries_exhausted = retries_exhausted
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
 
 

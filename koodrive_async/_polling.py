@@ -378,6 +378,12 @@ class PollScheduler:
         tasks: list[asyncio.Task[None]] = list(self._polls)
         if self._driver is not None:
             tasks.append(self._driver)
+        if self._loop.is_closed():
+            # A session closed from a later event loop (one asyncio.run per
+            # call): this loop's shutdown already cancelled everything, and
+            # nothing can be scheduled on it any more.
+            self._polls.clear()
+            return
         for task in tasks:
             task.cancel()
         for waiter in pending:

@@ -42,7 +42,7 @@ from ._protocol import (
     session_headers,
     status_filter,
 )
-from ._transport import Transport
+from ._transport import DEFAULT_MAX_RESPONSE_BYTES, Transport
 from ._waiting import WaitingMixin
 
 __all__ = ["KooDriveSession"]
@@ -98,15 +98,27 @@ class KooDriveSession(WaitingMixin):
     first use, with ``max_connections`` pooled connections) unless you pass
     ``session``, which it then uses and never closes.
 
+    One session may be used from one event loop after another (for example
+    one ``asyncio.run`` per call in a script): the owned ClientSession is
+    closed when its loop shuts down and a new one is made on the next. A
+    caller's ``session`` is bound to its loop: using it from another one
+    raises RuntimeError. Requests never depend on a caller's session
+    defaults (``raise_for_status``, ``timeout``, redirects, decompression);
+    its default headers and cookies are still sent.
+
     Args:
         base_url: For example ``https://intl.myhuaweicloud-koodrive.com``.
             ``http://`` is refused unless the host is loopback or
             ``allow_insecure_http`` is True.
         user_id: The X-User-Id of every call.
         token: An access token, with or without its ``Bearer`` prefix.
-        token_provider: Instead of ``token``: ``async (force_refresh: bool) -> str``.
-            Called with False for the first token (then cached) and once with
-            True after a 401, after which the call is retried once.
+        token_provider: Instead of ``token``: ``(force_refresh: bool) -> str``,
+            a plain or an async function. Called with False for the first
+            token (then cached) and once with True after a 401, after which
+            the call is retried once. It is given ``timeout`` seconds; if it
+            raises, returns something that is not a token, or takes longer,
+            the call raises :class:`CredentialsError` and sends nothing. A
+            plain function runs in the event loop: keep it quick.
         agent_name: The X-Hw-Agentname; needed for share tasks.
         language: The ``language`` header.
         timeout: Seconds allowed per attempt, from waiting for a pooled
@@ -115,6 +127,10 @@ class KooDriveSession(WaitingMixin):
         max_connections: Size of the owned connection pool.
         session: A caller-owned ``aiohttp.ClientSession``.
         allow_insecure_http: Allow ``http://`` to a non-loopback host.
+        max_response_bytes: The longest response body read (8 MiB by
+            default); a longer one raises :class:`ResponseValidationError`
+            (``possibly_created`` on a create the server answered with success
+            or a 500/502/504) after reading at most one byte more than this.
 
     Raises:
         InvalidRequestError: An argument is invalid (for example neither or
@@ -135,6 +151,7 @@ class KooDriveSession(WaitingMixin):
         max_connections: int = 100,
         session: aiohttp.ClientSession | None = None,
         allow_insecure_http: bool = False,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self._base_url = _check_base_url(base_url, allow_insecure_http)
         self._user_id = _check_text(user_id, "user_id")
@@ -156,6 +173,15 @@ class KooDriveSession(WaitingMixin):
                 f"max_connections must be an int >= 1, got {max_connections!r}",
                 field="max_connections",
             )
+        if (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes < 1
+        ):
+            raise InvalidRequestError(
+                f"max_response_bytes must be an int >= 1, got {max_response_bytes!r}",
+                field="max_response_bytes",
+            )
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise InvalidRequestError("session must be an aiohttp.ClientSession", field="session")
         self._closed = False
@@ -168,6 +194,7 @@ class KooDriveSession(WaitingMixin):
             retry=retry,
             max_connections=max_connections,
             session=session,
+            max_response_bytes=max_response_bytes,
         )
 
     def __repr__(self) -> str:
@@ -245,7 +272,9 @@ class KooDriveSession(WaitingMixin):
             APIError: The service refused (``possibly_created`` on 500/502/504).
             APIConnectionError: No response (``possibly_created`` when it may
                 have arrived).
-            ResponseValidationError: The answer has no task id.
+            ResponseValidationError: The answer has no task id, or is longer
+                than ``max_response_bytes``.
+            CredentialsError: The token provider failed; nothing was sent.
             RuntimeError: The session is closed.
         """
         self._check_open()

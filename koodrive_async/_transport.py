@@ -8,19 +8,33 @@ every attempt:
   X-Date (UTC, seconds floored, corrected by the offset learnt from the
   server's ``Date`` header) and the call's one X-Traceid;
 * timeouts: ``timeout`` bounds each attempt as a whole (waiting for a pooled
-  connection, connecting, sending, the full response); a TCP connect that
-  times out counts as "not sent";
+  connection, connecting, sending, the full response) and the token
+  provider; an attempt that failed before its request headers were written
+  (a pool wait or a TCP connect that timed out, a refused connection) counts
+  as "not sent" - an owned session knows it from an aiohttp trace hook, a
+  caller's session only from the exception's type;
+* requests never depend on a caller's ClientSession defaults: the status
+  mapping, timeouts, redirects and decompression are set per request;
+* the body is read up to ``max_response_bytes``; a longer one ends the call
+  with :class:`~koodrive_async.ResponseValidationError`;
 * retries (:class:`~koodrive_async.RetryPolicy`, exponential backoff with full
   jitter from ``backoff``, capped): a GET on connection errors, timeouts, 429
   and 5xx; a POST only when the server cannot have acted - the connection was
   never made, 429, 503. A POST that failed in a way that may have reached the
   server (500/502/504, a read timeout, a dropped connection) is never retried
   and its error says ``possibly_created``;
-* Retry-After (seconds or an HTTP date) is honoured up to
+* Retry-After (seconds, or an HTTP date measured on the server's clock: the
+  response's ``Date``, else the learnt offset) is honoured up to
   ``RetryPolicy.max_retry_after``; longer, the call stops and the protocol
-  raises the error at hand (:class:`~koodrive_async.RateLimitError` for 429,
-  with ``retry_after``);
+  raises the error at hand;
+* a 429 the call stops retrying (budget spent, or Retry-After too long) ends
+  it here with :class:`~koodrive_async.RateLimitError` carrying
+  ``retry_after``, ``attempts`` and ``retries_exhausted``:
+  ``RetryPolicy.max_attempts`` is the one retry budget of a request;
 * a 401 with a token provider: one forced refresh and one more try;
+* the owned ClientSession lives as long as the event loop it was made in: it
+  is closed when that loop shuts down (``asyncio.run`` ends) and a new one is
+  made on the next loop, so one session can serve one ``asyncio.run`` per call;
 * a 400/401 to an attempt whose X-Date the server's ``Date`` shows was out
   of its window (later than its current second, or about 15 minutes old):
   one more try with a corrected X-Date.
@@ -32,9 +46,10 @@ logger with the trace id; headers and bodies are never logged.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
@@ -43,9 +58,24 @@ import backoff
 from yarl import URL
 
 from ._auth import TokenAuth
-from ._exceptions import APIConnectionError, APITimeoutError, InvalidRequestError
+from ._exceptions import (
+    APIConnectionError,
+    APITimeoutError,
+    InvalidRequestError,
+    KooDriveError,
+    RateLimitError,
+    ResponseValidationError,
+)
 from ._policies import RetryPolicy
-from ._protocol import Call, format_x_date, new_trace_id, parse_retry_after
+from ._protocol import (
+    MAX_BODY_CHARS,
+    Call,
+    api_error,
+    format_x_date,
+    new_trace_id,
+    parse_retry_after,
+    possibly_created,
+)
 
 __all__ = ["Response", "Transport", "logger"]
 
@@ -74,6 +104,73 @@ _NOT_SENT: Final = "not sent"  # no connection was made: safe to repeat anything
 _TIMED_OUT: Final = "timed out"  # sent (or maybe sent), no full answer in time
 _BROKEN: Final = "connection failed"  # dropped/reset after (maybe) sending
 
+#: Default of ``max_response_bytes``: far above any answer of the API (a page of
+#: 100 tasks is some 100 KiB), far below what would hurt.
+DEFAULT_MAX_RESPONSE_BYTES: Final = 8 * 1024 * 1024
+
+# aiohttp >= 3.10 raises this for a connect (pool wait + TCP connect) timeout;
+# 3.9 raises its base class ServerTimeoutError for it and for read timeouts alike.
+_CONNECT_TIMEOUT: Final[tuple[type[BaseException], ...]] = tuple(
+    cls for cls in (getattr(aiohttp, "ConnectionTimeoutError", None),) if cls is not None
+)
+
+
+def _pinned_options() -> dict[str, Any]:
+    """Per-request arguments that override whatever a caller's ClientSession defaults to.
+
+    A session made with ``raise_for_status=True`` would turn a 404 into a
+    ClientResponseError (retried as a broken connection) and a 503 to a
+    create into "possibly created"; ``auto_decompress=False`` would hand the
+    decoder gzip bytes; a retrying middleware would multiply the budget.
+    """
+    accepted = inspect.signature(aiohttp.ClientSession._request).parameters
+    options: dict[str, Any] = {"allow_redirects": False, "raise_for_status": False}
+    if "auto_decompress" in accepted:  # aiohttp >= 3.10
+        options["auto_decompress"] = True
+    if "middlewares" in accepted:  # aiohttp >= 3.12
+        options["middlewares"] = ()
+    return options
+
+
+_PINNED: Final = _pinned_options()
+
+
+class _Attempt:
+    """Per-attempt trace context: did the request headers start going out?"""
+
+    __slots__ = ("sent",)
+
+    def __init__(self) -> None:
+        self.sent = False
+
+
+async def _on_headers_sent(_session: object, context: Any, _params: object) -> None:
+    # Called by aiohttp before the first byte of the request is written, so
+    # "not set" proves nothing reached the server, whatever the exception.
+    attempt = context.trace_request_ctx
+    if isinstance(attempt, _Attempt):
+        attempt.sent = True
+
+
+def _trace_config() -> aiohttp.TraceConfig:
+    config = aiohttp.TraceConfig()
+    config.on_request_headers_sent.append(_on_headers_sent)
+    return config
+
+
+async def _lifetime(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
+    """Close ``session`` when its event loop shuts down, or when closed first.
+
+    An async generator, because a loop finalizes the ones still open when it
+    shuts down (``asyncio.run``, ``asyncio.Runner``, pytest-asyncio all call
+    ``shutdown_asyncgens``) while it can still run the close, and unlike a
+    task it is invisible to ``asyncio.all_tasks()``.
+    """
+    try:
+        yield
+    finally:
+        await session.close()
+
 
 class Response:
     """The final answer to a call.
@@ -94,12 +191,40 @@ class Response:
         self.trace_id = trace_id
 
 
-def _failure_kind(exc: BaseException) -> str:
-    if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError):
+def _failure_kind(exc: BaseException, attempt: _Attempt | None) -> str:
+    """How a failed attempt ended; ``attempt`` is None when not traced (a caller's session)."""
+    if attempt is not None and not attempt.sent:
+        return _NOT_SENT
+    if attempt is None and isinstance(exc, (*_CONNECT_TIMEOUT, aiohttp.ClientConnectorError)):
         return _NOT_SENT
     if isinstance(exc, TimeoutError):
         return _TIMED_OUT
     return _BROKEN
+
+
+class _TooLarge(Exception):
+    """The response body is longer than the cap (internal)."""
+
+    def __init__(self, head: bytes) -> None:
+        super().__init__()
+        self.head = head
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
+    """The body, or _TooLarge after reading at most ``cap + 1`` bytes."""
+    length = resp.content_length
+    if length is not None and length > cap and not resp.headers.get("Content-Encoding"):
+        raise _TooLarge(b"")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await resp.content.read(cap + 1 - size)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > cap:
+            raise _TooLarge(b"".join(chunks)[: MAX_BODY_CHARS * 4])
 
 
 class Transport:
@@ -113,7 +238,8 @@ class Transport:
         retry: The retry policy.
         max_connections: Connection pool size of an owned session.
         session: A caller-owned ClientSession (never closed here), or None
-            to create one on first use.
+            to create one on first use (and again on each new event loop).
+        max_response_bytes: The longest response body read.
     """
 
     def __init__(
@@ -126,18 +252,30 @@ class Transport:
         retry: RetryPolicy,
         max_connections: int,
         session: aiohttp.ClientSession | None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self._base_url = base_url
         self._static_headers = dict(static_headers)
         self._auth = auth
-        # One timer per attempt (total), plus sock_connect for new connections:
-        # a TCP connect that times out raises ConnectionTimeoutError, which
-        # proves nothing was sent (safe to retry even a POST).
-        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=timeout)
+        # One timer per attempt (total), plus sock_connect for new connections.
+        # Every field is given: a per-request ClientTimeout replaces the
+        # session's, so a caller's session default (sock_read=...) cannot
+        # apply. Whether a failed attempt was sent is told by the trace hook.
+        self._timeout_seconds = timeout
+        self._timeout = aiohttp.ClientTimeout(
+            total=timeout, connect=None, sock_connect=timeout, sock_read=None
+        )
         self._retry = retry
         self._max_connections = max_connections
+        self._max_response_bytes = max_response_bytes
         self._session = session
         self._owns_session = session is None
+        # The loop the session serves: the owned one is replaced on a new
+        # loop; a caller's one is refused there (it cannot be moved).
+        self._session_loop: asyncio.AbstractEventLoop | None = (
+            None if session is None else getattr(session, "_loop", None)
+        )
+        self._session_lifetime: AsyncGenerator[None, None] | None = None
         self._closed = False
         # X-Date is the same string for a whole second: format it once per second.
         self._date_second = -1
@@ -153,25 +291,60 @@ class Transport:
         """True after :meth:`close`."""
         return self._closed
 
-    def _client(self) -> aiohttp.ClientSession:
+    async def _client(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
         session = self._session
+        if session is not None and self._session_loop is not loop:
+            if not self._owns_session:
+                if self._session_loop is None:
+                    self._session_loop = loop  # no way to tell its loop: trust the first use
+                    return session
+                raise RuntimeError(
+                    "the aiohttp.ClientSession given as session= belongs to another event "
+                    f"loop ({self._session_loop!r}"
+                    f"{', closed' if self._session_loop.is_closed() else ''}) than the "
+                    f"running one ({loop!r}); make the ClientSession inside the loop that "
+                    "uses the KooDriveSession, or pass none and let it manage its own"
+                )
+            # An owned session of a loop that ended (one asyncio.run per
+            # call): its connections cannot serve this loop; make a new one.
+            await self._discard_owned()
+            session = None
         if session is None:
             if self._closed:
                 raise RuntimeError("the KooDriveSession is closed")
             # Created lazily, inside the running loop (aiohttp wants one).
-            session = self._session = aiohttp.ClientSession(
+            session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._max_connections),
                 # No cookies: a service API needs none, and a shared jar costs per response.
                 cookie_jar=aiohttp.DummyCookieJar(),
+                trace_configs=[_trace_config()],
             )
+            lifetime = _lifetime(session)
+            await anext(lifetime)  # registers it with this loop's async-generator hooks
+            self._session, self._session_loop, self._session_lifetime = session, loop, lifetime
         return session
+
+    async def _discard_owned(self) -> None:
+        session, self._session = self._session, None
+        lifetime, self._session_lifetime = self._session_lifetime, None
+        old_loop, self._session_loop = self._session_loop, None
+        if session is None or lifetime is None:
+            return
+        if old_loop is None or old_loop is asyncio.get_running_loop() or old_loop.is_closed():
+            # Its loop is this one, or gone: closing here is safe (aiohttp only
+            # marks the connector of a closed loop closed). Usually the loop's
+            # shutdown already did it and this is a no-op.
+            await lifetime.aclose()
+        # Else its loop still runs (another thread): dropping the generator
+        # lets that loop's async-generator finalizer close it there.
 
     async def close(self) -> None:
         """Close the session if this transport created it (idempotent)."""
         self._closed = True
-        session, self._session = self._session, None
-        if session is not None and self._owns_session:
-            await session.close()
+        if self._owns_session:
+            await self._discard_owned()
+        self._session = None
 
     def x_date(self) -> str:
         """The X-Date for an attempt now (clock offset applied)."""
@@ -228,16 +401,21 @@ class Transport:
             APIConnectionError: No response (``possibly_created`` when a POST
                 may have reached the server).
             APITimeoutError: No full response in time.
+            RateLimitError: 429, and the call stopped retrying.
+            ResponseValidationError: The body is longer than ``max_response_bytes``.
+            CredentialsError: The token provider failed.
         """
         if self._closed:
             raise RuntimeError("the KooDriveSession is closed")
-        session = self._client()
+        session = await self._client()
         trace_id = new_trace_id()
         url = URL(self._base_url + call.target, encoded=True)
         auth = self._auth
         authorization = auth.header
         if authorization is None:
-            authorization = await auth.get()
+            authorization = await auth.get(timeout=self._timeout_seconds)
+        traced = self._owns_session
+        cap = self._max_response_bytes
         retry = self._retry
         max_attempts = retry.max_attempts
         debug = logger.isEnabledFor(logging.DEBUG)
@@ -276,7 +454,10 @@ class Transport:
             # carries neither a cause nor a context: aiohttp's exceptions keep
             # the request's headers (request_info), Authorization included, and
             # anything printing reprs or locals of a chain would show them.
-            failure: InvalidRequestError | APIConnectionError | None = None
+            failure: KooDriveError | None = None
+            # Only an owned session carries our trace hook; a caller's
+            # trace configs would get an object they do not expect.
+            sent = _Attempt() if traced else None
             try:
                 async with session.request(
                     method,
@@ -284,13 +465,36 @@ class Transport:
                     headers=headers,
                     data=call.body,
                     timeout=self._timeout,
-                    allow_redirects=False,
+                    trace_request_ctx=sent,
+                    **_PINNED,
                 ) as resp:
-                    body = await resp.read()
                     status = resp.status
                     resp_headers = resp.headers
+                    body = await _read_capped(resp, cap)
+            except _TooLarge as exc:
+                resp.close()  # the rest is never read: drop the connection
+                logger.debug(
+                    "%s %s HTTP %d body longer than %d bytes; not read trace_id=%s",
+                    method,
+                    call.target,
+                    status,
+                    cap,
+                    trace_id,
+                )
+                failure = ResponseValidationError(
+                    f"the response body is longer than max_response_bytes ({cap}); not read",
+                    method=method,
+                    path=call.path,
+                    status_code=status,
+                    trace_id=trace_id,
+                    body=exc.head.decode("utf-8", "replace")[:MAX_BODY_CHARS] or None,
+                    # The server answered: a create may have been carried out,
+                    # unless the status itself proves it was not.
+                    possibly_created=call.is_create
+                    and (200 <= status < 300 or possibly_created(method, status)),
+                )
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                kind = _failure_kind(exc)
+                kind = _failure_kind(exc, sent)
                 # A certificate or TLS failure will not go away by trying again.
                 can_retry = (kind == _NOT_SENT or method == "GET") and not isinstance(
                     exc, aiohttp.ClientSSLError
@@ -321,7 +525,9 @@ class Transport:
                     "; a POST that may have arrived is never repeated" if maybe else "",
                     trace_id,
                 )
-                error_cls = APITimeoutError if kind == _TIMED_OUT else APIConnectionError
+                # A timeout is an APITimeoutError whether or not it was sent (a
+                # pool wait that ran out is one too); possibly_created says which.
+                error_cls = APITimeoutError if isinstance(exc, TimeoutError) else APIConnectionError
                 # The message keeps the cause's type and text, which carry no headers.
                 failure = error_cls(
                     f"{kind}: {type(exc).__name__}: {exc}" if str(exc) else f"{kind}: {exc!r}",
@@ -388,7 +594,7 @@ class Transport:
                     call.target,
                     trace_id,
                 )
-                fresh = await auth.refresh(authorization)
+                fresh = await auth.refresh(authorization, timeout=self._timeout_seconds)
                 if fresh is not None:
                     authorization = fresh
                 continue
@@ -405,6 +611,14 @@ class Transport:
                         trace_id,
                     )
                 return Response(status, resp_headers, body, trace_id)
+            # An HTTP date is the server's time: measured against its clock
+            # (this answer's Date, else the learnt offset), not ours.
+            retry_after = parse_retry_after(
+                resp_headers.get("Retry-After"),
+                now=server_time
+                if server_time is not None
+                else self.wall_clock() + self.clock_offset,
+            )
             if attempt - extra_tries >= max_attempts:
                 logger.debug(
                     "%s %s HTTP %d; giving up after %d attempt(s) trace_id=%s",
@@ -414,8 +628,12 @@ class Transport:
                     attempt - extra_tries,
                     trace_id,
                 )
-                return Response(status, resp_headers, body, trace_id)
-            retry_after = parse_retry_after(resp_headers.get("Retry-After"))
+                response = Response(status, resp_headers, body, trace_id)
+                if status == 429:
+                    raise _rate_limit_error(
+                        call, response, retry_after, attempt - extra_tries, exhausted=True
+                    )
+                return response
             if retry_after is not None and retry_after > retry.max_retry_after:
                 logger.debug(
                     "%s %s HTTP %d asks to wait %.1fs, more than max_retry_after %.1fs; "
@@ -427,7 +645,12 @@ class Transport:
                     retry.max_retry_after,
                     trace_id,
                 )
-                return Response(status, resp_headers, body, trace_id)
+                response = Response(status, resp_headers, body, trace_id)
+                if status == 429:
+                    raise _rate_limit_error(
+                        call, response, retry_after, attempt - extra_tries, exhausted=False
+                    )
+                return response
             if retry_after is None:
                 if waits is None:
                     waits = _waits(retry)
@@ -444,6 +667,23 @@ class Transport:
                 trace_id,
             )
             await _sleep(delay)
+
+
+def _rate_limit_error(
+    call: Call,
+    response: Response,
+    retry_after: float | None,
+    attempts: int,
+    exhausted: bool,
+) -> RateLimitError:
+    """The RateLimitError a 429 ends a call with, with what the transport knows of it."""
+    error = api_error(call, response.status, response.headers, response.body, response.trace_id)
+    assert isinstance(error, RateLimitError)
+    # The protocol read Retry-After on the local clock; this one is on the server's.
+    error.retry_after = retry_after
+    error.attempts = attempts
+    error.retries_exhausted = exhausted
+    return error
 
 
 def _waits(retry: RetryPolicy) -> Generator[Any, Any, None]:

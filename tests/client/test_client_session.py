@@ -14,6 +14,7 @@ from client_helpers import TOKEN, make_session
 
 from koodrive_async import (
     AuthenticationError,
+    CredentialsError,
     FileInfo,
     FileRef,
     ImportTaskRequest,
@@ -661,16 +662,16 @@ async def test_static_token_401_is_not_retried() -> None:
     assert "wrong-token" not in str(info.value) and "wrong-token" not in repr(info.value)
 
 
-async def test_provider_returning_garbage_is_invalid_request() -> None:
+async def test_provider_returning_garbage_is_a_credentials_error() -> None:
     async def provider(force_refresh: bool) -> str:
         del force_refresh
         return ""
 
     async with KooDriveEmulator() as emu, make_session(emu.url, token_provider=provider) as s:
-        with pytest.raises(InvalidRequestError) as info:
+        with pytest.raises(CredentialsError, match="unusable token.*nothing was sent") as info:
             await s.get_task("1")
         assert emu.requests == []
-    assert info.value.field == "token_provider"
+    assert not info.value.refresh
 
 
 # ---- clock skew -----------------------------------------------------------------------------

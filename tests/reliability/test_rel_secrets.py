@@ -32,6 +32,7 @@ import aiohttp
 import pytest
 
 from koodrive_async import (
+    CredentialsError,
     FileInfo,
     FileRef,
     InvalidRequestError,
@@ -191,9 +192,9 @@ async def test_nothing_secret_in_logs_reprs_errors_or_the_ledger(
         return TOKEN + "\r\nX-Evil: 1"
 
     async with KooDriveSession(emu.url, user_id="u", token_provider=bad_provider) as s:
-        with pytest.raises(InvalidRequestError) as info:
+        with pytest.raises(CredentialsError) as credentials:
             await s.get_task("1")
-        errors.append(info.value)
+        errors.append(credentials.value)
 
     texts += [repr(r) for r in _requests()[:2]]
     assert len(errors) >= 10
