@@ -54,7 +54,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -423,7 +423,9 @@ class _Run:
                     return
             request = self.plan.request(line)
             key = id(request)
-            self.journal.mark_submitting(line)
+            # The offset known now: the create is sent after this, so its task's
+            # createTime is later than this moment in the service's clock.
+            self.journal.mark_submitting(line, clock_offset=self.session.clock_offset)
             self.pulled[key] = (line, request)
             self.unacked.add(key)
             self.drained.clear()
@@ -678,6 +680,13 @@ class Reconciled:
     deferred: list[int]
 
 
+def _in_service_time(moment: datetime | None, offset: float | None) -> datetime | None:
+    """A time of this machine in the service's clock, or None when the offset was unknown."""
+    if moment is None or offset is None:
+        return None
+    return moment + timedelta(seconds=offset)
+
+
 def _seconds_since(moment: datetime) -> float:
     return (datetime.now(UTC) - moment).total_seconds()
 
@@ -722,7 +731,7 @@ async def reconcile_in_doubt(
     rows = journal.reconciliation_rows()
     since = {
         line: sent_before.get(line) or changed
-        for line, _kind, state, _task, _submitting, changed in rows
+        for line, _kind, state, _task, _submitting, changed, _offset in rows
         if state == State.IN_DOUBT and changed is not None
     }
     if wait and since:
@@ -735,29 +744,40 @@ async def reconcile_in_doubt(
     rows = journal.reconciliation_rows()
     listed_ids = {t.task_id for t in tasks}
     in_doubt: list[LineInDoubt] = []
-    witnesses: dict[str, list[tuple[datetime | None, int, str]]] = {}
+    witnesses: dict[str, list[tuple[datetime | None, int, str, datetime | None]]] = {}
     claimed: set[str] = set()
-    for line, kind, state, task_id, submitting_at, _changed in rows:
+    for line, kind, state, task_id, submitting_at, _changed, offset in rows:
         if task_id is not None:
             claimed.add(task_id)
         if kind is None:
             continue
+        # createTime is the service's clock: compare it with the "submitting"
+        # time in the service's clock, or not at all.
+        service_submitting = _in_service_time(submitting_at, offset)
         if state == State.IN_DOUBT:
             request = plan.request(line)
             in_doubt.append(
                 LineInDoubt(
-                    line, kind, request_key(request), request_identity(request), submitting_at
+                    line,
+                    kind,
+                    request_key(request),
+                    request_identity(request),
+                    service_submitting,
                 )
             )
         elif task_id is not None and task_id in listed_ids:
-            witnesses.setdefault(kind, []).append((submitting_at, line, task_id))
+            witnesses.setdefault(kind, []).append(
+                (submitting_at, line, task_id, service_submitting)
+            )
     # Rebuilding every line's body costs ~0.1 ms a line: the most recent
     # witnesses of each kind say what the service does now, and suffice.
     known: dict[str, KnownLine] = {}
     for kind, entries in witnesses.items():
         entries.sort(key=lambda e: (e[0] is not None, e[0], e[1]), reverse=True)
-        for submitting_at, line, task_id in entries[:WITNESSES_PER_KIND]:
-            known[task_id] = KnownLine(line, kind, request_key(plan.request(line)), submitting_at)
+        for _submitting, line, task_id, service_submitting in entries[:WITNESSES_PER_KIND]:
+            known[task_id] = KnownLine(
+                line, kind, request_key(plan.request(line)), service_submitting
+            )
     decision = decide(in_doubt, known, tasks, claimed=claimed)
     resent: list[int] = []
     deferred: list[int] = []
