@@ -21,6 +21,7 @@ from ._runner import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    MAX_LIST_PAGES,
     Connection,
     RunOptions,
     UsageError,
@@ -236,6 +237,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds after a create may have been sent before the task list may show it "
         f"was not created (default {SETTLE_SECONDS:g}; raise it behind a slow proxy)",
+    )
+    run.add_argument(
+        "--max-list-pages",
+        type=_positive_int,
+        default=MAX_LIST_PAGES,
+        metavar="N",
+        help="most task-list pages (of up to 100 tasks) one reconciliation reads; a longer "
+        f"listing leaves the in-doubt lines in doubt (default {MAX_LIST_PAGES})",
     )
     run.add_argument(
         "--no-reconcile",
@@ -481,6 +490,7 @@ def _dispatch(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             retry_rejected=args.retry_rejected,
             reconcile=args.reconcile,
             settle=args.settle_time,
+            max_list_pages=args.max_list_pages,
         )
         return asyncio.run(run_plan(options, connection, out=out, err=err))
     handler = {"get": _task_get, "list": _task_list, "wait": _task_wait}[args.task_command]

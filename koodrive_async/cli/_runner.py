@@ -66,10 +66,12 @@ from .._exceptions import (
     KooDriveError,
     NotFoundError,
     PermissionDeniedError,
+    ResponseValidationError,
     TaskFailedError,
 )
 from .._models import JobOutcome, Request, Task
 from .._policies import PollPolicy, RetryPolicy
+from .._protocol import MAX_PAGE_SIZE, prepare_list_tasks
 from ._journal import (
     Journal,
     JournalError,
@@ -102,10 +104,12 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "MAX_LIST_PAGES",
     "Connection",
     "RunOptions",
     "UsageError",
     "default_journal_path",
+    "list_every_task",
     "open_session",
     "run_plan",
 ]
@@ -119,6 +123,10 @@ EXIT_INTERRUPTED = 130
 #: Most reconciliations one invocation makes (one at the start, then one after
 #: each round that left new lines in doubt).
 MAX_RECONCILIATIONS = 3
+
+#: Most ``task/list`` pages one reconciliation reads (``--max-list-pages``); it
+#: also holds at most this many times :data:`MAX_PAGE_SIZE` tasks in memory.
+MAX_LIST_PAGES = 5000
 
 
 class UsageError(Exception):
@@ -164,6 +172,9 @@ class RunOptions:
             (see ``_reconcile.py``); False leaves them all in doubt.
         settle: Seconds after a create may have been sent before a listing
             may declare it not created (``--settle-time``).
+        max_list_pages: Most ``task/list`` pages a reconciliation reads (and
+            100 times as many tasks); a longer listing leaves the lines in
+            doubt (``--max-list-pages``).
     """
 
     plan: Path
@@ -178,6 +189,7 @@ class RunOptions:
     retry_rejected: bool = False
     reconcile: bool = True
     settle: float = SETTLE_SECONDS
+    max_list_pages: int = MAX_LIST_PAGES
 
 
 def default_journal_path(plan: Path) -> Path:
@@ -629,6 +641,8 @@ async def run_plan(
         raise UsageError("--rate must be a positive number")
     if options.timeout is not None and options.timeout <= 0:
         raise UsageError("--timeout must be a positive number")
+    if options.max_list_pages < 1:
+        raise UsageError("--max-list-pages must be at least 1")
     if not 0 <= options.settle < float("inf"):
         raise UsageError("--settle-time must be a number >= 0")
     if options.output == "rich" and not rich_available():
@@ -687,6 +701,62 @@ def _in_service_time(moment: datetime | None, offset: float | None) -> datetime 
     return moment + timedelta(seconds=offset)
 
 
+def _shown(cursor: str) -> str:
+    return repr(cursor if len(cursor) <= 80 else cursor[:77] + "...")
+
+
+async def list_every_task(session: Any, *, max_pages: int = MAX_LIST_PAGES) -> list[Task]:
+    """Read the whole task listing, refusing one that would never end.
+
+    A cursor the listing already returned (A -> B -> A ...) would loop
+    forever, and a listing longer than ``max_pages`` pages (or holding more
+    than ``max_pages`` x :data:`MAX_PAGE_SIZE` tasks) would hold unbounded
+    memory: both end the listing with an error, and nothing is decided on it.
+
+    Args:
+        session: An open KooDriveSession.
+        max_pages: Most pages read.
+
+    Returns:
+        Every task listed, in the service's order.
+
+    Raises:
+        ResponseValidationError: A repeated cursor, or too long a listing
+            (the message names the cursor).
+        KooDriveError: As :meth:`KooDriveSession.list_tasks`.
+    """
+    max_tasks = max_pages * MAX_PAGE_SIZE
+    tasks: list[Task] = []
+    seen: set[str] = set()
+    cursor: str | None = None
+    pages = 0
+    while True:
+        page = await session.list_tasks(page_size=MAX_PAGE_SIZE, cursor=cursor)
+        pages += 1
+        tasks.extend(page.tasks)
+        following = page.next_cursor
+        if following is None:
+            return tasks
+        if following in seen or following == cursor:
+            raise _listing_error(
+                f"the task listing returned the cursor {_shown(following)} a second time "
+                f"(after {pages} page(s)): it would loop forever"
+            )
+        if pages >= max_pages or len(tasks) > max_tasks:
+            raise _listing_error(
+                f"the task listing did not end within {pages} page(s) and {len(tasks)} "
+                f"task(s) (next cursor {_shown(following)}; --max-list-pages is {max_pages})"
+            )
+        seen.add(following)
+        cursor = following
+
+
+def _listing_error(message: str) -> ResponseValidationError:
+    return ResponseValidationError(
+        message, method="GET", path=prepare_list_tasks().path, status_code=200
+    )
+
+
 def _seconds_since(moment: datetime) -> float:
     return (datetime.now(UTC) - moment).total_seconds()
 
@@ -699,15 +769,16 @@ async def reconcile_in_doubt(
     sent_before: Mapping[int, datetime] | None = None,
     settle: float = SETTLE_SECONDS,
     wait: bool = False,
+    max_pages: int = MAX_LIST_PAGES,
 ) -> Reconciled:
     """Look for the in-doubt lines' tasks on the service and commit the decision.
 
-    Lists every task (all pages) and applies :func:`._reconcile.decide`, then
-    commits in one transaction: matched lines become ``submitted`` with their
-    task id; lines proven not created go back to ``pending``, but only when the
-    listing started at least ``settle`` seconds after the line's create may
-    last have been sent (a create the service was still handling must show);
-    the others stay ``in_doubt``.
+    Lists every task (all pages, :func:`list_every_task`) and applies
+    :func:`._reconcile.decide`, then commits in one transaction: matched lines
+    become ``submitted`` with their task id; lines proven not created go back
+    to ``pending``, but only when the listing started at least ``settle``
+    seconds after the line's create may last have been sent (a create the
+    service was still handling must show); the others stay ``in_doubt``.
 
     Args:
         plan: The plan (to rebuild the lines' request bodies).
@@ -720,6 +791,7 @@ async def reconcile_in_doubt(
         settle: See :data:`._reconcile.SETTLE_SECONDS`.
         wait: Sleep first, for as long as it takes for every in-doubt line
             to be past its settle time (at most ``settle`` seconds).
+        max_pages: See :func:`list_every_task`.
 
     Returns:
         What was done.
@@ -739,7 +811,7 @@ async def reconcile_in_doubt(
         if remaining > 0:
             await asyncio.sleep(min(remaining, settle))
     listing_started = datetime.now(UTC)
-    tasks = [task async for task in session.iter_tasks()]
+    tasks = await list_every_task(session, max_pages=max_pages)
     # Read again: nothing else writes the journal, but be exact about what we decide on.
     rows = journal.reconciliation_rows()
     listed_ids = {t.task_id for t in tasks}
@@ -800,6 +872,7 @@ async def _reconcile_step(
     sent_before: Mapping[int, datetime] | None = None,
     settle: float,
     wait: bool,
+    max_pages: int,
 ) -> Reconciled | None:
     count = len(journal.lines_in(State.IN_DOUBT))
     reporter.message(
@@ -807,7 +880,13 @@ async def _reconcile_step(
     )
     try:
         done = await reconcile_in_doubt(
-            plan, journal, session, sent_before=sent_before, settle=settle, wait=wait
+            plan,
+            journal,
+            session,
+            sent_before=sent_before,
+            settle=settle,
+            wait=wait,
+            max_pages=max_pages,
         )
     except KooDriveError as exc:
         reporter.message(
@@ -888,6 +967,7 @@ async def _resume(
                     reporter,
                     sent_before=sent_before,
                     settle=options.settle,
+                    max_pages=options.max_list_pages,
                     wait=False,
                 )
             if options.resubmit_in_doubt:
@@ -921,6 +1001,7 @@ async def _resume(
                     reporter,
                     sent_before=sent_before,
                     settle=options.settle,
+                    max_pages=options.max_list_pages,
                     wait=True,
                 )
                 if done is None:

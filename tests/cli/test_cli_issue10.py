@@ -6,24 +6,34 @@
   create carried out but answered 500 was "proven not created" and sent again.
 * A journal written by the previous schema (version 1) opens, is migrated and
   resumes.
+* A task listing whose cursor cycles (A -> B -> A), or never ends, ends the
+  reconciliation with an error naming the cursor; the lines stay in doubt.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from cli_helpers import (
     CLOCK_SPEED,
     POLL,
     TASK_DURATION,
+    TOKEN,
     USER_ID,
+    Result,
     created_by_marker,
     job_line,
     journal_rows,
+    start_cli,
     write_plan,
 )
 
@@ -241,3 +251,103 @@ async def test_the_session_exposes_the_learnt_clock_offset(emu: KooDriveEmulator
         await session.list_tasks()
         offset = session.clock_offset
         assert offset is not None and abs(offset - emu.config.clock_skew) < 3
+
+
+# --------------------------------------------------------------------------- misbehaving servers
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@asynccontextmanager
+async def _server(handler: Handler) -> AsyncIterator[str]:
+    """Serve every path with ``handler`` on a loopback port; yield the base URL."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def _env(base_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KOODRIVE_")}
+    env.update(
+        KOODRIVE_BASE_URL=base_url,
+        KOODRIVE_USER_ID=USER_ID,
+        KOODRIVE_TOKEN=TOKEN,
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+async def _run_bounded(*args: str, env: dict[str, str], limit: float = 30.0) -> Result:
+    """Run the CLI; kill it (and fail) if it has not ended within ``limit`` seconds."""
+    proc = await start_cli(*args, env=env)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), limit)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        pytest.fail(f"koodrive-async {' '.join(args)} did not end within {limit} s")
+    assert proc.returncode is not None
+    return Result(proc.returncode, out.decode(), err.decode())
+
+
+def _json(status: int, payload: Any) -> web.Response:
+    return web.Response(status=status, text=json.dumps(payload), content_type="application/json")
+
+
+def _listing_server(next_cursor: Callable[[str | None], str], pages: list[str | None]) -> Handler:
+    """Creates answer 500 (in doubt); every listing page has one task and a next cursor."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.method == "POST":
+            return _json(500, {"code": "13000201", "msg": "INNER_INVOKE_FAILURE"})
+        if request.path.endswith("/task/list"):
+            cursor = request.query.get("pageCursor")
+            pages.append(cursor)
+            task = {"taskId": f"90000{len(pages)}", "status": 2, "initParams": "{}"}
+            return _json(
+                200,
+                {"code": "0", "msg": "ok", "taskList": [task], "nextCursor": next_cursor(cursor)},
+            )
+        return _json(404, {"code": "13000404", "msg": "not found"})
+
+    return handler
+
+
+async def test_a_cycling_cursor_ends_the_reconciliation_and_names_the_cursor(
+    tmp_path: Path,
+) -> None:
+    pages: list[str | None] = []
+    cycle = {None: "A", "A": "B", "B": "A"}
+    plan = _plan(tmp_path, ["C1"])
+    async with _server(_listing_server(lambda c: cycle[c], pages)) as url:
+        result = await _run_bounded("run", str(plan), "--json", *SETTLE, env=_env(url))
+    assert result.code == 3, result.err
+    assert "could not list the tasks (ResponseValidationError" in result.err
+    assert "returned the cursor 'A' a second time" in result.err
+    assert pages == [None, "A", "B"]  # stopped at the first repeat, every page read once
+    rows = journal_rows(tmp_path / "plan.journal.sqlite")
+    assert rows[1]["state"] == "in_doubt"
+
+
+async def test_a_listing_that_never_ends_is_bounded_by_max_list_pages(tmp_path: Path) -> None:
+    pages: list[str | None] = []
+    plan = _plan(tmp_path, ["C1"])
+    fresh = lambda _c: f"c{len(pages)}"  # noqa: E731 - a new cursor on every page
+    async with _server(_listing_server(fresh, pages)) as url:
+        result = await _run_bounded(
+            "run", str(plan), "--json", "--max-list-pages", "25", *SETTLE, env=_env(url)
+        )
+    assert result.code == 3, result.err
+    assert "did not end within 25 page(s)" in result.err
+    assert "next cursor 'c25'" in result.err
+    # One reconciliation after the round, at most MAX_RECONCILIATIONS in all.
+    assert len(pages) % 25 == 0 and 25 <= len(pages) <= 75
+    assert journal_rows(tmp_path / "plan.journal.sqlite")[1]["state"] == "in_doubt"
