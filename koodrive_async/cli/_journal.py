@@ -567,6 +567,18 @@ class Journal:
             (State.SUBMITTED, task_id, now, now, line),
         )
 
+    def mark_not_sent(self, line: int, *, error_type: str, error: str) -> None:
+        """Put ``line`` back to ``pending``: its create provably never left (no connection).
+
+        The error is kept, to say why it is pending.
+        """
+        self._write(
+            "FULL",
+            "UPDATE lines SET state = ?, error_type = ?, error = ?, updated_at = ?"
+            " WHERE line = ? AND task_id IS NULL",
+            (State.PENDING, error_type, error, _now(), line),
+        )
+
     def mark_finished(
         self,
         line: int,

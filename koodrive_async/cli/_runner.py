@@ -42,6 +42,13 @@ second signal stops at once; creates without an answer are then reported
 A create refused for its credentials (401, 403) stops the submissions: the
 other lines would be refused too; they stay pending for the next run.
 
+A dead endpoint stops them too: after :data:`UNREACHABLE_LIMIT` creates in a
+row that could not connect (refused, DNS, TLS, connect timeout: provably
+nothing sent) with none getting through, no new line is submitted, the URL
+and the error are printed, and those lines and the ones not yet sent stay
+pending (exit code 1). A create that could not connect but was followed by
+one that got through is failed, as any refused create.
+
 Exit codes: 0 every line succeeded; 1 some line failed, was skipped as
 invalid, was not finished (wait timed out) or not started; 2 usage or plan
 error (nothing sent); 3 some line is in doubt; 130 interrupted.
@@ -61,7 +68,9 @@ from typing import IO, Any
 import attrs
 
 from .._exceptions import (
+    APIConnectionError,
     APIError,
+    APITimeoutError,
     AuthenticationError,
     KooDriveError,
     NotFoundError,
@@ -105,6 +114,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "MAX_LIST_PAGES",
+    "UNREACHABLE_LIMIT",
     "Connection",
     "RunOptions",
     "UsageError",
@@ -123,6 +133,10 @@ EXIT_INTERRUPTED = 130
 #: Most reconciliations one invocation makes (one at the start, then one after
 #: each round that left new lines in doubt).
 MAX_RECONCILIATIONS = 3
+
+#: Creates in a row that could not connect, none getting through, after which
+#: the endpoint is taken for dead and no new line is submitted.
+UNREACHABLE_LIMIT = 8
 
 #: Most ``task/list`` pages one reconciliation reads (``--max-list-pages``); it
 #: also holds at most this many times :data:`MAX_PAGE_SIZE` tasks in memory.
@@ -279,6 +293,15 @@ class _Verdict:
     error: str | None = None
 
 
+def _could_not_connect(error: KooDriveError | None) -> bool:
+    """True for a create that provably never reached a server (no connection was made)."""
+    return (
+        isinstance(error, APIConnectionError)
+        and not isinstance(error, APITimeoutError)
+        and not error.possibly_created
+    )
+
+
 def _verdict(task_id: str | None, task: Task | None, error: KooDriveError | None) -> _Verdict:
     if error is None:
         if task is not None and task.succeeded:
@@ -336,6 +359,11 @@ class _Run:
         self.drained.set()
         # Lines that went in doubt (possibly_created) since the runner last cleared it.
         self.doubted: set[int] = set()
+        # Creates that could not connect since the last one that got through:
+        # pending in the journal; failed once another create gets through.
+        self.unreachable: list[tuple[int, _Verdict]] = []
+        # Set when the endpoint was taken for dead (UNREACHABLE_LIMIT).
+        self.dead_endpoint = False
 
     # ---------------------------------------------------------------- signals
 
@@ -450,6 +478,7 @@ class _Run:
             raise RuntimeError("on_submitted for a request this run did not submit")
         self.journal.mark_submitted(entry[0], task_id)
         self._ack(key)
+        self._reached()
         self.stats.submitted += 1
         self.stats.in_flight += 1
         self.reporter.update()
@@ -477,11 +506,13 @@ class _Run:
         line = entry[0]
         had_id = key not in self.unacked
         self._ack(key)
-        self._finish(
-            line,
-            _verdict(outcome.task_id, outcome.task, outcome.error),
-            was_in_flight=had_id,
-        )
+        verdict = _verdict(outcome.task_id, outcome.task, outcome.error)
+        if outcome.task_id is None and _could_not_connect(outcome.error):
+            self._unreachable(line, verdict)
+            return
+        if outcome.task_id is None:
+            self._reached()  # the service answered this create
+        self._finish(line, verdict, was_in_flight=had_id)
         if (
             outcome.task_id is None
             and isinstance(outcome.error, AuthenticationError | PermissionDeniedError)
@@ -495,6 +526,34 @@ class _Run:
                 "not yet sent stay pending. Fix the token or user id and run again with "
                 "--retry-rejected."
             )
+
+    def _unreachable(self, line: int, verdict: _Verdict) -> None:
+        """A create that could not connect: pending until the endpoint proves alive."""
+        assert verdict.error_type is not None and verdict.error is not None
+        self.journal.mark_not_sent(line, error_type=verdict.error_type, error=verdict.error)
+        self.unreachable.append((line, verdict))
+        self.reporter.update()
+        if self.dead_endpoint or len(self.unreachable) < UNREACHABLE_LIMIT:
+            return
+        self.dead_endpoint = True
+        if self.stop.is_set():
+            return  # stopping already (a signal, refused credentials)
+        self.stop.set()
+        self.reporter.message(
+            f"stopping: cannot connect to {self.session.base_url}: {len(self.unreachable)} "
+            f"create requests in a row could not connect and none got through (last: "
+            f"{verdict.error_type}: {verdict.error}). Nothing was sent for them; they and the "
+            "lines not yet sent stay pending. Check the URL (--base-url or KOODRIVE_BASE_URL) "
+            "and the network, then run again."
+        )
+
+    def _reached(self) -> None:
+        """A create got an answer: the creates before it that could not connect fail."""
+        if self.dead_endpoint or not self.unreachable:
+            return
+        held, self.unreachable = self.unreachable, []
+        for line, verdict in held:
+            self._finish(line, verdict, was_in_flight=False)
 
     # ---------------------------------------------------------------- resumed lines
 
@@ -572,6 +631,8 @@ class _Run:
             loop = asyncio.get_running_loop()
             for sig in installed:
                 loop.remove_signal_handler(sig)
+        # Fewer than UNREACHABLE_LIMIT at the end of the plan: refused creates, as before.
+        self._reached()
         return error
 
 

@@ -8,6 +8,8 @@
   resumes.
 * A task listing whose cursor cycles (A -> B -> A), or never ends, ends the
   reconciliation with an error naming the cursor; the lines stay in doubt.
+* A dead endpoint stops the submissions after a few creates that could not
+  connect; the lines stay pending.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import socket
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -40,6 +44,7 @@ from cli_helpers import (
 from koodrive_async import KooDriveSession
 from koodrive_async.cli._journal import Journal, JournalError, State
 from koodrive_async.cli._plan import load_plan
+from koodrive_async.cli._runner import UNREACHABLE_LIMIT
 from koodrive_async.emulator import EmulatorConfig, FaultKind, KooDriveEmulator
 
 Cli = Callable[..., Any]
@@ -351,3 +356,25 @@ async def test_a_listing_that_never_ends_is_bounded_by_max_list_pages(tmp_path: 
     # One reconciliation after the round, at most MAX_RECONCILIATIONS in all.
     assert len(pages) % 25 == 0 and 25 <= len(pages) <= 75
     assert journal_rows(tmp_path / "plan.journal.sqlite")[1]["state"] == "in_doubt"
+
+
+# --------------------------------------------------------------------------- dead endpoint
+
+
+async def test_a_dead_endpoint_stops_the_run_and_leaves_the_lines_pending(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, [f"D{i}" for i in range(1, 301)])
+    # A port bound but not listening refuses connections, and stays ours.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        result = await _run_bounded("run", str(plan), "--progress", "plain", env=_env(url))
+    assert result.code == 1, result.err
+    assert f"stopping: cannot connect to {url}" in result.err
+    assert "APIConnectionError" in result.err and "not sent" in result.err
+    rows = journal_rows(tmp_path / "plan.journal.sqlite")
+    assert {r["state"] for r in rows.values()} == {"pending"}, result.err
+    assert re.search(r"not started\s+300\n", result.out), result.out
+    # At most the creates in flight when the 8th failed, each with its retries.
+    requests = int(re.search(r"requests made\s+(\d+)", result.out).group(1))  # type: ignore[union-attr]
+    assert requests <= (16 + UNREACHABLE_LIMIT) * 4, result.out
+    assert TOKEN not in result.out + result.err
