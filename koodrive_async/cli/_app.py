@@ -15,6 +15,7 @@ from .. import __version__
 from .._exceptions import KooDriveError, TaskFailedError, TaskTimeoutError
 from .._models import Task, TaskStatus, TaskType
 from .._policies import PollPolicy
+from ._mask import mask
 from ._reconcile import SETTLE_SECONDS
 from ._runner import (
     EXIT_FAILED,
@@ -341,7 +342,11 @@ def _name(enum_cls: type[TaskStatus] | type[TaskType], value: object) -> str:
 
 
 def task_json(task: Task) -> dict[str, Any]:
-    """A task as a JSON-ready dict (enums as their ints, times as ISO 8601)."""
+    """A task as a JSON-ready dict (enums as their ints, times as ISO 8601), secrets masked.
+
+    ``initParams`` is what the service sends; it may echo a request body,
+    archive password or kdstoken included: those are masked (see ``_mask.py``).
+    """
     result: dict[str, Any] = {}
     for field in (
         "task_id",
@@ -365,7 +370,8 @@ def task_json(task: Task) -> dict[str, Any]:
         result[field] = value
     if isinstance(task.status, TaskStatus):
         result["status_name"] = task.status.name
-    return result
+    masked: dict[str, Any] = mask(result)
+    return masked
 
 
 def _print_task(task: Task, out: IO[str]) -> None:
@@ -376,7 +382,7 @@ def _print_task(task: Task, out: IO[str]) -> None:
     width = max(len(k) for k in data)
     for key, value in data.items():
         if value is not None:
-            out.write(f"{key.ljust(width)}  {value}\n")
+            out.write(mask(f"{key.ljust(width)}  {value}") + "\n")
 
 
 async def _task_get(args: argparse.Namespace, connection: Connection, out: IO[str]) -> int:
@@ -408,10 +414,11 @@ async def _task_list(args: argparse.Namespace, connection: Connection, out: IO[s
                 out.write(json.dumps(task_json(task)) + "\n")
             else:
                 created = task.create_time.isoformat() if task.create_time else "-"
-                out.write(
+                row = (
                     f"{task.task_id:<20} {_name(TaskType, task.task_type):<12} "
-                    f"{_name(TaskStatus, task.status):<9} {task.result_code or '-':<9} {created}\n"
+                    f"{_name(TaskStatus, task.status):<9} {task.result_code or '-':<9} {created}"
                 )
+                out.write(mask(row) + "\n")
     finally:
         await close()
     if not args.json:
@@ -446,7 +453,7 @@ async def _task_wait(args: argparse.Namespace, connection: Connection, out: IO[s
             failures += 1
             record.update(state="error", error=str(exc))
             text = f"{task_id} error: {exc}"
-        out.write((json.dumps(record) if args.json else text) + "\n")
+        out.write((json.dumps(mask(record)) if args.json else mask(text)) + "\n")
         out.flush()
 
     try:
@@ -497,7 +504,7 @@ def _dispatch(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     try:
         return asyncio.run(handler(args, connection, out))
     except KooDriveError as exc:
-        err.write(f"{PROG}: {exc}\n")
+        err.write(mask(f"{PROG}: {exc}") + "\n")
         return EXIT_FAILED
 
 
@@ -524,7 +531,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args, out, err)
     except UsageError as exc:
-        err.write(f"{PROG}: error: {exc}\n")
+        err.write(mask(f"{PROG}: error: {exc}") + "\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
         err.write(f"{PROG}: interrupted\n")

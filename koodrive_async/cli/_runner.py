@@ -87,6 +87,7 @@ from ._journal import (
     LineRecord,
     State,
 )
+from ._mask import mask
 from ._plan import Plan, PlanError, load_plan
 from ._progress import (
     Reporter,
@@ -302,6 +303,11 @@ def _could_not_connect(error: KooDriveError | None) -> bool:
     )
 
 
+def _text(error: BaseException) -> str:
+    """An error's text as the journal keeps it and the CLI shows it: secrets masked."""
+    return str(mask(str(error)))
+
+
 def _verdict(task_id: str | None, task: Task | None, error: KooDriveError | None) -> _Verdict:
     if error is None:
         if task is not None and task.succeeded:
@@ -316,17 +322,17 @@ def _verdict(task_id: str | None, task: Task | None, error: KooDriveError | None
             task_id or error.task.task_id,
             error.result_code,
             "TaskFailed" if error.result_code is None else None,
-            str(error),
+            _text(error),
         )
     if task_id is None:
         if getattr(error, "possibly_created", False):
-            return _Verdict(State.IN_DOUBT, None, None, _error_type(error), str(error))
-        return _Verdict(State.FAILED, None, None, _error_type(error), str(error))
+            return _Verdict(State.IN_DOUBT, None, None, _error_type(error), _text(error))
+        return _Verdict(State.FAILED, None, None, _error_type(error), _text(error))
     if isinstance(error, NotFoundError):
-        return _Verdict(State.FAILED, task_id, None, _error_type(error), str(error))
+        return _Verdict(State.FAILED, task_id, None, _error_type(error), _text(error))
     # A timeout or a polling error: the task exists and goes on; the next run
     # waits for it again.
-    return _Verdict(State.SUBMITTED, task_id, None, _error_type(error), str(error))
+    return _Verdict(State.SUBMITTED, task_id, None, _error_type(error), _text(error))
 
 
 class _Run:
@@ -649,7 +655,7 @@ def _check_settings(plan: Plan, connection: Connection | None) -> None:
 def _report_plan_errors(plan: Plan, err: IO[str], *, skipping: bool) -> None:
     errors = plan.errors
     for line in errors:
-        err.write(f"{plan.path}:{line.number}: {line.error}\n")
+        err.write(mask(f"{plan.path}:{line.number}: {line.error}") + "\n")
     if skipping:
         err.write(f"{len(errors)} invalid line(s) skipped (--skip-invalid)\n")
     else:
@@ -1094,7 +1100,7 @@ async def _resume(
     counts = journal.counts()
     code = _exit_code(counts, interrupted=interrupted)
     if error is not None:
-        err.write(f"run aborted: {type(error).__name__}: {error}\n")
+        err.write(mask(f"run aborted: {type(error).__name__}: {error}") + "\n")
         code = max(code, EXIT_FAILED) if code != EXIT_INTERRUPTED else code
     journal.end_run(
         run_no,

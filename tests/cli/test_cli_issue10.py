@@ -43,6 +43,7 @@ from cli_helpers import (
 
 from koodrive_async import KooDriveSession
 from koodrive_async.cli._journal import Journal, JournalError, State
+from koodrive_async.cli._mask import mask
 from koodrive_async.cli._plan import load_plan
 from koodrive_async.cli._runner import UNREACHABLE_LIMIT
 from koodrive_async.emulator import EmulatorConfig, FaultKind, KooDriveEmulator
@@ -378,3 +379,102 @@ async def test_a_dead_endpoint_stops_the_run_and_leaves_the_lines_pending(tmp_pa
     requests = int(re.search(r"requests made\s+(\d+)", result.out).group(1))  # type: ignore[union-attr]
     assert requests <= (16 + UNREACHABLE_LIMIT) * 4, result.out
     assert TOKEN not in result.out + result.err
+
+
+# --------------------------------------------------------------------------- masking
+
+ARCHIVE_PASSWORD = "arch-PASS-91x"
+KDSTOKEN = "KDS-TOKEN-77q"
+_ECHOED = {
+    "taskType": 5,
+    "actionType": 502,
+    "password": ARCHIVE_PASSWORD,
+    "taskInfo": {"srcContainerId": "IAABsrc", "kdsToken": KDSTOKEN},
+}
+
+
+def _echoing_server() -> Handler:
+    """A service that echoes secrets: in ``initParams``, and in its error messages."""
+    task = {
+        "taskId": "7001",
+        "taskType": 1,
+        "status": 2,
+        "initParams": json.dumps(_ECHOED, separators=(",", ":")),
+        "createTime": "2024-08-12T07:00:00.000Z",
+    }
+    echo = f'refused body {{"password":"{ARCHIVE_PASSWORD}","kdstoken":"{KDSTOKEN}"}}'
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.method == "POST":
+            return _json(400, {"code": "31084000", "msg": echo})
+        if request.path.endswith("/task/list"):
+            return _json(200, {"code": "0", "msg": "ok", "taskList": [task], "nextCursor": None})
+        if request.path.endswith("/task/7001"):
+            return _json(200, {"code": "0", "msg": "ok", "task": task, **task})
+        return _json(400, {"code": "31084000", "msg": f"bad task; kdstoken={KDSTOKEN}"})
+
+    return handler
+
+
+async def test_secrets_the_service_echoes_are_masked_in_everything_printed(
+    tmp_path: Path,
+) -> None:
+    plan = write_plan(
+        tmp_path / "plan.jsonl",
+        [
+            {
+                "kind": "job",
+                "taskType": 5,
+                "actionType": 502,
+                "dstContainerId": "IAABdst",
+                "password": ARCHIVE_PASSWORD,
+                "taskInfo": {"srcContainerId": "IAABsrc", "fileInfo": [{"fileId": "Farc"}]},
+            }
+        ],
+    )
+    commands = [
+        ["task", "get", "7001", "--json"],
+        ["task", "get", "7001"],
+        ["task", "list", "--json"],
+        ["task", "list"],
+        ["task", "wait", "7002", "--json"],
+        ["task", "wait", "7002"],
+        ["task", "get", "7002"],
+        ["run", str(plan), "--json", *SETTLE],
+        ["run", str(plan), "--progress", "plain", "--retry-rejected", *SETTLE],
+    ]
+    async with _server(_echoing_server()) as url:
+        results = [await _run_bounded(*c, env=_env(url)) for c in commands]
+    printed = "".join(r.out + r.err for r in results)
+    assert ARCHIVE_PASSWORD not in printed and KDSTOKEN not in printed, printed
+    get_json = json.loads(results[0].out)
+    assert json.loads(get_json["init_params"]) == {
+        **_ECHOED,
+        "password": "***",
+        "taskInfo": {"srcContainerId": "IAABsrc", "kdsToken": "***"},
+    }
+    assert '"password":"***"' in results[1].out  # plain: the same masked initParams
+    assert json.loads(results[2].out)["init_params"] == get_json["init_params"]
+    assert "kdstoken=***" in results[4].out and "kdstoken=***" in results[5].out
+    assert "kdstoken=***" in results[6].err
+    (line,) = results[7].json_lines()
+    assert line["state"] == "failed" and '"password":"***"' in line["error"]
+    # Nor in the journal.
+    journal = (tmp_path / "plan.journal.sqlite").read_bytes()
+    assert ARCHIVE_PASSWORD.encode() not in journal and KDSTOKEN.encode() not in journal
+
+
+def test_mask_covers_structures_json_strings_and_free_text() -> None:
+    assert mask({"Password": "p", "kds_token": "k", "password2": "x", "n": [{"token": 5}]}) == {
+        "Password": "***",
+        "kds_token": "***",
+        "password2": "x",
+        "n": [{"token": "***"}],
+    }
+    assert mask('{"a": 1, "password": "p"}') == '{"a": 1, "password": "***"}'
+    assert mask('{"a":1}') == '{"a":1}'  # nothing to mask: unchanged
+    assert (
+        mask('msg=\'body {"kdstoken":"k"}\'; password=p&x=1; trace_id=7')
+        == 'msg=\'body {"kdstoken":"***"}\'; password=***&x=1; trace_id=7'
+    )
+    assert mask('{"e": "{\\"password\\":\\"p\\"}"}') == '{"e": "{\\"password\\":\\"***\\"}"}'
