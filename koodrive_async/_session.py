@@ -211,6 +211,16 @@ class KooDriveSession(WaitingMixin):
         return self._user_id
 
     @property
+    def clock_offset(self) -> float | None:
+        """Seconds the service's clock is ahead of this machine's (negative: behind).
+
+        Learnt from the ``Date`` headers of its answers (a lower bound, to the
+        second), and applied to every ``X-Date``; None until an answer carried
+        a readable ``Date``.
+        """
+        return self._transport.learnt_clock_offset
+
+    @property
     def closed(self) -> bool:
         """True once :meth:`close` was called."""
         return self._closed

@@ -281,6 +281,7 @@ class Transport:
         self._date_second = -1
         self._date_value = ""
         self.clock_offset = 0.0
+        self._clock_learnt = False
         #: The wall clock X-Date is stamped from (replaceable in tests).
         self.wall_clock: Callable[[], float] = time.time
         self._last_server_date: str | None = None
@@ -354,6 +355,11 @@ class Transport:
             self._date_second = second
         return self._date_value
 
+    @property
+    def learnt_clock_offset(self) -> float | None:
+        """:attr:`clock_offset` once a server's ``Date`` was read, else None (unknown)."""
+        return self.clock_offset if self._clock_learnt else None
+
     def _learn_clock(self, server_date: str | None, trace_id: str) -> float | None:
         """Update the clock offset from a server's Date header.
 
@@ -377,6 +383,7 @@ class Transport:
         # fraction of a second fast would otherwise stamp the server's next
         # second during part of every second, and "later than now" is refused.
         offset = server_time - self.wall_clock()
+        self._clock_learnt = True
         if offset < self.clock_offset or offset - self.clock_offset >= _MIN_CLOCK_OFFSET:
             if abs(offset - self.clock_offset) >= _MIN_CLOCK_OFFSET:
                 logger.debug(

@@ -15,12 +15,14 @@ from .. import __version__
 from .._exceptions import KooDriveError, TaskFailedError, TaskTimeoutError
 from .._models import Task, TaskStatus, TaskType
 from .._policies import PollPolicy
+from ._mask import mask
 from ._reconcile import SETTLE_SECONDS
 from ._runner import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    MAX_LIST_PAGES,
     Connection,
     RunOptions,
     UsageError,
@@ -238,6 +240,14 @@ def build_parser() -> argparse.ArgumentParser:
         f"was not created (default {SETTLE_SECONDS:g}; raise it behind a slow proxy)",
     )
     run.add_argument(
+        "--max-list-pages",
+        type=_positive_int,
+        default=MAX_LIST_PAGES,
+        metavar="N",
+        help="most task-list pages (of up to 100 tasks) one reconciliation reads; a longer "
+        f"listing leaves the in-doubt lines in doubt (default {MAX_LIST_PAGES})",
+    )
+    run.add_argument(
         "--no-reconcile",
         dest="reconcile",
         action="store_false",
@@ -332,7 +342,11 @@ def _name(enum_cls: type[TaskStatus] | type[TaskType], value: object) -> str:
 
 
 def task_json(task: Task) -> dict[str, Any]:
-    """A task as a JSON-ready dict (enums as their ints, times as ISO 8601)."""
+    """A task as a JSON-ready dict (enums as their ints, times as ISO 8601), secrets masked.
+
+    ``initParams`` is what the service sends; it may echo a request body,
+    archive password or kdstoken included: those are masked (see ``_mask.py``).
+    """
     result: dict[str, Any] = {}
     for field in (
         "task_id",
@@ -356,7 +370,8 @@ def task_json(task: Task) -> dict[str, Any]:
         result[field] = value
     if isinstance(task.status, TaskStatus):
         result["status_name"] = task.status.name
-    return result
+    masked: dict[str, Any] = mask(result)
+    return masked
 
 
 def _print_task(task: Task, out: IO[str]) -> None:
@@ -367,7 +382,7 @@ def _print_task(task: Task, out: IO[str]) -> None:
     width = max(len(k) for k in data)
     for key, value in data.items():
         if value is not None:
-            out.write(f"{key.ljust(width)}  {value}\n")
+            out.write(mask(f"{key.ljust(width)}  {value}") + "\n")
 
 
 async def _task_get(args: argparse.Namespace, connection: Connection, out: IO[str]) -> int:
@@ -399,10 +414,11 @@ async def _task_list(args: argparse.Namespace, connection: Connection, out: IO[s
                 out.write(json.dumps(task_json(task)) + "\n")
             else:
                 created = task.create_time.isoformat() if task.create_time else "-"
-                out.write(
+                row = (
                     f"{task.task_id:<20} {_name(TaskType, task.task_type):<12} "
-                    f"{_name(TaskStatus, task.status):<9} {task.result_code or '-':<9} {created}\n"
+                    f"{_name(TaskStatus, task.status):<9} {task.result_code or '-':<9} {created}"
                 )
+                out.write(mask(row) + "\n")
     finally:
         await close()
     if not args.json:
@@ -437,7 +453,7 @@ async def _task_wait(args: argparse.Namespace, connection: Connection, out: IO[s
             failures += 1
             record.update(state="error", error=str(exc))
             text = f"{task_id} error: {exc}"
-        out.write((json.dumps(record) if args.json else text) + "\n")
+        out.write((json.dumps(mask(record)) if args.json else mask(text)) + "\n")
         out.flush()
 
     try:
@@ -481,13 +497,14 @@ def _dispatch(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             retry_rejected=args.retry_rejected,
             reconcile=args.reconcile,
             settle=args.settle_time,
+            max_list_pages=args.max_list_pages,
         )
         return asyncio.run(run_plan(options, connection, out=out, err=err))
     handler = {"get": _task_get, "list": _task_list, "wait": _task_wait}[args.task_command]
     try:
         return asyncio.run(handler(args, connection, out))
     except KooDriveError as exc:
-        err.write(f"{PROG}: {exc}\n")
+        err.write(mask(f"{PROG}: {exc}") + "\n")
         return EXIT_FAILED
 
 
@@ -514,7 +531,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args, out, err)
     except UsageError as exc:
-        err.write(f"{PROG}: error: {exc}\n")
+        err.write(mask(f"{PROG}: error: {exc}") + "\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
         err.write(f"{PROG}: interrupted\n")

@@ -31,6 +31,7 @@ again. The lock dies with the process, so a ``kill -9`` leaves nothing stale.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -48,7 +49,10 @@ __all__ = [
     "State",
 ]
 
-SCHEMA_VERSION = "1"
+#: The schema this release writes. Version 1 (no ``clock_offset``) is migrated
+#: to it when opened; a journal of a later version is refused.
+SCHEMA_VERSION = "2"
+_READABLE_VERSIONS = frozenset({"1", SCHEMA_VERSION})
 
 
 class State:
@@ -82,6 +86,7 @@ CREATE TABLE IF NOT EXISTS lines (
     error         TEXT,                 -- the error message (never a token or a password)
     attempts      INTEGER NOT NULL DEFAULT 0,  -- times the line went to "submitting"
     submitting_at TEXT,
+    clock_offset  REAL,                 -- service clock minus ours (s) then, NULL if unknown
     submitted_at  TEXT,
     finished_at   TEXT,
     updated_at    TEXT NOT NULL
@@ -148,6 +153,13 @@ def _parse_time(value: object) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
+def _offset(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    offset = float(value)
+    return offset if math.isfinite(offset) else None
+
+
 _COLUMNS = "line, kind, state, task_id, result_code, error_type, error, attempts"
 
 
@@ -163,6 +175,33 @@ def _record(row: tuple[object, ...]) -> LineRecord:
         error=error,  # type: ignore[arg-type]
         attempts=int(attempts),  # type: ignore[call-overload]
     )
+
+
+def _migrate(conn: sqlite3.Connection) -> str | None:
+    """Bring a journal of an earlier schema version to :data:`SCHEMA_VERSION`.
+
+    Runs inside :meth:`Journal.open`'s transaction, so a migration is all or
+    nothing. Judged by the columns present, not only by the recorded version:
+    a journal created by an earlier release but never initialised has no
+    version yet.
+
+    Returns:
+        The schema version now recorded (None for a journal holding no plan),
+        or a later, unreadable version untouched.
+    """
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    version = None if row is None else str(row[0])
+    if version is not None and version not in _READABLE_VERSIONS:
+        return version
+    columns = {str(r[1]) for r in conn.execute("PRAGMA table_info(lines)").fetchall()}
+    if "clock_offset" not in columns:
+        # 1 -> 2: the clock offset at the "submitting" mark. Lines marked by a
+        # version 1 release have none (unknown): their createTime bound is dropped.
+        conn.execute("ALTER TABLE lines ADD COLUMN clock_offset REAL")
+    if version is not None and version != SCHEMA_VERSION:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
+        version = SCHEMA_VERSION
+    return version
 
 
 class Journal:
@@ -217,6 +256,7 @@ class Journal:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            version = _migrate(conn)
             conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             conn.close()
@@ -231,10 +271,13 @@ class Journal:
         except JournalError:
             conn.close()
             raise
-        version = journal.get_meta("schema_version")
         if version is not None and version != SCHEMA_VERSION:
             conn.close()
-            raise JournalError(f"journal {path} has schema version {version}, expected 1")
+            raise JournalError(
+                f"journal {path} has schema version {version}, which this release cannot read "
+                f"(it reads versions {', '.join(sorted(_READABLE_VERSIONS))}): it was written "
+                "by a later release"
+            )
         return journal
 
     def close(self) -> None:
@@ -405,20 +448,33 @@ class Journal:
 
     def reconciliation_rows(
         self,
-    ) -> list[tuple[int, str | None, str, str | None, datetime | None, datetime | None]]:
+    ) -> list[
+        tuple[int, str | None, str, str | None, datetime | None, datetime | None, float | None]
+    ]:
         """Return what a reconciliation needs: the in-doubt lines and those with a task id.
 
         Returns:
-            ``(line, kind, state, task_id, submitting_at, updated_at)`` per such
-            line, by line number.
+            ``(line, kind, state, task_id, submitting_at, updated_at,
+            clock_offset)`` per such line, by line number; the times are this
+            machine's, ``clock_offset`` is the one recorded with
+            ``submitting_at`` (None: unknown).
         """
         rows = self._conn.execute(
-            "SELECT line, kind, state, task_id, submitting_at, updated_at FROM lines"
-            " WHERE state = ? OR task_id IS NOT NULL ORDER BY line",
+            "SELECT line, kind, state, task_id, submitting_at, updated_at, clock_offset"
+            " FROM lines WHERE state = ? OR task_id IS NOT NULL ORDER BY line",
             (State.IN_DOUBT,),
         ).fetchall()
         return [
-            (int(r[0]), r[1], str(r[2]), r[3], _parse_time(r[4]), _parse_time(r[5])) for r in rows
+            (
+                int(r[0]),
+                r[1],
+                str(r[2]),
+                r[3],
+                _parse_time(r[4]),
+                _parse_time(r[5]),
+                _offset(r[6]),
+            )
+            for r in rows
         ]
 
     def apply_reconciliation(self, matched: dict[int, str], not_created: Iterable[int]) -> None:
@@ -482,15 +538,23 @@ class Journal:
 
     # ------------------------------------------------------------------ transitions
 
-    def mark_submitting(self, line: int) -> None:
-        """Commit (durably) that ``line`` is about to be sent."""
+    def mark_submitting(self, line: int, *, clock_offset: float | None = None) -> None:
+        """Commit (durably) that ``line`` is about to be sent.
+
+        Args:
+            line: The plan line.
+            clock_offset: The service's clock minus ours, in seconds, as the
+                session knows it now (None: not known yet). It puts the
+                "submitting" time in the service's clock, to compare with the
+                ``createTime`` of listed tasks.
+        """
         now = _now()
         self._write(
             "FULL",
             "UPDATE lines SET state = ?, attempts = attempts + 1, submitting_at = ?,"
-            " task_id = NULL, result_code = NULL, error_type = NULL, error = NULL,"
-            " updated_at = ? WHERE line = ?",
-            (State.SUBMITTING, now, now, line),
+            " clock_offset = ?, task_id = NULL, result_code = NULL, error_type = NULL,"
+            " error = NULL, updated_at = ? WHERE line = ?",
+            (State.SUBMITTING, now, clock_offset, now, line),
         )
 
     def mark_submitted(self, line: int, task_id: str) -> None:
@@ -501,6 +565,18 @@ class Journal:
             "UPDATE lines SET state = ?, task_id = ?, submitted_at = ?, updated_at = ?"
             " WHERE line = ?",
             (State.SUBMITTED, task_id, now, now, line),
+        )
+
+    def mark_not_sent(self, line: int, *, error_type: str, error: str) -> None:
+        """Put ``line`` back to ``pending``: its create provably never left (no connection).
+
+        The error is kept, to say why it is pending.
+        """
+        self._write(
+            "FULL",
+            "UPDATE lines SET state = ?, error_type = ?, error = ?, updated_at = ?"
+            " WHERE line = ? AND task_id IS NULL",
+            (State.PENDING, error_type, error, _now(), line),
         )
 
     def mark_finished(

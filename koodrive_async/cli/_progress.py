@@ -16,6 +16,7 @@ from typing import IO, Any, Protocol
 import attrs
 
 from ._journal import LineRecord, State
+from ._mask import mask
 
 __all__ = [
     "JsonReporter",
@@ -102,13 +103,15 @@ class Reporter(Protocol):
 
 def _line_json(record: LineRecord) -> str:
     return json.dumps(
-        {
-            "line": record.line,
-            "state": record.state,
-            "task_id": record.task_id,
-            "result_code": record.result_code,
-            "error": record.error,
-        },
+        mask(
+            {
+                "line": record.line,
+                "state": record.state,
+                "task_id": record.task_id,
+                "result_code": record.result_code,
+                "error": record.error,
+            }
+        ),
         ensure_ascii=False,
     )
 
@@ -133,7 +136,7 @@ class JsonReporter:
 
     def message(self, text: str) -> None:
         """Print a message on stderr (stdout stays pure JSON Lines)."""
-        self._err.write(text + "\n")
+        self._err.write(mask(text) + "\n")
         self._err.flush()
 
     def stop(self) -> None:
@@ -194,7 +197,7 @@ class PlainReporter:
         if self._dirty:
             self._out.write("\r\x1b[2K")
             self._dirty = False
-        self._out.write(text + "\n")
+        self._out.write(mask(text) + "\n")
         self._out.flush()
 
     def stop(self) -> None:
@@ -267,7 +270,7 @@ class _RichReporter:
 
     def message(self, text: str) -> None:
         """Print above the bar."""
-        self._progress.console.print(text, markup=False, highlight=False)
+        self._progress.console.print(mask(text), markup=False, highlight=False)
 
     def stop(self) -> None:
         """Leave the final bar on screen."""
@@ -412,7 +415,10 @@ def print_summary(summary: Summary, *, use_rich: bool, out: IO[str]) -> None:
         use_rich: Draw a rich table (only when rich is available).
         out: Where to print.
     """
-    title = f"summary: {summary.plan}"
+    title = mask(f"summary: {summary.plan}")
+    rows = [(mask(label), mask(value)) for label, value in summary.rows()]
+    notes = [mask(note) for note in _notes(summary)]
+    journal = mask(summary.journal)
     if use_rich and rich_available():
         from rich.console import Console
         from rich.table import Table
@@ -421,18 +427,17 @@ def print_summary(summary: Summary, *, use_rich: bool, out: IO[str]) -> None:
         table = Table(title=title, show_header=False)
         table.add_column("what")
         table.add_column("count", justify="right")
-        for label, value in summary.rows():
+        for label, value in rows:
             table.add_row(label, value)
         console.print(table)
-        console.print(f"journal: {summary.journal}", markup=False, highlight=False)
-        for note in _notes(summary):
+        console.print(f"journal: {journal}", markup=False, highlight=False)
+        for note in notes:
             console.print(note, markup=False, highlight=False)
         return
-    rows = summary.rows()
     width = max(len(label) for label, _ in rows)
-    out.write(f"{title} (journal {summary.journal})\n")
+    out.write(f"{title} (journal {journal})\n")
     for label, value in rows:
         out.write(f"  {label.ljust(width)}  {value.rjust(8)}\n")
-    for note in _notes(summary):
+    for note in notes:
         out.write(note + "\n")
     out.flush()

@@ -23,11 +23,19 @@ The rule, precisely:
    fields removed. Secrets never take part, on either side.
 2. *Candidates.* A task can be matched only when no journal line holds its id
    already (a task id is claimed once), and when its ``createTime`` is not
-   earlier than the line's "submitting" time minus :data:`CLOCK_MARGIN`
-   (a task without a readable ``createTime`` is always a candidate). The
-   service refuses a request whose ``X-Date`` is later than its own clock or
-   more than 15 minutes older, so a task created for the line cannot carry an
-   earlier ``createTime`` unless its clock jumped; the margin is that 15 minutes.
+   earlier than the line's "submitting" time *in the service's clock* minus
+   :data:`CLOCK_MARGIN` (a task without a readable ``createTime`` is always a
+   candidate). ``createTime`` is read on the service's clock, so the
+   comparison is too: the "submitting" time is this machine's time plus the
+   clock offset the session had learnt from the service's ``Date`` headers
+   when it marked the line (both are in the journal). The create is sent after
+   the mark, so its task's ``createTime`` is later than the mark on the same
+   clock; the learnt offset is a lower bound of the true one (``Date`` is
+   floored and read late), and the margin absorbs a clock that moved since,
+   by up to 15 minutes. A line marked before any offset was known (the first
+   creates of a run, or a journal of schema version 1) has *no* time bound:
+   every task with its key is a candidate, and it is declared not created
+   only as rule 6 allows without a bound.
 3. *Matching* is by count, per key: n in-doubt lines with the same key against
    m candidate tasks with that key. When m >= n every line is matched (the
    earliest candidates, earliest line first). When m < n, m lines are matched
@@ -40,8 +48,9 @@ The rule, precisely:
    sent of each kind, when there are more): it *agrees* when the task's key equals the line's
    key, and *contradicts* otherwise (also when ``initParams`` is absent or not
    a JSON object). A witness whose task's ``createTime`` is earlier than its
-   line's "submitting" time minus the margin shows that ``createTime`` cannot
-   be trusted: the time bound of rule 2 is then dropped.
+   line's "submitting" time (in the service's clock, when known) minus the
+   margin shows that ``createTime`` cannot be trusted: the time bound of
+   rule 2 is then dropped.
 5. *Trust.* The listing is *trusted for a kind* (job, share, transfer, import)
    when no witness contradicts and at least one witness of that kind agrees or
    at least one line of that kind was matched in step 3.
@@ -94,8 +103,8 @@ __all__ = [
     "request_key",
 ]
 
-#: How much earlier than the line's "submitting" time a task's ``createTime``
-#: may be and still be the line's task (the service's ``X-Date`` window).
+#: How much earlier than the line's "submitting" time (in the service's clock)
+#: a task's ``createTime`` may be and still be the line's task.
 CLOCK_MARGIN = timedelta(minutes=15)
 
 #: How many journal lines of each kind (the most recently sent) are checked
@@ -194,7 +203,8 @@ class LineInDoubt:
         kind: The line's kind.
         key: :func:`request_key` of its request.
         identity: :func:`request_identity` of its request.
-        submitting_at: When it was last marked "submitting" (None if unknown).
+        submitting_at: When it was last marked "submitting", in the service's
+            clock (None if unknown: then no time bound applies to it).
     """
 
     line: int
@@ -212,7 +222,8 @@ class KnownLine:
         line: The plan line number.
         kind: The line's kind.
         key: :func:`request_key` of its request.
-        submitting_at: When it was last marked "submitting" (None if unknown).
+        submitting_at: When it was last marked "submitting", in the service's
+            clock (None if unknown).
     """
 
     line: int

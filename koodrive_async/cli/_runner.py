@@ -44,6 +44,13 @@ stops at once.
 A create refused for its credentials (401, 403) stops the submissions: the
 other lines would be refused too; they stay pending for the next run.
 
+A dead endpoint stops them too: after :data:`UNREACHABLE_LIMIT` creates in a
+row that could not connect (refused, DNS, TLS, connect timeout: provably
+nothing sent) with none getting through, no new line is submitted, the URL
+and the error are printed, and those lines and the ones not yet sent stay
+pending (exit code 1). A create that could not connect but was followed by
+one that got through is failed, as any refused create.
+
 Exit codes: 0 every line succeeded; 1 some line failed, was skipped as
 invalid, was not finished (wait timed out) or not started; 2 usage or plan
 error (nothing sent); 3 some line is in doubt; 130 interrupted.
@@ -56,28 +63,33 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 import attrs
 
 from .._exceptions import (
+    APIConnectionError,
     APIError,
+    APITimeoutError,
     AuthenticationError,
     KooDriveError,
     NotFoundError,
     PermissionDeniedError,
+    ResponseValidationError,
     TaskFailedError,
 )
 from .._models import JobOutcome, Request, Task
 from .._policies import PollPolicy, RetryPolicy
+from .._protocol import MAX_PAGE_SIZE, prepare_list_tasks
 from ._journal import (
     Journal,
     JournalError,
     LineRecord,
     State,
 )
+from ._mask import mask
 from ._plan import Plan, PlanError, load_plan
 from ._progress import (
     Reporter,
@@ -104,10 +116,13 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "MAX_LIST_PAGES",
+    "UNREACHABLE_LIMIT",
     "Connection",
     "RunOptions",
     "UsageError",
     "default_journal_path",
+    "list_every_task",
     "open_session",
     "run_plan",
 ]
@@ -126,6 +141,14 @@ DRAIN_SECONDS = 3.0
 #: Most reconciliations one invocation makes (one at the start, then one after
 #: each round that left new lines in doubt).
 MAX_RECONCILIATIONS = 3
+
+#: Creates in a row that could not connect, none getting through, after which
+#: the endpoint is taken for dead and no new line is submitted.
+UNREACHABLE_LIMIT = 8
+
+#: Most ``task/list`` pages one reconciliation reads (``--max-list-pages``); it
+#: also holds at most this many times :data:`MAX_PAGE_SIZE` tasks in memory.
+MAX_LIST_PAGES = 5000
 
 
 class UsageError(Exception):
@@ -171,6 +194,9 @@ class RunOptions:
             (see ``_reconcile.py``); False leaves them all in doubt.
         settle: Seconds after a create may have been sent before a listing
             may declare it not created (``--settle-time``).
+        max_list_pages: Most ``task/list`` pages a reconciliation reads (and
+            100 times as many tasks); a longer listing leaves the lines in
+            doubt (``--max-list-pages``).
     """
 
     plan: Path
@@ -185,6 +211,7 @@ class RunOptions:
     retry_rejected: bool = False
     reconcile: bool = True
     settle: float = SETTLE_SECONDS
+    max_list_pages: int = MAX_LIST_PAGES
 
 
 def default_journal_path(plan: Path) -> Path:
@@ -274,6 +301,20 @@ class _Verdict:
     error: str | None = None
 
 
+def _could_not_connect(error: KooDriveError | None) -> bool:
+    """True for a create that provably never reached a server (no connection was made)."""
+    return (
+        isinstance(error, APIConnectionError)
+        and not isinstance(error, APITimeoutError)
+        and not error.possibly_created
+    )
+
+
+def _text(error: BaseException) -> str:
+    """An error's text as the journal keeps it and the CLI shows it: secrets masked."""
+    return str(mask(str(error)))
+
+
 def _verdict(task_id: str | None, task: Task | None, error: KooDriveError | None) -> _Verdict:
     if error is None:
         if task is not None and task.succeeded:
@@ -288,17 +329,17 @@ def _verdict(task_id: str | None, task: Task | None, error: KooDriveError | None
             task_id or error.task.task_id,
             error.result_code,
             "TaskFailed" if error.result_code is None else None,
-            str(error),
+            _text(error),
         )
     if task_id is None:
         if getattr(error, "possibly_created", False):
-            return _Verdict(State.IN_DOUBT, None, None, _error_type(error), str(error))
-        return _Verdict(State.FAILED, None, None, _error_type(error), str(error))
+            return _Verdict(State.IN_DOUBT, None, None, _error_type(error), _text(error))
+        return _Verdict(State.FAILED, None, None, _error_type(error), _text(error))
     if isinstance(error, NotFoundError):
-        return _Verdict(State.FAILED, task_id, None, _error_type(error), str(error))
+        return _Verdict(State.FAILED, task_id, None, _error_type(error), _text(error))
     # A timeout or a polling error: the task exists and goes on; the next run
     # waits for it again.
-    return _Verdict(State.SUBMITTED, task_id, None, _error_type(error), str(error))
+    return _Verdict(State.SUBMITTED, task_id, None, _error_type(error), _text(error))
 
 
 class _Run:
@@ -331,6 +372,11 @@ class _Run:
         self.drained.set()
         # Lines that went in doubt (possibly_created) since the runner last cleared it.
         self.doubted: set[int] = set()
+        # Creates that could not connect since the last one that got through:
+        # pending in the journal; failed once another create gets through.
+        self.unreachable: list[tuple[int, _Verdict]] = []
+        # Set when the endpoint was taken for dead (UNREACHABLE_LIMIT).
+        self.dead_endpoint = False
 
     # ---------------------------------------------------------------- signals
 
@@ -431,7 +477,9 @@ class _Run:
                     return
             request = self.plan.request(line)
             key = id(request)
-            self.journal.mark_submitting(line)
+            # The offset known now: the create is sent after this, so its task's
+            # createTime is later than this moment in the service's clock.
+            self.journal.mark_submitting(line, clock_offset=self.session.clock_offset)
             self.pulled[key] = (line, request)
             self.unacked.add(key)
             self.drained.clear()
@@ -444,6 +492,7 @@ class _Run:
             raise RuntimeError("on_submitted for a request this run did not submit")
         self.journal.mark_submitted(entry[0], task_id)
         self._ack(key)
+        self._reached()
         self.stats.submitted += 1
         self.stats.in_flight += 1
         self.reporter.update()
@@ -471,11 +520,13 @@ class _Run:
         line = entry[0]
         had_id = key not in self.unacked
         self._ack(key)
-        self._finish(
-            line,
-            _verdict(outcome.task_id, outcome.task, outcome.error),
-            was_in_flight=had_id,
-        )
+        verdict = _verdict(outcome.task_id, outcome.task, outcome.error)
+        if outcome.task_id is None and _could_not_connect(outcome.error):
+            self._unreachable(line, verdict)
+            return
+        if outcome.task_id is None:
+            self._reached()  # the service answered this create
+        self._finish(line, verdict, was_in_flight=had_id)
         if (
             outcome.task_id is None
             and isinstance(outcome.error, AuthenticationError | PermissionDeniedError)
@@ -489,6 +540,34 @@ class _Run:
                 "not yet sent stay pending. Fix the token or user id and run again with "
                 "--retry-rejected."
             )
+
+    def _unreachable(self, line: int, verdict: _Verdict) -> None:
+        """A create that could not connect: pending until the endpoint proves alive."""
+        assert verdict.error_type is not None and verdict.error is not None
+        self.journal.mark_not_sent(line, error_type=verdict.error_type, error=verdict.error)
+        self.unreachable.append((line, verdict))
+        self.reporter.update()
+        if self.dead_endpoint or len(self.unreachable) < UNREACHABLE_LIMIT:
+            return
+        self.dead_endpoint = True
+        if self.stop.is_set():
+            return  # stopping already (a signal, refused credentials)
+        self.stop.set()
+        self.reporter.message(
+            f"stopping: cannot connect to {self.session.base_url}: {len(self.unreachable)} "
+            f"create requests in a row could not connect and none got through (last: "
+            f"{verdict.error_type}: {verdict.error}). Nothing was sent for them; they and the "
+            "lines not yet sent stay pending. Check the URL (--base-url or KOODRIVE_BASE_URL) "
+            "and the network, then run again."
+        )
+
+    def _reached(self) -> None:
+        """A create got an answer: the creates before it that could not connect fail."""
+        if self.dead_endpoint or not self.unreachable:
+            return
+        held, self.unreachable = self.unreachable, []
+        for line, verdict in held:
+            self._finish(line, verdict, was_in_flight=False)
 
     # ---------------------------------------------------------------- resumed lines
 
@@ -575,6 +654,8 @@ class _Run:
             loop = asyncio.get_running_loop()
             for sig in installed:
                 loop.remove_signal_handler(sig)
+        # Fewer than UNREACHABLE_LIMIT at the end of the plan: refused creates, as before.
+        self._reached()
         return error
 
 
@@ -591,7 +672,7 @@ def _check_settings(plan: Plan, connection: Connection | None) -> None:
 def _report_plan_errors(plan: Plan, err: IO[str], *, skipping: bool) -> None:
     errors = plan.errors
     for line in errors:
-        err.write(f"{plan.path}:{line.number}: {line.error}\n")
+        err.write(mask(f"{plan.path}:{line.number}: {line.error}") + "\n")
     if skipping:
         err.write(f"{len(errors)} invalid line(s) skipped (--skip-invalid)\n")
     else:
@@ -644,6 +725,8 @@ async def run_plan(
         raise UsageError("--rate must be a positive number")
     if options.timeout is not None and options.timeout <= 0:
         raise UsageError("--timeout must be a positive number")
+    if options.max_list_pages < 1:
+        raise UsageError("--max-list-pages must be at least 1")
     if not 0 <= options.settle < float("inf"):
         raise UsageError("--settle-time must be a number >= 0")
     if options.output == "rich" and not rich_available():
@@ -695,6 +778,69 @@ class Reconciled:
     deferred: list[int]
 
 
+def _in_service_time(moment: datetime | None, offset: float | None) -> datetime | None:
+    """A time of this machine in the service's clock, or None when the offset was unknown."""
+    if moment is None or offset is None:
+        return None
+    return moment + timedelta(seconds=offset)
+
+
+def _shown(cursor: str) -> str:
+    return repr(cursor if len(cursor) <= 80 else cursor[:77] + "...")
+
+
+async def list_every_task(session: Any, *, max_pages: int = MAX_LIST_PAGES) -> list[Task]:
+    """Read the whole task listing, refusing one that would never end.
+
+    A cursor the listing already returned (A -> B -> A ...) would loop
+    forever, and a listing longer than ``max_pages`` pages (or holding more
+    than ``max_pages`` x :data:`MAX_PAGE_SIZE` tasks) would hold unbounded
+    memory: both end the listing with an error, and nothing is decided on it.
+
+    Args:
+        session: An open KooDriveSession.
+        max_pages: Most pages read.
+
+    Returns:
+        Every task listed, in the service's order.
+
+    Raises:
+        ResponseValidationError: A repeated cursor, or too long a listing
+            (the message names the cursor).
+        KooDriveError: As :meth:`KooDriveSession.list_tasks`.
+    """
+    max_tasks = max_pages * MAX_PAGE_SIZE
+    tasks: list[Task] = []
+    seen: set[str] = set()
+    cursor: str | None = None
+    pages = 0
+    while True:
+        page = await session.list_tasks(page_size=MAX_PAGE_SIZE, cursor=cursor)
+        pages += 1
+        tasks.extend(page.tasks)
+        following = page.next_cursor
+        if following is None:
+            return tasks
+        if following in seen or following == cursor:
+            raise _listing_error(
+                f"the task listing returned the cursor {_shown(following)} a second time "
+                f"(after {pages} page(s)): it would loop forever"
+            )
+        if pages >= max_pages or len(tasks) > max_tasks:
+            raise _listing_error(
+                f"the task listing did not end within {pages} page(s) and {len(tasks)} "
+                f"task(s) (next cursor {_shown(following)}; --max-list-pages is {max_pages})"
+            )
+        seen.add(following)
+        cursor = following
+
+
+def _listing_error(message: str) -> ResponseValidationError:
+    return ResponseValidationError(
+        message, method="GET", path=prepare_list_tasks().path, status_code=200
+    )
+
+
 def _seconds_since(moment: datetime) -> float:
     return (datetime.now(UTC) - moment).total_seconds()
 
@@ -707,15 +853,16 @@ async def reconcile_in_doubt(
     sent_before: Mapping[int, datetime] | None = None,
     settle: float = SETTLE_SECONDS,
     wait: bool = False,
+    max_pages: int = MAX_LIST_PAGES,
 ) -> Reconciled:
     """Look for the in-doubt lines' tasks on the service and commit the decision.
 
-    Lists every task (all pages) and applies :func:`._reconcile.decide`, then
-    commits in one transaction: matched lines become ``submitted`` with their
-    task id; lines proven not created go back to ``pending``, but only when the
-    listing started at least ``settle`` seconds after the line's create may
-    last have been sent (a create the service was still handling must show);
-    the others stay ``in_doubt``.
+    Lists every task (all pages, :func:`list_every_task`) and applies
+    :func:`._reconcile.decide`, then commits in one transaction: matched lines
+    become ``submitted`` with their task id; lines proven not created go back
+    to ``pending``, but only when the listing started at least ``settle``
+    seconds after the line's create may last have been sent (a create the
+    service was still handling must show); the others stay ``in_doubt``.
 
     Args:
         plan: The plan (to rebuild the lines' request bodies).
@@ -728,6 +875,7 @@ async def reconcile_in_doubt(
         settle: See :data:`._reconcile.SETTLE_SECONDS`.
         wait: Sleep first, for as long as it takes for every in-doubt line
             to be past its settle time (at most ``settle`` seconds).
+        max_pages: See :func:`list_every_task`.
 
     Returns:
         What was done.
@@ -739,7 +887,7 @@ async def reconcile_in_doubt(
     rows = journal.reconciliation_rows()
     since = {
         line: sent_before.get(line) or changed
-        for line, _kind, state, _task, _submitting, changed in rows
+        for line, _kind, state, _task, _submitting, changed, _offset in rows
         if state == State.IN_DOUBT and changed is not None
     }
     if wait and since:
@@ -747,34 +895,45 @@ async def reconcile_in_doubt(
         if remaining > 0:
             await asyncio.sleep(min(remaining, settle))
     listing_started = datetime.now(UTC)
-    tasks = [task async for task in session.iter_tasks()]
+    tasks = await list_every_task(session, max_pages=max_pages)
     # Read again: nothing else writes the journal, but be exact about what we decide on.
     rows = journal.reconciliation_rows()
     listed_ids = {t.task_id for t in tasks}
     in_doubt: list[LineInDoubt] = []
-    witnesses: dict[str, list[tuple[datetime | None, int, str]]] = {}
+    witnesses: dict[str, list[tuple[datetime | None, int, str, datetime | None]]] = {}
     claimed: set[str] = set()
-    for line, kind, state, task_id, submitting_at, _changed in rows:
+    for line, kind, state, task_id, submitting_at, _changed, offset in rows:
         if task_id is not None:
             claimed.add(task_id)
         if kind is None:
             continue
+        # createTime is the service's clock: compare it with the "submitting"
+        # time in the service's clock, or not at all.
+        service_submitting = _in_service_time(submitting_at, offset)
         if state == State.IN_DOUBT:
             request = plan.request(line)
             in_doubt.append(
                 LineInDoubt(
-                    line, kind, request_key(request), request_identity(request), submitting_at
+                    line,
+                    kind,
+                    request_key(request),
+                    request_identity(request),
+                    service_submitting,
                 )
             )
         elif task_id is not None and task_id in listed_ids:
-            witnesses.setdefault(kind, []).append((submitting_at, line, task_id))
+            witnesses.setdefault(kind, []).append(
+                (submitting_at, line, task_id, service_submitting)
+            )
     # Rebuilding every line's body costs ~0.1 ms a line: the most recent
     # witnesses of each kind say what the service does now, and suffice.
     known: dict[str, KnownLine] = {}
     for kind, entries in witnesses.items():
         entries.sort(key=lambda e: (e[0] is not None, e[0], e[1]), reverse=True)
-        for submitting_at, line, task_id in entries[:WITNESSES_PER_KIND]:
-            known[task_id] = KnownLine(line, kind, request_key(plan.request(line)), submitting_at)
+        for _submitting, line, task_id, service_submitting in entries[:WITNESSES_PER_KIND]:
+            known[task_id] = KnownLine(
+                line, kind, request_key(plan.request(line)), service_submitting
+            )
     decision = decide(in_doubt, known, tasks, claimed=claimed)
     resent: list[int] = []
     deferred: list[int] = []
@@ -797,6 +956,7 @@ async def _reconcile_step(
     sent_before: Mapping[int, datetime] | None = None,
     settle: float,
     wait: bool,
+    max_pages: int,
 ) -> Reconciled | None:
     count = len(journal.lines_in(State.IN_DOUBT))
     reporter.message(
@@ -804,7 +964,13 @@ async def _reconcile_step(
     )
     try:
         done = await reconcile_in_doubt(
-            plan, journal, session, sent_before=sent_before, settle=settle, wait=wait
+            plan,
+            journal,
+            session,
+            sent_before=sent_before,
+            settle=settle,
+            wait=wait,
+            max_pages=max_pages,
         )
     except KooDriveError as exc:
         reporter.message(
@@ -885,6 +1051,7 @@ async def _resume(
                     reporter,
                     sent_before=sent_before,
                     settle=options.settle,
+                    max_pages=options.max_list_pages,
                     wait=False,
                 )
             if options.resubmit_in_doubt:
@@ -918,6 +1085,7 @@ async def _resume(
                     reporter,
                     sent_before=sent_before,
                     settle=options.settle,
+                    max_pages=options.max_list_pages,
                     wait=True,
                 )
                 if done is None:
@@ -949,7 +1117,7 @@ async def _resume(
     counts = journal.counts()
     code = _exit_code(counts, interrupted=interrupted)
     if error is not None:
-        err.write(f"run aborted: {type(error).__name__}: {error}\n")
+        err.write(mask(f"run aborted: {type(error).__name__}: {error}") + "\n")
         code = max(code, EXIT_FAILED) if code != EXIT_INTERRUPTED else code
     journal.end_run(
         run_no,

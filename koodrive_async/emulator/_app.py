@@ -131,7 +131,7 @@ class EmulatorCore:
 
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
-        self.clock = EmulatorClock(config.clock_speed)
+        self.clock = EmulatorClock(config.clock_speed, offset=config.clock_skew)
         self.state = EmulatorState(config, self.clock)
         self.faults = FaultBook(config.seed)
         self.ledger: deque[LedgerEntry] = deque(maxlen=config.ledger_limit)
@@ -546,7 +546,10 @@ class EmulatorCore:
                 if request.body_exists:
                     body = _parse_body(await request.read())
                 kind = None if fault is None else fault.kind
-                if kind is FaultKind.CREATED_BUT_500 and method == "GET":
+                if (
+                    kind in (FaultKind.CREATED_BUT_500, FaultKind.CREATED_BUT_504)
+                    and method == "GET"
+                ):
                     kind = FaultKind.SERVER_ERROR
                 if kind in _PRE_FAULTS:
                     assert fault is not None
@@ -567,6 +570,8 @@ class EmulatorCore:
                     if kind is FaultKind.CREATED_BUT_500:
                         status = 500
                         payload = self.error_payload(INNER_INVOKE_FAILURE, "INNER_INVOKE_FAILURE")
+                    elif kind is FaultKind.CREATED_BUT_504 and task_id is not None:
+                        status, payload = 504, {"code": "APIGW.0504", "msg": "Gateway Timeout"}
                     elif kind is FaultKind.MALFORMED_JSON:
                         full = json.dumps(payload, separators=(",", ":")).encode()
                         raw_out = full[: max(1, len(full) // 2)]

@@ -18,16 +18,20 @@ class EmulatorClock:
 
     Args:
         speed: Initial speed factor (>= 0; 0 freezes time between advances).
+        offset: Seconds added to the real wall-clock time it starts from (the
+            server's ``clock_skew``: a task's ``createTime`` is in the
+            server's time, as the X-Date check and ``Date`` are).
 
     Raises:
         ValueError: ``speed`` is negative.
     """
 
-    def __init__(self, speed: float = 1.0) -> None:
+    def __init__(self, speed: float = 1.0, *, offset: float = 0.0) -> None:
         self._check_speed(speed)
+        self._offset = float(offset)
         self._initial_speed = float(speed)
         self._speed = float(speed)
-        self._base = time.time()
+        self._base = time.time() + self._offset
         self._anchor = time.monotonic()
 
     @staticmethod
@@ -83,7 +87,7 @@ class EmulatorClock:
         self._speed = float(value)
 
     def reset(self) -> None:
-        """Go back to real wall-clock time at the initial speed."""
+        """Go back to the (skewed) wall-clock time at the initial speed."""
         self._speed = self._initial_speed
-        self._base = time.time()
+        self._base = time.time() + self._offset
         self._anchor = time.monotonic()

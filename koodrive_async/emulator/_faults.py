@@ -29,6 +29,10 @@ class FaultKind(str, enum.Enum):
             JSON body is cut short (status unchanged, so 200 for a valid request).
         CREATED_BUT_500: a create is handled (the task exists), then 500 is
             answered; on a GET it is a SERVER_ERROR.
+        CREATED_BUT_504: a create that is carried out (the task exists) is
+            answered 504, as a gateway that gave up waiting; a create the
+            service refuses keeps its refusal (the fault is used up all the
+            same); on a GET it is a SERVER_ERROR.
     """
 
     LATENCY = "latency"
@@ -39,6 +43,7 @@ class FaultKind(str, enum.Enum):
     DROP = "drop"
     MALFORMED_JSON = "malformed_json"
     CREATED_BUT_500 = "created_but_500"
+    CREATED_BUT_504 = "created_but_504"
 
 
 @attrs.define(eq=False)

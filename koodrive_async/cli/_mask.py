@@ -1,0 +1,126 @@
+"""Masking secrets out of everything the command line prints.
+
+The service may echo a request body back (a task's ``initParams``, an error
+message quoting the body), and that body can hold an archive password or a
+kdstoken. Every output path of the CLI (``task get/list/wait`` in JSON and
+plain text, ``run --json``, progress messages, summaries, errors, and the
+error texts the journal keeps) goes through :func:`mask`.
+
+It masks the value of every field whose name is a secret's (see
+:data:`SECRET_NAMES`; compared case-insensitively, ignoring ``_`` and ``-``):
+structurally in dicts and lists, in strings that hold a JSON object or array
+(``initParams``), and, in any other text, in the ``"name": "value"``,
+``\\"name\\":\\"value\\"`` (JSON inside a JSON string) and ``name=value``
+forms.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+__all__ = ["MASK", "SECRET_NAMES", "mask"]
+
+#: What a secret's value is replaced with.
+MASK = "***"
+
+#: Field names (lower case, without ``_`` and ``-``) whose values are secrets.
+SECRET_NAMES = frozenset(
+    {
+        "password",
+        "passwd",
+        "kdstoken",
+        "token",
+        "accesstoken",
+        "refreshtoken",
+        "idtoken",
+        "sessionid",
+        "secret",
+        "appsecret",
+        "clientsecret",
+        "apikey",
+        "authorization",
+    }
+)
+
+_SEPARATORS = re.compile(r"[_\-]")
+
+
+def _is_secret(name: object) -> bool:
+    return isinstance(name, str) and _SEPARATORS.sub("", name).lower() in SECRET_NAMES
+
+
+# A secret's name in free text: optionally quoted (also with escaped quotes, JSON
+# inside a JSON string), then ":" or "=", then the value: quoted the same way, or
+# bare up to a separator.
+_NAME = r"[A-Za-z][A-Za-z0-9_\-]*"
+_IN_TEXT = re.compile(
+    rf"""(?P<head>(?P<q>\\?["']?)(?P<name>{_NAME})(?P=q)\s*[:=]\s*)"""
+    r"""(?:(?P<vq>\\?["'])(?P<quoted>(?:(?!(?P=vq)).)*)(?P=vq)|(?P<bare>[^\s,;&}\])"'\\]+))""",
+    re.DOTALL,
+)
+
+
+def _mask_free_text(text: str) -> str:
+    parts: list[str] = []
+    pos = 0
+    while (match := _IN_TEXT.search(text, pos)) is not None:
+        if not _is_secret(match.group("name")):
+            # Not a secret: its value may quote one (msg='... "password":"x" ...'),
+            # so go on scanning right after the name, not after the value.
+            parts.append(text[pos : match.end("head")])
+            pos = match.end("head")
+            continue
+        parts.append(text[pos : match.start()])
+        quote = match.group("vq")
+        head = match.group("head")
+        parts.append(f"{head}{quote}{MASK}{quote}" if quote is not None else f"{head}{MASK}")
+        pos = match.end()
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
+def _mask_structure(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: (MASK if _is_secret(k) and v not in (None, "") else _mask_structure(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_mask_structure(v) for v in value]
+    if isinstance(value, str):
+        return _mask_text(value)
+    return value
+
+
+def _mask_text(text: str) -> str:
+    stripped = text.strip()
+    if stripped[:1] in ("{", "["):
+        try:
+            parsed = json.loads(stripped)
+        except (ValueError, RecursionError):
+            parsed = None
+        if isinstance(parsed, dict | list):
+            masked = _mask_structure(parsed)
+            if masked == parsed:
+                return text
+            compact = '": ' not in stripped and '", ' not in stripped
+            return json.dumps(
+                masked,
+                ensure_ascii=False,
+                separators=(",", ":") if compact else None,
+            )
+    return _mask_free_text(text)
+
+
+def mask(value: Any) -> Any:
+    """Return ``value`` with every secret's value replaced by :data:`MASK`.
+
+    Args:
+        value: A string, or a JSON-like structure (dicts, lists, scalars).
+
+    Returns:
+        A masked copy (a string stays a string; a tuple becomes a list).
+    """
+    return _mask_structure(value)
