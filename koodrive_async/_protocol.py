@@ -18,15 +18,13 @@ the pages' own JSON bodies can describe requests in files.
 from __future__ import annotations
 
 import json
-import os
-import random
 import re
-import time
 from collections.abc import Iterable, Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
+from ._call import Call, new_trace_id
+from ._clock import format_x_date
 from ._converter import ResponseFieldError, converter, json_name, structure_task
 from ._exceptions import (
     APIError,
@@ -55,6 +53,7 @@ from ._models import (
     TaskType,
     TransferTaskRequest,
 )
+from ._retry import parse_retry_after
 
 __all__ = [
     "API_PREFIX",
@@ -92,61 +91,9 @@ _PATH_TASK: Final = API_PREFIX + "/task/"
 MAX_PAGE_SIZE: Final = 100
 #: Longest response text kept on an exception.
 MAX_BODY_CHARS: Final = 4096
-#: Length of an X-Traceid (the pages: "58 bits", the Chinese page: 58 characters).
-TRACE_ID_LENGTH: Final = 58
-
 _JSON_HEADERS: Final = {"Content-Type": "application/json"}
 
 # --------------------------------------------------------------------------- calls
-
-
-class Call:
-    """One logical HTTP call, fully built, before any I/O.
-
-    Attributes:
-        method: ``GET`` or ``POST``.
-        path: The percent-encoded path (starts with ``/koodrive/ose/v1/``).
-        route: The endpoint's name (``create_task``, ``create_share_task``,
-            ``create_job``, ``get_task``, ``list_tasks``).
-        query: The encoded query string without ``?`` ("" for none).
-        headers: The endpoint's own headers (Content-Type, X-Hw-Agentname,
-            x-hw-share-folder-id); the session adds the common ones.
-        body: The JSON body bytes, or None. May hold an archive password:
-            never log it.
-    """
-
-    __slots__ = ("body", "headers", "method", "path", "query", "route")
-
-    def __init__(
-        self,
-        method: str,
-        path: str,
-        route: str,
-        *,
-        query: str = "",
-        headers: Mapping[str, str] | None = None,
-        body: bytes | None = None,
-    ) -> None:
-        self.method = method
-        self.path = path
-        self.route = route
-        self.query = query
-        self.headers: Mapping[str, str] = headers if headers is not None else {}
-        self.body = body
-
-    @property
-    def is_create(self) -> bool:
-        """True for the POST endpoints, which create a task on the server."""
-        return self.method == "POST"
-
-    @property
-    def target(self) -> str:
-        """The path with its query string."""
-        return f"{self.path}?{self.query}" if self.query else self.path
-
-    def __repr__(self) -> str:
-        # Body and headers left out on purpose: they may carry a password.
-        return f"Call({self.method} {self.target})"
 
 
 def check_header_value(value: str, field: str) -> None:
@@ -182,35 +129,6 @@ def session_headers(*, user_id: str, language: str) -> dict[str, str]:
         A new dict.
     """
     return {"X-User-Id": user_id, "language": language}
-
-
-def format_x_date(epoch_seconds: float) -> str:
-    """Format an X-Date: UTC, ``yyyyMMdd'T'HHmmss'Z'``, seconds floored.
-
-    Args:
-        epoch_seconds: The time, in seconds since the epoch.
-
-    Returns:
-        For example ``20251103T070140Z``.
-    """
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(int(epoch_seconds // 1)))
-
-
-# Trace ids need to be unique, not secret: a seeded PRNG is much cheaper per
-# call than os.urandom, and seeding it from the OS keeps processes apart.
-_trace_rng = random.Random()
-# A forked child would otherwise repeat its parent's ids (the stdlib reseeds
-# only random's module-level generator at fork).
-os.register_at_fork(after_in_child=_trace_rng.seed)
-
-
-def new_trace_id() -> str:
-    """A new 58-character X-Traceid (lowercase hex).
-
-    Returns:
-        The trace id.
-    """
-    return f"{_trace_rng.getrandbits(TRACE_ID_LENGTH * 4):058x}"
 
 
 # --------------------------------------------------------------------------- bodies
@@ -753,34 +671,6 @@ def prepare_list_tasks(
 
 
 # --------------------------------------------------------------------------- decoding
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date).
-
-    Args:
-        value: The header value, or None.
-        now: The current epoch time (for dates); defaults to ``time.time()``.
-
-    Returns:
-        Seconds (>= 0), or None when absent or unparseable.
-    """
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if seconds != seconds or seconds == float("inf"):  # NaN or inf
-        return None
-    return max(0.0, seconds)
 
 
 def _text_of(body: bytes) -> str:

@@ -58,6 +58,8 @@ import backoff
 from yarl import URL
 
 from ._auth import TokenAuth
+from ._call import Call, Response, new_trace_id
+from ._clock import format_x_date
 from ._exceptions import (
     APIConnectionError,
     APITimeoutError,
@@ -67,17 +69,10 @@ from ._exceptions import (
     ResponseValidationError,
 )
 from ._policies import RetryPolicy
-from ._protocol import (
-    MAX_BODY_CHARS,
-    Call,
-    api_error,
-    format_x_date,
-    new_trace_id,
-    parse_retry_after,
-    possibly_created,
-)
+from ._protocol import MAX_BODY_CHARS, api_error, possibly_created
+from ._retry import parse_retry_after
 
-__all__ = ["Response", "Transport", "logger"]
+__all__ = ["Transport", "logger"]
 
 #: The library's logger; DEBUG shows every attempt and retry decision.
 logger: Final = logging.getLogger("koodrive_async")
@@ -170,25 +165,6 @@ async def _lifetime(session: aiohttp.ClientSession) -> AsyncGenerator[None, None
         yield
     finally:
         await session.close()
-
-
-class Response:
-    """The final answer to a call.
-
-    Attributes:
-        status: The HTTP status.
-        headers: The response headers.
-        body: The raw body.
-        trace_id: The X-Traceid all attempts of the call carried.
-    """
-
-    __slots__ = ("body", "headers", "status", "trace_id")
-
-    def __init__(self, status: int, headers: Mapping[str, str], body: bytes, trace_id: str):
-        self.status = status
-        self.headers = headers
-        self.body = body
-        self.trace_id = trace_id
 
 
 def _failure_kind(exc: BaseException, attempt: _Attempt | None) -> str:

@@ -1,0 +1,105 @@
+"""The two values the wire layer and the sender share: a built Call and its final Response.
+
+A :class:`Call` is everything about one logical request that is known before
+any I/O (method, encoded path and query, the endpoint's own headers, the body
+bytes); a :class:`Response` is what the sender hands back for decoding. The
+X-Traceid of a call is made here too, since it names the call across all of
+its attempts. Nothing here does I/O or imports aiohttp.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Mapping
+from typing import Final
+
+__all__ = ["TRACE_ID_LENGTH", "Call", "Response", "new_trace_id"]
+
+#: Length of an X-Traceid (the pages: "58 bits", the Chinese page: 58 characters).
+TRACE_ID_LENGTH: Final = 58
+
+
+class Call:
+    """One logical HTTP call, fully built, before any I/O.
+
+    Attributes:
+        method: ``GET`` or ``POST``.
+        path: The percent-encoded path (starts with ``/koodrive/ose/v1/``).
+        route: The endpoint's name (``create_task``, ``create_share_task``,
+            ``create_job``, ``get_task``, ``list_tasks``).
+        query: The encoded query string without ``?`` ("" for none).
+        headers: The endpoint's own headers (Content-Type, X-Hw-Agentname,
+            x-hw-share-folder-id); the session adds the common ones.
+        body: The JSON body bytes, or None. May hold an archive password:
+            never log it.
+    """
+
+    __slots__ = ("body", "headers", "method", "path", "query", "route")
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        route: str,
+        *,
+        query: str = "",
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.route = route
+        self.query = query
+        self.headers: Mapping[str, str] = headers if headers is not None else {}
+        self.body = body
+
+    @property
+    def is_create(self) -> bool:
+        """True for the POST endpoints, which create a task on the server."""
+        return self.method == "POST"
+
+    @property
+    def target(self) -> str:
+        """The path with its query string."""
+        return f"{self.path}?{self.query}" if self.query else self.path
+
+    def __repr__(self) -> str:
+        # Body and headers left out on purpose: they may carry a password.
+        return f"Call({self.method} {self.target})"
+
+
+class Response:
+    """The final answer to a call.
+
+    Attributes:
+        status: The HTTP status.
+        headers: The response headers.
+        body: The raw body.
+        trace_id: The X-Traceid all attempts of the call carried.
+    """
+
+    __slots__ = ("body", "headers", "status", "trace_id")
+
+    def __init__(self, status: int, headers: Mapping[str, str], body: bytes, trace_id: str):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.trace_id = trace_id
+
+
+# Trace ids need to be unique, not secret: a seeded PRNG is much cheaper per
+# call than os.urandom, and seeding it from the OS keeps processes apart.
+_trace_rng = random.Random()
+# A forked child would otherwise repeat its parent's ids (the stdlib reseeds
+# only random's module-level generator at fork).
+os.register_at_fork(after_in_child=_trace_rng.seed)
+
+
+def new_trace_id() -> str:
+    """A new 58-character X-Traceid (lowercase hex).
+
+    Returns:
+        The trace id.
+    """
+    return f"{_trace_rng.getrandbits(TRACE_ID_LENGTH * 4):058x}"
