@@ -24,6 +24,7 @@ from ._clock import EmulatorClock
 from ._config import EmulatorConfig
 from ._faults import Fault, FaultBook, FaultKind, make_fault
 from ._ledger import LedgerEntry
+from ._render import Rendered
 from ._state import EmulatorState
 
 __all__ = ["CORE_KEY", "EmulatorCore"]
@@ -44,8 +45,9 @@ class EmulatorCore:
         self.ledger: deque[LedgerEntry] = deque(maxlen=config.ledger_limit)
         #: Unexpected exceptions caught in handlers (each became a 500); should stay 0.
         self.internal_errors = 0
-        #: ``task/{id}`` answers already serialised, per task id (see ``_routes_tasks``).
-        self.rendered: dict[str, tuple[Any, Any]] = {}
+        #: ``task/{id}`` answers already serialised, per task id, with the
+        #: (status, forced finish, result code) they were rendered for (see ``_routes_tasks``).
+        self.rendered: dict[str, tuple[tuple[int, float | None, str | None], Rendered]] = {}
         #: The last ``X-Date`` seen and its parse: a poller sends the same one many times.
         self.x_date_cache: tuple[str, float] = ("", 0.0)
         self._date_cache: tuple[int, str] = (-1, "")
