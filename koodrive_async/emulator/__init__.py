@@ -17,7 +17,8 @@ Quick start::
 
 From a shell: ``python -m koodrive_async.emulator --port 8080``. In pytest:
 the ``koodrive_emulator`` fixture (see :mod:`koodrive_async.emulator.pytest_plugin`).
-Status and business codes are listed in :mod:`koodrive_async.emulator._app`.
+Status and business codes are listed in :mod:`koodrive_async.emulator._render`;
+the code map starts at :mod:`koodrive_async.emulator._app`.
 """
 
 from ._app import CORE_KEY, EmulatorCore, create_app

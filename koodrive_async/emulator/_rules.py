@@ -1,7 +1,11 @@
 """Request checks, read from the five endpoint pages (no stricter than they are).
 
-Each ``check_*`` function takes a parsed JSON body and either returns the task
-type it creates or raises :class:`Invalid`. Types are JSON types: an Integer
+Pure functions of the request's parts, apart from any I/O, so they can be
+fuzzed alone (tests/emulator/test_emulator_fuzz.py) and the route modules stay
+a few lines each. Each ``check_*`` function takes a parsed JSON body and either
+returns the task type it creates or raises :class:`Invalid`;
+:func:`parse_body` and :func:`require_object` come before them, and
+:func:`parse_list_query` reads ``task/list``'s query. Types are JSON types: an Integer
 field must be a JSON integer (not a bool, a float or a string), a String field
 a JSON string. ``null`` counts as absent. A mandatory String must not be empty.
 Unknown fields are ignored, as the service ignores them.
@@ -10,19 +14,29 @@ Unknown fields are ignored, as the service ignores them.
 from __future__ import annotations
 
 import calendar
+import json
 import re
-from typing import Any
+from typing import Any, NamedTuple
+
+from multidict import MultiMapping
 
 __all__ = [
     "BAD_REQUEST",
     "JOB_ACTIONS",
     "MAX_PAGE_SIZE",
+    "NOT_JSON",
+    "NO_BODY",
     "PARAMETER_INVALID",
+    "TASK_STATUSES",
     "Invalid",
+    "ListQuery",
     "check_create_task",
     "check_job",
     "check_share_task",
+    "parse_body",
+    "parse_list_query",
     "parse_x_date",
+    "require_object",
 ]
 
 #: Business codes of the pages: unparseable input, and a rule violation.
@@ -46,7 +60,11 @@ JOB_ACTIONS: dict[int, frozenset[int]] = {
     7: frozenset({701}),
 }
 
+#: The task statuses of the pages: 0 NEW, 1 EXECUTING, 2 SUCCESS, 3 FAILED.
+TASK_STATUSES = frozenset({0, 1, 2, 3})
+
 _X_DATE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
+_QUERY_INT = re.compile(r"[+-]?[0-9]{1,19}")
 
 
 class Invalid(Exception):
@@ -61,6 +79,60 @@ class Invalid(Exception):
         super().__init__(msg)
         self.msg = msg
         self.code = code
+
+
+class _Marker:
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+#: What :func:`parse_body` returns for an empty body, and for one that is not JSON
+#: (markers, not exceptions: the ledger records the request either way, and
+#: only a route that needs a body refuses it).
+NO_BODY: Any = _Marker("<no body>")
+NOT_JSON: Any = _Marker("<not JSON>")
+
+
+def parse_body(raw: bytes) -> Any:
+    """Parse a request body.
+
+    Args:
+        raw: The body's bytes.
+
+    Returns:
+        The JSON value, :data:`NO_BODY` (empty or blank) or :data:`NOT_JSON`.
+    """
+    if not raw.strip():
+        return NO_BODY
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        # ValueError covers JSONDecodeError and bytes that are not UTF-8/16/32.
+        return NOT_JSON
+
+
+def require_object(body: Any) -> dict[str, Any]:
+    """Return a parsed body that must be a JSON object (every create route).
+
+    Args:
+        body: What :func:`parse_body` returned.
+
+    Returns:
+        The object.
+
+    Raises:
+        Invalid: BAD_REQUEST: no body, not JSON, or not an object.
+    """
+    if body is NO_BODY:
+        raise Invalid("request body is missing", BAD_REQUEST)
+    if body is NOT_JSON:
+        raise Invalid("request body is not valid JSON", BAD_REQUEST)
+    if not isinstance(body, dict):
+        raise Invalid("request body must be a JSON object", BAD_REQUEST)
+    return body
 
 
 def parse_x_date(value: str) -> float:
@@ -255,3 +327,63 @@ def check_job(body: dict[str, Any]) -> int:
         _str(item, "fileId", required=not optional_files, where=where)
         _str(item, "filePath", required=action == 201, where=where)
     return task_type
+
+
+class ListQuery(NamedTuple):
+    """The checked query of ``task/list`` (None: not given)."""
+
+    task_type: int | None
+    statuses: frozenset[int] | None
+    page_size: int
+    cursor: int | None
+
+
+def parse_list_query(query: MultiMapping[str]) -> ListQuery:
+    """Check ``task/list``'s query: ``taskType``, ``status``, ``pageSize``, ``pageCursor``.
+
+    Args:
+        query: The query string's parameters, repeated ones included.
+
+    Returns:
+        The checked values; ``pageSize`` defaults to :data:`MAX_PAGE_SIZE`.
+
+    Raises:
+        Invalid: A parameter is not an integer or out of range.
+    """
+    getall = query.getall
+    task_type = _query_int(getall("taskType", []), "taskType")
+    # Listed tasks carry the type they were created with (0..7 across the
+    # three create endpoints); a negative one cannot match anything.
+    if task_type is not None and task_type < 0:
+        raise Invalid("taskType must not be negative")
+    statuses: set[int] = set()
+    # Both spellings of a list the pages allow: status=1&status=2 and status=1,2.
+    for part in (p.strip() for value in getall("status", []) for p in value.split(",")):
+        if not part:
+            continue
+        if _QUERY_INT.fullmatch(part) is None:
+            raise Invalid("status must be integers (status=1&status=2 or status=1,2)")
+        if int(part) not in TASK_STATUSES:
+            raise Invalid("status must be 0 (NEW), 1 (EXECUTING), 2 (SUCCESS) or 3 (FAILED)")
+        statuses.add(int(part))
+    page_size = _query_int(getall("pageSize", []), "pageSize")
+    if page_size is None:
+        page_size = MAX_PAGE_SIZE
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise Invalid(f"pageSize must be within 1..{MAX_PAGE_SIZE}")
+    cursor = _query_int(getall("pageCursor", []), "pageCursor")
+    if cursor is not None and cursor < 0:
+        raise Invalid("pageCursor is not a valid cursor")
+    return ListQuery(task_type, frozenset(statuses) if statuses else None, page_size, cursor)
+
+
+def _query_int(values: list[str], name: str) -> int | None:
+    # A repeated scalar parameter: the first non-empty value counts. An empty
+    # value is absent (the page's own example sends a bare "pageCursor").
+    for value in values:
+        value = value.strip()
+        if value:
+            if _QUERY_INT.fullmatch(value) is None:
+                raise Invalid(f"{name} must be an integer")
+            return int(value)
+    return None
