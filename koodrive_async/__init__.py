@@ -11,6 +11,7 @@ The embedded emulator (``koodrive_async.emulator``) serves the same API on
 loopback for tests and demos.
 """
 
+from ._enums import JobAction, JobType, ShareTaskType, TaskStatus, TaskType
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -32,17 +33,12 @@ from ._models import (
     FileInfo,
     FileRef,
     ImportTaskRequest,
-    JobAction,
     JobOutcome,
     JobRequest,
-    JobType,
     Request,
     ShareTaskRequest,
-    ShareTaskType,
     Task,
     TaskPage,
-    TaskStatus,
-    TaskType,
     TransferTaskRequest,
 )
 from ._policies import PollPolicy, RetryPolicy

@@ -10,38 +10,32 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from . import _validate as check
 from ._auth import TokenAuth, TokenProvider
+from ._build import (
+    MAX_PAGE_SIZE,
+    build_create,
+    build_get_task,
+    build_list_tasks,
+    check_header_value,
+    session_headers,
+    status_filter,
+)
+from ._decode import CursorTracker, decode_create, decode_task, decode_task_page
+from ._enums import JobAction, JobType, ShareTaskType, TaskStatus, TaskType
 from ._exceptions import InvalidRequestError
 from ._models import (
     FileInfo,
     FileRef,
     ImportTaskRequest,
-    JobAction,
     JobRequest,
-    JobType,
     Request,
     ShareTaskRequest,
-    ShareTaskType,
     Task,
     TaskPage,
-    TaskStatus,
-    TaskType,
     TransferTaskRequest,
 )
 from ._policies import RetryPolicy
-from ._protocol import (
-    MAX_PAGE_SIZE,
-    CursorTracker,
-    check_header_value,
-    decode_create,
-    decode_task,
-    decode_task_page,
-    prepare_create,
-    prepare_get_task,
-    prepare_list_tasks,
-    session_headers,
-    status_filter,
-)
 from ._transport import DEFAULT_MAX_RESPONSE_BYTES, Transport
 from ._waiting import WaitingMixin
 
@@ -62,8 +56,8 @@ def _is_loopback(host: str) -> bool:
 
 
 def _check_base_url(base_url: object, allow_insecure_http: bool) -> str:
-    if not isinstance(base_url, str) or not base_url.strip():
-        raise InvalidRequestError("base_url must be a non-empty string", field="base_url")
+    # secret: a URL object may carry credentials in its repr.
+    base_url = check.text(base_url, "base_url", secret=True)
     parts = urlsplit(base_url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidRequestError(
@@ -84,10 +78,9 @@ def _check_base_url(base_url: object, allow_insecure_http: bool) -> str:
 
 
 def _check_text(value: object, field: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidRequestError(f"{field} must be a non-empty string, got {value!r}", field=field)
-    check_header_value(value, field)
-    return value
+    text = check.text(value, field)
+    check_header_value(text, field)  # it is sent as a header
+    return text
 
 
 class KooDriveSession(WaitingMixin):
@@ -288,11 +281,8 @@ class KooDriveSession(WaitingMixin):
             RuntimeError: The session is closed.
         """
         self._check_open()
-        call = prepare_create(request, agent_name=self._agent_name)
-        response = await self._transport.send(call)
-        return decode_create(
-            call, response.status, response.headers, response.body, response.trace_id
-        )
+        call = build_create(request, agent_name=self._agent_name)
+        return decode_create(call, await self._transport.send(call))
 
     async def create_transfer_task(self, *, src_user_id: str, dst_user_id: str) -> str:
         """``POST task/create`` (taskType 0): transfer one user's data to another.
@@ -437,13 +427,9 @@ class KooDriveSession(WaitingMixin):
             ResponseValidationError: The answer is not a task.
             RuntimeError: The session is closed.
         """
-        if self._closed:
-            raise RuntimeError("the KooDriveSession is closed")
-        call = prepare_get_task(task_id)
-        response = await self._transport.send(call)
-        return decode_task(
-            call, response.status, response.headers, response.body, response.trace_id
-        )
+        self._check_open()
+        call = build_get_task(task_id)
+        return decode_task(call, await self._transport.send(call))
 
     async def list_tasks(
         self,
@@ -475,13 +461,10 @@ class KooDriveSession(WaitingMixin):
             RuntimeError: The session is closed.
         """
         self._check_open()
-        call = prepare_list_tasks(
+        call = build_list_tasks(
             task_type=task_type, status=status, page_size=page_size, cursor=cursor
         )
-        response = await self._transport.send(call)
-        return decode_task_page(
-            call, response.status, response.headers, response.body, response.trace_id
-        )
+        return decode_task_page(call, await self._transport.send(call))
 
     async def iter_tasks(
         self,
@@ -513,23 +496,15 @@ class KooDriveSession(WaitingMixin):
         # Read a one-pass iterable once (it is sent with every page), and
         # validate everything before the first request.
         status = status_filter(status)
-        prepare_list_tasks(task_type=task_type, status=status, page_size=page_size)
+        build_list_tasks(task_type=task_type, status=status, page_size=page_size)
         cursors = CursorTracker()
         cursor: str | None = None
         while True:
             self._check_open()
-            call = prepare_list_tasks(
+            call = build_list_tasks(
                 task_type=task_type, status=status, page_size=page_size, cursor=cursor
             )
-            response = await self._transport.send(call)
-            page = decode_task_page(
-                call,
-                response.status,
-                response.headers,
-                response.body,
-                response.trace_id,
-                cursors=cursors,
-            )
+            page = decode_task_page(call, await self._transport.send(call), cursors=cursors)
             for task in page.tasks:
                 yield task
             if page.next_cursor is None:

@@ -30,7 +30,7 @@ from cli_helpers import (
 
 from koodrive_async import KooDriveSession
 from koodrive_async._models import Task
-from koodrive_async._protocol import request_from_body
+from koodrive_async.bulk._bodies import request_from_body
 from koodrive_async.cli._journal import Journal, State
 from koodrive_async.cli._plan import load_plan
 from koodrive_async.cli._reconcile import (

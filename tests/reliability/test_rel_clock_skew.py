@@ -31,7 +31,7 @@ from koodrive_async import (
     ShareTaskType,
     TransferTaskRequest,
 )
-from koodrive_async._protocol import format_x_date
+from koodrive_async._clock import format_x_date
 from koodrive_async.emulator import EmulatorConfig, FaultKind, KooDriveEmulator
 from koodrive_async.emulator._app import CORE_KEY
 
