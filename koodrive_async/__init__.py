@@ -44,8 +44,7 @@ from ._models import (
 from ._policies import PollPolicy, RetryPolicy
 from ._session import KooDriveSession
 from ._utils import chunked
-
-__version__ = "0.1.0.dev0"
+from ._version import __version__
 
 __all__ = [
     "APIConnectionError",

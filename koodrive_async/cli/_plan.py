@@ -30,7 +30,7 @@ import attrs
 from .._exceptions import InvalidRequestError
 from .._models import Request
 
-__all__ = ["KINDS", "Plan", "PlanError", "PlanLine", "load_plan", "parse_line"]
+__all__ = ["KINDS", "MAX_DEPTH", "Plan", "PlanError", "PlanLine", "load_plan", "parse_line"]
 
 #: The values ``kind`` may take.
 KINDS = ("job", "share", "transfer", "import")
@@ -118,8 +118,27 @@ def _hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-#: A line nested deeper than Python's recursion limit allows (no request is).
+#: The error of a line nested deeper than MAX_DEPTH (or than the decoder can go).
 _TOO_DEEP = "invalid JSON: nested too deeply"
+
+#: The deepest nesting a plan line may have. A real request is four or five levels
+#: deep. A fixed limit gives the same verdict on every Python: how deep the json
+#: module and recursive code can go before RecursionError differs between
+#: versions (3.12 stopped counting C frames against the recursion limit).
+MAX_DEPTH = 64
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    # Iterative on purpose: recursion is what this guards the redaction from.
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _decode(raw: bytes, number: int) -> tuple[Any, str | None]:
@@ -175,14 +194,12 @@ def parse_line(raw: bytes, number: int) -> tuple[PlanLine, Request | None]:
         The :class:`PlanLine` and, when valid, the request it describes.
     """
     obj, error = _decode(raw, number)
-    if error is None:
-        try:
-            secrets = _secret_values(obj)
-            canonical = json.dumps(_redacted(obj), sort_keys=True, separators=(",", ":"))
-        except RecursionError:
-            error = _TOO_DEEP
+    if error is None and _deeper_than(obj, MAX_DEPTH):
+        error = _TOO_DEEP
     if error is not None:
         return PlanLine(number, _hash(raw), None, error), None
+    secrets = _secret_values(obj)
+    canonical = json.dumps(_redacted(obj), sort_keys=True, separators=(",", ":"))
     line_hash = _hash(canonical.encode())
     try:
         kind, request = _to_request(obj)
