@@ -101,11 +101,13 @@ def check_reference(rendered: dict[str, str]) -> list[str]:
     session = rendered.get("reference/session.md", "")
     wanted = [f"koodrive_async.{n}" for n in koodrive_async.__all__ if n != "__version__"]
     wanted += [f"koodrive_async.emulator.{n}" for n in koodrive_async.emulator.__all__]
-    wanted += [
-        f"koodrive_async.emulator.pytest_plugin.{n}"
-        for n in ("koodrive_emulator", "koodrive_emulator_config")
-    ]
+    wanted.append("koodrive_async.emulator.pytest_plugin.koodrive_emulator_config")
     problems = [f"API reference: no entry for {n}" for n in wanted if f'id="{n}"' not in reference]
+    # koodrive_emulator is described by hand: griffe would document the fallback defined
+    # for when pytest-asyncio is missing (the module's last definition of the name).
+    plugin = rendered.get("reference/pytest-plugin.md", "")
+    if 'id="koodrive_emulator"' not in plugin:
+        problems.append("reference/pytest-plugin.md: no section for koodrive_emulator")
     methods = [
         name
         for name in dir(koodrive_async.KooDriveSession)
