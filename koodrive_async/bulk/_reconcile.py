@@ -1,4 +1,8 @@
-"""Reconciliation: deciding what became of the in-doubt lines, from the task listing.
+"""The reconciliation rule (pure): deciding what became of the in-doubt lines.
+
+Owns the rule below and the keys it compares; it does no I/O (the listing
+and the journal writes are ``_listing.py``'s), so that it can be tested on
+hand-made listings and offered to library users as it is.
 
 A line is *in doubt* when its create request may have reached the service but
 no answer was recorded: the process was killed between "submitting" and the
@@ -75,6 +79,8 @@ usually much more than the settle time has passed). Tasks whose bodies equal
 a line's and that were created in the margin before the line by something
 other than this plan (another tool, another journal of the same plan) can be
 taken for the line's own.
+
+Must never import: ``cli/``, ``rich``, ``argparse``, the journal, the session.
 """
 
 from __future__ import annotations
@@ -87,6 +93,8 @@ from typing import Any
 import attrs
 
 from .._models import Request, Task
+from .._protocol import build_body
+from .._protocol import plan_body
 from ._plan import SECRET_FIELDS
 
 __all__ = [
@@ -149,8 +157,6 @@ def request_key(request: Request) -> str:
     Returns:
         The key.
     """
-    from .._protocol import build_body
-
     # The JSON round trip gives the body exactly as the service parses it
     # (tuples become lists, enums their numbers).
     sent = json.loads(json.dumps(build_body(request), ensure_ascii=False))
@@ -169,8 +175,6 @@ def request_identity(request: Request) -> str:
     Returns:
         A canonical JSON text.
     """
-    from .._protocol import plan_body
-
     return json.dumps(plan_body(request), sort_keys=True, separators=(",", ":"), default=str)
 
 
