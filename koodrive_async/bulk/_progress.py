@@ -17,6 +17,7 @@ from typing import Protocol
 import attrs
 
 from ._journal import LineRecord
+from ._options import Stop
 
 __all__ = ["NoProgress", "Progress", "RunStats"]
 
@@ -82,6 +83,9 @@ class Progress(Protocol):
         The text may quote an error: mask it before showing it anywhere.
         """
 
+    def stopping(self, notice: Stop) -> None:
+        """The run stopped submitting by itself (credentials, dead endpoint, long 429)."""
+
     def stop(self) -> None:
         """The run is over."""
 
@@ -100,6 +104,9 @@ class NoProgress:
 
     def message(self, text: str) -> None:
         """Nothing to show."""
+
+    def stopping(self, notice: Stop) -> None:
+        """Nothing to show (the result carries the notice)."""
 
     def stop(self) -> None:
         """Nothing to release."""
