@@ -93,8 +93,7 @@ from typing import Any
 import attrs
 
 from .._models import Request, Task
-from .._protocol import build_body
-from .._protocol import plan_body
+from .._protocol import build_body, plan_body
 from ._plan import SECRET_FIELDS
 
 __all__ = [

@@ -331,7 +331,9 @@ async def wait_resumed(
             task: Task | None = None
             error: KooDriveError | None = None
             try:
-                task = await session.wait_for_task(task_id, timeout=options.timeout, poll=options.poll)
+                task = await session.wait_for_task(
+                    task_id, timeout=options.timeout, poll=options.poll
+                )
             except TaskFailedError as exc:
                 task, error = exc.task, exc
             except KooDriveError as exc:

@@ -248,9 +248,7 @@ class PlanRun:
         return done, looks
 
     async def _rounds(self, session: BulkSession) -> BaseException | None:
-        subs = self._subs = Submissions(
-            self.plan, session, self.options, self._book, self.control
-        )
+        subs = self._subs = Submissions(self.plan, session, self.options, self._book, self.control)
         done, looks = await self._start(session)
         stats, journal = self.stats, self.journal
         pending = journal.lines_in(State.PENDING)

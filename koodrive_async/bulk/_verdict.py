@@ -110,7 +110,9 @@ def asks_to_wait(error: KooDriveError | None) -> float | None:
     return error.retry_after
 
 
-def line_verdict(task_id: str | None, task: Task | None, error: KooDriveError | None) -> LineVerdict:
+def line_verdict(
+    task_id: str | None, task: Task | None, error: KooDriveError | None
+) -> LineVerdict:
     """The verdict of one outcome of the fan-out (or of a resumed wait).
 
     Args:

@@ -8,7 +8,9 @@ from pathlib import Path
 from cli_helpers import TOKEN, USER_ID, created_by_marker, job_line, journal_rows, write_plan
 
 from koodrive_async import PollPolicy
-from koodrive_async.cli._runner import Connection, RunOptions, run_plan
+from koodrive_async.cli._connect import Connection
+from koodrive_async.cli._run import RunCommand as RunOptions
+from koodrive_async.cli._run import run_command as run_plan
 from koodrive_async.emulator import EmulatorConfig, KooDriveEmulator
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from cli_helpers import POLL, creates_sent, finish, job_line, journal_rows, start_cli, write_plan
 
-from koodrive_async.cli._runner import DRAIN_SECONDS, EXIT_FAILED, EXIT_INTERRUPTED
+from koodrive_async.bulk import DRAIN_SECONDS
+from koodrive_async.cli._codes import EXIT_FAILED, EXIT_INTERRUPTED
 from koodrive_async.emulator import EmulatorConfig, FaultKind, KooDriveEmulator
 
 #: How long the child may take to stop after the signal (the drain bound,
