@@ -76,7 +76,7 @@ async def test_a_failing_token_provider_stops_the_run_and_leaves_the_lines_pendi
     plan = write_plan(tmp_path / "plan.jsonl", [job_line(f"F{i}") for i in range(1, 31)])
     calls = 0
 
-    def provider(refresh: bool) -> str:
+    def provider(_refresh: bool) -> str:
         nonlocal calls
         calls += 1
         raise OSError("the vault is unreachable")
