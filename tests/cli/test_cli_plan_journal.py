@@ -8,14 +8,16 @@ from pathlib import Path
 import pytest
 from cli_helpers import job_line, write_plan
 
-from koodrive_async.cli._journal import (
-    Journal,
+from koodrive_async.bulk import (
     JournalBusyError,
     JournalMismatchError,
+    PlanError,
     State,
+    default_journal_path,
+    load_plan,
 )
-from koodrive_async.cli._plan import MAX_DEPTH, PlanError, load_plan
-from koodrive_async.cli._runner import default_journal_path
+from koodrive_async.bulk import SQLiteJournal as Journal
+from koodrive_async.bulk._plan import MAX_DEPTH
 
 PASSWORD = "arch1ve-Pa55word"
 

@@ -1,4 +1,9 @@
-"""Reading and validating a JSON Lines plan.
+"""Plan files: reading and validating a JSON Lines plan, and its hashes.
+
+Owns the plan format (one request per line, ``kind`` plus the API's own
+body), the per-line and plan hashes the journal identifies a plan by, and
+:class:`PlanError`. Kept apart from the runner so that a plan can be checked
+(a dry run, a report) without a session or a journal.
 
 One request per line::
 
@@ -15,6 +20,8 @@ Hashes: each line is hashed as canonical JSON with ``password`` and
 ``kdstoken`` values redacted, so that the journal can identify the plan
 without holding anything a secret could be recovered from. The plan hash
 covers every line number and line hash (invalid lines included).
+
+Must never import: ``cli/``, ``rich``, ``argparse``, the journal or the runner.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import attrs
 
 from .._exceptions import InvalidRequestError
 from .._models import Request
+from ._bodies import request_from_body
 
 __all__ = ["KINDS", "MAX_DEPTH", "Plan", "PlanError", "PlanLine", "load_plan", "parse_line"]
 
@@ -163,10 +171,6 @@ def _decode(raw: bytes, number: int) -> tuple[Any, str | None]:
 
 def _to_request(obj: Any) -> tuple[str, Request]:
     """Build the request of one parsed line; raises InvalidRequestError."""
-    # Imported here: the client helper owns the camelCase mapping, and the plan
-    # module must not duplicate it.
-    from .._protocol import request_from_body
-
     if not isinstance(obj, dict):
         raise InvalidRequestError(
             f"each line must be a JSON object, got {type(obj).__name__}", field="kind"
