@@ -12,6 +12,8 @@ import aiohttp
 
 from ._auth import TokenAuth, TokenProvider
 from ._exceptions import InvalidRequestError
+from ._http import DEFAULT_MAX_RESPONSE_BYTES, HTTP
+from ._lifecycle import Lifecycle
 from ._models import (
     FileInfo,
     FileRef,
@@ -42,7 +44,7 @@ from ._protocol import (
     session_headers,
     status_filter,
 )
-from ._transport import DEFAULT_MAX_RESPONSE_BYTES, Transport
+from ._sender import Sender
 from ._waiting import WaitingMixin
 
 __all__ = ["KooDriveSession"]
@@ -184,17 +186,22 @@ class KooDriveSession(WaitingMixin):
             )
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise InvalidRequestError("session must be an aiohttp.ClientSession", field="session")
-        self._closed = False
         self._retry = retry
-        self._transport = Transport(
+        self._lifecycle = Lifecycle()
+        self._sender = Sender(
             base_url=self._base_url,
             static_headers=session_headers(user_id=self._user_id, language=language),
             auth=auth,
             timeout=float(timeout),
             retry=retry,
-            max_connections=max_connections,
-            session=session,
-            max_response_bytes=max_response_bytes,
+            http=HTTP(
+                lifecycle=self._lifecycle,
+                timeout=float(timeout),
+                max_connections=max_connections,
+                session=session,
+                max_response_bytes=max_response_bytes,
+            ),
+            lifecycle=self._lifecycle,
         )
 
     def __repr__(self) -> str:
@@ -218,12 +225,17 @@ class KooDriveSession(WaitingMixin):
         second), and applied to every ``X-Date``; None until an answer carried
         a readable ``Date``.
         """
-        return self._transport.learnt_clock_offset
+        return self._sender.clock.learnt_offset
 
     @property
     def closed(self) -> bool:
         """True once :meth:`close` was called."""
-        return self._closed
+        return self._lifecycle.closed
+
+    @property
+    def _closed(self) -> bool:  # type: ignore[override]
+        # Read by the waiting code until it shares the Lifecycle itself.
+        return self._lifecycle.closed
 
     async def __aenter__(self) -> Self:
         """Enter the session (it must not be closed yet).
@@ -234,7 +246,7 @@ class KooDriveSession(WaitingMixin):
         Raises:
             RuntimeError: It was closed.
         """
-        self._check_open()
+        self._lifecycle.open()
         return self
 
     async def __aexit__(
@@ -252,17 +264,15 @@ class KooDriveSession(WaitingMixin):
         A caller-owned ``aiohttp.ClientSession`` is left open. Any call after
         this raises RuntimeError.
         """
-        if self._closed:
+        if not self._lifecycle.close():
             return
-        self._closed = True
         try:
             await self._close_waiting()
         finally:
-            await self._transport.close()
+            await self._sender.http.close()
 
     def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError("the KooDriveSession is closed")
+        self._lifecycle.check_open()
 
     # ----------------------------------------------------------------- creating tasks
 
@@ -289,7 +299,7 @@ class KooDriveSession(WaitingMixin):
         """
         self._check_open()
         call = prepare_create(request, agent_name=self._agent_name)
-        response = await self._transport.send(call)
+        response = await self._sender.send(call)
         return decode_create(
             call, response.status, response.headers, response.body, response.trace_id
         )
@@ -440,7 +450,7 @@ class KooDriveSession(WaitingMixin):
         if self._closed:
             raise RuntimeError("the KooDriveSession is closed")
         call = prepare_get_task(task_id)
-        response = await self._transport.send(call)
+        response = await self._sender.send(call)
         return decode_task(
             call, response.status, response.headers, response.body, response.trace_id
         )
@@ -478,7 +488,7 @@ class KooDriveSession(WaitingMixin):
         call = prepare_list_tasks(
             task_type=task_type, status=status, page_size=page_size, cursor=cursor
         )
-        response = await self._transport.send(call)
+        response = await self._sender.send(call)
         return decode_task_page(
             call, response.status, response.headers, response.body, response.trace_id
         )
@@ -521,7 +531,7 @@ class KooDriveSession(WaitingMixin):
             call = prepare_list_tasks(
                 task_type=task_type, status=status, page_size=page_size, cursor=cursor
             )
-            response = await self._transport.send(call)
+            response = await self._sender.send(call)
             page = decode_task_page(
                 call,
                 response.status,
