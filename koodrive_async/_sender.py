@@ -32,7 +32,7 @@ from ._call import Call, Response, new_trace_id
 from ._clock import MIN_CLOCK_OFFSET, ServerClock
 from ._exceptions import RateLimitError
 from ._http import HTTP, Answer, Failure
-from ._lifecycle import Lifecycle, closed_error
+from ._lifecycle import ClientState, Lifecycle, closed_error
 from ._policies import RetryPolicy
 from ._protocol import api_error
 from ._retry import Decision, Draw, Refresh, Restamp, Retry, Stop, decide_answer, decide_failure
@@ -104,7 +104,8 @@ class Sender:
             CredentialsError: The credentials could not be had or refreshed.
         """
         lifecycle, http, clock, auth = self._lifecycle, self.http, self.clock, self._auth
-        lifecycle.open()
+        if lifecycle.state is not ClientState.OPENED:
+            lifecycle.open()  # first use, or closed: raises
         session = await http.client()
         trace_id = new_trace_id()
         url = URL(self._base_url + call.target, encoded=True)
@@ -116,7 +117,7 @@ class Sender:
         attempt, backoffs = 1, 0  # the attempt's number in the budget; jittered waits made
         restamped = refreshed = False
         while True:
-            if lifecycle.closed:
+            if lifecycle.state is ClientState.CLOSED:
                 # Closed while this call was waiting to retry: do not reopen a session.
                 raise closed_error()
             headers = {**base, "X-Date": clock.x_date(), "X-Traceid": trace_id}

@@ -13,7 +13,7 @@ import aiohttp
 from ._auth import TokenAuth, TokenProvider
 from ._exceptions import InvalidRequestError
 from ._http import DEFAULT_MAX_RESPONSE_BYTES, HTTP
-from ._lifecycle import Lifecycle
+from ._lifecycle import ClientState, Lifecycle
 from ._models import (
     FileInfo,
     FileRef,
@@ -235,7 +235,7 @@ class KooDriveSession(WaitingMixin):
     @property
     def _closed(self) -> bool:  # type: ignore[override]
         # Read by the waiting code until it shares the Lifecycle itself.
-        return self._lifecycle.closed
+        return self._lifecycle.state is ClientState.CLOSED
 
     async def __aenter__(self) -> Self:
         """Enter the session (it must not be closed yet).
