@@ -24,6 +24,8 @@ from ._build import (
 from ._decode import CursorTracker, decode_create, decode_task, decode_task_page
 from ._enums import JobAction, JobType, ShareTaskType, TaskStatus, TaskType
 from ._exceptions import InvalidRequestError
+from ._http import DEFAULT_MAX_RESPONSE_BYTES, HTTP
+from ._lifecycle import ClientState, Lifecycle
 from ._models import (
     FileInfo,
     FileRef,
@@ -36,7 +38,7 @@ from ._models import (
     TransferTaskRequest,
 )
 from ._policies import RetryPolicy
-from ._transport import DEFAULT_MAX_RESPONSE_BYTES, Transport
+from ._sender import Sender
 from ._waiting import WaitingMixin
 
 __all__ = ["KooDriveSession"]
@@ -177,17 +179,22 @@ class KooDriveSession(WaitingMixin):
             )
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise InvalidRequestError("session must be an aiohttp.ClientSession", field="session")
-        self._closed = False
         self._retry = retry
-        self._transport = Transport(
+        self._lifecycle = Lifecycle()
+        self._sender = Sender(
             base_url=self._base_url,
             static_headers=session_headers(user_id=self._user_id, language=language),
             auth=auth,
             timeout=float(timeout),
             retry=retry,
-            max_connections=max_connections,
-            session=session,
-            max_response_bytes=max_response_bytes,
+            http=HTTP(
+                lifecycle=self._lifecycle,
+                timeout=float(timeout),
+                max_connections=max_connections,
+                session=session,
+                max_response_bytes=max_response_bytes,
+            ),
+            lifecycle=self._lifecycle,
         )
 
     def __repr__(self) -> str:
@@ -211,12 +218,17 @@ class KooDriveSession(WaitingMixin):
         second), and applied to every ``X-Date``; None until an answer carried
         a readable ``Date``.
         """
-        return self._transport.learnt_clock_offset
+        return self._sender.clock.learnt_offset
 
     @property
     def closed(self) -> bool:
         """True once :meth:`close` was called."""
-        return self._closed
+        return self._lifecycle.closed
+
+    @property
+    def _closed(self) -> bool:  # type: ignore[override]
+        # Read by the waiting code until it shares the Lifecycle itself.
+        return self._lifecycle.state is ClientState.CLOSED
 
     async def __aenter__(self) -> Self:
         """Enter the session (it must not be closed yet).
@@ -227,7 +239,7 @@ class KooDriveSession(WaitingMixin):
         Raises:
             RuntimeError: It was closed.
         """
-        self._check_open()
+        self._lifecycle.open()
         return self
 
     async def __aexit__(
@@ -245,17 +257,15 @@ class KooDriveSession(WaitingMixin):
         A caller-owned ``aiohttp.ClientSession`` is left open. Any call after
         this raises RuntimeError.
         """
-        if self._closed:
+        if not self._lifecycle.close():
             return
-        self._closed = True
         try:
             await self._close_waiting()
         finally:
-            await self._transport.close()
+            await self._sender.http.close()
 
     def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError("the KooDriveSession is closed")
+        self._lifecycle.check_open()
 
     # ----------------------------------------------------------------- creating tasks
 
@@ -282,7 +292,7 @@ class KooDriveSession(WaitingMixin):
         """
         self._check_open()
         call = build_create(request, agent_name=self._agent_name)
-        return decode_create(call, await self._transport.send(call))
+        return decode_create(call, await self._sender.send(call))
 
     async def create_transfer_task(self, *, src_user_id: str, dst_user_id: str) -> str:
         """``POST task/create`` (taskType 0): transfer one user's data to another.
@@ -429,7 +439,7 @@ class KooDriveSession(WaitingMixin):
         """
         self._check_open()
         call = build_get_task(task_id)
-        return decode_task(call, await self._transport.send(call))
+        return decode_task(call, await self._sender.send(call))
 
     async def list_tasks(
         self,
@@ -464,7 +474,7 @@ class KooDriveSession(WaitingMixin):
         call = build_list_tasks(
             task_type=task_type, status=status, page_size=page_size, cursor=cursor
         )
-        return decode_task_page(call, await self._transport.send(call))
+        return decode_task_page(call, await self._sender.send(call))
 
     async def iter_tasks(
         self,
@@ -504,7 +514,7 @@ class KooDriveSession(WaitingMixin):
             call = build_list_tasks(
                 task_type=task_type, status=status, page_size=page_size, cursor=cursor
             )
-            page = decode_task_page(call, await self._transport.send(call), cursors=cursors)
+            page = decode_task_page(call, await self._sender.send(call), cursors=cursors)
             for task in page.tasks:
                 yield task
             if page.next_cursor is None:
