@@ -33,13 +33,6 @@ from ._exceptions import InvalidRequestError, KooDriveError
 from ._validate import is_collection
 
 __all__ = [
-    # TEMP compat: re-exported for cli/ and _polling until they import _enums.
-    "JobAction",
-    "JobType",
-    "ShareTaskType",
-    "TaskStatus",
-    "TaskType",
-    # The models.
     "FileInfo",
     "FileRef",
     "ImportTaskRequest",

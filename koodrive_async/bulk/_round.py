@@ -46,8 +46,8 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from .._exceptions import CredentialsError, KooDriveError, TaskFailedError
-from .._fanout import SubmissionPacer
 from .._models import JobOutcome, Request, Task
+from .._pacing import SubmissionPacer
 from ._journal import Journal, LineRecord, State
 from ._options import DRAIN_SECONDS, UNREACHABLE_LIMIT, RunOptions, Stop, StopReason
 from ._plan import Plan

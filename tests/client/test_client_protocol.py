@@ -658,7 +658,7 @@ def test_parse_time() -> None:
     assert parse_time(10**30) is None
 
 
-def test_converter_structures_task_and_renames() -> None:
+def test_codec_parses_task_and_renames() -> None:
     task = parse_task({"taskId": "1", "status": 2, "initParams": "{}"})
     assert task == Task(task_id="1", status=TaskStatus.SUCCESS, init_params="{}")
     assert file_ref_json(FileRef("root", "c")) == {"fileId": "root", "containerId": "c"}

@@ -1,6 +1,6 @@
 """Property-based tests (hypothesis) of the decoders and of request validation.
 
-1. The pure decoders of ``_protocol`` turn *any* ``(status, headers, body)``
+1. The pure decoders of ``_decode`` turn *any* ``(status, headers, body)``
    into a model or a :class:`KooDriveError`: arbitrary bytes, arbitrary JSON,
    and JSON shaped almost like a real answer (the right keys, wrong values).
 2. Any request model hypothesis can build either fails to construct with
