@@ -2,7 +2,8 @@
 
 For tests and demos in another process (``python -m koodrive_async.emulator``):
 the ledger, the tasks, faults, the virtual clock, forced finishes, reset, a
-health check and the OpenAPI document. They are not the service: no
+health check and the OpenAPI document; and the package downloads a job's
+``downloadUrl`` points to (``_downloads``). They are not the service: no
 authentication, no faults, no ledger entry, and answers are plain JSON
 (``{"error": ...}`` on a refusal, never ``{code, msg}``). A wrong method or an
 unknown path under ``/_emulator/`` is refused here too (405 / 404), so it never
@@ -18,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from ._core import EmulatorCore
+from ._downloads import DOWNLOAD_PATH, serve_download
 from ._rules import NO_BODY, parse_body
 
 __all__ = ["AdminRoutes"]
@@ -67,6 +69,7 @@ class AdminRoutes:
             (post, "/_emulator/reset", self.post_reset),
             (get, "/_emulator/health", self.health),
             (get, "/_emulator/openapi.json", self.get_openapi),
+            (get, DOWNLOAD_PATH, self.get_download),
         )
 
     def routes(self) -> list[web.RouteDef]:
@@ -175,6 +178,10 @@ class AdminRoutes:
     async def health(self, _request: web.Request) -> web.Response:
         """``GET /_emulator/health``: liveness and the task count."""
         return web.json_response({"status": "ok", "tasks": len(self._core.state)})
+
+    async def get_download(self, request: web.Request) -> web.Response:
+        """``GET /_emulator/downloads/{task_id}.zip?token=...``: a package's zip."""
+        return await serve_download(self._core, request)
 
     async def get_openapi(self, _request: web.Request) -> web.Response:
         """``GET /_emulator/openapi.json``: the OpenAPI 3 document of the API routes."""

@@ -5,9 +5,10 @@ Start reading here. A request to an API path goes through the pipeline
 ``{code, msg}`` rendering from ``_render``, the ledger) into one handler of a
 route group (``_routes_tasks``, ``_routes_share``, ``_routes_jobs``), which
 checks the body with the pure rules of ``_rules`` and reads or changes the
-task store of ``_state``. ``/_emulator/`` paths go to ``_admin`` instead, and
-anything else to the pipeline's 404. All of an instance's state is one
-:class:`~._core.EmulatorCore`.
+task store of ``_state`` (job and share-task detail answers are shaped by
+``_detail``). ``/_emulator/`` paths go to ``_admin`` instead (package
+downloads, ``_downloads``, among them), and anything else to the pipeline's
+404. All of an instance's state is one :class:`~._core.EmulatorCore`.
 
 A new route group is a ``_routes_<group>.py`` with handlers and a ``ROUTES``
 tuple, added to :data:`ROUTE_GROUPS` (and its route names to

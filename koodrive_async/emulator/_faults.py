@@ -11,8 +11,12 @@ import attrs
 
 __all__ = ["API_ROUTES", "Fault", "FaultBook", "FaultKind"]
 
-#: Route names of the five API endpoints (``route=`` of faults and ledger entries).
-API_ROUTES = frozenset({"create_task", "create_share_task", "create_job", "get_task", "list_tasks"})
+#: Route names of the API endpoints (``route=`` of faults and ledger entries): the
+#: five pages', then job detail / list / cancel and share-task detail (API-EXTRA.md).
+API_ROUTES = frozenset(
+    {"create_task", "create_share_task", "create_job", "get_task", "list_tasks"}
+    | {"get_job", "list_jobs", "cancel_job", "get_share_task"}
+)
 
 
 class FaultKind(str, enum.Enum):
