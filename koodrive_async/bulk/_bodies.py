@@ -14,6 +14,7 @@ or the CLI.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar
 
@@ -237,6 +238,55 @@ _READERS: Final[Mapping[str, Callable[[_Fields], Request]]] = {
 }
 
 
+#: The models' Python names -> the bodies' JSON paths, per kind, so that an
+#: error raised by a model rule names the field as the plan spells it.
+_JSON_NAMES: Final[Mapping[str, Mapping[str, str]]] = {
+    "job": {
+        "files": "taskInfo.fileInfo",
+        "file_id": "fileId",
+        "file_path": "filePath",
+        "src_container_id": "taskInfo.srcContainerId",
+        "dst_container_id": "dstContainerId",
+        "new_file_path": "taskInfo.newFilePath",
+        "uncompress_file_paths": "taskInfo.uncompressFilePaths",
+        "action_type": "actionType",
+        "task_type": "taskType",
+        "share_folder_id": "shareFolderId",
+    },
+    "share": {
+        "task_type": "taskType",
+        "container_id": "containerId",
+        "file_ids": "fileIds",
+        "share_id": "shareId",
+        "target.file_id": "targetFileId.fileId",
+        "target.container_id": "targetFileId.containerId",
+        "target": "targetFileId",
+        "zip_name": "zipName",
+    },
+    "transfer": {"src_user_id": "srcUserId", "dst_user_id": "dstUserId"},
+    "import": {"org_id": "orgId", "org_user_id": "orgUserId", "result_id": "resultId"},
+}
+
+
+def _json_names(kind: str, exc: InvalidRequestError) -> InvalidRequestError:
+    """The model's error with every Python field name replaced by its JSON path."""
+    names = _JSON_NAMES.get(kind, {})
+    if not names:
+        return exc
+    # Longest first, and whole names only: "file_id" must not rewrite "file_ids".
+    pattern = re.compile(
+        r"(?<!\w)("
+        + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+        + r")(?![\w])"
+    )
+    field = exc.field
+    renamed = InvalidRequestError(
+        pattern.sub(lambda m: names[m.group(1)], str(exc)),
+        field=names.get(field, field) if field is not None else None,
+    )
+    return renamed
+
+
 def request_from_body(kind: str, body: Mapping[str, Any]) -> Request:
     """Read a request model from the endpoint's own JSON request body.
 
@@ -263,4 +313,7 @@ def request_from_body(kind: str, body: Mapping[str, Any]) -> Request:
         raise InvalidRequestError(
             f"kind must be one of transfer, import, share, job; got {kind!r}", field="kind"
         )
-    return reader(_Fields(body, ""))
+    try:
+        return reader(_Fields(body, ""))
+    except InvalidRequestError as exc:
+        raise _json_names(kind, exc) from None

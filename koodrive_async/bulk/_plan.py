@@ -149,6 +149,15 @@ def _deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
+def _cut_short(text: str, exc: json.JSONDecodeError) -> bool:
+    """True when the text opens a JSON object or array that the line ends inside.
+
+    The usual cause is a pretty-printed body spread over several lines.
+    """
+    stripped = text.strip()
+    return stripped[:1] in ("{", "[") and exc.pos >= len(text.rstrip())
+
+
 def _decode(raw: bytes, number: int) -> tuple[Any, str | None]:
     """Return (parsed JSON or None, error or None) for one raw line."""
     try:
@@ -162,7 +171,13 @@ def _decode(raw: bytes, number: int) -> tuple[Any, str | None]:
     except json.JSONDecodeError as exc:
         # exc.msg and the column only: the message must not quote the line
         # (it could hold a password).
-        return None, f"invalid JSON: {exc.msg} (column {exc.colno})"
+        message = f"invalid JSON: {exc.msg} (column {exc.colno})"
+        if _cut_short(text, exc):
+            message += (
+                "; the line ends before its JSON object does: a plan holds one request per "
+                "line (put each body on a single line)"
+            )
+        return None, message
     except ValueError as exc:
         return None, f"invalid JSON: {exc}"
     except RecursionError:

@@ -310,6 +310,7 @@ class PlanRun:
             error=error,
             stop=control.notice,
             had_work=had_work,
+            submitted_now=stats.submitted,
         )
 
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from typing import IO
 
 from .._exceptions import KooDriveError
 from ..bulk._mask import mask
-from ._codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
+from ._codes import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 from ._connect import connection_from
 from ._parser import PROG, build_parser
 from ._run import RunCommand, run_command
@@ -76,6 +77,18 @@ def _dispatch(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         return EXIT_FAILED
 
 
+def _reader_gone() -> int:
+    """stdout's reader went away (``| head``): end quietly, as tools killed by SIGPIPE do."""
+    # Point stdout at /dev/null: the interpreter flushes it again at exit, and
+    # that flush would print a BrokenPipeError of its own.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return EXIT_BROKEN_PIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``koodrive-async`` command.
 
@@ -84,7 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns:
         The exit code: 0 success, 1 some failed, 2 usage or plan error,
-        3 some in doubt (``run``), 130 interrupted.
+        3 some in doubt (``run``), 130 interrupted, 141 the reader of stdout went
+        away (``| head``).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "emulator":
@@ -97,7 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 2 on errors, 0 on --help
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
-        return _dispatch(args, out, err)
+        code = _dispatch(args, out, err)
+        out.flush()  # here, where a closed pipe can still be told apart
+        return code
+    except BrokenPipeError:
+        return _reader_gone()
     except UsageError as exc:
         err.write(mask(f"{PROG}: error: {exc}") + "\n")
         return EXIT_USAGE

@@ -15,11 +15,10 @@ from pathlib import Path
 from .. import __version__
 from .._enums import TaskStatus, TaskType
 from ..bulk import MAX_LIST_PAGES, SETTLE_SECONDS
+from ._codes import PROG
 from ._connect import ENV_AGENT_NAME, ENV_BASE_URL, ENV_TOKEN, ENV_USER_ID
 
 __all__ = ["EPILOG", "PROG", "build_parser"]
-
-PROG = "koodrive-async"
 
 EPILOG = f"""\
 connection settings come from the flags or the environment: {ENV_BASE_URL}, {ENV_USER_ID},
@@ -94,13 +93,33 @@ def _task_type(text: str) -> int:
 # ---------------------------------------------------------------------- shared options
 
 
-def _connection_options(parser: argparse.ArgumentParser) -> None:
+def _connection_options(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """The connection flags, accepted before the subcommand (``top``) and after it.
+
+    After the subcommand they default to ``SUPPRESS``: argparse copies a
+    subparser's defaults over the top-level values, so a real default there
+    would erase a flag given before the subcommand.
+    """
+    default = None if top else argparse.SUPPRESS
     group = parser.add_argument_group("connection (default: the environment)")
-    group.add_argument("--base-url", help=f"service root URL (env {ENV_BASE_URL})")
-    group.add_argument("--user-id", help=f"the X-User-Id (env {ENV_USER_ID})")
-    group.add_argument("--token", help=f"access token (env {ENV_TOKEN}; the environment is safer)")
+    group.add_argument("--base-url", default=default, help=f"service root URL (env {ENV_BASE_URL})")
+    group.add_argument("--user-id", default=default, help=f"the X-User-Id (env {ENV_USER_ID})")
     group.add_argument(
-        "--agent-name", help=f"X-Hw-Agentname for share tasks (env {ENV_AGENT_NAME})"
+        "--token",
+        default=default,
+        help=f"access token (env {ENV_TOKEN}; the environment is safer)",
+    )
+    group.add_argument(
+        "--agent-name",
+        default=default,
+        help=f"X-Hw-Agentname for share tasks (env {ENV_AGENT_NAME})",
+    )
+    group.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="allow an http:// base URL to a host other than this machine (the token then "
+        "travels in clear text)",
     )
 
 
@@ -300,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _connection_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_demo(sub)
     _add_run(sub)

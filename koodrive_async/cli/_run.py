@@ -30,6 +30,7 @@ from ..bulk import (
     DRAIN_SECONDS,
     MAX_LIST_PAGES,
     SETTLE_SECONDS,
+    Journal,
     JournalError,
     Plan,
     PlanError,
@@ -38,12 +39,13 @@ from ..bulk import (
     RunOptions,
     RunResult,
     SQLiteJournal,
+    State,
     attach_plan,
     default_journal_path,
     load_plan,
 )
 from ..bulk._mask import mask
-from ._codes import UsageError, run_exit_code
+from ._codes import PROG, UsageError, run_exit_code
 from ._connect import Connection, OpenedSession, open_session
 from ._progress import Summary, make_reporter, print_summary, rich_available
 
@@ -149,6 +151,21 @@ def _checked_plan(command: RunCommand, connection: Connection | None, err: IO[st
     return plan
 
 
+def _nothing_to_do(journal: Journal, plan: Path) -> str:
+    """The "nothing to do" message, with what the user can do next."""
+    failed = list(journal.records(State.FAILED))
+    refused = sum(1 for r in failed if r.task_id is None)
+    steps = []
+    if len(failed) > refused:
+        steps.append(
+            f"--retry-failed sends the {len(failed) - refused} line(s) whose task failed again"
+        )
+    if refused:
+        steps.append(f"--retry-rejected sends the {refused} refused line(s) again")
+    steps.append(f"`{PROG} report {plan}` lists every line (--failed: the failed ones)")
+    return "nothing to do: every line of the plan has already been dealt with; " + "; ".join(steps)
+
+
 @contextmanager
 def _signals(run: PlanRun, progress: Progress) -> Iterator[None]:
     """SIGINT / SIGTERM interrupt the run while it lasts (where the loop supports it)."""
@@ -235,8 +252,8 @@ async def run_command(
         run = PlanRun(plan, journal, options, progress)
         run.prepare()
         result = await _execute(run, connection, progress, session_factory)
-    if not result.had_work and not result.in_doubt:
-        progress.message("nothing to do: every line of the plan has already been dealt with")
+        if not result.had_work and not result.in_doubt:
+            progress.message(_nothing_to_do(journal, command.plan))
     code = run_exit_code(result)
     if result.error is not None:
         err.write(mask(f"run aborted: {type(result.error).__name__}: {result.error}") + "\n")
