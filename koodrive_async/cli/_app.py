@@ -20,7 +20,7 @@ from typing import IO
 from .._exceptions import KooDriveError
 from ..bulk._mask import mask
 from ._codes import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
-from ._connect import connection_from
+from ._connect import Connection, connection_from
 from ._parser import PROG, build_parser
 from ._run import RunCommand, run_command
 from ._tasks import poll_policy, task_get, task_list, task_wait
@@ -43,6 +43,8 @@ def _run_command(args: argparse.Namespace) -> RunCommand:
         reconcile=args.reconcile,
         settle=args.settle_time,
         max_list_pages=args.max_list_pages,
+        dry_run=args.dry_run,
+        report=args.report,
     )
 
 
@@ -66,6 +68,14 @@ def _demo(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 def _dispatch(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     if args.command == "demo":
         return _demo(args, out, err)
+    if args.command == "run" and args.dry_run:
+        # A dry run talks to no service: the settings are used when present
+        # (the agent name of share lines), not required.
+        try:
+            dry: Connection | None = connection_from(args)
+        except UsageError:
+            dry = None
+        return asyncio.run(run_command(_run_command(args), dry, out=out, err=err))
     connection = connection_from(args)
     if args.command == "run":
         return asyncio.run(run_command(_run_command(args), connection, out=out, err=err))

@@ -223,6 +223,20 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument(
         "--skip-invalid", action="store_true", help="run the valid lines despite invalid ones"
     )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate every line and show what would be sent (counts, first bodies masked); "
+        "send nothing, read nothing from the service, write no journal",
+    )
+    run.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write one row per finished line to FILE as the run goes (JSON Lines for .jsonl, "
+        "CSV for .csv)",
+    )
     _add_run_recovery(run)
     _poll_option(run)
     _connection_options(run)

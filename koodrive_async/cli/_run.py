@@ -47,6 +47,7 @@ from ..bulk import (
 from ..bulk._mask import mask
 from ._codes import PROG, UsageError, run_exit_code
 from ._connect import Connection, OpenedSession, open_session
+from ._dryrun import print_dry_run
 from ._progress import Summary, make_reporter, print_summary, rich_available
 
 __all__ = ["RunCommand", "SessionFactory", "run_command"]
@@ -75,6 +76,8 @@ class RunCommand:
         output: ``auto`` (rich bar on a terminal, plain otherwise), ``json``,
             ``plain`` or ``rich``.
         skip_invalid: Run the valid lines even when some are invalid.
+        dry_run: Validate and show what would be sent; send nothing, write no journal.
+        report: A manifest file written as the lines finish (``.jsonl`` or ``.csv``).
         concurrency, rate, timeout, poll, resubmit_in_doubt, retry_rejected,
         reconcile, settle, max_list_pages: As
             :class:`koodrive_async.bulk.RunOptions`.
@@ -93,6 +96,8 @@ class RunCommand:
     reconcile: bool = True
     settle: float = SETTLE_SECONDS
     max_list_pages: int = MAX_LIST_PAGES
+    dry_run: bool = False
+    report: Path | None = None
 
     def options(self) -> RunOptions:
         """The bulk wing's options.
@@ -211,7 +216,7 @@ async def _execute(
 
 async def run_command(
     command: RunCommand,
-    connection: Connection,
+    connection: Connection | None,
     *,
     out: IO[str] | None = None,
     err: IO[str] | None = None,
@@ -221,7 +226,7 @@ async def run_command(
 
     Args:
         command: What to run and how.
-        connection: Where and as whom.
+        connection: Where and as whom (None only for a dry run).
         out: Standard output (default ``sys.stdout``).
         err: Standard error (default ``sys.stderr``).
         session_factory: Replaces :func:`open_session` (for embedding).
@@ -235,8 +240,12 @@ async def run_command(
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
     options = command.options()
+    if command.dry_run:
+        return print_dry_run(_checked_plan(command, connection, err), command, options, out)
     if command.output == "rich" and not rich_available():
         raise UsageError("--progress rich needs rich: pip install 'koodrive-async[cli]'")
+    if connection is None:
+        raise UsageError("a run needs the connection settings (--base-url, --user-id, --token)")
     started = time.monotonic()
     plan = _checked_plan(command, connection, err)
     try:
