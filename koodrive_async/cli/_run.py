@@ -254,10 +254,12 @@ async def run_command(
         raise UsageError(str(exc)) from exc
     with journal:
         try:
-            attach_plan(journal, plan)
+            appended = attach_plan(journal, plan)
         except JournalError as exc:
             raise UsageError(str(exc)) from exc
         progress, use_rich = make_reporter(command.output, out=out, err=err)
+        if appended:
+            progress.message(f"{appended} line(s) appended to the plan since the last run")
         run = PlanRun(plan, journal, options, progress)
         run.prepare()
         result = await _execute(run, connection, progress, session_factory)
