@@ -244,6 +244,10 @@ class Journal(Protocol):
         """The number of lines per state."""
         ...
 
+    def line_times(self) -> dict[int, tuple[datetime | None, datetime | None, datetime | None]]:
+        """``{line: (submitting_at, submitted_at, finished_at)}`` for the reports."""
+        ...
+
     def failure_groups(self) -> list[tuple[str, int]]:
         """``(reason, count)`` of the failed and invalid lines, most frequent first."""
         ...

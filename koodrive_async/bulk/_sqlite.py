@@ -613,6 +613,13 @@ class SQLiteJournal:
         row = self._conn.execute(f"SELECT {_COLUMNS} FROM lines WHERE line = ?", (line,)).fetchone()
         return None if row is None else _record(row)
 
+    def line_times(self) -> dict[int, tuple[datetime | None, datetime | None, datetime | None]]:
+        """Return ``{line: (submitting_at, submitted_at, finished_at)}`` (this machine's clock)."""
+        rows = self._conn.execute(
+            "SELECT line, submitting_at, submitted_at, finished_at FROM lines"
+        ).fetchall()
+        return {int(r[0]): (_parse_time(r[1]), _parse_time(r[2]), _parse_time(r[3])) for r in rows}
+
     def line_hashes(self) -> dict[int, str]:
         """Return ``{line: line_hash}`` for every line."""
         rows = self._conn.execute("SELECT line, line_hash FROM lines").fetchall()

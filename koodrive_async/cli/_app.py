@@ -45,6 +45,7 @@ def _run_command(args: argparse.Namespace) -> RunCommand:
         max_list_pages=args.max_list_pages,
         dry_run=args.dry_run,
         report=args.report,
+        log_format=args.log_format,
     )
 
 
@@ -68,6 +69,13 @@ def _demo(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 def _dispatch(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     if args.command == "demo":
         return _demo(args, out, err)
+    if args.command == "report":
+        from ._report import report_command
+
+        return report_command(
+            args.plan, journal=args.journal, failed=args.failed, fmt=args.fmt, html=args.html,
+            out=out,
+        )  # fmt: skip
     if args.command == "run" and args.dry_run:
         # A dry run talks to no service: the settings are used when present
         # (the agent name of share lines), not required.

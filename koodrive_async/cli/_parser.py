@@ -17,6 +17,7 @@ from .._enums import TaskStatus, TaskType
 from ..bulk import MAX_LIST_PAGES, SETTLE_SECONDS
 from ._codes import PROG
 from ._connect import ENV_AGENT_NAME, ENV_BASE_URL, ENV_TOKEN, ENV_USER_ID
+from ._report import FORMATS
 
 __all__ = ["EPILOG", "PROG", "build_parser"]
 
@@ -237,6 +238,13 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="write one row per finished line to FILE as the run goes (JSON Lines for .jsonl, "
         "CSV for .csv)",
     )
+    run.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="json: one JSON log object per event on stderr (start, each line, messages, "
+        "the summary) instead of the progress display",
+    )
     _add_run_recovery(run)
     _poll_option(run)
     _connection_options(run)
@@ -277,6 +285,37 @@ def _add_run_recovery(run: argparse.ArgumentParser) -> None:
         "--retry-rejected",
         action="store_true",
         help="send again the lines whose create was refused (nothing was created for them)",
+    )
+
+
+def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    report = sub.add_parser(
+        "report",
+        help="one row per plan line, from the journal (what failed, and why)",
+        description="Read the journal of PLAN and print one row per plan line: line number, "
+        "kind, state and verdict, task id, result code and its documented meaning, error, "
+        "attempts and times. Reads nothing from the service.",
+    )
+    report.add_argument("plan", type=Path, metavar="PLAN.jsonl")
+    report.add_argument(
+        "--journal",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="the journal (default: PLAN.journal.sqlite beside the plan)",
+    )
+    report.add_argument(
+        "--failed", action="store_true", help="only the failed, refused and invalid lines"
+    )
+    report.add_argument(
+        "--format", dest="fmt", choices=FORMATS, default="table", help="output (default table)"
+    )
+    report.add_argument(
+        "--html",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write a self-contained HTML page (summary, failures, charts) to FILE",
     )
 
 
@@ -337,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_demo(sub)
     _add_run(sub)
+    _add_report(sub)
     _add_task(sub)
     sub.add_parser(
         "emulator",

@@ -24,6 +24,7 @@ from ..bulk._mask import mask
 
 __all__ = [
     "JsonReporter",
+    "line_json",
     "PlainReporter",
     "Summary",
     "make_reporter",
@@ -83,7 +84,8 @@ def stop_text(notice: Stop) -> str:
     )
 
 
-def _line_json(record: LineRecord) -> str:
+def line_json(record: LineRecord) -> str:
+    """One finished line as ``--json`` prints it (masked)."""
     return json.dumps(
         mask(
             {
@@ -113,7 +115,7 @@ class JsonReporter:
 
     def line_done(self, record: LineRecord) -> None:
         """Print the line's verdict as one JSON object."""
-        self._out.write(_line_json(record) + "\n")
+        self._out.write(line_json(record) + "\n")
         self._out.flush()
 
     def message(self, text: str) -> None:

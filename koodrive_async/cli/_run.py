@@ -48,7 +48,9 @@ from ..bulk._mask import mask
 from ._codes import PROG, UsageError, run_exit_code
 from ._connect import Connection, OpenedSession, open_session
 from ._dryrun import print_dry_run
+from ._jsonlog import JsonLogReporter
 from ._progress import Summary, make_reporter, print_summary, rich_available
+from ._report import ManifestProgress, RowWriter, row_format
 
 __all__ = ["RunCommand", "SessionFactory", "run_command"]
 
@@ -78,6 +80,7 @@ class RunCommand:
         skip_invalid: Run the valid lines even when some are invalid.
         dry_run: Validate and show what would be sent; send nothing, write no journal.
         report: A manifest file written as the lines finish (``.jsonl`` or ``.csv``).
+        log_format: ``text``, or ``json`` (one JSON log object per event on stderr).
         concurrency, rate, timeout, poll, resubmit_in_doubt, retry_rejected,
         reconcile, settle, max_list_pages: As
             :class:`koodrive_async.bulk.RunOptions`.
@@ -98,6 +101,7 @@ class RunCommand:
     max_list_pages: int = MAX_LIST_PAGES
     dry_run: bool = False
     report: Path | None = None
+    log_format: str = "text"
 
     def options(self) -> RunOptions:
         """The bulk wing's options.
@@ -154,6 +158,27 @@ def _checked_plan(command: RunCommand, connection: Connection | None, err: IO[st
             "KOODRIVE_AGENT_NAME"
         )
     return plan
+
+
+def _reporter(command: RunCommand, out: IO[str], err: IO[str]) -> tuple[Progress, bool]:
+    """The display: ``--log-format json`` logs on stderr (and ``--json`` lines on stdout)."""
+    if command.log_format == "json":
+        return JsonLogReporter(err, out if command.output == "json" else None), False
+    return make_reporter(command.output, out=out, err=err)
+
+
+@contextmanager
+def _manifest(path: Path | None, progress: Progress) -> Iterator[Progress]:
+    """``--report FILE``: the progress that also writes each finished line's row to FILE."""
+    if path is None:
+        yield progress
+        return
+    try:
+        handle = path.open("w", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise UsageError(f"cannot write the report {path}: {exc.strerror or exc}") from exc
+    with handle:
+        yield ManifestProgress(progress, RowWriter(handle, row_format(path)))
 
 
 def _nothing_to_do(journal: Journal, plan: Path) -> str:
@@ -257,14 +282,16 @@ async def run_command(
             appended = attach_plan(journal, plan)
         except JournalError as exc:
             raise UsageError(str(exc)) from exc
-        progress, use_rich = make_reporter(command.output, out=out, err=err)
+        progress, use_rich = _reporter(command, out, err)
+        display = progress
         if appended:
             progress.message(f"{appended} line(s) appended to the plan since the last run")
-        run = PlanRun(plan, journal, options, progress)
-        run.prepare()
-        result = await _execute(run, connection, progress, session_factory)
-        if not result.had_work and not result.in_doubt:
-            progress.message(_nothing_to_do(journal, command.plan))
+        with _manifest(command.report, progress) as progress:
+            run = PlanRun(plan, journal, options, progress)
+            run.prepare()
+            result = await _execute(run, connection, progress, session_factory)
+            if not result.had_work and not result.in_doubt:
+                progress.message(_nothing_to_do(journal, command.plan))
     code = run_exit_code(result)
     if result.error is not None:
         err.write(mask(f"run aborted: {type(result.error).__name__}: {result.error}") + "\n")
@@ -276,5 +303,8 @@ async def run_command(
         wall_time=time.monotonic() - started,
         exit_code=code,
     )
-    print_summary(summary, use_rich=use_rich, out=err if command.output == "json" else out)
+    if isinstance(display, JsonLogReporter):
+        display.log("summary", exit_code=code, **{k.strip(): v for k, v in summary.rows()})
+    else:
+        print_summary(summary, use_rich=use_rich, out=err if command.output == "json" else out)
     return code
