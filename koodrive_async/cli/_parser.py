@@ -27,7 +27,8 @@ connection settings come from the flags or the environment: {ENV_BASE_URL}, {ENV
 {ENV_AGENT_NAME} (needed by share tasks). The token is never printed.
 
 exit codes of run: 0 every line succeeded; 1 some failed (or were skipped or not finished);
-2 usage or plan error (nothing was sent); 3 some lines are in doubt; 130 interrupted.
+2 usage or plan error (nothing was sent); 3 some lines are in doubt; 130 interrupted;
+141 stdout closed early (`| head`).
 """
 
 
