@@ -32,7 +32,7 @@ from .._models import (
     TransferTaskRequest,
 )
 
-__all__ = ["plan_body", "request_from_body"]
+__all__ = ["in_json_names", "plan_body", "request_from_body"]
 
 
 def plan_body(request: Request) -> dict[str, Any]:
@@ -268,8 +268,14 @@ _JSON_NAMES: Final[Mapping[str, Mapping[str, str]]] = {
 }
 
 
-def _json_names(kind: str, exc: InvalidRequestError) -> InvalidRequestError:
-    """The model's error with every Python field name replaced by its JSON path."""
+def in_json_names(kind: str, exc: InvalidRequestError) -> InvalidRequestError:
+    """The model's error with every Python field name in its message replaced by its JSON path.
+
+    For plan files (``_plan.py``): a plan is written in the bodies' JSON names,
+    so its errors speak them too (``taskInfo.fileInfo[0].filePath``, not
+    ``files[0].file_path``). :func:`request_from_body` itself keeps the
+    models' messages, which library callers see.
+    """
     names = _JSON_NAMES.get(kind, {})
     if not names:
         return exc
@@ -279,12 +285,9 @@ def _json_names(kind: str, exc: InvalidRequestError) -> InvalidRequestError:
         + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
         + r")(?![\w])"
     )
-    field = exc.field
-    renamed = InvalidRequestError(
-        pattern.sub(lambda m: names[m.group(1)], str(exc)),
-        field=names.get(field, field) if field is not None else None,
-    )
-    return renamed
+    # The message speaks the plan's language; ``field`` stays the model's name,
+    # which library callers match on.
+    return InvalidRequestError(pattern.sub(lambda m: names[m.group(1)], str(exc)), field=exc.field)
 
 
 def request_from_body(kind: str, body: Mapping[str, Any]) -> Request:
@@ -313,7 +316,4 @@ def request_from_body(kind: str, body: Mapping[str, Any]) -> Request:
         raise InvalidRequestError(
             f"kind must be one of transfer, import, share, job; got {kind!r}", field="kind"
         )
-    try:
-        return reader(_Fields(body, ""))
-    except InvalidRequestError as exc:
-        raise _json_names(kind, exc) from None
+    return reader(_Fields(body, ""))

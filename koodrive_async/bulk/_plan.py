@@ -36,7 +36,7 @@ import attrs
 
 from .._exceptions import InvalidRequestError
 from .._models import Request
-from ._bodies import request_from_body
+from ._bodies import in_json_names, request_from_body
 
 __all__ = ["KINDS", "MAX_DEPTH", "Plan", "PlanError", "PlanLine", "load_plan", "parse_line"]
 
@@ -199,7 +199,10 @@ def _to_request(obj: Any) -> tuple[str, Request]:
             field="kind",
         )
     body = {k: v for k, v in obj.items() if k != "kind"}
-    return kind, request_from_body(kind, body)
+    try:
+        return kind, request_from_body(kind, body)
+    except InvalidRequestError as exc:
+        raise in_json_names(kind, exc) from None
 
 
 def parse_line(raw: bytes, number: int) -> tuple[PlanLine, Request | None]:
