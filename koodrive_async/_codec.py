@@ -494,15 +494,26 @@ def parse_file_results(value: object) -> tuple[FileResult, ...]:
     for item in items:
         if not isinstance(item, dict):
             raise ResponseFieldError("a taskInfos entry is not an object", key="taskInfos")
+        try:
+            status = _opt_enum(item, "status", _FILE_STATUSES)
+        except ResponseFieldError:
+            status = None  # a status no enum can hold ("done"): unknown, not fatal
         files.append(
             FileResult(
                 _opt_text(item, "fileId"),
-                _opt_enum(item, "status", _FILE_STATUSES),
+                status,
                 _opt_text(item, "newFileId"),
                 _opt_text(item, "srcContainerId"),
             )
         )
     return tuple(files)
+
+
+def _millis(value: object) -> object:
+    # updateAt: "String (ms timestamp)", digits in a string.
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return value
 
 
 def _uncompressed(value: object) -> tuple[UncompressedFile, ...]:
@@ -527,7 +538,7 @@ def _uncompressed(value: object) -> tuple[UncompressedFile, ...]:
                 _opt_text(item, "name"),
                 _opt_text(item, "type"),
                 _opt_text(item, "code"),
-                parse_time(item.get("updateAt")),
+                parse_time(_millis(item.get("updateAt"))),
                 file_size,
             )
         )
