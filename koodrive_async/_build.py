@@ -7,9 +7,11 @@ Authorization) and to each attempt (X-Date, from ``_clock``). Arguments are
 checked here (with ``_validate``), so a bad one raises
 :class:`~koodrive_async.InvalidRequestError` before anything is sent.
 
-A new endpoint (job detail, job list, cancel, share-task detail, session
-refresh) is one more ``build_*`` function here, one decoder in ``_decode``
-and one thin method on the session.
+Each endpoint (job detail, job list, cancel and share-task detail among
+them) is one ``build_*`` function here, one decoder in ``_decode`` and one
+thin method on the session. Whether a call may be repeated is decided here
+too, as ``Call.idempotent``: the reads and the cancel, even those sent as
+POST, are retried like GETs.
 
 Never imports aiohttp, the sender or the session: no I/O here.
 """

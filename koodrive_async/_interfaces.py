@@ -28,7 +28,7 @@ from ._policies import PollPolicy
 
 __all__ = ["TaskAPI", "Tracker", "UnitT", "Waits"]
 
-#: The model of one unit of work a tracker reads (``Task`` today).
+#: The model of one unit of work a tracker reads (``Task``, ``Job`` or ``ShareTask``).
 UnitT = TypeVar("UnitT")
 
 

@@ -52,9 +52,7 @@ def _bound(bound: float) -> float:
 #: The call each row's first column names.
 CALLS: dict[str, Call] = {
     "GET": build_get_task("1"),
-    "POST": build_create(
-        JobRequest(JobType.COPY, "src", "dst", [FileInfo("F1")]), agent_name=None
-    ),
+    "POST": build_create(JobRequest(JobType.COPY, "src", "dst", [FileInfo("F1")]), agent_name=None),
     "get_job": build_get_job("1"),
     "list_jobs": build_list_jobs(),
     "cancel_job": build_cancel_job("1"),
