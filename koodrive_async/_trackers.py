@@ -110,10 +110,16 @@ def _share(strings: dict[str, str], unit: Any, names: tuple[str, ...]) -> dict[s
     return changes
 
 
+#: Job times are whole seconds: below this many, their difference is too
+#: coarse to teach the scheduler anything the poll bracket does not.
+MIN_SERVER_SECONDS = 10.0
+
+
 def _duration(unit: Job | ShareTask) -> float | None:
     if unit.create_time is None or unit.end_time is None:
         return None
-    return (unit.end_time - unit.create_time).total_seconds()
+    seconds = (unit.end_time - unit.create_time).total_seconds()
+    return seconds if seconds >= MIN_SERVER_SECONDS else None
 
 
 def _job_failure(unit: Job | ShareTask) -> Exception | None:
@@ -173,7 +179,7 @@ class JobTracker:
         return _job_failure(unit)
 
     def server_duration(self, unit: Job) -> float | None:
-        """``end_time - create_time`` in seconds, when the service gave both."""
+        """``end_time - create_time`` in seconds, when given and long enough to be exact enough."""
         return _duration(unit)
 
 
@@ -228,5 +234,5 @@ class ShareTaskTracker:
         return _job_failure(unit)
 
     def server_duration(self, unit: ShareTask) -> float | None:
-        """``end_time - create_time`` in seconds, when the service gave both."""
+        """``end_time - create_time`` in seconds, when given and long enough to be exact enough."""
         return _duration(unit)
