@@ -153,7 +153,8 @@ async def run_fanout(url: str, jobs: int, concurrency: int) -> dict[str, Any]:
         delay = seen[task["taskId"]] - (finished_at - offset)
         delays.append(delay)
         relative.append(delay / float(task["duration"]))
-    gets = sum(1 for r in ledger if r["route"] == "get_task")
+    # Batch jobs are read at job detail (job_tracking="job", the default).
+    gets = sum(1 for r in ledger if r["route"] in ("get_task", "get_job"))
     creates = sum(1 for r in ledger if r["route"] == "create_job")
     ideal = ideal_makespan(durations, concurrency)
     mean_duration = statistics.fmean(durations)

@@ -5,13 +5,24 @@ Quick start::
     async with KooDriveSession(base_url, user_id="...", token="...") as s:
         task_id = await s.create_job(JobType.COPY, src_container_id="...",
                                      dst_container_id="...", files=[FileInfo("F1")])
-        task = await s.wait_for_task(task_id)
+        job = await s.wait_for_job(task_id)
 
 The embedded emulator (``koodrive_async.emulator``) serves the same API on
 loopback for tests and demos.
 """
 
-from ._enums import JobAction, JobType, ShareTaskType, TaskStatus, TaskType
+from ._enums import (
+    FileStatus,
+    JobAction,
+    JobResult,
+    JobStatus,
+    JobType,
+    ShareTaskType,
+    State,
+    TaskStatus,
+    TaskType,
+    Verdict,
+)
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -20,6 +31,8 @@ from ._exceptions import (
     BadRequestError,
     CredentialsError,
     InvalidRequestError,
+    JobCancelledError,
+    JobFailedError,
     KooDriveError,
     NotFoundError,
     PermissionDeniedError,
@@ -32,14 +45,18 @@ from ._exceptions import (
 from ._models import (
     FileInfo,
     FileRef,
+    FileResult,
     ImportTaskRequest,
+    Job,
     JobOutcome,
     JobRequest,
     Request,
+    ShareTask,
     ShareTaskRequest,
     Task,
     TaskPage,
     TransferTaskRequest,
+    UncompressedFile,
 )
 from ._policies import PollPolicy, RetryPolicy
 from ._session import KooDriveSession
@@ -55,11 +72,18 @@ __all__ = [
     "CredentialsError",
     "FileInfo",
     "FileRef",
+    "FileResult",
+    "FileStatus",
     "ImportTaskRequest",
     "InvalidRequestError",
+    "Job",
     "JobAction",
+    "JobCancelledError",
+    "JobFailedError",
     "JobOutcome",
     "JobRequest",
+    "JobResult",
+    "JobStatus",
     "JobType",
     "KooDriveError",
     "KooDriveSession",
@@ -71,8 +95,10 @@ __all__ = [
     "ResponseValidationError",
     "RetryPolicy",
     "ServerError",
+    "ShareTask",
     "ShareTaskRequest",
     "ShareTaskType",
+    "State",
     "Task",
     "TaskFailedError",
     "TaskPage",
@@ -80,6 +106,8 @@ __all__ = [
     "TaskTimeoutError",
     "TaskType",
     "TransferTaskRequest",
+    "UncompressedFile",
+    "Verdict",
     "__version__",
     "chunked",
 ]

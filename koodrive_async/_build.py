@@ -7,9 +7,11 @@ Authorization) and to each attempt (X-Date, from ``_clock``). Arguments are
 checked here (with ``_validate``), so a bad one raises
 :class:`~koodrive_async.InvalidRequestError` before anything is sent.
 
-A new endpoint (job detail, job list, cancel, share-task detail, session
-refresh) is one more ``build_*`` function here, one decoder in ``_decode``
-and one thin method on the session.
+Each endpoint (job detail, job list, cancel and share-task detail among
+them) is one ``build_*`` function here, one decoder in ``_decode`` and one
+thin method on the session. Whether a call may be repeated is decided here
+too, as ``Call.idempotent``: the reads and the cancel, even those sent as
+POST, are retried like GETs.
 
 Never imports aiohttp, the sender or the session: no I/O here.
 """
@@ -24,7 +26,7 @@ from urllib.parse import quote
 from . import _validate as check
 from ._call import Call
 from ._codec import encode_json, request_body
-from ._enums import TaskStatus, TaskType
+from ._enums import JobStatus, JobType, TaskStatus, TaskType
 from ._exceptions import InvalidRequestError
 from ._models import (
     ImportTaskRequest,
@@ -37,13 +39,19 @@ from ._models import (
 __all__ = [
     "API_PREFIX",
     "MAX_PAGE_SIZE",
+    "PATH_CANCEL",
     "PATH_JOBS",
     "PATH_SHARE_TASKS",
+    "PATH_SHARE_TASK_DETAIL",
     "PATH_TASK",
     "PATH_TASK_CREATE",
     "PATH_TASK_LIST",
+    "build_cancel_job",
     "build_create",
+    "build_get_job",
+    "build_get_share_task",
     "build_get_task",
+    "build_list_jobs",
     "build_list_tasks",
     "check_header_value",
     "request_kind",
@@ -58,6 +66,13 @@ PATH_JOBS: Final = API_PREFIX + "/jobs"
 PATH_TASK_LIST: Final = API_PREFIX + "/task/list"
 #: ``GET task/{id}``: this prefix and the encoded id.
 PATH_TASK: Final = API_PREFIX + "/task/"
+PATH_CANCEL: Final = API_PREFIX + "/cancel"
+PATH_SHARE_TASK_DETAIL: Final = API_PREFIX + "/share/taskDetail"
+#: Path segments right under the prefix that name an endpoint, not a job:
+#: ``GET /{job_id}`` with one of them would reach that endpoint instead.
+_RESERVED_JOB_IDS: Final = frozenset(
+    {"jobs", "task", "cancel", "share", "session", "auth", "archive"}
+)
 
 #: Largest (and default) pageSize of task/list.
 MAX_PAGE_SIZE: Final = 100
@@ -184,11 +199,11 @@ def build_create(request: Request, *, agent_name: str | None) -> Call:
 # --------------------------------------------------------------------------- reads
 
 
-def _path_segment(value: str) -> str:
+def _path_segment(value: str, field: str = "task_id") -> str:
     if value.isascii() and value.isalnum():
         # The usual id (19 digits): nothing to encode, skip quote().
         return value
-    _check_unicode(value, "task_id")
+    _check_unicode(value, field)
     encoded = quote(value, safe="")
     # "." and ".." survive quote() but would be folded away by URL normalisation.
     if encoded in (".", ".."):
@@ -289,3 +304,131 @@ def build_list_tasks(
         params.append(("pageCursor", str(cursor)))
     query = "&".join(f"{key}={quote(value, safe='')}" for key, value in params)
     return Call("GET", PATH_TASK_LIST, "list_tasks", query=query)
+
+
+# --------------------------------------------------------------------------- jobs and share tasks
+
+
+def _job_type_value(task_type: JobType | int | None) -> int | None:
+    if task_type is None:
+        return None
+    return int(check.enum_member(JobType, task_type, "task_type"))
+
+
+def build_get_job(job_id: str) -> Call:
+    """Build ``GET /koodrive/ose/v1/{job_id}`` (job detail).
+
+    Args:
+        job_id: The id ``create_job`` returned.
+
+    Returns:
+        The call.
+
+    Raises:
+        InvalidRequestError: Not a non-empty string, or a name of another
+            endpoint (``jobs``, ``cancel``, ...), which that path would reach.
+    """
+    check.text(job_id, "job_id")
+    if job_id.strip().lower() in _RESERVED_JOB_IDS:
+        raise InvalidRequestError(
+            f"job_id {job_id!r} names another endpoint, not a job", field="job_id"
+        )
+    return Call("GET", f"{API_PREFIX}/{_path_segment(job_id, 'job_id')}", "get_job")
+
+
+def build_list_jobs(
+    *,
+    task_type: JobType | int | None = None,
+    status: JobStatus | int | None = None,
+    offset: int = 0,
+    limit: int = MAX_PAGE_SIZE,
+) -> Call:
+    """Build ``GET /koodrive/ose/v1/jobs`` (one page of batch jobs).
+
+    Args:
+        task_type: Only jobs of this JobType (sent as ``type``).
+        status: Only jobs in this JobStatus.
+        offset: Jobs to skip (it counts items, not pages); 0 for the first page.
+        limit: 1 to 100.
+
+    Returns:
+        The call.
+
+    Raises:
+        InvalidRequestError: A value out of range or of the wrong type.
+    """
+    params: list[tuple[str, int]] = []
+    job_type = _job_type_value(task_type)
+    if job_type is not None:
+        params.append(("type", job_type))
+    if status is not None:
+        params.append(("status", int(check.enum_member(JobStatus, status, "status"))))
+    check.int_in_range(offset, "offset", low=0)
+    check.int_in_range(limit, "limit", low=1, high=MAX_PAGE_SIZE)
+    params.extend((("offset", offset), ("limit", limit)))
+    query = "&".join(f"{key}={value}" for key, value in params)
+    return Call("GET", PATH_JOBS, "list_jobs", query=query)
+
+
+def build_cancel_job(job_id: str) -> Call:
+    """Build ``POST /koodrive/ose/v1/cancel`` ``{"jobId"}``.
+
+    Idempotent: cancelling twice cannot do anything twice, so it is retried
+    like a read.
+
+    Args:
+        job_id: The job to cancel.
+
+    Returns:
+        The call.
+
+    Raises:
+        InvalidRequestError: Not a non-empty string (or not valid Unicode).
+    """
+    check.text(job_id, "job_id")
+    body = encode_json({"jobId": job_id})
+    return Call(
+        "POST", PATH_CANCEL, "cancel_job", headers=_JSON_HEADERS, body=body, idempotent=True
+    )
+
+
+def build_get_share_task(
+    task_id: str, *, share_id: str, kdstoken: str | None, agent_name: str | None
+) -> Call:
+    """Build ``POST /koodrive/ose/v1/share/taskDetail`` (a read, sent as a POST).
+
+    Args:
+        task_id: The id ``create_share_task`` returned.
+        share_id: The share.
+        kdstoken: The share's temporary token, if it needs one (a secret:
+            never in a message).
+        agent_name: The session's X-Hw-Agentname (the carrier pages mark it
+            mandatory, as for share-task creation).
+
+    Returns:
+        The call (idempotent: retried like a GET).
+
+    Raises:
+        InvalidRequestError: An empty id, a kdstoken that is not a non-empty
+            string, or a session without an agent name.
+    """
+    check.text(task_id, "task_id")
+    check.text(share_id, "share_id")
+    check.optional_text(kdstoken, "kdstoken", secret=True)
+    if not agent_name:
+        raise InvalidRequestError(
+            "share tasks need the session's agent_name (sent as X-Hw-Agentname)",
+            field="agent_name",
+        )
+    check_header_value(agent_name, "agent_name")
+    payload: dict[str, str] = {"taskId": task_id, "shareId": share_id}
+    if kdstoken is not None:
+        payload["kdstoken"] = kdstoken
+    return Call(
+        "POST",
+        PATH_SHARE_TASK_DETAIL,
+        "get_share_task",
+        headers={**_JSON_HEADERS, "X-Hw-Agentname": agent_name},
+        body=encode_json(payload),
+        idempotent=True,
+    )

@@ -27,15 +27,20 @@ class Call:
         method: ``GET`` or ``POST``.
         path: The percent-encoded path (starts with ``/koodrive/ose/v1/``).
         route: The endpoint's name (``create_task``, ``create_share_task``,
-            ``create_job``, ``get_task``, ``list_tasks``).
+            ``create_job``, ``get_task``, ``list_tasks``, ``get_job``,
+            ``list_jobs``, ``cancel_job``, ``get_share_task``).
         query: The encoded query string without ``?`` ("" for none).
         headers: The endpoint's own headers (Content-Type, X-Hw-Agentname,
             x-hw-share-folder-id); the session adds the common ones.
-        body: The JSON body bytes, or None. May hold an archive password:
-            never log it.
+        body: The JSON body bytes, or None. May hold an archive password or
+            a kdstoken: never log it.
+        idempotent: Repeating the call cannot do anything twice (a read, even
+            one sent as a POST such as share/taskDetail, or a cancel). The
+            retry rules (``_retry``) treat an idempotent call like a GET and
+            any other like a create. Defaults to True for GET only.
     """
 
-    __slots__ = ("body", "headers", "method", "path", "query", "route")
+    __slots__ = ("body", "headers", "idempotent", "method", "path", "query", "route")
 
     def __init__(
         self,
@@ -46,6 +51,7 @@ class Call:
         query: str = "",
         headers: Mapping[str, str] | None = None,
         body: bytes | None = None,
+        idempotent: bool | None = None,
     ) -> None:
         self.method = method
         self.path = path
@@ -53,11 +59,12 @@ class Call:
         self.query = query
         self.headers: Mapping[str, str] = headers if headers is not None else {}
         self.body = body
+        self.idempotent = method == "GET" if idempotent is None else idempotent
 
     @property
     def is_create(self) -> bool:
-        """True for the POST endpoints, which create a task on the server."""
-        return self.method == "POST"
+        """True for a call that may create something on the server (not idempotent)."""
+        return not self.idempotent
 
     @property
     def target(self) -> str:

@@ -26,20 +26,33 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Final
 
-from ._enums import TaskStatus, TaskType
+from ._enums import (
+    FileStatus,
+    JobAction,
+    JobResult,
+    JobStatus,
+    JobType,
+    ShareTaskType,
+    TaskStatus,
+    TaskType,
+)
 from ._exceptions import InvalidRequestError
 from ._models import (
     FileInfo,
     FileRef,
+    FileResult,
     ImportTaskRequest,
+    Job,
     JobRequest,
     Request,
+    ShareTask,
     ShareTaskRequest,
     Task,
     TransferTaskRequest,
+    UncompressedFile,
 )
 
 __all__ = [
@@ -48,6 +61,10 @@ __all__ = [
     "enum_or_int",
     "file_info_json",
     "file_ref_json",
+    "parse_file_results",
+    "parse_job",
+    "parse_share_task",
+    "parse_stamp",
     "parse_task",
     "parse_time",
     "request_body",
@@ -372,4 +389,239 @@ def parse_task(data: Mapping[str, Any]) -> Task:
         create_time,
         start_time,
         end_time,
+    )
+
+
+# --------------------------------------------------------------------------- jobs and share tasks
+
+_JOB_TYPES: Final[Mapping[int, Any]] = JobType._value2member_map_
+_JOB_ACTIONS: Final[Mapping[int, Any]] = JobAction._value2member_map_
+_JOB_STATUSES: Final[Mapping[int, Any]] = JobStatus._value2member_map_
+_JOB_RESULTS: Final[Mapping[int, Any]] = JobResult._value2member_map_
+_FILE_STATUSES: Final[Mapping[int, Any]] = FileStatus._value2member_map_
+_SHARE_TYPES: Final[Mapping[int, Any]] = ShareTaskType._value2member_map_
+# 14 digits: yyyyMMddHHmmss; epoch milliseconds have 13 digits until 2286.
+_STAMP_DIGITS: Final = 14
+
+
+def parse_stamp(value: object, tz: tzinfo = UTC) -> datetime | None:
+    """Parse a job time: 14-digit ``yyyyMMddHHmmss`` in ``tz``; None when unparseable.
+
+    The pages name no zone for these times, so the session's
+    ``service_time_zone`` (UTC unless set) is assumed. A 14-digit number is
+    read as the same digits; anything else goes to :func:`parse_time` (ISO
+    8601, epoch milliseconds).
+
+    Args:
+        value: The JSON value.
+        tz: The zone the service writes the digits in.
+
+    Returns:
+        An aware datetime, or None.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and len(str(value)) == _STAMP_DIGITS:
+        value = str(value)
+    if isinstance(value, str):
+        digits = value.strip()
+        if len(digits) == _STAMP_DIGITS and digits.isascii() and digits.isdigit():
+            try:
+                return datetime.strptime(digits, "%Y%m%d%H%M%S").replace(tzinfo=tz)
+            except ValueError:  # month 13, second 61, ...
+                return None
+    return parse_time(value)
+
+
+def _opt_text(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None or value.__class__ is str:
+        return value
+    return _text(key, value)
+
+
+def _opt_enum(data: Mapping[str, Any], key: str, members: Mapping[int, Any]) -> Any:
+    value = data.get(key)
+    if value is None:
+        return None
+    if value.__class__ is int:
+        return members.get(value, value)
+    return enum_or_int(members, key, value)
+
+
+def _opt_int(data: Mapping[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    result = enum_or_int({}, key, value)
+    assert isinstance(result, int)
+    return result
+
+
+def _first(data: Mapping[str, Any], *keys: str) -> str:
+    """The first of ``keys`` the object holds (the two pages spell some fields differently)."""
+    for key in keys:
+        if data.get(key) is not None:
+            return key
+    return keys[0]
+
+
+def _unit_id(data: Mapping[str, Any]) -> str:
+    value = _opt_text(data, "taskId")
+    # A blank id names nothing that could be polled or matched.
+    if not value or value.isspace():
+        raise ResponseFieldError("the job has no taskId", key="taskId")
+    return value
+
+
+def parse_file_results(value: object) -> tuple[FileResult, ...]:
+    """The per-file results of ``taskInfos``: an array of objects, or one object.
+
+    Args:
+        value: The JSON value (None gives an empty tuple).
+
+    Returns:
+        One FileResult per entry.
+
+    Raises:
+        ResponseFieldError: Not an object nor an array of objects, or an
+            entry with a field of an impossible shape.
+    """
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, dict) else value
+    if not isinstance(items, list):
+        raise ResponseFieldError("taskInfos is neither an array nor an object", key="taskInfos")
+    files = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise ResponseFieldError("a taskInfos entry is not an object", key="taskInfos")
+        try:
+            status = _opt_enum(item, "status", _FILE_STATUSES)
+        except ResponseFieldError:
+            status = None  # a status no enum can hold ("done"): unknown, not fatal
+        files.append(
+            FileResult(
+                _opt_text(item, "fileId"),
+                status,
+                _opt_text(item, "newFileId"),
+                _opt_text(item, "srcContainerId"),
+            )
+        )
+    return tuple(files)
+
+
+def _millis(value: object) -> object:
+    # updateAt: "String (ms timestamp)", digits in a string.
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return value
+
+
+def _uncompressed(value: object) -> tuple[UncompressedFile, ...]:
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, dict) else value
+    if not isinstance(items, list):
+        raise ResponseFieldError("uncompressedFileList is not an array", key="uncompressedFileList")
+    entries = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise ResponseFieldError(
+                "an uncompressedFileList entry is not an object", key="uncompressedFileList"
+            )
+        size = item.get("fileSize")
+        try:
+            file_size = None if size is None else _opt_int(item, "fileSize")
+        except ResponseFieldError:
+            file_size = None  # a descriptive field: never sink the job for it
+        entries.append(
+            UncompressedFile(
+                _opt_text(item, "name"),
+                _opt_text(item, "type"),
+                _opt_text(item, "code"),
+                parse_time(_millis(item.get("updateAt"))),
+                file_size,
+            )
+        )
+    return tuple(entries)
+
+
+def parse_job(
+    info: Mapping[str, Any],
+    *,
+    task_infos: object = None,
+    uncompressed: object = None,
+    tz: tzinfo = UTC,
+) -> Job:
+    """Build a Job from a ``jobInfo`` object (job detail) or a ``GET jobs`` item.
+
+    Both spellings of the fields that the job and share pages name
+    differently are read (``status``/``taskStatus``, ``beginTime``/``startTime``).
+
+    Args:
+        info: The job object.
+        task_infos: The detail's ``taskInfos`` (an array or one object), if any.
+        uncompressed: The detail's ``uncompressedFileList``, if any.
+        tz: The zone of the 14-digit times.
+
+    Returns:
+        The job.
+
+    Raises:
+        ResponseFieldError: No ``taskId``, or a field of an impossible shape.
+    """
+    status_key = _first(info, "status", "taskStatus")
+    start_key = _first(info, "beginTime", "startTime")
+    return Job(
+        _unit_id(info),
+        _opt_text(info, "taskName"),
+        _opt_text(info, "userId"),
+        _opt_enum(info, "taskType", _JOB_TYPES),
+        _opt_enum(info, "actionType", _JOB_ACTIONS),
+        _opt_enum(info, status_key, _JOB_STATUSES),
+        _opt_enum(info, "taskResultCode", _JOB_RESULTS),
+        _opt_text(info, "resultCode"),
+        _opt_int(info, "progress"),
+        _opt_text(info, "downloadUrl"),
+        _opt_int(info, "contentNum"),
+        _opt_text(info, "containerId"),
+        _opt_text(info, "tenantId"),
+        parse_stamp(info.get("createTime"), tz),
+        parse_stamp(info.get(start_key), tz),
+        parse_stamp(info.get("endTime"), tz),
+        parse_file_results(task_infos),
+        _uncompressed(uncompressed),
+    )
+
+
+def parse_share_task(
+    info: Mapping[str, Any], *, task_infos: object = None, tz: tzinfo = UTC
+) -> ShareTask:
+    """Build a ShareTask from the ``jobInfo`` of a ``share/taskDetail`` answer.
+
+    Args:
+        info: The ``jobInfo`` object.
+        task_infos: The answer's ``taskInfos`` (an array or one object), if any.
+        tz: The zone of the 14-digit times.
+
+    Returns:
+        The share task.
+
+    Raises:
+        ResponseFieldError: No ``taskId``, or a field of an impossible shape.
+    """
+    status_key = _first(info, "taskStatus", "status")
+    start_key = _first(info, "startTime", "beginTime")
+    return ShareTask(
+        _unit_id(info),
+        _opt_text(info, "userId"),
+        _opt_enum(info, "taskType", _SHARE_TYPES),
+        _opt_enum(info, status_key, _JOB_STATUSES),
+        _opt_enum(info, "taskResultCode", _JOB_RESULTS),
+        _opt_text(info, "resultCode"),
+        _opt_int(info, "progress"),
+        _opt_text(info, "downloadUrl"),
+        parse_stamp(info.get("createTime"), tz),
+        parse_stamp(info.get(start_key), tz),
+        parse_stamp(info.get("endTime"), tz),
+        parse_file_results(task_infos),
     )

@@ -20,10 +20,11 @@ Never imports aiohttp, the sender or the session: no I/O here.
 from __future__ import annotations
 
 import json
+from datetime import UTC, tzinfo
 from typing import Any, Final
 
 from ._call import Call, Response
-from ._codec import ResponseFieldError, parse_task
+from ._codec import ResponseFieldError, parse_job, parse_share_task, parse_task
 from ._exceptions import (
     APIError,
     AuthenticationError,
@@ -34,7 +35,7 @@ from ._exceptions import (
     ResponseValidationError,
     ServerError,
 )
-from ._models import Task, TaskPage
+from ._models import Job, ShareTask, Task, TaskPage
 from ._retry import parse_retry_after
 
 __all__ = [
@@ -43,7 +44,11 @@ __all__ = [
     "CursorTracker",
     "body_text",
     "cursor_cycle_message",
+    "decode_cancel",
     "decode_create",
+    "decode_job",
+    "decode_job_list",
+    "decode_share_task",
     "decode_task",
     "decode_task_page",
     "error_from_response",
@@ -218,7 +223,8 @@ def error_from_response(
         "body": body_text(body),
         "method": call.method,
         "path": call.path,
-        "possibly_created": possibly_created(call.method, status),
+        # An idempotent call (a read, a cancel) creates nothing, whatever its status.
+        "possibly_created": call.is_create and possibly_created(call.method, status),
     }
     if cls is RateLimitError:
         return RateLimitError(
@@ -447,3 +453,125 @@ def decode_task_page(
     if next_cursor is not None and cursors is not None and not cursors.add(next_cursor):
         raise error_from_response(call, response, problem=cursor_cycle_message(next_cursor))
     return TaskPage(tuple(tasks), next_cursor)
+
+
+# --------------------------------------------------------------------------- jobs and share tasks
+
+
+def _detail(data: dict[str, Any]) -> dict[str, Any]:
+    """The object holding ``jobInfo``: the body itself, or its ``data`` (the job page)."""
+    if "jobInfo" not in data and isinstance(data.get("data"), dict):
+        return data["data"]  # type: ignore[no-any-return]
+    return data
+
+
+def _job_info(detail: dict[str, Any]) -> dict[str, Any]:
+    info = detail.get("jobInfo")
+    if info is None and "taskId" in detail:
+        return detail  # the fields unwrapped
+    if not isinstance(info, dict):
+        raise ResponseFieldError("the answer has no jobInfo object", key="jobInfo")
+    return info
+
+
+def decode_job(call: Call, response: Response, *, tz: tzinfo = UTC) -> Job:
+    """The Job from a ``GET /{job_id}`` (job detail) response.
+
+    Args:
+        call: The detail call.
+        response: Its final response.
+        tz: The zone of the 14-digit times (the session's ``service_time_zone``).
+
+    Returns:
+        The job, with its per-file results.
+
+    Raises:
+        APIError: An error status, or a 200 with a non-zero code.
+        ResponseValidationError: Not a JSON object, no ``jobInfo``/``taskId``,
+            or a field of an impossible shape.
+    """
+    detail = _detail(success_object(call, response))
+    try:
+        return parse_job(
+            _job_info(detail),
+            task_infos=detail.get("taskInfos"),
+            uncompressed=detail.get("uncompressedFileList"),
+            tz=tz,
+        )
+    except ResponseFieldError as exc:
+        raise error_from_response(call, response, problem=str(exc)) from None
+
+
+def decode_job_list(call: Call, response: Response, *, tz: tzinfo = UTC) -> list[Job]:
+    """The jobs of a ``GET jobs`` response (``data``: an array of job objects).
+
+    A missing or null ``data`` is an empty page.
+
+    Args:
+        call: The list call.
+        response: Its final response.
+        tz: The zone of the 14-digit times.
+
+    Returns:
+        The jobs, in the service's order.
+
+    Raises:
+        APIError: An error status, or a 200 with a non-zero code.
+        ResponseValidationError: ``data`` is not an array of job objects.
+    """
+    data = success_object(call, response)
+    items = data.get("data")
+    if items is None:
+        return []
+    try:
+        if not isinstance(items, list):
+            raise ResponseFieldError("data is not an array of jobs", key="data")
+        jobs = []
+        for item in items:
+            if not isinstance(item, dict):
+                raise ResponseFieldError("a job list entry is not an object", key="data")
+            jobs.append(parse_job(_job_info(item) if "jobInfo" in item else item, tz=tz))
+        return jobs
+    except ResponseFieldError as exc:
+        raise error_from_response(call, response, problem=str(exc)) from None
+
+
+def decode_cancel(call: Call, response: Response) -> None:
+    """Check a ``POST cancel`` response (a bare ``{code, msg}`` on success).
+
+    Args:
+        call: The cancel call.
+        response: Its final response.
+
+    Raises:
+        BadRequestError: The job cannot be cancelled (no such job, or it is
+            no longer pending or processing).
+        APIError: Any other refusal.
+        ResponseValidationError: The body is not a JSON object.
+    """
+    success_object(call, response)
+
+
+def decode_share_task(call: Call, response: Response, *, tz: tzinfo = UTC) -> ShareTask:
+    """The ShareTask from a ``POST share/taskDetail`` response.
+
+    ``taskInfos`` may be an array or a single object (the page types it as one).
+
+    Args:
+        call: The detail call.
+        response: Its final response.
+        tz: The zone of the 14-digit times.
+
+    Returns:
+        The share task, with its per-file results.
+
+    Raises:
+        APIError: An error status, or a 200 with a non-zero code.
+        ResponseValidationError: Not a JSON object, no ``jobInfo``/``taskId``,
+            or a field of an impossible shape.
+    """
+    detail = _detail(success_object(call, response))
+    try:
+        return parse_share_task(_job_info(detail), task_infos=detail.get("taskInfos"), tz=tz)
+    except ResponseFieldError as exc:
+        raise error_from_response(call, response, problem=str(exc)) from None

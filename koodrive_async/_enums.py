@@ -14,13 +14,19 @@ import enum
 from typing import Final
 
 __all__ = [
+    "FINAL_STATES",
     "JOB_ACTIONS",
     "TERMINAL_STATUSES",
+    "FileStatus",
     "JobAction",
+    "JobResult",
+    "JobStatus",
     "JobType",
     "ShareTaskType",
+    "State",
     "TaskStatus",
     "TaskType",
+    "Verdict",
 ]
 
 
@@ -93,3 +99,72 @@ JOB_ACTIONS: Final[dict[JobType, frozenset[JobAction]]] = {
     ),
     JobType.CLEAR_RECYCLE_BIN: frozenset({JobAction.CLEAR_RECYCLE_BIN}),
 }
+
+
+class JobStatus(enum.IntEnum):
+    """``status`` of a batch job (``taskStatus`` of a share task)."""
+
+    PENDING = 0
+    PROCESSING = 1
+    COMPLETED = 2
+    """Done: ``JobResult`` says whether every file succeeded."""
+    CANCELLED = 3
+
+
+class JobResult(enum.IntEnum):
+    """``taskResultCode`` of a completed batch job or share task."""
+
+    ALL_SUCCEEDED = 1
+    PARTIALLY_FAILED = 2
+    ALL_FAILED = 3
+
+
+class FileStatus(enum.IntEnum):
+    """``status`` of one file of a job or share task (``taskInfos``)."""
+
+    PENDING = 0
+    SUCCEEDED = 1
+    FAILED = 2
+
+
+class State(enum.Enum):
+    """Where a unit of work (Task, Job, ShareTask) stands, in one vocabulary.
+
+    A task's status maps one to one; a job or share task maps pending → NEW,
+    processing → EXECUTING, completed with every file succeeded → SUCCESS,
+    completed with some or all files failed → FAILED, cancelled → CANCELLED.
+    """
+
+    NEW = "new"
+    EXECUTING = "executing"
+    SUCCESS = "success"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        """True for SUCCESS, FAILED and CANCELLED (the unit never changes again)."""
+        return self in FINAL_STATES
+
+
+#: The states a unit of work never leaves.
+FINAL_STATES: Final[frozenset[State]] = frozenset({State.SUCCESS, State.FAILED, State.CANCELLED})
+
+
+class Verdict(enum.Enum):
+    """What became of one request of a fan-out (``JobOutcome.verdict``).
+
+    The same words the bulk journal, ``--json`` and reports use.
+    """
+
+    SUCCEEDED = "succeeded"
+    """Created and fully succeeded."""
+    FAILED = "failed"
+    """Created and ended failed (some or all files) or cancelled."""
+    REFUSED = "refused"
+    """The create was refused or never sent: nothing was created."""
+    IN_DOUBT = "in_doubt"
+    """The create may have been carried out (no answer, or a 500/502/504), or
+    the work exists but polling it failed: look it up before sending again."""
+    TIMED_OUT = "timed_out"
+    """Created, and still not finished when the wait's deadline passed."""

@@ -16,7 +16,9 @@ cattrs or json exception ever escapes. The hierarchy::
     │   ├── RateLimitError 429 (.retry_after, .attempts, .retries_exhausted)
     │   └── ServerError 5xx
     ├── ResponseValidationError                 a body we cannot understand
-    ├── TaskFailedError   .task (final Task), .result_code
+    ├── TaskFailedError   .task (final Task, Job or ShareTask), .result_code
+    │   ├── JobFailedError      a job or share task ended with failed files (.failed_files)
+    │   └── JobCancelledError   a job or share task was cancelled (.job)
     └── TaskTimeoutError (also TimeoutError)    .task_id, .last
 
 Messages name the method, the path, the HTTP status, the business code, the
@@ -30,7 +32,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._models import Task
+    from ._models import FileResult, Job, ShareTask, Task
 
 __all__ = [
     "APIConnectionError",
@@ -40,6 +42,8 @@ __all__ = [
     "BadRequestError",
     "CredentialsError",
     "InvalidRequestError",
+    "JobCancelledError",
+    "JobFailedError",
     "KooDriveError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -300,17 +304,75 @@ class TaskFailedError(KooDriveError):
     """The task reached FAILED. A failed task is not an HTTP error.
 
     Attributes:
-        task: The final Task as the server reported it.
+        task: The final model as the server reported it: a Task, or for the
+            subclasses a Job or ShareTask.
         result_code: The task's 18xxxxxx result code, if the server gave one.
     """
 
-    def __init__(self, task: Task) -> None:
+    def __init__(self, task: Task | Job | ShareTask, message: str | None = None) -> None:
         self.task = task
         self.result_code = task.result_code
         super().__init__(
-            f"task {task.task_id} failed"
-            + (f" with resultCode {task.result_code}" if task.result_code else "")
+            message
+            or (
+                f"task {task.task_id} failed"
+                + (f" with resultCode {task.result_code}" if task.result_code else "")
+            )
         )
+
+
+#: Most failed file ids an error message names.
+_MAX_FILES_SHOWN = 10
+
+
+class JobFailedError(TaskFailedError):
+    """A batch job or share task completed with some or all of its files failed.
+
+    Attributes:
+        job: The final Job or ShareTask (also ``.task``).
+        failed_files: The FileResult of every file that failed (may be empty
+            when the service reported a failure without per-file results).
+        result: The JobResult (PARTIALLY_FAILED or ALL_FAILED), or the int
+            the service sent.
+    """
+
+    def __init__(self, job: Job | ShareTask) -> None:
+        self.job = job
+        self.failed_files: tuple[FileResult, ...] = job.failed_files
+        self.result = job.result
+        kind = "share task" if type(job).__name__ == "ShareTask" else "job"
+        ids = [f.file_id or "?" for f in self.failed_files[:_MAX_FILES_SHOWN]]
+        more = len(self.failed_files) - len(ids)
+        files = ""
+        if self.failed_files:
+            files = (
+                f": {len(self.failed_files)} of {len(job.files)} files failed ("
+                + ", ".join(ids)
+                + (f", and {more} more" if more > 0 else "")
+                + ")"
+            )
+        result = getattr(job.result, "name", job.result)
+        super().__init__(
+            job,
+            f"{kind} {job.task_id} failed"
+            + (f" ({result})" if result is not None else "")
+            + files
+            + (f"; resultCode {job.result_code}" if job.result_code else ""),
+        )
+
+
+class JobCancelledError(TaskFailedError):
+    """A batch job or share task was cancelled before it completed.
+
+    Attributes:
+        job: The final Job or ShareTask (also ``.task``); its ``files`` say
+            which files were done before the cancellation.
+    """
+
+    def __init__(self, job: Job | ShareTask) -> None:
+        self.job = job
+        kind = "share task" if type(job).__name__ == "ShareTask" else "job"
+        super().__init__(job, f"{kind} {job.task_id} was cancelled")
 
 
 class TaskTimeoutError(KooDriveError, TimeoutError):
@@ -320,10 +382,17 @@ class TaskTimeoutError(KooDriveError, TimeoutError):
 
     Attributes:
         task_id: The id of the task being waited for.
-        last: The last Task seen while polling, or None if none was seen.
+        last: The last model seen while polling (a Task, Job or ShareTask),
+            or None if none was seen.
     """
 
-    def __init__(self, task_id: str, last: Task | None = None, *, timeout: float | None = None):
+    def __init__(
+        self,
+        task_id: str,
+        last: Task | Job | ShareTask | None = None,
+        *,
+        timeout: float | None = None,
+    ):
         self.task_id = task_id
         self.last = last
         self.timeout = timeout

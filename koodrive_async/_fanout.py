@@ -325,6 +325,9 @@ class FanOut:
                 poll=self._poll,
                 kind=duration_key(request),
                 started=started,
+                # Each kind is read where the service reports it (job detail,
+                # share-task detail, task detail).
+                tracker=self._waits.tracker_for(request),
             )
         except TaskFailedError as exc:
             return JobOutcome(request, task_id, exc.task, exc)

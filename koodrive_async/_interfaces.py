@@ -4,12 +4,11 @@ Owns three ``typing.Protocol`` classes, in the manner of gidgethub's
 ``abc.GitHubAPI``:
 
 - :class:`TaskAPI`: what waiting and fan-out need from a client (create a
-  task, read a task). ``KooDriveSession`` satisfies it; a test may pass
-  anything that does.
+  task, read a task, a job, a share task). ``KooDriveSession`` satisfies it;
+  a test may pass anything that does.
 - :class:`Tracker`: how the poll scheduler reads one kind of unit of work and
-  tells when it is done. ``_trackers.TaskTracker`` is the one kind today
-  (``GET task/{id}``); batch jobs and share tasks, read at their own
-  endpoints, become one more tracker each.
+  tells when it is done (``_trackers``: tasks at ``GET task/{id}``, batch
+  jobs at job detail, share tasks at ``share/taskDetail``).
 - :class:`Waits`: the one call fan-out makes to wait for what it submitted
   (``_waiting.Waiting.wait``), so that it reaches into nothing private.
 
@@ -24,12 +23,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Protocol, TypeVar
 
-from ._models import Request, Task
+from ._models import Job, Request, ShareTask, Task
 from ._policies import PollPolicy
 
 __all__ = ["TaskAPI", "Tracker", "UnitT", "Waits"]
 
-#: The model of one unit of work a tracker reads (``Task`` today).
+#: The model of one unit of work a tracker reads (``Task``, ``Job`` or ``ShareTask``).
 UnitT = TypeVar("UnitT")
 
 
@@ -42,6 +41,16 @@ class TaskAPI(Protocol):
 
     async def get_task(self, task_id: str) -> Task:
         """Read one task (``GET task/{task_id}``)."""
+        ...
+
+    async def get_job(self, job_id: str) -> Job:
+        """Read one batch job (``GET /{job_id}``)."""
+        ...
+
+    async def get_share_task(
+        self, task_id: str, *, share_id: str, kdstoken: str | None = None
+    ) -> ShareTask:
+        """Read one share task (``POST share/taskDetail``)."""
         ...
 
 
@@ -90,18 +99,24 @@ class Waits(Protocol):
         on_status: Callable[[Task], Any] | None = None,
         kind: Hashable | None = None,
         started: float | None = None,
-    ) -> Task:
-        """Wait until the task is terminal.
+        tracker: Tracker[Any] | None = None,
+    ) -> Any:
+        """Wait until the unit is terminal.
 
         Args:
-            task_id: The task.
+            task_id: The task (or job, or share task) id.
             timeout: Deadline in seconds from now, or None.
             poll: The polling intervals.
             on_status: Called on every status change.
             kind: Key to learn durations under (see ``_estimator.duration_key``).
             started: Loop time the task was submitted (with ``kind``).
+            tracker: How to read it (from :meth:`tracker_for`); None for a task.
 
         Returns:
-            The task once it succeeded.
+            The final model once it succeeded.
         """
+        ...
+
+    def tracker_for(self, request: Request) -> Tracker[Any] | None:
+        """The tracker that reads what ``request`` creates (None: a task, ``GET task/{id}``)."""
         ...

@@ -23,26 +23,40 @@ from . import _validate as check
 from ._enums import (
     JOB_ACTIONS,
     TERMINAL_STATUSES,
+    FileStatus,
     JobAction,
+    JobResult,
+    JobStatus,
     JobType,
     ShareTaskType,
+    State,
     TaskStatus,
     TaskType,
+    Verdict,
 )
-from ._exceptions import InvalidRequestError, KooDriveError
+from ._exceptions import (
+    InvalidRequestError,
+    KooDriveError,
+    TaskFailedError,
+    TaskTimeoutError,
+)
 from ._validate import is_collection
 
 __all__ = [
     "FileInfo",
     "FileRef",
+    "FileResult",
     "ImportTaskRequest",
+    "Job",
     "JobOutcome",
     "JobRequest",
     "Request",
+    "ShareTask",
     "ShareTaskRequest",
     "Task",
     "TaskPage",
     "TransferTaskRequest",
+    "UncompressedFile",
 ]
 
 #: Most file ids one share task may name (the share/tasks page: 1 to 1000).
@@ -313,6 +327,11 @@ class Task:
     end_time: datetime | None = None
 
     @property
+    def state(self) -> State | None:
+        """The status in the vocabulary every unit of work shares (None if unknown)."""
+        return _TASK_STATES.get(self.status)
+
+    @property
     def is_terminal(self) -> bool:
         """True when the task is SUCCESS or FAILED."""
         return self.status in TERMINAL_STATUSES
@@ -346,6 +365,234 @@ class TaskPage:
         return self.next_cursor is None
 
 
+_TASK_STATES: dict[object, State] = {
+    TaskStatus.NEW: State.NEW,
+    TaskStatus.EXECUTING: State.EXECUTING,
+    TaskStatus.SUCCESS: State.SUCCESS,
+    TaskStatus.FAILED: State.FAILED,
+}
+
+
+@attrs.frozen
+class FileResult:
+    """One file of a batch job or share task, as its detail lists it (``taskInfos``).
+
+    Attributes:
+        file_id: The (source) file id.
+        status: PENDING, SUCCEEDED or FAILED; a value the service adds later
+            stays a plain int.
+        new_file_id: The id of the file the job made (a copy), when it made one.
+        src_container_id: The space the file came from.
+    """
+
+    file_id: str | None = None
+    status: FileStatus | int | None = None
+    new_file_id: str | None = None
+    src_container_id: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        """True when this file was done successfully."""
+        return self.status == FileStatus.SUCCEEDED
+
+    @property
+    def failed(self) -> bool:
+        """True when this file failed."""
+        return self.status == FileStatus.FAILED
+
+
+@attrs.frozen
+class UncompressedFile:
+    """One entry of a decompression job's ``uncompressedFileList``.
+
+    The page gives no table for it; the fields follow the archive listing API
+    (``archive/listFile``) and are unverified. Absent or unreadable values are None.
+
+    Attributes:
+        name: The path inside the archive.
+        type: ``"1"`` a file, ``"2"`` a directory.
+        code: The entry's error code (``"0"`` for none).
+        update_time: When the entry was last changed.
+        file_size: Its size in bytes.
+    """
+
+    name: str | None = None
+    type: str | None = None
+    code: str | None = None
+    update_time: datetime | None = None
+    file_size: int | None = None
+
+
+def job_state(status: object, result: object, files: tuple[FileResult, ...] = ()) -> State | None:
+    """The :class:`State` of a job or share task from its ``status`` and ``taskResultCode``.
+
+    A completed unit without a ``taskResultCode`` is FAILED if any file
+    failed and SUCCESS otherwise; with a result value this client does not
+    know, it is FAILED (never reported as a success it may not be).
+
+    Args:
+        status: The job status (a JobStatus, an int or None).
+        result: The JobResult (or int, or None).
+        files: The per-file results.
+
+    Returns:
+        The state, or None for a status this client does not know.
+    """
+    if status == JobStatus.PENDING:
+        return State.NEW
+    if status == JobStatus.PROCESSING:
+        return State.EXECUTING
+    if status == JobStatus.CANCELLED:
+        return State.CANCELLED
+    if status != JobStatus.COMPLETED:
+        return None
+    if result == JobResult.ALL_SUCCEEDED:
+        return State.SUCCESS
+    if result is None and not any(f.failed for f in files):
+        return State.SUCCESS
+    return State.FAILED
+
+
+@attrs.frozen
+class Job:
+    """A batch job as its detail (``GET /{job_id}``) or ``GET jobs`` reports it.
+
+    Only ``job_id`` is always present. Enum fields hold the member when the
+    value is known and the plain int otherwise; times (14-digit
+    ``yyyyMMddHHmmss`` on the wire) are read in the session's
+    ``service_time_zone``; unparseable ones are None. ``files`` and
+    ``uncompressed_files`` are empty in listings.
+
+    Attributes:
+        job_id: The job id (``taskId``; the id ``create_job`` returned).
+        name: ``taskName``.
+        user_id: The creator.
+        task_type: The JobType.
+        action_type: The JobAction.
+        status: The JobStatus.
+        result: The JobResult, once completed.
+        result_code: The job's result code (an error code when files failed).
+        progress: Percent done (0..100).
+        download_url: The package's link (package downloads only). It carries
+            a token: never shown in the repr; do not log it.
+        file_count: ``contentNum``, the number of files requested.
+        container_id: The target space.
+        tenant_id: The tenant.
+        create_time: When it was created.
+        start_time: When it began (``beginTime``; ``startTime`` accepted too).
+        end_time: When it completed or was cancelled.
+        files: One FileResult per file (``taskInfos``).
+        uncompressed_files: The archive's files (decompression jobs).
+    """
+
+    job_id: str
+    name: str | None = None
+    user_id: str | None = None
+    task_type: JobType | int | None = None
+    action_type: JobAction | int | None = None
+    status: JobStatus | int | None = None
+    result: JobResult | int | None = None
+    result_code: str | None = None
+    progress: int | None = None
+    download_url: str | None = attrs.field(default=None, repr=False)
+    file_count: int | None = None
+    container_id: str | None = None
+    tenant_id: str | None = None
+    create_time: datetime | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    files: tuple[FileResult, ...] = ()
+    uncompressed_files: tuple[UncompressedFile, ...] = ()
+
+    @property
+    def task_id(self) -> str:
+        """The job id, under the name every unit of work shares."""
+        return self.job_id
+
+    @property
+    def state(self) -> State | None:
+        """NEW, EXECUTING, SUCCESS, FAILED (partly or wholly) or CANCELLED; None if unknown."""
+        return job_state(self.status, self.result, self.files)
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the job completed or was cancelled."""
+        state = self.state
+        return state is not None and state.is_final
+
+    @property
+    def succeeded(self) -> bool:
+        """True when the job completed and every file succeeded."""
+        return self.state is State.SUCCESS
+
+    @property
+    def failed_files(self) -> tuple[FileResult, ...]:
+        """The files whose status is FAILED."""
+        return tuple(f for f in self.files if f.failed)
+
+
+@attrs.frozen
+class ShareTask:
+    """A share task as ``share/taskDetail`` reports it.
+
+    The same vocabulary as :class:`Job` (``taskStatus`` is read as the status,
+    ``startTime`` or ``beginTime`` as the start).
+
+    Attributes:
+        task_id: The task id ``create_share_task`` returned.
+        user_id: The creator.
+        task_type: PACKAGE or SAVE.
+        status: The JobStatus.
+        result: The JobResult, once completed.
+        result_code: A result code, when the service sends one.
+        progress: Percent done (0..100).
+        download_url: The zip's link (PACKAGE only). It carries a token:
+            never shown in the repr; do not log it.
+        create_time: When it was created.
+        start_time: When it began.
+        end_time: When it completed or was cancelled.
+        files: One FileResult per file (``taskInfos``, an array or one object).
+    """
+
+    task_id: str
+    user_id: str | None = None
+    task_type: ShareTaskType | int | None = None
+    status: JobStatus | int | None = None
+    result: JobResult | int | None = None
+    result_code: str | None = None
+    progress: int | None = None
+    download_url: str | None = attrs.field(default=None, repr=False)
+    create_time: datetime | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    files: tuple[FileResult, ...] = ()
+
+    @property
+    def state(self) -> State | None:
+        """NEW, EXECUTING, SUCCESS, FAILED (partly or wholly) or CANCELLED; None if unknown."""
+        return job_state(self.status, self.result, self.files)
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the share task completed or was cancelled."""
+        state = self.state
+        return state is not None and state.is_final
+
+    @property
+    def succeeded(self) -> bool:
+        """True when it completed and every file succeeded."""
+        return self.state is State.SUCCESS
+
+    @property
+    def failed_files(self) -> tuple[FileResult, ...]:
+        """The files whose status is FAILED."""
+        return tuple(f for f in self.files if f.failed)
+
+
+#: Any model of a unit of work: what ``JobOutcome.task`` holds.
+Unit: TypeAlias = Task | Job | ShareTask
+
+
 @attrs.frozen
 class JobOutcome:
     """What became of one request in :meth:`KooDriveSession.run_jobs`.
@@ -354,17 +601,50 @@ class JobOutcome:
         request: The request, as given.
         task_id: The task id, once the create call returned one (None if
             submission failed).
-        task: The last Task seen (terminal unless the wait was cut short).
+        task: The last model seen, of the request's kind: a :class:`Job` for
+            a JobRequest, a :class:`ShareTask` for a ShareTaskRequest, a
+            :class:`Task` for transfers and imports (and for every kind with
+            ``job_tracking="task"``). Final unless the wait was cut short.
         error: None on success; otherwise the exception: a submission error,
-            :class:`TaskFailedError`, :class:`TaskTimeoutError`, or a polling error.
+            :class:`TaskFailedError` (:class:`JobFailedError` for a job or
+            share task with failed files, :class:`JobCancelledError` when it
+            was cancelled), :class:`TaskTimeoutError`, or a polling error.
     """
 
     request: Request
     task_id: str | None = None
-    task: Task | None = None
+    task: Unit | None = None
     error: KooDriveError | None = None
 
     @property
+    def state(self) -> State | None:
+        """The state of the last model seen (None before any was)."""
+        return None if self.task is None else self.task.state
+
+    @property
     def ok(self) -> bool:
-        """True when the task was created and reached SUCCESS."""
-        return self.error is None and self.task is not None and self.task.succeeded
+        """True only when the work was created and fully succeeded."""
+        return self.error is None and self.task is not None and self.task.state is State.SUCCESS
+
+    @property
+    def failed_files(self) -> tuple[FileResult, ...]:
+        """The files that failed (jobs and share tasks; empty otherwise)."""
+        task = self.task
+        return () if task is None or isinstance(task, Task) else task.failed_files
+
+    @property
+    def verdict(self) -> Verdict:
+        """SUCCEEDED, FAILED, REFUSED, IN_DOUBT or TIMED_OUT (see :class:`Verdict`)."""
+        error = self.error
+        if error is None:
+            return Verdict.SUCCEEDED if self.ok else Verdict.IN_DOUBT
+        if self.task_id is None:
+            # The create failed: only an ambiguous failure may have created it.
+            maybe = getattr(error, "possibly_created", False)
+            return Verdict.IN_DOUBT if maybe else Verdict.REFUSED
+        if isinstance(error, TaskFailedError):
+            return Verdict.FAILED
+        if isinstance(error, TaskTimeoutError):
+            return Verdict.TIMED_OUT
+        # Created, but polling it failed: its end is unknown.
+        return Verdict.IN_DOUBT

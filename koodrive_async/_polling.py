@@ -86,7 +86,7 @@ DEFAULT_MAX_POLLS = 32
 LAST_POLL_LEAD = 0.25
 
 GetTask = Callable[[str], Awaitable[Task]]
-OnStatus = Callable[[Task], Any]
+OnStatus = Callable[[Any], Any]
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -126,18 +126,20 @@ class _Waiter:
         "prev_poll",
         "invalid",
         "final",
+        "tracker",
     )
 
     def __init__(
         self,
         task_id: str,
-        future: asyncio.Future[Task],
+        future: asyncio.Future[Any],
         policy: PollPolicy,
         on_status: OnStatus | None,
         deadline: float | None,
         timeout: float | None,
         kind: Hashable | None,
         started: float | None,
+        tracker: Tracker[Any],
     ) -> None:
         self.task_id = task_id
         self.future = future
@@ -146,7 +148,8 @@ class _Waiter:
         self.deadline = deadline
         self.timeout = timeout
         self.interval = 0.0
-        self.last: Task | None = None
+        # The last model read (a Task, Job or ShareTask: the tracker's kind).
+        self.last: Any = None
         self.seq = 0
         self.poll: asyncio.Task[None] | None = None
         self.kind = kind
@@ -158,15 +161,17 @@ class _Waiter:
         self.invalid = 0
         # It had its last poll before a deadline that falls inside a pause.
         self.final = False
+        # How this unit is read and judged (shared by every waiter of a kind).
+        self.tracker = tracker
 
 
 class PollScheduler:
     """Polls every waited-on task of one session from one driver task.
 
-    Every waiter is read through one :class:`~koodrive_async._trackers.TaskTracker`
-    over ``get_task``. Job and share-task tracking will give each waiter its
-    own tracker (one more ``_Waiter`` slot, 8 bytes); until then the
-    scheduler's one tracker keeps the waiter as small as it was.
+    Each waiter is read through its own tracker (one ``_Waiter`` slot, a
+    reference to a tracker shared by every waiter of its kind): by default
+    the scheduler's :class:`~koodrive_async._trackers.TaskTracker` over
+    ``get_task``; a job's ``JobTracker``, a share's ``ShareTaskTracker``.
 
     Args:
         get_task: The session's ``get_task`` coroutine function.
@@ -237,8 +242,9 @@ class PollScheduler:
         on_status: OnStatus | None = None,
         kind: Hashable | None = None,
         started: float | None = None,
+        tracker: Tracker[Any] | None = None,
     ) -> _Waiter:
-        """Register a waiter; its future resolves with the terminal Task or an error.
+        """Register a waiter; its future resolves with the final model or an error.
 
         Args:
             task_id: The task to poll.
@@ -247,6 +253,8 @@ class PollScheduler:
             on_status: Called with the Task on every status change.
             kind: Kind key for learning durations, or None (no learning).
             started: Loop time the task was submitted (with ``kind``).
+            tracker: How to read the unit and judge it; None for tasks
+                (``GET task/{id}``).
 
         Returns:
             The waiter; await ``waiter.future``, and pass it to :meth:`discard`
@@ -268,6 +276,7 @@ class PollScheduler:
             timeout,
             kind,
             started if kind is not None else None,
+            self._tracker if tracker is None else tracker,
         )
         first = self._first_due(waiter, now)
         if deadline is not None:
@@ -522,7 +531,7 @@ class PollScheduler:
     async def _poll(self, waiter: _Waiter) -> None:
         loop = self._loop
         started = loop.time()
-        tracker = self._tracker
+        tracker = waiter.tracker
         try:
             try:
                 task = await tracker.fetch(waiter.task_id)
@@ -575,9 +584,9 @@ class PollScheduler:
             waiter.invalid = 0
         self._transient(waiter, exc)
 
-    def _settle(self, waiter: _Waiter, task: Task, now: float) -> None:
+    def _settle(self, waiter: _Waiter, task: Any, now: float) -> None:
         self._learn(waiter, task, now)
-        failure = self._tracker.failure(task)
+        failure = waiter.tracker.failure(task)
         if failure is None:
             waiter.future.set_result(task)
         else:
@@ -627,7 +636,7 @@ class PollScheduler:
                 self._make_ready(waiter, now)
         self._kick()
 
-    def _learn(self, waiter: _Waiter, task: Task, now: float) -> None:
+    def _learn(self, waiter: _Waiter, task: Any, now: float) -> None:
         if waiter.kind is None or waiter.started is None:
             return
         # The task finished after the previous (non-terminal) poll was sent and
@@ -637,7 +646,7 @@ class PollScheduler:
         lower = max(0.0, waiter.prev_poll - waiter.started) if waiter.prev_poll >= 0 else 0.0
         upper = max(lower, now - waiter.started)
         duration = (lower + upper) / 2.0
-        server = self._tracker.server_duration(task)
+        server = waiter.tracker.server_duration(task)
         if server is not None:
             duration = min(max(server, lower), upper)
         self.estimator.observe(waiter.kind, duration)

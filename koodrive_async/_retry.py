@@ -2,10 +2,11 @@
 
 Owns the documented retry table (docs/errors-and-retries.md, "Retries"):
 
-* a GET is retried on connection errors, timeouts, 429 and 5xx;
-* a POST (a create) only when the server cannot have acted: not sent, 429,
-  503; never after a 500/502/504, a read timeout or a dropped connection
-  (the error then says ``possibly_created``);
+* an idempotent call (``Call.idempotent``: every GET, and the reads and the
+  cancel sent as POST) is retried on connection errors, timeouts, 429 and 5xx;
+* any other call (a create) only when the server cannot have acted: not
+  sent, 429, 503; never after a 500/502/504, a read timeout or a dropped
+  connection (the error then says ``possibly_created``);
 * TLS failures are not retried (they do not go away);
 * Retry-After (seconds, or an HTTP date measured on the server's clock) is
   honoured up to ``RetryPolicy.max_retry_after``; longer, the call stops;
@@ -16,7 +17,7 @@ Owns the documented retry table (docs/errors-and-retries.md, "Retries"):
   shows was out of its window gets one re-stamped try, and a 401 with
   refreshable credentials one refresh.
 
-Everything here is a function of its arguments (the call's method, how the
+Everything here is a function of its arguments (the call, how the
 attempt ended, the attempt number, the policy, the server's time), returning a
 small frozen :data:`Decision`. Pure: imports no I/O library (no aiohttp, no
 asyncio), does no logging; the sender acts on the decision and logs it.
@@ -32,6 +33,7 @@ from typing import Final
 import attrs
 import backoff
 
+from ._call import Call
 from ._policies import RetryPolicy
 
 __all__ = [
@@ -181,7 +183,7 @@ def x_date_refused(status: int, stamped_second: int, server_time: float | None) 
 
 
 def decide_failure(
-    method: str,
+    call: Call,
     kind: str,
     *,
     tls: bool,
@@ -193,7 +195,7 @@ def decide_failure(
     """What to do after an attempt that got no answer.
 
     Args:
-        method: ``GET`` or ``POST``.
+        call: The call (its ``idempotent`` decides).
         kind: :data:`NOT_SENT`, :data:`TIMED_OUT` or :data:`BROKEN`.
         tls: It was a certificate or TLS failure.
         attempt: This attempt's number in the budget (1 for the first).
@@ -203,9 +205,9 @@ def decide_failure(
 
     Returns:
         Retry (after a jittered wait) or Stop (``possibly_created`` when a
-        POST may have reached the server).
+        create may have reached the server).
     """
-    maybe_sent = method == "POST" and kind != NOT_SENT
+    maybe_sent = not call.idempotent and kind != NOT_SENT
     if tls or maybe_sent:
         return _NOT_RETRIED_MAYBE_SENT if maybe_sent else _NOT_RETRIED
     if attempt >= policy.max_attempts:
@@ -214,7 +216,7 @@ def decide_failure(
 
 
 def decide_answer(
-    method: str,
+    call: Call,
     status: int,
     *,
     retry_after: str | None,
@@ -231,7 +233,7 @@ def decide_answer(
     """What to do after an attempt that got an answer.
 
     Args:
-        method: ``GET`` or ``POST``.
+        call: The call (its ``idempotent`` decides).
         status: The HTTP status.
         retry_after: The Retry-After header, or None.
         server_time: The server's time from this answer's ``Date``, or None.
@@ -253,7 +255,7 @@ def decide_answer(
         return _RESTAMP  # a refused request did nothing: safe for a POST too
     if status == 401 and may_refresh:
         return _REFRESH
-    if status not in (_GET_RETRY_STATUSES if method == "GET" else _POST_RETRY_STATUSES):
+    if status not in (_GET_RETRY_STATUSES if call.idempotent else _POST_RETRY_STATUSES):
         return _NOT_RETRIED
     # An HTTP date is the server's time: measured against its clock (this
     # answer's Date, else the learnt offset), not ours.

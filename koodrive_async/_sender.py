@@ -175,7 +175,7 @@ class Sender:
             decision: Decision = Stop("final")
         else:
             decision = decide_failure(
-                call.method,
+                call,
                 failure.kind,
                 tls=failure.tls,
                 attempt=attempt,
@@ -219,7 +219,7 @@ class Sender:
         clock = self.clock
         status = answer.status
         decision = decide_answer(
-            call.method,
+            call,
             status,
             retry_after=answer.headers.get("Retry-After"),
             server_time=server_time,
@@ -298,7 +298,7 @@ def _stop_text(call: Call, outcome: str, stop: Stop, attempt: int, policy: Retry
         )
     if stop.why == "final":
         return ""
-    maybe = stop.possibly_created or (call.method == "POST" and outcome.startswith("HTTP 5"))
+    maybe = stop.possibly_created or (call.is_create and outcome.startswith("HTTP 5"))
     return " is not retried" + (" (a POST that may have been carried out)" if maybe else "")
 
 

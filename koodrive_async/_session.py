@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from datetime import UTC, tzinfo
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
@@ -14,25 +15,40 @@ from . import _validate as check
 from ._auth import TokenAuth, TokenProvider
 from ._build import (
     MAX_PAGE_SIZE,
+    build_cancel_job,
     build_create,
+    build_get_job,
+    build_get_share_task,
     build_get_task,
+    build_list_jobs,
     build_list_tasks,
     check_header_value,
     session_headers,
     status_filter,
 )
-from ._decode import CursorTracker, decode_create, decode_task, decode_task_page
-from ._enums import JobAction, JobType, ShareTaskType, TaskStatus, TaskType
-from ._exceptions import InvalidRequestError
+from ._decode import (
+    CursorTracker,
+    decode_cancel,
+    decode_create,
+    decode_job,
+    decode_job_list,
+    decode_share_task,
+    decode_task,
+    decode_task_page,
+)
+from ._enums import JobAction, JobStatus, JobType, ShareTaskType, State, TaskStatus, TaskType
+from ._exceptions import BadRequestError, InvalidRequestError, KooDriveError
 from ._http import DEFAULT_MAX_RESPONSE_BYTES, HTTP
 from ._lifecycle import Lifecycle
 from ._models import (
     FileInfo,
     FileRef,
     ImportTaskRequest,
+    Job,
     JobOutcome,
     JobRequest,
     Request,
+    ShareTask,
     ShareTaskRequest,
     Task,
     TaskPage,
@@ -41,7 +57,13 @@ from ._models import (
 from ._policies import PollPolicy, RetryPolicy
 from ._polling import PollScheduler
 from ._sender import Sender
-from ._waiting import DEFAULT_POLL, Waiting, check_fanout_args, check_wait_args
+from ._waiting import (
+    DEFAULT_POLL,
+    JOB_TRACKING,
+    Waiting,
+    check_fanout_args,
+    check_wait_args,
+)
 
 __all__ = ["KooDriveSession"]
 
@@ -128,6 +150,14 @@ class KooDriveSession:
             default); a longer one raises :class:`ResponseValidationError`
             (``possibly_created`` on a create the server answered with success
             or a 500/502/504) after reading at most one byte more than this.
+        job_tracking: Where ``run_jobs``/``stream_jobs`` read batch jobs and
+            share tasks: ``"job"`` (the default) at job detail and
+            share-task detail, as the reference pages say; ``"task"`` at
+            ``GET task/{id}``, for a deployment that answers job ids there
+            (outcomes then hold Tasks, as before).
+        service_time_zone: The zone in which the service writes the 14-digit
+            ``yyyyMMddHHmmss`` times of jobs and share tasks. The pages name
+            none; UTC is assumed (unverified against the real service).
 
     Raises:
         InvalidRequestError: An argument is invalid (for example neither or
@@ -149,6 +179,8 @@ class KooDriveSession:
         session: aiohttp.ClientSession | None = None,
         allow_insecure_http: bool = False,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        job_tracking: str = "job",
+        service_time_zone: tzinfo = UTC,
     ) -> None:
         self._base_url = _check_base_url(base_url, allow_insecure_http)
         self._user_id = _check_text(user_id, "user_id")
@@ -160,6 +192,18 @@ class KooDriveSession:
         check.int_in_range(max_connections, "max_connections", low=1)
         check.int_in_range(max_response_bytes, "max_response_bytes", low=1)
         check.instance_of(aiohttp.ClientSession, session, "session", optional=True)
+        if job_tracking not in JOB_TRACKING:
+            raise InvalidRequestError(
+                f"job_tracking must be 'job' or 'task', got {job_tracking!r}",
+                field="job_tracking",
+            )
+        if not isinstance(service_time_zone, tzinfo):
+            # Not check.instance_of: tzinfo is abstract, which its typing refuses.
+            raise InvalidRequestError(
+                "service_time_zone must be a datetime.tzinfo (datetime.UTC, a ZoneInfo, ...)",
+                field="service_time_zone",
+            )
+        self._tz = service_time_zone
         self._lifecycle = Lifecycle()
         self._sender = Sender(
             base_url=self._base_url,
@@ -176,7 +220,12 @@ class KooDriveSession:
             ),
             lifecycle=self._lifecycle,
         )
-        self._waiting = Waiting(self, lifecycle=self._lifecycle, max_pause=retry.max_retry_after)
+        self._waiting = Waiting(
+            self,
+            lifecycle=self._lifecycle,
+            max_pause=retry.max_retry_after,
+            job_tracking=job_tracking,
+        )
 
     def __repr__(self) -> str:
         return f"KooDriveSession(base_url={self._base_url!r}, user_id={self._user_id!r})"
@@ -497,6 +546,269 @@ class KooDriveSession:
                 return
             cursor = page.next_cursor
 
+    # ----------------------------------------------------------------- jobs and share tasks
+
+    @property
+    def service_time_zone(self) -> tzinfo:
+        """The zone the 14-digit job and share-task times are read in (UTC by default)."""
+        return self._tz
+
+    async def get_job(self, job_id: str) -> Job:
+        """``GET /koodrive/ose/v1/{job_id}``: one batch job's details and per-file results.
+
+        Args:
+            job_id: The id ``create_job`` returned.
+
+        Returns:
+            The job (``files``: one FileResult per file).
+
+        Raises:
+            InvalidRequestError: An empty id; nothing was sent.
+            NotFoundError: No such job (for this user).
+            APIError: Any other refusal.
+            APIConnectionError: No response after the retries.
+            ResponseValidationError: The answer is not a job detail.
+            RuntimeError: The session is closed.
+        """
+        self._check_open()
+        call = build_get_job(job_id)
+        return decode_job(call, await self._sender.send(call), tz=self._tz)
+
+    async def list_jobs(
+        self,
+        *,
+        task_type: JobType | int | None = None,
+        status: JobStatus | int | None = None,
+        offset: int = 0,
+        limit: int = MAX_PAGE_SIZE,
+    ) -> list[Job]:
+        """``GET /koodrive/ose/v1/jobs``: one page of batch jobs.
+
+        Listed jobs carry no per-file results (``files`` is empty): read
+        those with :meth:`get_job`.
+
+        Args:
+            task_type: Only jobs of this JobType.
+            status: Only jobs in this JobStatus.
+            offset: Jobs to skip (items, not pages); 0 for the first page.
+            limit: 1 to 100.
+
+        Returns:
+            The jobs of the page (fewer than ``limit`` at the end).
+
+        Raises:
+            InvalidRequestError: A filter out of range; nothing was sent.
+            APIError: The service refused.
+            APIConnectionError: No response after the retries.
+            ResponseValidationError: The answer is not a job list.
+            RuntimeError: The session is closed.
+        """
+        self._check_open()
+        call = build_list_jobs(task_type=task_type, status=status, offset=offset, limit=limit)
+        return decode_job_list(call, await self._sender.send(call), tz=self._tz)
+
+    async def iter_jobs(
+        self,
+        *,
+        task_type: JobType | int | None = None,
+        status: JobStatus | int | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> AsyncIterator[Job]:
+        """Every batch job of the listing, page after page (by offset).
+
+        The listing ends at the first page shorter than ``page_size``. Jobs
+        created or finishing while it runs may shift the offsets: one may be
+        seen twice or missed.
+
+        Args:
+            task_type: Only jobs of this JobType.
+            status: Only jobs in this JobStatus.
+            page_size: 1 to 100 per page.
+
+        Yields:
+            Jobs in the service's order.
+
+        Raises:
+            InvalidRequestError: A filter out of range; nothing was sent.
+            KooDriveError: As :meth:`list_jobs`.
+        """
+        build_list_jobs(task_type=task_type, status=status, limit=page_size)
+        offset = 0
+        while True:
+            jobs = await self.list_jobs(
+                task_type=task_type, status=status, offset=offset, limit=page_size
+            )
+            for job in jobs:
+                yield job
+            if len(jobs) < page_size:
+                return
+            offset += len(jobs)
+
+    async def cancel_job(self, job_id: str) -> None:
+        """``POST /koodrive/ose/v1/cancel``: cancel a batch job that is pending or processing.
+
+        Retried like a read (cancelling twice does nothing twice). When the
+        service refuses because the job is already cancelled (by an earlier
+        attempt of this call, whose answer was lost, or before), that is a
+        success: the job is looked up once to tell.
+
+        Args:
+            job_id: The job.
+
+        Raises:
+            InvalidRequestError: An empty id; nothing was sent.
+            BadRequestError: The job does not exist or already completed.
+            APIError: Any other refusal.
+            APIConnectionError: No response after the retries.
+            RuntimeError: The session is closed.
+        """
+        self._check_open()
+        call = build_cancel_job(job_id)
+        try:
+            return decode_cancel(call, await self._sender.send(call))
+        except BadRequestError as refused:
+            # msg is free text, never compared: the job's own state tells.
+            try:
+                job = await self.get_job(job_id)
+            except KooDriveError:
+                raise refused from None
+            if job.state is State.CANCELLED:
+                return None
+            raise
+
+    async def get_share_task(
+        self, task_id: str, *, share_id: str, kdstoken: str | None = None
+    ) -> ShareTask:
+        """``POST /koodrive/ose/v1/share/taskDetail``: one share task's details.
+
+        A read, though sent as a POST: retried like a GET. Sends the
+        session's ``agent_name`` as X-Hw-Agentname.
+
+        Args:
+            task_id: The id ``create_share_task`` returned.
+            share_id: The share.
+            kdstoken: The share's temporary token, if it needs one (never
+                logged or shown).
+
+        Returns:
+            The share task (``files``: one FileResult per file).
+
+        Raises:
+            InvalidRequestError: An empty id, or no ``agent_name`` on the
+                session; nothing was sent.
+            NotFoundError: No such share task (for this user and share).
+            APIError: Any other refusal.
+            APIConnectionError: No response after the retries.
+            ResponseValidationError: The answer is not a share-task detail.
+            RuntimeError: The session is closed.
+        """
+        self._check_open()
+        call = build_get_share_task(
+            task_id, share_id=share_id, kdstoken=kdstoken, agent_name=self._agent_name
+        )
+        return decode_share_task(call, await self._sender.send(call), tz=self._tz)
+
+    async def wait_for_job(
+        self,
+        job_id: str,
+        *,
+        timeout: float | None = None,
+        poll: PollPolicy = DEFAULT_POLL,
+        on_status: Callable[[Job], Any] | None = None,
+    ) -> Job:
+        """Wait until a batch job succeeds, polling its detail through the shared scheduler.
+
+        Polling, deadlines and transient errors work as in :meth:`wait_for_task`.
+
+        Args:
+            job_id: The job.
+            timeout: One deadline, in seconds, for the whole wait, or None.
+            poll: The polling intervals.
+            on_status: Called with the Job on every change of status or
+                progress, the first answer included; may be a coroutine
+                function. If it raises, the wait ends with that exception.
+
+        Returns:
+            The Job, once it completed with every file succeeded.
+
+        Raises:
+            InvalidRequestError: Bad arguments (nothing is sent).
+            JobFailedError: It completed with some or all files failed
+                (``.job``, ``.failed_files``).
+            JobCancelledError: It was cancelled (``.job``).
+            TaskTimeoutError: The deadline passed first (``.last``: the last Job).
+            KooDriveError: A permanent polling error, as :meth:`wait_for_task`.
+            RuntimeError: The session was closed.
+        """
+        build_get_job(job_id)  # the id's checks, before anything is sent
+        check_wait_args(job_id, timeout, poll, on_status)
+        scheduler = self._waiting.scheduler()
+        waiter = scheduler.add(
+            job_id,
+            policy=poll,
+            timeout=timeout,
+            on_status=on_status,
+            tracker=self._waiting.job_tracker(),
+        )
+        try:
+            return await waiter.future  # type: ignore[no-any-return]
+        finally:
+            scheduler.discard(waiter)
+
+    async def wait_for_share_task(
+        self,
+        task_id: str,
+        *,
+        share_id: str,
+        kdstoken: str | None = None,
+        timeout: float | None = None,
+        poll: PollPolicy = DEFAULT_POLL,
+        on_status: Callable[[ShareTask], Any] | None = None,
+    ) -> ShareTask:
+        """Wait until a share task succeeds, polling its detail through the shared scheduler.
+
+        Polling, deadlines and transient errors work as in :meth:`wait_for_task`.
+
+        Args:
+            task_id: The share task.
+            share_id: Its share.
+            kdstoken: The share's temporary token, if it needs one.
+            timeout: One deadline, in seconds, for the whole wait, or None.
+            poll: The polling intervals.
+            on_status: Called with the ShareTask on every change of status or
+                progress, the first answer included; may be a coroutine function.
+
+        Returns:
+            The ShareTask, once it completed with every file succeeded
+            (``download_url`` holds the zip's link for a PACKAGE task).
+
+        Raises:
+            InvalidRequestError: Bad arguments, or no ``agent_name`` on the
+                session (nothing is sent).
+            JobFailedError: It completed with some or all files failed.
+            JobCancelledError: It was cancelled.
+            TaskTimeoutError: The deadline passed first.
+            KooDriveError: A permanent polling error, as :meth:`wait_for_task`.
+            RuntimeError: The session was closed.
+        """
+        check_wait_args(task_id, timeout, poll, on_status)
+        # Everything the read needs is checked now, not at the first poll.
+        build_get_share_task(
+            task_id, share_id=share_id, kdstoken=kdstoken, agent_name=self._agent_name
+        )
+        scheduler = self._waiting.scheduler()
+        waiter = scheduler.add(
+            task_id,
+            policy=poll,
+            timeout=timeout,
+            on_status=on_status,
+            tracker=self._waiting.share_tracker(share_id, kdstoken),
+        )
+        try:
+            return await waiter.future  # type: ignore[no-any-return]
+        finally:
+            scheduler.discard(waiter)
+
     # ----------------------------------------------------------------- waiting and fan-out
 
     @property
@@ -569,7 +881,7 @@ class KooDriveSession:
         scheduler = self._waiting.scheduler()
         waiter = scheduler.add(task_id, policy=poll, timeout=timeout, on_status=on_status)
         try:
-            return await waiter.future
+            return await waiter.future  # type: ignore[no-any-return]
         finally:
             scheduler.discard(waiter)
 

@@ -1,12 +1,20 @@
 """Trackers: how each kind of unit of work is read and when it is done.
 
-Owns :class:`TaskTracker`, the :class:`~koodrive_async._interfaces.Tracker`
-for tasks read at ``GET task/{id}``: SUCCESS and FAILED are terminal, FAILED
-ends the wait with :class:`TaskFailedError`, ``on_status`` fires on a change
-of status. Kept out of ``_polling.py`` so the scheduler knows nothing of a
-Task's fields; batch jobs (``GET /{job_id}``) and share tasks
-(``share/taskDetail``) become one more class here each. Must never import
-the scheduler, the session, the transport or aiohttp.
+Owns the :class:`~koodrive_async._interfaces.Tracker` of each kind:
+
+* :class:`TaskTracker`, tasks read at ``GET task/{id}``: SUCCESS and FAILED
+  are terminal, FAILED ends the wait with :class:`TaskFailedError`,
+  ``on_status`` fires on a change of status;
+* :class:`JobTracker`, batch jobs read at ``GET /{job_id}``, and
+  :class:`ShareTaskTracker`, share tasks read at ``share/taskDetail`` (one
+  per share, since the read needs its share id and kdstoken): their
+  :class:`State` decides; SUCCESS returns, FAILED (some or all files) ends
+  the wait with :class:`JobFailedError`, CANCELLED with
+  :class:`JobCancelledError`; ``on_status`` fires on a change of status or
+  progress.
+
+Kept out of ``_polling.py`` so the scheduler knows nothing of a model's
+fields. Must never import the scheduler, the session, the transport or aiohttp.
 """
 
 from __future__ import annotations
@@ -16,11 +24,11 @@ from typing import Any
 
 import attrs
 
-from ._enums import TaskStatus
-from ._exceptions import TaskFailedError
-from ._models import Task
+from ._enums import State, TaskStatus
+from ._exceptions import JobCancelledError, JobFailedError, TaskFailedError
+from ._models import Job, ShareTask, Task
 
-__all__ = ["TaskTracker"]
+__all__ = ["JobTracker", "ShareTaskTracker", "TaskTracker"]
 
 #: Above this many distinct shared strings the table starts afresh.
 MAX_SHARED_STRINGS = 4096
@@ -87,3 +95,144 @@ class TaskTracker:
         if unit.create_time is None or unit.end_time is None:
             return None
         return (unit.end_time - unit.create_time).total_seconds()
+
+
+def _share(strings: dict[str, str], unit: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    if len(strings) > MAX_SHARED_STRINGS:
+        strings.clear()
+    changes: dict[str, Any] = {}
+    for name in names:
+        value = getattr(unit, name)
+        if value is not None:
+            shared = strings.setdefault(value, value)
+            if shared is not value:
+                changes[name] = shared
+    return changes
+
+
+#: Job times are whole seconds: below this many, their difference is too
+#: coarse to teach the scheduler anything the poll bracket does not.
+MIN_SERVER_SECONDS = 10.0
+
+
+def _duration(unit: Job | ShareTask) -> float | None:
+    if unit.create_time is None or unit.end_time is None:
+        return None
+    seconds = (unit.end_time - unit.create_time).total_seconds()
+    return seconds if seconds >= MIN_SERVER_SECONDS else None
+
+
+def _job_failure(unit: Job | ShareTask) -> Exception | None:
+    state = unit.state
+    if state is State.SUCCESS:
+        return None
+    if state is State.CANCELLED:
+        return JobCancelledError(unit)
+    return JobFailedError(unit)
+
+
+def _final(unit: Job | ShareTask) -> bool:
+    state = unit.state
+    return state is State.SUCCESS or state is State.FAILED or state is State.CANCELLED
+
+
+def _moved(previous: Job | ShareTask | None, unit: Job | ShareTask) -> bool:
+    return (
+        previous is None
+        or previous.status != unit.status
+        or previous.progress != unit.progress
+        or previous.result != unit.result
+    )
+
+
+class JobTracker:
+    """Tracks batch jobs through job detail (``get_job``).
+
+    Args:
+        get_job: Reads one job (the session's ``get_job``).
+    """
+
+    __slots__ = ("fetch", "_strings")
+
+    def __init__(self, get_job: Callable[[str], Awaitable[Job]]) -> None:
+        #: Reads one job: the session's ``get_job`` itself.
+        self.fetch = get_job
+        self._strings: dict[str, str] = {}
+
+    def keep(self, unit: Job, unit_id: str) -> Job:
+        """Return ``unit`` with the strings all jobs share (user, tenant, container) stored once."""
+        changes = _share(self._strings, unit, ("user_id", "tenant_id", "container_id"))
+        if unit.job_id == unit_id and unit.job_id is not unit_id:
+            changes["job_id"] = unit_id
+        return attrs.evolve(unit, **changes) if changes else unit
+
+    def changed(self, previous: Job | None, unit: Job) -> bool:
+        """True on the first answer and whenever the status, result or progress changed."""
+        return _moved(previous, unit)
+
+    def finished(self, unit: Job) -> bool:
+        """True once the job is SUCCESS, FAILED or CANCELLED."""
+        return _final(unit)
+
+    def failure(self, unit: Job) -> Exception | None:
+        """JobFailedError (FAILED), JobCancelledError (CANCELLED), None for SUCCESS."""
+        return _job_failure(unit)
+
+    def server_duration(self, unit: Job) -> float | None:
+        """``end_time - create_time`` in seconds, when given and long enough to be exact enough."""
+        return _duration(unit)
+
+
+class ShareTaskTracker:
+    """Tracks the share tasks of one share through ``share/taskDetail``.
+
+    Args:
+        get_share_task: ``(task_id, *, share_id, kdstoken) -> ShareTask``
+            (the session's ``get_share_task``).
+        share_id: The share the tasks belong to.
+        kdstoken: The share's temporary token, if it needs one (never shown).
+    """
+
+    __slots__ = ("_get", "_kdstoken", "_share_id", "_strings")
+
+    def __init__(
+        self,
+        get_share_task: Callable[..., Awaitable[ShareTask]],
+        *,
+        share_id: str,
+        kdstoken: str | None,
+    ) -> None:
+        self._get = get_share_task
+        self._share_id = share_id
+        self._kdstoken = kdstoken
+        self._strings: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"ShareTaskTracker(share_id={self._share_id!r})"
+
+    def fetch(self, unit_id: str) -> Awaitable[ShareTask]:
+        """Read one share task of this share."""
+        return self._get(unit_id, share_id=self._share_id, kdstoken=self._kdstoken)
+
+    def keep(self, unit: ShareTask, unit_id: str) -> ShareTask:
+        """Return ``unit`` with its user id shared and the waiter's id reused."""
+        changes = _share(self._strings, unit, ("user_id",))
+        if unit.task_id == unit_id and unit.task_id is not unit_id:
+            changes["task_id"] = unit_id
+        return attrs.evolve(unit, **changes) if changes else unit
+
+    def changed(self, previous: ShareTask | None, unit: ShareTask) -> bool:
+        """True on the first answer and whenever the status, result or progress changed."""
+        return _moved(previous, unit)
+
+    def finished(self, unit: ShareTask) -> bool:
+        """True once the share task is SUCCESS, FAILED or CANCELLED."""
+        return _final(unit)
+
+    def failure(self, unit: ShareTask) -> Exception | None:
+        """JobFailedError (FAILED), JobCancelledError (CANCELLED), None for SUCCESS."""
+        return _job_failure(unit)
+
+    def server_duration(self, unit: ShareTask) -> float | None:
+        """``end_time - create_time`` in seconds, when given and long enough to be exact enough."""
+        return _duration(unit)

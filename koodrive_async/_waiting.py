@@ -27,14 +27,16 @@ from typing import Any
 from . import _validate as check
 from ._exceptions import InvalidRequestError
 from ._fanout import FanOut
-from ._interfaces import TaskAPI
+from ._interfaces import TaskAPI, Tracker
 from ._lifecycle import Lifecycle
-from ._models import Request, Task
+from ._models import JobRequest, Request, ShareTaskRequest
 from ._policies import PollPolicy
 from ._polling import DEFAULT_MAX_POLLS, PollScheduler
+from ._trackers import JobTracker, ShareTaskTracker
 
 __all__ = [
     "DEFAULT_POLL",
+    "JOB_TRACKING",
     "Waiting",
     "check_fanout_args",
     "check_wait_args",
@@ -42,6 +44,12 @@ __all__ = [
 
 #: The default polling policy (frozen, so one shared instance is safe).
 DEFAULT_POLL = PollPolicy()
+
+#: Where batch jobs and share tasks are read: ``"job"`` at their own detail
+#: endpoints (what the reference pages say), ``"task"`` at ``GET task/{id}``.
+JOB_TRACKING = ("job", "task")
+#: Share trackers kept for reuse (one per share id and kdstoken) before starting afresh.
+_MAX_SHARE_TRACKERS = 1024
 
 
 # ---------------------------------------------------------------------- argument checks
@@ -105,12 +113,24 @@ class Waiting:
         max_pause: Longest pause of every poll, and longest Retry-After hold
             of a submission, after a 429 (the session's
             ``RetryPolicy.max_retry_after``), in seconds.
+        job_tracking: ``"job"``: fan-out reads batch jobs and share tasks at
+            their detail endpoints; ``"task"``: at ``GET task/{id}``.
     """
 
-    def __init__(self, api: TaskAPI, *, lifecycle: Lifecycle, max_pause: float = math.inf) -> None:
+    def __init__(
+        self,
+        api: TaskAPI,
+        *,
+        lifecycle: Lifecycle,
+        max_pause: float = math.inf,
+        job_tracking: str = "job",
+    ) -> None:
         self._api = api
         self._lifecycle = lifecycle
         self._max_pause = max_pause
+        self._job_tracking = job_tracking
+        self._job_tracker: JobTracker | None = None
+        self._share_trackers: dict[tuple[str, str | None], ShareTaskTracker] = {}
         self._scheduler: PollScheduler | None = None
         #: Most GETs the shared poll scheduler runs at once; read when the
         #: scheduler is made (first wait in each event loop).
@@ -142,17 +162,54 @@ class Waiting:
             self._scheduler = scheduler
         return scheduler
 
+    def job_tracker(self) -> JobTracker:
+        """The tracker of every batch job of this session (job detail)."""
+        tracker = self._job_tracker
+        if tracker is None:
+            tracker = self._job_tracker = JobTracker(self._api.get_job)
+        return tracker
+
+    def share_tracker(self, share_id: str, kdstoken: str | None) -> ShareTaskTracker:
+        """The tracker of the share tasks of one share (``share/taskDetail``)."""
+        key = (share_id, kdstoken)
+        tracker = self._share_trackers.get(key)
+        if tracker is None:
+            if len(self._share_trackers) >= _MAX_SHARE_TRACKERS:
+                self._share_trackers.clear()
+            tracker = ShareTaskTracker(
+                self._api.get_share_task, share_id=share_id, kdstoken=kdstoken
+            )
+            self._share_trackers[key] = tracker
+        return tracker
+
+    def tracker_for(self, request: Request) -> Tracker[Any] | None:
+        """The tracker that reads what ``request`` creates.
+
+        Returns:
+            The job tracker for a JobRequest, the share's tracker for a
+            ShareTaskRequest, None (``GET task/{id}``) for transfers and
+            imports, and for every kind with ``job_tracking="task"``.
+        """
+        if self._job_tracking == "task":
+            return None
+        if isinstance(request, JobRequest):
+            return self.job_tracker()
+        if isinstance(request, ShareTaskRequest):
+            return self.share_tracker(request.share_id, request.kdstoken)
+        return None
+
     async def wait(
         self,
         task_id: str,
         *,
         timeout: float | None,
         poll: PollPolicy,
-        on_status: Callable[[Task], Any] | None = None,
+        on_status: Callable[[Any], Any] | None = None,
         kind: Hashable | None = None,
         started: float | None = None,
-    ) -> Task:
-        """Wait until the task is terminal (the :class:`~koodrive_async._interfaces.Waits` seam).
+        tracker: Tracker[Any] | None = None,
+    ) -> Any:
+        """Wait until the unit is terminal (the :class:`~koodrive_async._interfaces.Waits` seam).
 
         Arguments are not checked here: ``wait_for_task`` checks a caller's,
         fan-out passes its own.
@@ -164,19 +221,27 @@ class Waiting:
             on_status: Called with the Task on every status change.
             kind: Key to learn durations under, or None (no learning).
             started: Loop time the task was submitted (with ``kind``).
+            tracker: How to read it; None for a task (``GET task/{id}``).
 
         Returns:
-            The Task once it is SUCCESS.
+            The final model once it is SUCCESS.
 
         Raises:
-            TaskFailedError: It reached FAILED.
+            TaskFailedError: It reached FAILED (JobFailedError, JobCancelledError
+                for jobs and share tasks).
             TaskTimeoutError: The deadline passed first.
             KooDriveError: A permanent polling error.
             RuntimeError: The session was closed.
         """
         scheduler = self.scheduler()
         waiter = scheduler.add(
-            task_id, policy=poll, timeout=timeout, on_status=on_status, kind=kind, started=started
+            task_id,
+            policy=poll,
+            timeout=timeout,
+            on_status=on_status,
+            kind=kind,
+            started=started,
+            tracker=tracker,
         )
         try:
             return await waiter.future

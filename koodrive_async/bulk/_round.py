@@ -46,7 +46,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from .._exceptions import CredentialsError, KooDriveError, TaskFailedError
-from .._models import JobOutcome, Request, Task
+from .._models import Job, JobOutcome, Request, ShareTask, Task
 from .._pacing import SubmissionPacer
 from ._journal import Journal, LineRecord, State
 from ._options import DRAIN_SECONDS, UNREACHABLE_LIMIT, RunOptions, Stop, StopReason
@@ -328,7 +328,7 @@ async def wait_resumed(
                 return
             task_id = record.task_id
             assert task_id is not None
-            task: Task | None = None
+            task: Task | Job | ShareTask | None = None
             error: KooDriveError | None = None
             try:
                 task = await session.wait_for_task(

@@ -27,7 +27,7 @@ from .._exceptions import (
     RateLimitError,
     TaskFailedError,
 )
-from .._models import Task
+from .._models import Job, ShareTask, Task
 from ._journal import State
 from ._mask import mask
 
@@ -111,7 +111,7 @@ def asks_to_wait(error: KooDriveError | None) -> float | None:
 
 
 def line_verdict(
-    task_id: str | None, task: Task | None, error: KooDriveError | None
+    task_id: str | None, task: Task | Job | ShareTask | None, error: KooDriveError | None
 ) -> LineVerdict:
     """The verdict of one outcome of the fan-out (or of a resumed wait).
 

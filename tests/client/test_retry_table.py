@@ -1,8 +1,11 @@
 """The documented retry table (docs/errors-and-retries.md, "Retries"), row by row.
 
-The decisions are pure functions of (method, how the attempt ended, attempt
+The decisions are pure functions of (the call, how the attempt ended, attempt
 number, policy, server time), so every row is one line of data here; the
-jitter is fixed by an injected draw that returns its upper bound.
+jitter is fixed by an injected draw that returns its upper bound. A row's
+first column names a call built by the real builders: ``GET`` and ``POST``
+(a create), and the calls whose retry class is their ``Call.idempotent``
+rather than their method (job detail and list, cancel, share-task detail).
 """
 
 from __future__ import annotations
@@ -12,7 +15,17 @@ from email.utils import format_datetime
 
 import pytest
 
-from koodrive_async import RetryPolicy
+from koodrive_async import FileInfo, JobRequest, JobType, RetryPolicy
+from koodrive_async._build import (
+    build_cancel_job,
+    build_create,
+    build_get_job,
+    build_get_share_task,
+    build_get_task,
+    build_list_jobs,
+    build_list_tasks,
+)
+from koodrive_async._call import Call
 from koodrive_async._retry import (
     BROKEN,
     NOT_SENT,
@@ -36,6 +49,19 @@ def _bound(bound: float) -> float:
     return bound
 
 
+#: The call each row's first column names.
+CALLS: dict[str, Call] = {
+    "GET": build_get_task("1"),
+    "POST": build_create(JobRequest(JobType.COPY, "src", "dst", [FileInfo("F1")]), agent_name=None),
+    "get_job": build_get_job("1"),
+    "list_jobs": build_list_jobs(),
+    "cancel_job": build_cancel_job("1"),
+    "get_share_task": build_get_share_task(
+        "1", share_id="s", kdstoken="kds-secret", agent_name="agent"
+    ),
+}
+
+
 def _answer(
     method: str,
     status: int,
@@ -49,7 +75,7 @@ def _answer(
     may_refresh: bool = False,
 ) -> Decision:
     return decide_answer(
-        method,
+        CALLS[method],
         status,
         retry_after=retry_after,
         server_time=server_time,
@@ -79,13 +105,22 @@ FAILURE_ROWS = [
     ("GET", NOT_SENT, True, Stop("not retried")),
     ("POST", NOT_SENT, True, Stop("not retried")),
     ("POST", BROKEN, True, Stop("not retried", possibly_created=True)),
+    # Reads and the cancel are idempotent, POST or not: retried like a GET,
+    # and a lost answer never says possibly_created.
+    ("get_job", TIMED_OUT, False, Retry(0.25)),
+    ("list_jobs", BROKEN, False, Retry(0.25)),
+    ("get_share_task", TIMED_OUT, False, Retry(0.25)),
+    ("get_share_task", BROKEN, False, Retry(0.25)),
+    ("cancel_job", TIMED_OUT, False, Retry(0.25)),
+    ("cancel_job", BROKEN, False, Retry(0.25)),
+    ("cancel_job", BROKEN, True, Stop("not retried")),
 ]
 
 
 @pytest.mark.parametrize(("method", "kind", "tls", "expected"), FAILURE_ROWS)
 def test_failure_rows(method: str, kind: str, tls: bool, expected: Decision) -> None:
     decision = decide_failure(
-        method, kind, tls=tls, attempt=1, backoffs=0, policy=POLICY, draw=_bound
+        CALLS[method], kind, tls=tls, attempt=1, backoffs=0, policy=POLICY, draw=_bound
     )
     assert decision == expected
 
@@ -95,7 +130,7 @@ def test_failure_rows(method: str, kind: str, tls: bool, expected: Decision) -> 
 )
 def test_a_failure_on_the_last_attempt_of_the_budget_stops(method: str, kind: str) -> None:
     decision = decide_failure(
-        method, kind, tls=False, attempt=POLICY.max_attempts, backoffs=3, policy=POLICY
+        CALLS[method], kind, tls=False, attempt=POLICY.max_attempts, backoffs=3, policy=POLICY
     )
     assert decision == Stop("budget spent")
 
@@ -120,6 +155,16 @@ STATUS_ROWS = [
     ("POST", 500, Stop("not retried")),
     ("POST", 502, Stop("not retried")),
     ("POST", 504, Stop("not retried")),
+    # The idempotent calls are retried on every 5xx, like a GET.
+    ("get_job", 500, Retry(0.25)),
+    ("get_job", 404, Stop("not retried")),
+    ("list_jobs", 502, Retry(0.25)),
+    ("get_share_task", 500, Retry(0.25)),
+    ("get_share_task", 504, Retry(0.25)),
+    ("cancel_job", 500, Retry(0.25)),
+    ("cancel_job", 502, Retry(0.25)),
+    ("cancel_job", 429, Retry(0.25)),
+    ("cancel_job", 400, Stop("not retried")),
 ]
 
 
@@ -174,7 +219,7 @@ def test_the_jitter_is_drawn_through_the_injected_function() -> None:
         return bound / 2
 
     decision = decide_failure(
-        "GET", BROKEN, tls=False, attempt=2, backoffs=1, policy=POLICY, draw=draw
+        CALLS["GET"], BROKEN, tls=False, attempt=2, backoffs=1, policy=POLICY, draw=draw
     )
     assert decision == Retry(0.25)
     assert seen == [0.5]
@@ -212,3 +257,14 @@ def test_a_401_with_refreshable_credentials_gets_one_refresh() -> None:
     assert _answer("GET", 401, may_refresh=False) == Stop("not retried")
     # A skewed stamp is corrected first: the refresh may not be needed.
     assert _answer("GET", 401, stamped=GOOD_STAMP + 1, may_refresh=True) == Restamp()
+
+
+# ------------------------------------------------------------ which calls are idempotent
+
+
+def test_idempotency_is_a_property_of_each_built_call() -> None:
+    assert [name for name, call in CALLS.items() if not call.idempotent] == ["POST"]
+    assert build_list_tasks().idempotent
+    # The reads sent as POST are still POSTs on the wire.
+    assert CALLS["get_share_task"].method == CALLS["cancel_job"].method == "POST"
+    assert not CALLS["get_share_task"].is_create and not CALLS["cancel_job"].is_create

@@ -16,6 +16,7 @@ from koodrive_async import (
     JobRequest,
     RateLimitError,
     ServerError,
+    State,
     TaskFailedError,
     TaskStatus,
     TaskTimeoutError,
@@ -33,9 +34,10 @@ def max_in_flight(entries: list[LedgerEntry]) -> int:
             open_ids.add(entry.task_id)
             in_flight += 1
             peak = max(peak, in_flight)
-        elif entry.route == "get_task" and isinstance(entry.response, dict):
-            task_id = entry.response.get("taskId")
-            if entry.response.get("status") in (2, 3) and task_id in open_ids:
+        elif entry.route == "get_job" and isinstance(entry.response, dict):
+            info = entry.response.get("data", {}).get("jobInfo", {})
+            task_id = info.get("taskId")
+            if info.get("status") in (2, 3) and task_id in open_ids:
                 open_ids.discard(task_id)
                 in_flight -= 1
     return peak
@@ -85,7 +87,7 @@ async def test_in_flight_limit_holds_under_learning(
     assert count == 60
     assert max_in_flight(emu.requests) <= 5
     # It learned: once durations were known, far fewer GETs than a fixed 10 ms poll.
-    gets = sum(1 for e in emu.requests if e.route == "get_task")
+    gets = sum(1 for e in emu.requests if e.route == "get_job")
     assert gets < 60 * 8
 
 
@@ -115,7 +117,7 @@ async def test_failures_are_isolated_outcomes(
     assert isinstance(invalid.error, InvalidRequestError) and invalid.task_id is None
     assert second.ok
     assert isinstance(failed.error, TaskFailedError) and failed.error.result_code == "18000042"
-    assert failed.task is not None and failed.task.status == TaskStatus.FAILED
+    assert failed.task is not None and failed.task.state is State.FAILED
     assert last.ok
 
 
@@ -224,7 +226,7 @@ async def test_on_submitted_runs_before_waiting_and_can_be_async(
         await asyncio.sleep(0)
         # The task exists, and nobody has polled it yet.
         assert emu.state.get(task_id) is not None
-        assert not any(e.path.endswith(task_id) for e in emu.requests if e.route == "get_task")
+        assert not any(e.path.endswith(task_id) for e in emu.requests if e.route == "get_job")
         journal.append((request, task_id))
 
     outcomes = await asyncio.wait_for(

@@ -222,7 +222,7 @@ async def test_the_default_tolerates_five_unreadable_answers_in_a_run(
     emu: KooDriveEmulator, session: KooDriveSession
 ) -> None:
     emu.clock.speed = 1000.0
-    emu.inject(FaultKind.MALFORMED_JSON, route="get_task")
+    emu.inject(FaultKind.MALFORMED_JSON, route="get_job")  # fan-out reads jobs at job detail
     [outcome] = await run_all(session, "run", 1, poll=FAST)
     assert isinstance(outcome.error, ResponseValidationError)
     assert outcome.task_id is not None  # created; only its answers were unreadable

@@ -21,9 +21,13 @@ def job(i: int = 0) -> JobRequest:
     return JobRequest(JobType.COPY, "src", "dst", [FileInfo(f"f{i}")])
 
 
+#: The routes that read one unit of work by a GET on its id.
+READ_ROUTES = ("get_task", "get_job")
+
+
 def gets_for(emu: KooDriveEmulator, task_id: str) -> list[LedgerEntry]:
-    """GET task/{id} requests the emulator received for one task."""
-    return [r for r in emu.requests if r.route == "get_task" and r.path.endswith("/" + task_id)]
+    """GET task/{id} and GET /{job_id} requests the emulator received for one task or job."""
+    return [r for r in emu.requests if r.route in READ_ROUTES and r.path.endswith("/" + task_id)]
 
 
 def library_tasks() -> list[str]:
