@@ -2,8 +2,8 @@
 
 For tests and demos in another process (``python -m koodrive_async.emulator``):
 the ledger, the tasks, faults, the virtual clock, forced finishes, reset, a
-health check and the OpenAPI document. They are not the service: no
-authentication, no faults, no ledger entry, and answers are plain JSON
+health check, the session and refresh counters and the OpenAPI document.
+They are not the service: no authentication, no faults, no ledger entry, and answers are plain JSON
 (``{"error": ...}`` on a refusal, never ``{code, msg}``). A wrong method or an
 unknown path under ``/_emulator/`` is refused here too (405 / 404), so it never
 reaches the API's catch-all and its ledger.
@@ -66,6 +66,7 @@ class AdminRoutes:
             (post, "/_emulator/clock", self.post_clock),
             (post, "/_emulator/reset", self.post_reset),
             (get, "/_emulator/health", self.health),
+            (get, "/_emulator/auth", self.get_auth),
             (get, "/_emulator/openapi.json", self.get_openapi),
         )
 
@@ -175,6 +176,17 @@ class AdminRoutes:
     async def health(self, _request: web.Request) -> web.Response:
         """``GET /_emulator/health``: liveness and the task count."""
         return web.json_response({"status": "ok", "tasks": len(self._core.state)})
+
+    async def get_auth(self, _request: web.Request) -> web.Response:
+        """``GET /_emulator/auth``: the session and refresh counters (never a token)."""
+        book = self._core.auth
+        return web.json_response(
+            {
+                "counters": dict(book.counters),
+                "sessions": len(book.sessions),
+                "issued_tokens": len(book.tokens),
+            }
+        )
 
     async def get_openapi(self, _request: web.Request) -> web.Response:
         """``GET /_emulator/openapi.json``: the OpenAPI 3 document of the API routes."""

@@ -5,7 +5,9 @@ Start reading here. A request to an API path goes through the pipeline
 ``{code, msg}`` rendering from ``_render``, the ledger) into one handler of a
 route group (``_routes_tasks``, ``_routes_share``, ``_routes_jobs``), which
 checks the body with the pure rules of ``_rules`` and reads or changes the
-task store of ``_state``. ``/_emulator/`` paths go to ``_admin`` instead, and
+task store of ``_state``; the session routes (``_routes_session``) issue
+access tokens into ``_tokens``, which authentication consults, and app
+signatures are checked by ``_signature``. ``/_emulator/`` paths go to ``_admin`` instead, and
 anything else to the pipeline's 404. All of an instance's state is one
 :class:`~._core.EmulatorCore`.
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import _routes_jobs, _routes_share, _routes_tasks
+from . import _routes_jobs, _routes_session, _routes_share, _routes_tasks
 from ._admin import AdminRoutes
 from ._config import EmulatorConfig
 from ._core import CORE_KEY, EmulatorCore
@@ -31,6 +33,7 @@ ROUTE_GROUPS: tuple[tuple[Route, ...], ...] = (
     _routes_tasks.ROUTES,
     _routes_share.ROUTES,
     _routes_jobs.ROUTES,
+    _routes_session.ROUTES,
 )
 
 

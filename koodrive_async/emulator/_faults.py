@@ -11,8 +11,12 @@ import attrs
 
 __all__ = ["API_ROUTES", "Fault", "FaultBook", "FaultKind"]
 
-#: Route names of the five API endpoints (``route=`` of faults and ledger entries).
-API_ROUTES = frozenset({"create_task", "create_share_task", "create_job", "get_task", "list_tasks"})
+#: Route names of the API endpoints (``route=`` of faults and ledger entries).
+API_ROUTES = frozenset(
+    {"create_task", "create_share_task", "create_job", "get_task", "list_tasks"}
+    # The session routes (API-EXTRA.md section D).
+    | {"create_session", "refresh_session", "refresh_carrier_token"}
+)
 
 
 class FaultKind(str, enum.Enum):
