@@ -138,7 +138,9 @@ class KooDriveEmulator:
 
         Keys: ``sessions_created``, ``session_refreshes``, ``carrier_refreshes``,
         ``expired_token_refusals`` (401s for an expired or replaced issued
-        token) and ``refused_refreshes``. ``GET /_emulator/auth`` shows the same.
+        token) and ``refused_refreshes`` (refreshes refused for an unknown
+        session or refresh token, or an access token not theirs; a malformed
+        Authorization is not counted). ``GET /_emulator/auth`` shows the same.
         """
         return dict(self._core.auth.counters)
 
