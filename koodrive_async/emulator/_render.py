@@ -18,7 +18,9 @@ HTTP   code          when
 400    13000102      PARAMETER_INVALID: a header or body rule is broken
                      (X-User-Id, X-Date, X-Hw-Agentname, field rules, query)
 401    13000103      Authorization missing, without a scheme word, or an
-                     unknown token
+                     unknown, expired or replaced token; a bad, unknown-app
+                     or stale app signature; on the session routes an
+                     unknown code, session or refresh token
 404    13000305      unknown task id, or a task of another user; unknown path
 429    APIGW.0308    RATE_LIMIT fault
 500    13000201      SERVER_ERROR / CREATED_BUT_500 faults (or an emulator bug)
