@@ -43,7 +43,8 @@ from benchmarks._common import (  # noqa: E402
     interleaved,
 )
 from koodrive_async import KooDriveSession, RetryPolicy  # noqa: E402
-from koodrive_async._protocol import format_x_date, new_trace_id  # noqa: E402
+from koodrive_async._call import new_trace_id  # noqa: E402
+from koodrive_async._clock import format_x_date  # noqa: E402
 
 
 async def bench(args: argparse.Namespace, url: str) -> dict[str, Any]:

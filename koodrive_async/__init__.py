@@ -11,6 +11,7 @@ The embedded emulator (``koodrive_async.emulator``) serves the same API on
 loopback for tests and demos.
 """
 
+from ._enums import JobAction, JobType, ShareTaskType, TaskStatus, TaskType
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -32,24 +33,18 @@ from ._models import (
     FileInfo,
     FileRef,
     ImportTaskRequest,
-    JobAction,
     JobOutcome,
     JobRequest,
-    JobType,
     Request,
     ShareTaskRequest,
-    ShareTaskType,
     Task,
     TaskPage,
-    TaskStatus,
-    TaskType,
     TransferTaskRequest,
 )
 from ._policies import PollPolicy, RetryPolicy
 from ._session import KooDriveSession
 from ._utils import chunked
-
-__version__ = "0.1.0.dev0"
+from ._version import __version__
 
 __all__ = [
     "APIConnectionError",

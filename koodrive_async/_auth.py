@@ -1,4 +1,17 @@
-"""Credentials: a fixed bearer token, or a (sync or async) token provider.
+"""Credentials as an auth flow: what the sender asks for each call and attempt.
+
+In the manner of httpx's ``Auth.async_auth_flow``, the sender knows nothing
+about tokens: for each call it asks :class:`AuthFlow` for a credential
+(:meth:`~AuthFlow.current`, else :meth:`~AuthFlow.obtain`), for each attempt
+it lets the flow put its headers on the request (:meth:`~AuthFlow.apply`,
+given the call's method, path, query and body and the headers being sent, so
+that a signer such as the app authentication can sign every attempt), and on
+a 401 it tells the flow (:meth:`~AuthFlow.refresh`), which decides whether
+there is a fresh credential and so one more try. Session and carrier
+credentials that renew themselves plug in as further flows.
+
+Today's flow, :class:`TokenAuth`: a fixed bearer token, or a (sync or async)
+token provider.
 
 The Authorization value follows API-NOTES.md: a token that already starts
 with a scheme word (``Bearer`` or ``AT``, followed by a space or the pages'
@@ -6,6 +19,8 @@ with a scheme word (``Bearer`` or ``AT``, followed by a space or the pages'
 
 The token never appears in a repr, a log line or an exception message: this
 module is the only one that sees it, and it says nothing about it.
+
+Must never import aiohttp, ``_http``, ``_sender`` or ``_session``.
 
 A provider is the caller's code (a vault, an OAuth refresh): whatever it does
 wrong - raises, returns a bad value, hangs - ends the call with
@@ -18,13 +33,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Final
 
+from ._build import check_header_value
+from ._call import Call
 from ._exceptions import CredentialsError, InvalidRequestError
-from ._protocol import check_header_value
 
-__all__ = ["TokenAuth", "TokenProvider", "authorization_value"]
+__all__ = ["AuthFlow", "TokenAuth", "TokenProvider", "authorization_value"]
 
 #: ``async def provider(force_refresh: bool) -> str``, or the same as a plain function.
 TokenProvider = Callable[[bool], Awaitable[str] | str]
@@ -55,7 +71,67 @@ def authorization_value(token: object, *, field: str = "token") -> str:
     return token if _SCHEME.match(token) else f"Bearer {token}"
 
 
-class TokenAuth:
+class AuthFlow:
+    """The credentials of a session, as the sender uses them.
+
+    A credential is an opaque string the flow hands out per call and gets
+    back with each attempt and with a 401; it never appears in a log.
+    """
+
+    __slots__ = ()
+
+    @property
+    def can_refresh(self) -> bool:
+        """True when a 401 may be answered with a fresh credential (one more try)."""
+        return False
+
+    def current(self) -> str | None:
+        """The credential for a call when it is known without waiting, else None."""
+        raise NotImplementedError
+
+    async def obtain(self, *, timeout: float) -> str:
+        """The credential for a call when :meth:`current` gave None.
+
+        Args:
+            timeout: Seconds it may take.
+
+        Raises:
+            CredentialsError: It could not be had; nothing was sent.
+        """
+        raise NotImplementedError
+
+    def apply(
+        self,
+        credential: str,
+        call: Call,  # noqa: ARG002 - a signer needs it
+        headers: MutableMapping[str, str],
+    ) -> None:
+        """Put the credential on one attempt's headers (a signer signs here).
+
+        Args:
+            credential: What :meth:`current` or :meth:`obtain` gave.
+            call: The call (method, path, query, body bytes as sent).
+            headers: The attempt's headers so far (X-Date included).
+        """
+        headers["Authorization"] = credential
+
+    async def refresh(self, refused: str, *, timeout: float) -> str | None:  # noqa: ARG002
+        """A fresh credential after ``refused`` was answered with 401.
+
+        Args:
+            refused: The credential the refused attempt carried.
+            timeout: Seconds it may take.
+
+        Returns:
+            The new credential (one more try is made with it), or None.
+
+        Raises:
+            CredentialsError: The refresh failed.
+        """
+        return None
+
+
+class TokenAuth(AuthFlow):
     """Supplies the Authorization header, refreshing it through a provider.
 
     Args:
@@ -89,6 +165,14 @@ class TokenAuth:
         """True when a provider can supply a fresh token after a 401."""
         return self._provider is not None
 
+    def current(self) -> str | None:
+        """The cached header value, or None until the provider was asked."""
+        return self.header
+
+    async def obtain(self, *, timeout: float) -> str:
+        """The header value, asking the provider (see :meth:`get`)."""
+        return await self.get(timeout=timeout)
+
     async def get(self, *, timeout: float) -> str:
         """The header value, asking the provider (once) on first use.
 
@@ -108,13 +192,13 @@ class TokenAuth:
             return header
         return await self._fetch(force=False, stale=None, timeout=timeout)
 
-    async def refresh(self, stale: str, *, timeout: float) -> str | None:
-        """A fresh header after ``stale`` was refused with a 401.
+    async def refresh(self, refused: str, *, timeout: float) -> str | None:
+        """A fresh header after ``refused`` was answered with a 401.
 
         Concurrent callers that saw the same stale value share one provider call.
 
         Args:
-            stale: The value the refused request carried.
+            refused: The value the refused request carried.
             timeout: Seconds the provider may take.
 
         Returns:
@@ -126,7 +210,7 @@ class TokenAuth:
         """
         if self._provider is None:
             return None
-        return await self._fetch(force=True, stale=stale, timeout=timeout)
+        return await self._fetch(force=True, stale=refused, timeout=timeout)
 
     def _loop_lock(self) -> asyncio.Lock:
         # An asyncio.Lock binds to the loop of its first contended use: a

@@ -26,6 +26,12 @@ track of work: an exception from ``on_submitted`` (the caller's journal is
 broken, and the task it could not record already exists), an exception from
 the input iterable, and any non-``KooDriveError`` (a bug). The run stops
 submitting, cancels its waits (never the tasks on the server) and re-raises.
+
+Collaborators, all typed in ``_interfaces.py``: the :class:`TaskAPI` submits,
+the :class:`Waits` waits (``_waiting.Waiting.wait``: the session's shared poll
+scheduler), the :class:`SubmissionPacer` (``_pacing.py``) paces. This module
+must never import the session, the transport or aiohttp, nor reach into any
+collaborator's private names.
 """
 
 from __future__ import annotations
@@ -33,242 +39,41 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
-import time
 from collections import deque
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
     Callable,
-    Hashable,
     Iterable,
     Iterator,
 )
-from typing import Any, Protocol
+from typing import Any
 
+from ._estimator import duration_key
 from ._exceptions import (
     KooDriveError,
     RateLimitError,
     TaskFailedError,
     TaskTimeoutError,
 )
-from ._models import JobOutcome, Request, Task
+from ._interfaces import TaskAPI, Waits
+from ._models import JobOutcome, Request
+from ._pacing import SubmissionPacer
 from ._policies import PollPolicy
 
-__all__ = ["FanOut", "SubmissionPacer", "request_kind"]
-
-#: Lowest submission rate the back-off goes down to (per second).
-MIN_RATE = 0.2
-
-
-class _Session(Protocol):
-    async def submit(self, request: Request) -> str: ...
-
-    async def _wait_task(
-        self,
-        task_id: str,
-        *,
-        timeout: float | None,
-        poll: PollPolicy,
-        on_status: Callable[[Task], Any] | None,
-        kind: Hashable | None,
-        started: float | None,
-    ) -> Task: ...
-
-
-def request_kind(request: object) -> Hashable:
-    """Key under which durations of tasks like this one are learned.
-
-    Args:
-        request: A request model.
-
-    Returns:
-        ``(model class name, task_type, action_type)``.
-    """
-    return (
-        type(request).__name__,
-        getattr(request, "task_type", None),
-        getattr(request, "action_type", None),
-    )
-
-
-class SubmissionPacer:
-    """Paces submissions: at most ``max_per_second``, halved on 429, recovering slowly (AIMD).
-
-    Submissions are spaced ``1 / rate`` apart (no bursts), so in any window of
-    ``w`` seconds at most ``w * rate + 1`` go out. With no cap the pacer does
-    nothing until the first 429; then it starts from half the rate measured
-    over the last second, and once recovered to twice that it lifts itself.
-    Recovery is additive: a tenth of the cap (or of the rate at the first
-    back-off) per second without a 429.
-
-    A 429 with a ``Retry-After`` also *holds* every submission until it has
-    passed. :meth:`acquire` waits for a hold only up to ``max_hold`` (and the
-    caller's own limit); a longer one fails that submission with
-    :class:`RateLimitError` at once, before anything is sent, so that a
-    server asking for an hour ends the waiting requests rather than stalling
-    them for an hour.
-
-    Args:
-        max_per_second: The cap, or None for none.
-        clock: Monotonic time source (seconds).
-        max_hold: Longest a submission waits for a Retry-After hold, in
-            seconds (the session's ``RetryPolicy.max_retry_after``).
-    """
-
-    def __init__(
-        self,
-        max_per_second: float | None,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        max_hold: float = math.inf,
-    ) -> None:
-        self._ceiling = max_per_second
-        self._rate: float | None = max_per_second
-        self._clock = clock
-        self._max_hold = max_hold
-        self._next = -math.inf
-        # The server's Retry-After hold: no submission before _hold_until.
-        self._hold_until = -math.inf
-        self._hold_cause: RateLimitError | None = None
-        self._last_cut = -math.inf
-        self._last_recover = -math.inf
-        self._increase = (max_per_second / 10.0) if max_per_second else 0.0
-        self._lift_at = math.inf
-        # Submissions counted in the current and previous one-second buckets,
-        # to know the actual rate when there is no cap.
-        self._bucket = 0
-        self._count = 0
-        self._previous = 0
-        #: How many times the rate was cut (tests and benchmarks read it).
-        self.backoffs = 0
-
-    @property
-    def rate(self) -> float | None:
-        """The current submission rate per second (None: unpaced)."""
-        return self._rate
-
-    def _count_submission(self, now: float) -> None:
-        bucket = int(now)
-        if bucket != self._bucket:
-            self._previous = self._count if bucket == self._bucket + 1 else 0
-            self._bucket = bucket
-            self._count = 0
-        self._count += 1
-
-    def _measured_rate(self, now: float) -> float:
-        fraction = now - int(now)
-        return self._count + self._previous * (1.0 - fraction)
-
-    def _recover(self, now: float) -> None:
-        if self._rate is None or self._last_cut == -math.inf:
-            return
-        elapsed = now - self._last_recover
-        if elapsed <= 0:
-            return
-        rate = self._rate + self._increase * elapsed
-        self._last_recover = now
-        if self._ceiling is not None:
-            self._rate = min(rate, self._ceiling)
-        elif rate >= self._lift_at:
-            self._rate = None
-
-    def reserve(self) -> float:
-        """Book the next submission slot.
-
-        Returns:
-            Seconds to wait before submitting (0 when it may go now).
-        """
-        now = self._clock()
-        self._recover(now)
-        at = max(now, self._next, self._hold_until)
-        if self._rate is not None:
-            self._next = at + 1.0 / self._rate
-        self._count_submission(at)
-        return at - now
-
-    async def acquire(self, *, max_wait: float | None = None) -> float:
-        """Wait for the next submission slot.
-
-        Args:
-            max_wait: Longest this submission may wait for a Retry-After
-                hold (on top of ``max_hold``), in seconds, or None.
-
-        Returns:
-            The clock time the slot was granted (pass it to :meth:`rate_limited`).
-
-        Raises:
-            RateLimitError: A hold longer than allowed is in force; nothing
-                may be sent (``possibly_created`` is False, ``retry_after``
-                is what is left of the hold).
-        """
-        limit = self._max_hold if max_wait is None else min(self._max_hold, max_wait)
-        while True:
-            now = self._clock()
-            held = self._hold_until - now
-            if held > limit:
-                raise self._held(held, limit)
-            hold = self._hold_until
-            delay = self.reserve()  # a slot after that hold
-            if delay > 0:
-                await asyncio.sleep(delay)
-            # A 429 that came back while this one slept holds it back too.
-            if self._hold_until == hold:
-                return self._clock()
-
-    def _held(self, held: float, limit: float) -> RateLimitError:
-        cause = self._hold_cause
-        return RateLimitError(
-            f"not sent: the service answered an earlier create with 429 and asked to hold "
-            f"submissions for {held:.3g}s more, longer than this request may wait "
-            f"({limit:.3g}s; see RetryPolicy.max_retry_after and timeout)",
-            retry_after=held,
-            status_code=429,
-            code=cause.code if cause is not None else None,
-            msg=cause.msg if cause is not None else None,
-            trace_id=cause.trace_id if cause is not None else None,
-            method=cause.method if cause is not None else None,
-            path=cause.path if cause is not None else None,
-            possibly_created=False,
-        )
-
-    def rate_limited(
-        self, sent_at: float, retry_after: float | None, cause: RateLimitError | None = None
-    ) -> None:
-        """Record a 429 answer to a submission sent at ``sent_at``.
-
-        Halves the rate, unless this submission went out before the previous
-        cut (a burst of 429s for requests already in flight counts once), and
-        holds every submission back for ``retry_after`` seconds if given
-        (the whole of it, however long: :meth:`acquire` decides who may wait).
-
-        Args:
-            sent_at: What :meth:`acquire` returned for that submission.
-            retry_after: The server's Retry-After, in seconds, or None.
-            cause: The error, quoted by the submissions a long hold refuses.
-        """
-        now = self._clock()
-        if sent_at >= self._last_cut:
-            current = self._rate
-            if current is None:
-                current = max(self._measured_rate(now), 2.0 * MIN_RATE)
-                self._lift_at = 2.0 * current
-                self._increase = max(current / 10.0, MIN_RATE)
-            self._rate = max(MIN_RATE, current / 2.0)
-            self._last_cut = self._last_recover = now
-            self.backoffs += 1
-        if retry_after is None:
-            self._next = max(self._next, now + 1.0 / (self._rate or 1.0))
-        elif now + retry_after > self._hold_until:
-            self._hold_until = now + retry_after
-            self._hold_cause = cause
+__all__ = ["FanOut"]
 
 
 class FanOut:
     """One run of ``run_jobs`` / ``stream_jobs``.
 
+    Build it anywhere (nothing starts, no event loop is needed), then drive
+    it once with :meth:`results` or :meth:`stream` (or :meth:`outcomes`).
+
     Args:
-        session: Provides ``submit`` and ``_wait_task``.
+        api: Submits each request (``TaskAPI.submit``).
+        waits: Waits for each submitted task (``Waits.wait``).
         requests: Iterable or async iterable of request models, consumed lazily.
         max_concurrency: Most tasks in flight (a submission in progress counts).
         max_per_second: Cap on submissions per second, or None.
@@ -283,7 +88,8 @@ class FanOut:
 
     def __init__(
         self,
-        session: _Session,
+        api: TaskAPI,
+        waits: Waits,
         requests: Iterable[Request] | AsyncIterable[Request],
         *,
         max_concurrency: int,
@@ -293,14 +99,16 @@ class FanOut:
         on_submitted: Callable[[Request, str], Any] | None,
         max_hold: float = math.inf,
     ) -> None:
-        self._session = session
+        self._api = api
+        self._waits = waits
         self._requests = requests
         self._max = max_concurrency
         self._timeout = timeout
         self._poll = poll
         self._on_submitted = on_submitted
         self.pacer = SubmissionPacer(max_per_second, max_hold=max_hold)
-        self._loop = asyncio.get_running_loop()
+        # Set by outcomes(): the loop that drives the run, known only then.
+        self._loop: asyncio.AbstractEventLoop
         self._ready: deque[tuple[int, JobOutcome]] = deque()
         self._jobs: set[asyncio.Task[None]] = set()
         self._in_flight = 0
@@ -319,6 +127,7 @@ class FanOut:
         Raises:
             Exception: Whatever ended the run (see the module docstring).
         """
+        self._loop = asyncio.get_running_loop()
         self._feeder = self._loop.create_task(self._feed())
         try:
             while True:
@@ -339,6 +148,45 @@ class FanOut:
                     self._consumer_wake = None
         finally:
             await self._shutdown()
+
+    async def results(self) -> list[JobOutcome]:
+        """Run to the end and return every outcome in input order (``run_jobs``).
+
+        Returns:
+            One :class:`JobOutcome` per request pulled from the input.
+
+        Raises:
+            Exception: Whatever ended the run (see the module docstring).
+        """
+        results: list[JobOutcome | None] = []
+        stream = self.outcomes()
+        try:
+            async for index, outcome in stream:
+                if index >= len(results):
+                    results.extend([None] * (index + 1 - len(results)))
+                results[index] = outcome
+        finally:
+            await stream.aclose()
+        return [outcome for outcome in results if outcome is not None]
+
+    async def stream(self) -> AsyncGenerator[JobOutcome, None]:
+        """Yield each outcome as soon as it is known (``stream_jobs``).
+
+        Nothing starts until the first ``__anext__``; closing the generator
+        stops the run (see :meth:`outcomes`).
+
+        Yields:
+            :class:`JobOutcome` in completion order.
+
+        Raises:
+            Exception: Whatever ended the run (see the module docstring).
+        """
+        stream = self.outcomes()
+        try:
+            async for _index, outcome in stream:
+                yield outcome
+        finally:
+            await stream.aclose()
 
     async def _shutdown(self) -> None:
         tasks: list[asyncio.Task[None]] = list(self._jobs)
@@ -452,7 +300,7 @@ class FanOut:
     async def _submit(self, request: Request) -> str:
         sent_at = await self.pacer.acquire(max_wait=self._timeout)
         try:
-            return await self._session.submit(request)
+            return await self._api.submit(request)
         except RateLimitError as exc:
             # Slow down and hold the others back, but do not send this one
             # again: the transport already spent its retry budget on it.
@@ -471,12 +319,11 @@ class FanOut:
             if inspect.isawaitable(result):
                 await result
         try:
-            task = await self._session._wait_task(
+            task = await self._waits.wait(
                 task_id,
                 timeout=self._timeout,
                 poll=self._poll,
-                on_status=None,
-                kind=request_kind(request),
+                kind=duration_key(request),
                 started=started,
             )
         except TaskFailedError as exc:

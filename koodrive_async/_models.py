@@ -1,38 +1,47 @@
-"""Typed models: the enums, the request models (validated on construction)
-and the response models.
+"""Typed models: the request models (validated on construction), the value
+types they hold and the response models.
 
-Fields are snake_case; the one converter in ``_converter.py`` maps them to the
-pages' camelCase names. Request models are frozen and check every rule of the
-endpoint pages (and ``API-NOTES.md``) in ``__attrs_post_init__``, so an
-invalid request cannot even be built, let alone sent.
+Fields are snake_case; the one codec in ``_codec.py`` maps them to the pages'
+camelCase names. Request models are frozen and check every rule of the
+endpoint pages (and ``API-NOTES.md``) in ``__attrs_post_init__``, with the
+shared validators of ``_validate.py``, so an invalid request cannot even be
+built, let alone sent. The enums live in ``_enums.py``.
+
+Imports only the enums, the validators and the exceptions: never the codec,
+the wire layer or aiohttp.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TypeAlias
 
 import attrs
 
+from . import _validate as check
+from ._enums import (
+    JOB_ACTIONS,
+    TERMINAL_STATUSES,
+    JobAction,
+    JobType,
+    ShareTaskType,
+    TaskStatus,
+    TaskType,
+)
 from ._exceptions import InvalidRequestError, KooDriveError
+from ._validate import is_collection
 
 __all__ = [
     "FileInfo",
     "FileRef",
     "ImportTaskRequest",
-    "JobAction",
     "JobOutcome",
     "JobRequest",
-    "JobType",
     "Request",
     "ShareTaskRequest",
-    "ShareTaskType",
     "Task",
     "TaskPage",
-    "TaskStatus",
-    "TaskType",
     "TransferTaskRequest",
 ]
 
@@ -40,125 +49,14 @@ __all__ = [
 MAX_SHARE_FILE_IDS = 1000
 
 
-class TaskStatus(enum.IntEnum):
-    """Status of a task: NEW → EXECUTING → SUCCESS / FAILED."""
-
-    NEW = 0
-    EXECUTING = 1
-    SUCCESS = 2
-    FAILED = 3
-
-    @property
-    def is_terminal(self) -> bool:
-        """True for SUCCESS and FAILED."""
-        return self in TERMINAL_STATUSES
-
-
-#: The states a task never leaves.
-TERMINAL_STATUSES: frozenset[TaskStatus] = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILED})
-
-
-class TaskType(enum.IntEnum):
-    """``taskType`` of ``task/create`` (and of tasks in listings)."""
-
-    TRANSFER = 0
-    BATCH_IMPORT = 1
-
-
-class ShareTaskType(enum.IntEnum):
-    """``taskType`` of ``share/tasks``."""
-
-    PACKAGE = 1
-    """Package download: needs ``zip_name``."""
-    SAVE = 2
-    """Save to a folder: needs ``target``."""
-
-
-class JobType(enum.IntEnum):
-    """``taskType`` of ``jobs`` (batch jobs)."""
-
-    COPY = 1
-    DELETE = 2
-    MOVE = 3
-    RESTORE = 4
-    DECOMPRESS = 5
-    PACKAGE_DOWNLOAD = 6
-    CLEAR_RECYCLE_BIN = 7
-
-
-class JobAction(enum.IntEnum):
-    """``actionType`` of ``jobs``: a refinement of the job type."""
-
-    COPY = 101
-    RECYCLE = 201
-    DELETE_PERMANENTLY = 202
-    MOVE = 301
-    PREVIEW_ARCHIVE = 501
-    DECOMPRESS_ALL = 502
-    DECOMPRESS_PARTIAL = 503
-    CLEAR_RECYCLE_BIN = 701
-
-
-#: The only actionType values each job type accepts (absent = none may be sent).
-JOB_ACTIONS: dict[JobType, frozenset[JobAction]] = {
-    JobType.COPY: frozenset({JobAction.COPY}),
-    JobType.DELETE: frozenset({JobAction.RECYCLE, JobAction.DELETE_PERMANENTLY}),
-    JobType.MOVE: frozenset({JobAction.MOVE}),
-    JobType.DECOMPRESS: frozenset(
-        {JobAction.PREVIEW_ARCHIVE, JobAction.DECOMPRESS_ALL, JobAction.DECOMPRESS_PARTIAL}
-    ),
-    JobType.CLEAR_RECYCLE_BIN: frozenset({JobAction.CLEAR_RECYCLE_BIN}),
-}
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _require_text(value: object, field: str) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidRequestError(f"{field} must be a non-empty string, got {value!r}", field=field)
-
-
-def _optional_text(value: object, field: str) -> None:
-    if value is not None:
-        _require_text(value, field)
-
-
-def _enum_member(enum_cls: type[enum.IntEnum], value: object, field: str) -> None:
-    # bool is an int; True as a task type is a bug, not a 1.
-    known = enum_cls._value2member_map_
-    if isinstance(value, bool) or not isinstance(value, int) or value not in known:
-        allowed = ", ".join(f"{m.value} ({m.name})" for m in enum_cls)
-        raise InvalidRequestError(f"{field} must be one of {allowed}; got {value!r}", field=field)
-
-
-def _is_collection(value: object) -> bool:
-    # A str or bytes is iterable but iterating it gives characters (or ints),
-    # and a dict gives its keys: none of them is a list of items.
-    return isinstance(value, Iterable) and not isinstance(
-        value, str | bytes | bytearray | memoryview | Mapping
-    )
-
-
-def _to_str_tuple(value: Iterable[str] | None) -> tuple[str, ...] | None:
-    """attrs converter: any collection of ids becomes a tuple; anything else
-    (a bare str, a number, a dict, ...) is kept as is so that validation
-    rejects it with the field's name instead of a TypeError from ``tuple()``."""
-    if not _is_collection(value):
-        return value  # type: ignore[return-value]
-    return tuple(value)  # type: ignore[arg-type]
-
-
-def _to_tuple(value: Iterable[object]) -> tuple[object, ...]:
-    """attrs converter: as :func:`_to_str_tuple` (a single FileInfo is kept
-    as is, to be rejected by name)."""
-    if not _is_collection(value):
+def _to_tuple(value: Iterable[object] | None) -> tuple[object, ...] | None:
+    """attrs converter: any collection becomes a tuple; anything else (a bare
+    str, a number, a dict, a single FileInfo, ...) is kept as is so that
+    validation rejects it with the field's name instead of a TypeError from
+    ``tuple()``."""
+    if not is_collection(value):
         return value  # type: ignore[return-value]
     return tuple(value)
-
-
-def _type_name(value: object) -> str:
-    return type(value).__name__
 
 
 # --------------------------------------------------------------------------- value types
@@ -178,8 +76,8 @@ class FileInfo:
     file_path: str | None = None
 
     def __attrs_post_init__(self) -> None:
-        _optional_text(self.file_id, "file_id")
-        _optional_text(self.file_path, "file_path")
+        check.optional_text(self.file_id, "file_id")
+        check.optional_text(self.file_path, "file_path")
 
 
 @attrs.frozen
@@ -195,8 +93,8 @@ class FileRef:
     container_id: str
 
     def __attrs_post_init__(self) -> None:
-        _require_text(self.file_id, "target.file_id")
-        _require_text(self.container_id, "target.container_id")
+        check.text(self.file_id, "target.file_id")
+        check.text(self.container_id, "target.container_id")
 
 
 # --------------------------------------------------------------------------- requests
@@ -215,8 +113,8 @@ class TransferTaskRequest:
     dst_user_id: str
 
     def __attrs_post_init__(self) -> None:
-        _require_text(self.src_user_id, "src_user_id")
-        _require_text(self.dst_user_id, "dst_user_id")
+        check.text(self.src_user_id, "src_user_id")
+        check.text(self.dst_user_id, "dst_user_id")
 
 
 @attrs.frozen
@@ -234,9 +132,9 @@ class ImportTaskRequest:
     result_id: str | None = None
 
     def __attrs_post_init__(self) -> None:
-        _require_text(self.org_id, "org_id")
-        _require_text(self.org_user_id, "org_user_id")
-        _optional_text(self.result_id, "result_id")
+        check.text(self.org_id, "org_id")
+        check.text(self.org_user_id, "org_user_id")
+        check.optional_text(self.result_id, "result_id")
 
 
 @attrs.frozen
@@ -255,40 +153,28 @@ class ShareTaskRequest:
 
     task_type: ShareTaskType
     container_id: str
-    file_ids: tuple[str, ...] = attrs.field(converter=_to_str_tuple)
+    file_ids: tuple[str, ...] = attrs.field(converter=_to_tuple)
     share_id: str
     kdstoken: str | None = attrs.field(default=None, repr=False)
     target: FileRef | None = None
     zip_name: str | None = None
 
     def __attrs_post_init__(self) -> None:
-        _enum_member(ShareTaskType, self.task_type, "task_type")
-        object.__setattr__(self, "task_type", ShareTaskType(self.task_type))
-        _require_text(self.container_id, "container_id")
-        _require_text(self.share_id, "share_id")
-        if self.kdstoken is not None and (
-            not isinstance(self.kdstoken, str) or not self.kdstoken.strip()
-        ):
-            # Not _optional_text: its message shows the value, and this one is a secret.
-            raise InvalidRequestError("kdstoken must be a non-empty string", field="kdstoken")
-        _optional_text(self.zip_name, "zip_name")
-        if not isinstance(self.file_ids, tuple) or not self.file_ids:
-            got = "" if isinstance(self.file_ids, tuple) else f", got {_type_name(self.file_ids)}"
-            raise InvalidRequestError(
-                f"file_ids must be a non-empty sequence of file id strings{got}", field="file_ids"
-            )
-        if len(self.file_ids) > MAX_SHARE_FILE_IDS:
+        object.__setattr__(
+            self, "task_type", check.enum_member(ShareTaskType, self.task_type, "task_type")
+        )
+        check.text(self.container_id, "container_id")
+        check.text(self.share_id, "share_id")
+        check.optional_text(self.kdstoken, "kdstoken", secret=True)
+        check.optional_text(self.zip_name, "zip_name")
+        if isinstance(self.file_ids, tuple) and len(self.file_ids) > MAX_SHARE_FILE_IDS:
             raise InvalidRequestError(
                 f"file_ids holds {len(self.file_ids)} ids; a share task takes at most "
                 f"{MAX_SHARE_FILE_IDS} (split them with chunked())",
                 field="file_ids",
             )
-        for i, file_id in enumerate(self.file_ids):
-            _require_text(file_id, f"file_ids[{i}]")
-        if self.target is not None and not isinstance(self.target, FileRef):
-            raise InvalidRequestError(
-                f"target must be a FileRef, got {_type_name(self.target)}", field="target"
-            )
+        check.str_sequence(self.file_ids, "file_ids", non_empty=True)
+        check.instance_of(FileRef, self.target, "target", optional=True)
         if self.task_type is ShareTaskType.SAVE and self.target is None:
             raise InvalidRequestError(
                 "a SAVE share task needs target (FileRef('root', container_id) for the root)",
@@ -324,83 +210,77 @@ class JobRequest:
     files: tuple[FileInfo, ...] = attrs.field(default=(), converter=_to_tuple)
     action_type: JobAction | None = None
     new_file_path: str | None = None
-    uncompress_file_paths: tuple[str, ...] | None = attrs.field(
-        default=None, converter=_to_str_tuple
-    )
+    uncompress_file_paths: tuple[str, ...] | None = attrs.field(default=None, converter=_to_tuple)
     password: str | None = attrs.field(default=None, repr=False)
     share_folder_id: str | None = None
 
     def __attrs_post_init__(self) -> None:
-        _enum_member(JobType, self.task_type, "task_type")
-        task_type = JobType(self.task_type)
+        task_type = check.enum_member(JobType, self.task_type, "task_type")
         object.__setattr__(self, "task_type", task_type)
-        _require_text(self.src_container_id, "src_container_id")
-        _require_text(self.dst_container_id, "dst_container_id")
-        _optional_text(self.new_file_path, "new_file_path")
-        _optional_text(self.share_folder_id, "share_folder_id")
+        check.text(self.src_container_id, "src_container_id")
+        check.text(self.dst_container_id, "dst_container_id")
+        check.optional_text(self.new_file_path, "new_file_path")
+        check.optional_text(self.share_folder_id, "share_folder_id")
         if self.action_type is not None:
-            _enum_member(JobAction, self.action_type, "action_type")
-            action = JobAction(self.action_type)
+            action = check.enum_member(JobAction, self.action_type, "action_type")
             object.__setattr__(self, "action_type", action)
-            if action not in JOB_ACTIONS.get(task_type, frozenset()):
-                allowed = sorted(JOB_ACTIONS.get(task_type, frozenset()))
-                raise InvalidRequestError(
-                    f"action_type {action.value} ({action.name}) does not go with task_type "
-                    f"{task_type.value} ({task_type.name}); allowed: "
-                    + (", ".join(f"{a.value} ({a.name})" for a in allowed) or "none"),
-                    field="action_type",
-                )
-        if not isinstance(self.files, tuple):
-            raise InvalidRequestError(
-                f"files must be a sequence of FileInfo, got {_type_name(self.files)} "
-                "(a single file goes in a list: files=[FileInfo(...)])",
-                field="files",
-            )
-        for i, info in enumerate(self.files):
-            if not isinstance(info, FileInfo):
-                raise InvalidRequestError(
-                    f"files[{i}] must be a FileInfo, got {type(info).__name__}", field="files"
-                )
-        if task_type is not JobType.CLEAR_RECYCLE_BIN:
-            if not self.files:
-                raise InvalidRequestError(
-                    f"a {task_type.name} job needs at least one file in files", field="files"
-                )
-            for i, info in enumerate(self.files):
-                if info.file_id is None:
-                    raise InvalidRequestError(
-                        f"files[{i}].file_id is required for a {task_type.name} job",
-                        field="files",
-                    )
-        if self.action_type is JobAction.RECYCLE:
-            for i, info in enumerate(self.files):
-                if info.file_path is None:
-                    raise InvalidRequestError(
-                        f"files[{i}].file_path is required for logical deletion (RECYCLE), "
-                        "so that the file can be restored",
-                        field="files",
-                    )
+            _check_action(task_type, action)
+        check.sequence_of(
+            FileInfo,
+            self.files,
+            "files",
+            hint=" (a single file goes in a list: files=[FileInfo(...)])",
+        )
+        _check_files(task_type, self.action_type, self.files)
         if self.password is not None:
             if task_type is not JobType.DECOMPRESS:
                 raise InvalidRequestError(
                     "password is only sent with DECOMPRESS jobs", field="password"
                 )
-            if not isinstance(self.password, str) or not self.password:
-                raise InvalidRequestError("password must be a non-empty string", field="password")
+            # A password may be blank, but not empty.
+            check.text(self.password, "password", secret=True, blank=True)
         if self.uncompress_file_paths is not None:
-            if not isinstance(self.uncompress_file_paths, tuple):
-                raise InvalidRequestError(
-                    "uncompress_file_paths must be a sequence of path strings, got "
-                    f"{_type_name(self.uncompress_file_paths)}",
-                    field="uncompress_file_paths",
-                )
-            if task_type is not JobType.DECOMPRESS:
+            if (
+                isinstance(self.uncompress_file_paths, tuple)
+                and task_type is not JobType.DECOMPRESS
+            ):
                 raise InvalidRequestError(
                     "uncompress_file_paths is only used by DECOMPRESS jobs",
                     field="uncompress_file_paths",
                 )
-            for i, path in enumerate(self.uncompress_file_paths):
-                _require_text(path, f"uncompress_file_paths[{i}]")
+            check.str_sequence(self.uncompress_file_paths, "uncompress_file_paths")
+
+
+def _check_action(task_type: JobType, action: JobAction) -> None:
+    allowed = JOB_ACTIONS.get(task_type, frozenset())
+    if action not in allowed:
+        raise InvalidRequestError(
+            f"action_type {action.value} ({action.name}) does not go with task_type "
+            f"{task_type.value} ({task_type.name}); allowed: "
+            + (", ".join(f"{a.value} ({a.name})" for a in sorted(allowed)) or "none"),
+            field="action_type",
+        )
+
+
+def _check_files(task_type: JobType, action: JobAction | None, files: tuple[FileInfo, ...]) -> None:
+    if task_type is not JobType.CLEAR_RECYCLE_BIN:
+        if not files:
+            raise InvalidRequestError(
+                f"a {task_type.name} job needs at least one file in files", field="files"
+            )
+        for i, info in enumerate(files):
+            if info.file_id is None:
+                raise InvalidRequestError(
+                    f"files[{i}].file_id is required for a {task_type.name} job", field="files"
+                )
+    if action is JobAction.RECYCLE:
+        for i, info in enumerate(files):
+            if info.file_path is None:
+                raise InvalidRequestError(
+                    f"files[{i}].file_path is required for logical deletion (RECYCLE), "
+                    "so that the file can be restored",
+                    field="files",
+                )
 
 
 #: Any request model that :meth:`KooDriveSession.submit` accepts.

@@ -1,35 +1,38 @@
-"""Retry and polling policies (frozen attrs, validated on construction)."""
+"""Retry and polling policies (frozen attrs, validated on construction).
+
+Only values: the sender reads RetryPolicy, the waiting code PollPolicy. Every
+check goes through ``_validate``. Imports nothing but attrs and the validators.
+"""
 
 from __future__ import annotations
 
-import math
+from typing import Any
 
 import attrs
 
-from ._exceptions import InvalidRequestError
+from . import _validate as check
 
 __all__ = ["PollPolicy", "RetryPolicy"]
 
 
-def _is_number(value: object) -> bool:
-    # bool is an int, and NaN or infinity slip through every comparison.
-    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+def _positive(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check.positive_number(value, attribute.name)
 
 
-def _positive(_inst: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not _is_number(value) or value <= 0:
-        raise InvalidRequestError(
-            f"{attribute.name} must be a positive finite number, got {value!r}",
-            field=attribute.name,
-        )
+def _non_negative(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check.non_negative_number(value, attribute.name)
 
 
-def _non_negative(_inst: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not _is_number(value) or value < 0:
-        raise InvalidRequestError(
-            f"{attribute.name} must be a non-negative finite number, got {value!r}",
-            field=attribute.name,
-        )
+def _count(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check.int_in_range(value, attribute.name, low=1)
+
+
+def _multiplier(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check.number_in_range(value, attribute.name, low=1)
+
+
+def _jitter(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check.number_in_range(value, attribute.name, low=0, high=1, high_open=True)
 
 
 @attrs.frozen
@@ -50,17 +53,10 @@ class RetryPolicy:
         max_retry_after: Longest Retry-After (seconds) we are willing to wait.
     """
 
-    max_attempts: int = attrs.field(default=4)
+    max_attempts: int = attrs.field(default=4, validator=_count)
     initial_backoff: float = attrs.field(default=0.25, validator=_positive)
     max_backoff: float = attrs.field(default=8.0, validator=_positive)
     max_retry_after: float = attrs.field(default=60.0, validator=_non_negative)
-
-    @max_attempts.validator
-    def _check_attempts(self, _attribute: attrs.Attribute[int], value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InvalidRequestError(
-                f"max_attempts must be an int >= 1, got {value!r}", field="max_attempts"
-            )
 
 
 @attrs.frozen
@@ -87,27 +83,7 @@ class PollPolicy:
     """
 
     initial: float = attrs.field(default=0.5, validator=_positive)
-    multiplier: float = attrs.field(default=1.5)
+    multiplier: float = attrs.field(default=1.5, validator=_multiplier)
     max_interval: float = attrs.field(default=15.0, validator=_positive)
-    jitter: float = attrs.field(default=0.1)
-    max_invalid_responses: int = attrs.field(default=5)
-
-    @multiplier.validator
-    def _check_multiplier(self, _attribute: attrs.Attribute[float], value: float) -> None:
-        if not _is_number(value) or value < 1:
-            raise InvalidRequestError(
-                f"multiplier must be a finite number >= 1, got {value!r}", field="multiplier"
-            )
-
-    @jitter.validator
-    def _check_jitter(self, _attribute: attrs.Attribute[float], value: float) -> None:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
-            raise InvalidRequestError(f"jitter must be in [0, 1), got {value!r}", field="jitter")
-
-    @max_invalid_responses.validator
-    def _check_max_invalid(self, _attribute: attrs.Attribute[int], value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InvalidRequestError(
-                f"max_invalid_responses must be an int >= 1, got {value!r}",
-                field="max_invalid_responses",
-            )
+    jitter: float = attrs.field(default=0.1, validator=_jitter)
+    max_invalid_responses: int = attrs.field(default=5, validator=_count)

@@ -32,6 +32,13 @@ waiter whose deadline falls inside a pause still gets one last poll just
 before it, so a wait never times out without having polled when it could.
 *Permanent* errors (401 after refresh, 400, 403, 404, any other API error)
 fail the waiter at once.
+
+What a unit of work looks like (how to read it, when it is done, what its
+failure is) is the tracker's business (``_trackers.py``, through the
+``_interfaces.Tracker`` protocol); the learning statistics are
+``_estimator.py``'s. This module owns only the heap, the driver, the slots
+and the backoff. It must never import the session, the transport or
+aiohttp: it polls through the tracker and nothing else.
 """
 
 from __future__ import annotations
@@ -46,20 +53,21 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
-import attrs
-
+from ._estimator import DurationEstimator
 from ._exceptions import (
     APIConnectionError,
     RateLimitError,
     ResponseValidationError,
     ServerError,
-    TaskFailedError,
     TaskTimeoutError,
 )
-from ._models import Task, TaskStatus
+from ._interfaces import Tracker
+from ._lifecycle import closed_error
+from ._models import Task
 from ._policies import PollPolicy
+from ._trackers import TaskTracker
 
-__all__ = ["DurationEstimator", "PollScheduler", "is_transient"]
+__all__ = ["PollScheduler", "is_transient"]
 
 logger = logging.getLogger("koodrive_async.polling")
 
@@ -67,14 +75,6 @@ logger = logging.getLogger("koodrive_async.polling")
 #: duration of the kind. 0.2 keeps the detection delay under ~20% of a typical
 #: task while a typical task needs 2 to 3 GETs.
 STEP_FRACTION = 0.2
-#: Observations needed before a kind's estimate is trusted.
-MIN_SAMPLES = 5
-#: Recent observations kept per kind (a ring buffer; old ones fall out so the
-#: estimate follows a drifting service).
-WINDOW = 64
-#: The fast and slow ends of the distribution the step schedule covers.
-LOW_QUANTILE = 0.05
-HIGH_QUANTILE = 0.95
 #: Never poll one task more often than this, whatever was learned.
 MIN_STEP = 0.01
 #: Most waiters per kind remembered for re-planning when the first estimate arrives.
@@ -86,7 +86,7 @@ DEFAULT_MAX_POLLS = 32
 LAST_POLL_LEAD = 0.25
 
 GetTask = Callable[[str], Awaitable[Task]]
-StatusCallback = Callable[[Task], Any]
+OnStatus = Callable[[Task], Any]
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -103,74 +103,6 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(
         exc, APIConnectionError | RateLimitError | ServerError | ResponseValidationError
     )
-
-
-def _quantile(sorted_values: list[float], q: float) -> float:
-    # Nearest-rank on a small sorted list; good enough for a schedule.
-    index = min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))
-    return sorted_values[index]
-
-
-class _KindStats:
-    __slots__ = ("low", "median", "high", "ring", "count", "dirty")
-
-    def __init__(self) -> None:
-        self.ring: list[float] = []
-        self.count = 0
-        self.dirty = True
-        self.low = self.median = self.high = 0.0
-
-
-class DurationEstimator:
-    """Recent task durations per kind, and the quantiles the schedule needs.
-
-    Args:
-        window: How many recent observations to keep per kind.
-    """
-
-    def __init__(self, window: int = WINDOW) -> None:
-        self._window = window
-        self._kinds: dict[Hashable, _KindStats] = {}
-
-    def observe(self, kind: Hashable, duration: float) -> None:
-        """Record that a task of ``kind`` took ``duration`` seconds.
-
-        Args:
-            kind: Any hashable key naming the kind of task.
-            duration: Seconds from submission to the terminal state (>= 0).
-        """
-        if not math.isfinite(duration) or duration < 0:
-            return
-        stats = self._kinds.get(kind)
-        if stats is None:
-            stats = self._kinds[kind] = _KindStats()
-        if len(stats.ring) < self._window:
-            stats.ring.append(duration)
-        else:
-            stats.ring[stats.count % self._window] = duration
-        stats.count += 1
-        stats.dirty = True
-
-    def estimate(self, kind: Hashable) -> tuple[float, float, float] | None:
-        """Return ``(low, median, high)`` durations of ``kind``, or None if too little is known.
-
-        Args:
-            kind: The kind key.
-
-        Returns:
-            The 5th percentile, median and 95th percentile of recent
-            durations, or None before :data:`MIN_SAMPLES` observations.
-        """
-        stats = self._kinds.get(kind)
-        if stats is None or stats.count < MIN_SAMPLES:
-            return None
-        if stats.dirty:
-            values = sorted(stats.ring)
-            stats.low = _quantile(values, LOW_QUANTILE)
-            stats.median = _quantile(values, 0.5)
-            stats.high = _quantile(values, HIGH_QUANTILE)
-            stats.dirty = False
-        return stats.low, stats.median, stats.high
 
 
 class _Waiter:
@@ -201,7 +133,7 @@ class _Waiter:
         task_id: str,
         future: asyncio.Future[Task],
         policy: PollPolicy,
-        on_status: StatusCallback | None,
+        on_status: OnStatus | None,
         deadline: float | None,
         timeout: float | None,
         kind: Hashable | None,
@@ -231,6 +163,11 @@ class _Waiter:
 class PollScheduler:
     """Polls every waited-on task of one session from one driver task.
 
+    Every waiter is read through one :class:`~koodrive_async._trackers.TaskTracker`
+    over ``get_task``. Job and share-task tracking will give each waiter its
+    own tracker (one more ``_Waiter`` slot, 8 bytes); until then the
+    scheduler's one tracker keeps the waiter as small as it was.
+
     Args:
         get_task: The session's ``get_task`` coroutine function.
         max_polls: Most GETs in flight at once.
@@ -247,7 +184,7 @@ class PollScheduler:
         max_pause: float = math.inf,
         rng: random.Random | None = None,
     ) -> None:
-        self._get_task = get_task
+        self._tracker: Tracker[Task] = TaskTracker(get_task)
         self._max_polls = max_polls
         self._max_pause = max_pause
         self._rng = rng or random.Random()
@@ -259,7 +196,6 @@ class PollScheduler:
         self._polls: dict[asyncio.Task[None], _Waiter] = {}
         # Waiters of a kind with no estimate yet, to re-plan once there is one.
         self._cold: dict[Hashable, list[_Waiter]] = {}
-        self._strings: dict[str, str] = {}
         self._inflight = 0
         self._seq = 0
         self._stale = 0
@@ -298,7 +234,7 @@ class PollScheduler:
         *,
         policy: PollPolicy,
         timeout: float | None = None,
-        on_status: StatusCallback | None = None,
+        on_status: OnStatus | None = None,
         kind: Hashable | None = None,
         started: float | None = None,
     ) -> _Waiter:
@@ -320,7 +256,7 @@ class PollScheduler:
             RuntimeError: The scheduler was closed.
         """
         if self._closed:
-            raise RuntimeError("the session is closed")
+            raise closed_error()
         now = self._loop.time()
         deadline = None if timeout is None else now + timeout
         waiter = _Waiter(
@@ -586,9 +522,10 @@ class PollScheduler:
     async def _poll(self, waiter: _Waiter) -> None:
         loop = self._loop
         started = loop.time()
+        tracker = self._tracker
         try:
             try:
-                task = await self._get_task(waiter.task_id)
+                task = await tracker.fetch(waiter.task_id)
             finally:
                 self._release_slot()
             now = loop.time()
@@ -596,29 +533,15 @@ class PollScheduler:
             self._rtt = rtt if not self._rtt else 0.9 * self._rtt + 0.1 * rtt
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - sorted below, never swallowed
+        except Exception as exc:  # noqa: BLE001 - sorted by _poll_failed, never swallowed
             waiter.poll = None
-            if not is_transient(exc):
-                self._fail(waiter, exc)
-                return
-            if isinstance(exc, ResponseValidationError):
-                waiter.invalid += 1
-                if waiter.invalid >= waiter.policy.max_invalid_responses:
-                    # Harmless to retry once or twice, but a task the service
-                    # always describes unreadably would be polled forever.
-                    self._fail(waiter, exc)
-                    return
-            else:
-                waiter.invalid = 0
-            self._transient(waiter, exc)
+            self._poll_failed(waiter, exc)
             return
         waiter.invalid = 0
         previous = waiter.last
-        waiter.last = task = self._slim(task, waiter)
+        waiter.last = task = tracker.keep(task, waiter.task_id)
         try:
-            if waiter.on_status is not None and (
-                previous is None or previous.status != task.status
-            ):
+            if waiter.on_status is not None and tracker.changed(previous, task):
                 result = waiter.on_status(task)
                 if inspect.isawaitable(result):
                     await result
@@ -631,35 +554,34 @@ class PollScheduler:
         waiter.poll = None
         if waiter.future.done():
             return
-        status = task.status
-        if status == TaskStatus.SUCCESS or status == TaskStatus.FAILED:
-            self._learn(waiter, task, now)
-            if status == TaskStatus.SUCCESS:
-                waiter.future.set_result(task)
-            else:
-                waiter.future.set_exception(TaskFailedError(task))
+        if tracker.finished(task):
+            self._settle(waiter, task, now)
             return
         waiter.prev_poll = started
         self._push_poll(waiter, self._next_due(waiter, loop.time()))
 
-    def _slim(self, task: Task, waiter: _Waiter) -> Task:
-        # Every waiter keeps its last Task (TaskTimeoutError.last needs it);
-        # with 100,000 waiters, one copy of the strings all tasks share (user,
-        # tenant, locale, and the id the waiter already holds) saves ~250
-        # bytes each.
-        strings = self._strings
-        if len(strings) > 4096:
-            strings.clear()
-        changes: dict[str, Any] = {}
-        if task.task_id == waiter.task_id and task.task_id is not waiter.task_id:
-            changes["task_id"] = waiter.task_id
-        for name in ("user_id", "tenant_id", "locale"):
-            value = getattr(task, name)
-            if value is not None:
-                shared = strings.setdefault(value, value)
-                if shared is not value:
-                    changes[name] = shared
-        return attrs.evolve(task, **changes) if changes else task
+    def _poll_failed(self, waiter: _Waiter, exc: Exception) -> None:
+        if not is_transient(exc):
+            self._fail(waiter, exc)
+            return
+        if isinstance(exc, ResponseValidationError):
+            waiter.invalid += 1
+            if waiter.invalid >= waiter.policy.max_invalid_responses:
+                # Harmless to retry once or twice, but a task the service
+                # always describes unreadably would be polled forever.
+                self._fail(waiter, exc)
+                return
+        else:
+            waiter.invalid = 0
+        self._transient(waiter, exc)
+
+    def _settle(self, waiter: _Waiter, task: Task, now: float) -> None:
+        self._learn(waiter, task, now)
+        failure = self._tracker.failure(task)
+        if failure is None:
+            waiter.future.set_result(task)
+        else:
+            waiter.future.set_exception(failure)
 
     def _release_slot(self) -> None:
         self._inflight -= 1
@@ -715,8 +637,8 @@ class PollScheduler:
         lower = max(0.0, waiter.prev_poll - waiter.started) if waiter.prev_poll >= 0 else 0.0
         upper = max(lower, now - waiter.started)
         duration = (lower + upper) / 2.0
-        if task.create_time is not None and task.end_time is not None:
-            server = (task.end_time - task.create_time).total_seconds()
+        server = self._tracker.server_duration(task)
+        if server is not None:
             duration = min(max(server, lower), upper)
         self.estimator.observe(waiter.kind, duration)
         if waiter.kind in self._cold and self.estimator.estimate(waiter.kind) is not None:

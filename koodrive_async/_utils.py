@@ -1,4 +1,4 @@
-"""Small helpers for users of the library."""
+"""Small helpers for users of the library (pure; imports only the validators)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import TypeVar
 
+from . import _validate as check
 from ._exceptions import InvalidRequestError
 
 __all__ = ["chunked"]
@@ -41,8 +42,7 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
             an iterable or is a str or bytes (raised at the call, not at the
             first ``next()``).
     """
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise InvalidRequestError(f"size must be an int >= 1, got {size!r}", field="size")
+    check.int_in_range(size, "size", low=1)
     if isinstance(items, str | bytes | bytearray) or not isinstance(items, Iterable):
         # Chunking a str would split one id into characters.
         raise InvalidRequestError(

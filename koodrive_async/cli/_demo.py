@@ -4,9 +4,12 @@ The demo starts the emulator on loopback (tasks take a fraction of a second
 to ~1.5 s; a few percent fail with an 18xxxxxx resultCode), writes a plan
 mixing copies, moves, recycle-bin deletes, a restore, a recycle-bin
 clearance, a user data transfer and a share package download, and runs it
-through :func:`~koodrive_async.cli._runner.run_plan`, exactly as
-``koodrive-async run`` does (journal included). Failed tasks are part of the
-show: the demo exits 0 whenever the run itself completed.
+through :func:`~koodrive_async.cli._run.run_command`, exactly as
+``koodrive-async run`` does (journal, progress bar and summary included).
+Failed tasks are part of the show: the demo exits 0 whenever the run itself
+completed.
+
+Must never import: ``argparse`` (``_app.py`` passes the options).
 """
 
 from __future__ import annotations
@@ -19,18 +22,20 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
+from .._build import request_kind
+from .._enums import JobAction, JobType, ShareTaskType
 from .._models import (
     FileInfo,
-    JobAction,
     JobRequest,
-    JobType,
     Request,
     ShareTaskRequest,
-    ShareTaskType,
     TransferTaskRequest,
 )
 from .._policies import PollPolicy
-from ._runner import EXIT_FAILED, EXIT_OK, Connection, RunOptions, run_plan
+from ..bulk._bodies import plan_body
+from ._codes import EXIT_FAILED, EXIT_OK
+from ._connect import Connection
+from ._run import RunCommand, run_command
 
 __all__ = ["demo_requests", "run_demo", "write_plan"]
 
@@ -140,8 +145,6 @@ def write_plan(path: Path, requests: list[Request]) -> None:
         path: The plan file to write.
         requests: The requests, one per line.
     """
-    from .._protocol import plan_body, request_kind
-
     with path.open("w", encoding="utf-8") as f:
         for request in requests:
             f.write(json.dumps({"kind": request_kind(request), **plan_body(request)}) + "\n")
@@ -208,14 +211,14 @@ async def run_demo(
                 token="demo-token",
                 agent_name="koodrive-async-demo",
             )
-            options = RunOptions(
+            command = RunCommand(
                 plan=plan,
                 journal=journal,
                 concurrency=concurrency,
                 poll=PollPolicy(initial=0.2, max_interval=2.0),
                 output=progress,
             )
-            code = await run_plan(options, connection, out=out, err=err)
+            code = await run_command(command, connection, out=out, err=err)
             if keep is None:
                 # The summary names the journal; say it goes away with the temp dir.
                 info.write("(the plan and journal above are removed now; --keep DIR keeps them)\n")

@@ -1,9 +1,13 @@
-"""Progress reporting and the end-of-run summary.
+"""Progress display and the end-of-run summary of ``run`` and ``demo``.
 
-Three reporters share one interface: a rich progress bar (when ``rich`` is
-importable and stdout is a terminal), a plain-text fallback, and ``--json``
-(one JSON object per finished line on stdout). ``rich`` is imported lazily,
-here only: the library never imports it.
+Three reporters implement the bulk wing's :class:`~koodrive_async.bulk.Progress`:
+a rich progress bar (when ``rich`` is importable and stdout is a terminal), a
+plain-text fallback, and ``--json`` (one JSON object per finished line on
+stdout). They also word the run's stop notices with the command's own flags
+(:func:`stop_text`). ``rich`` is imported lazily, here only: the library
+never imports it.
+
+Must never import: ``argparse``, the other ``cli`` modules.
 """
 
 from __future__ import annotations
@@ -11,22 +15,21 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 import attrs
 
-from ._journal import LineRecord, State
-from ._mask import mask
+from ..bulk import LineRecord, Progress, RunResult, RunStats, State, Stop, StopReason
+from ..bulk._mask import mask
 
 __all__ = [
     "JsonReporter",
     "PlainReporter",
-    "Reporter",
-    "RunStats",
     "Summary",
     "make_reporter",
     "print_summary",
     "rich_available",
+    "stop_text",
 ]
 
 
@@ -39,66 +42,45 @@ def rich_available() -> bool:
     return True
 
 
-@attrs.define
-class RunStats:
-    """Live counters of one run (this run only, not the whole journal).
-
-    Attributes:
-        total: Lines this run has to bring to an end (new and resumed).
-        submitted: Creates acknowledged with a task id in this run.
-        in_flight: Tasks known to run on the server and not yet seen finished.
-        succeeded: Lines that ended SUCCESS in this run.
-        failed: Lines that ended failed in this run (task FAILED or create refused).
-        in_doubt: Lines whose create may or may not have happened.
-        unresolved: Waits that ended without a verdict (timeout, polling errors).
-        requests: HTTP requests made (retries and polls included).
-        started: ``time.monotonic()`` at the start.
-    """
-
-    total: int = 0
-    submitted: int = 0
-    in_flight: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    in_doubt: int = 0
-    unresolved: int = 0
-    requests: int = 0
-    started: float = attrs.field(factory=time.monotonic)
-
-    @property
-    def finished(self) -> int:
-        """Lines brought to an end in this run (any verdict)."""
-        return self.succeeded + self.failed + self.in_doubt + self.unresolved
-
-    @property
-    def elapsed(self) -> float:
-        """Seconds since the start."""
-        return time.monotonic() - self.started
-
-    @property
-    def rate(self) -> float:
-        """Finished lines per second so far."""
-        elapsed = self.elapsed
-        return self.finished / elapsed if elapsed > 0 else 0.0
+def _wait_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "a while"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    minutes = seconds / 60
+    if minutes < 120:
+        return f"{seconds:.0f} s (about {minutes:.0f} min)"
+    return f"{seconds:.0f} s (about {minutes / 60:.1f} h)"
 
 
-class Reporter(Protocol):
-    """What the runner tells about its progress."""
-
-    def start(self, stats: RunStats) -> None:
-        """The run starts; ``stats.total`` is set."""
-
-    def update(self) -> None:
-        """Some counter changed."""
-
-    def line_done(self, record: LineRecord) -> None:
-        """A line reached its verdict in this run."""
-
-    def message(self, text: str) -> None:
-        """Tell the user something (stopping, in doubt, ...)."""
-
-    def stop(self) -> None:
-        """The run is over; release the terminal."""
+def stop_text(notice: Stop) -> str:
+    """The message for a run that stopped submitting by itself, naming what to do next."""
+    if notice.reason is StopReason.UNREACHABLE:
+        return (
+            f"stopping: cannot connect to {notice.base_url}: {notice.count} create requests in "
+            f"a row could not connect and none got through (last: {notice.error_type}: "
+            f"{notice.error}). Nothing was sent for them; they and the lines not yet sent stay "
+            "pending. Check the URL (--base-url or KOODRIVE_BASE_URL) and the network, then "
+            "run again."
+        )
+    if notice.reason is StopReason.RATE_LIMITED:
+        return (
+            f"stopping: the service asks to wait {_wait_text(notice.retry_after)} before the "
+            "next create (429 Retry-After), longer than a run waits for it; nothing was created "
+            "for the lines refused, and they and the lines not yet sent stay pending (the "
+            "lines already submitted are still waited for). Run the same command again after "
+            "that wait."
+        )
+    if notice.error_type == "CredentialsError":
+        return (
+            f"stopping: no token could be obtained ({notice.error}); nothing was sent for that "
+            "line, and it and the lines not yet sent stay pending. Fix the credentials and run "
+            "again."
+        )
+    return (
+        f"stopping: the service refused the credentials ({notice.error}); the lines not yet "
+        "sent stay pending. Fix the token or user id and run again with --retry-rejected."
+    )
 
 
 def _line_json(record: LineRecord) -> str:
@@ -138,6 +120,10 @@ class JsonReporter:
         """Print a message on stderr (stdout stays pure JSON Lines)."""
         self._err.write(mask(text) + "\n")
         self._err.flush()
+
+    def stopping(self, notice: Stop) -> None:
+        """Tell why the run stopped submitting (on stderr)."""
+        self.message(stop_text(notice))
 
     def stop(self) -> None:
         """Nothing to release."""
@@ -199,6 +185,10 @@ class PlainReporter:
             self._dirty = False
         self._out.write(mask(text) + "\n")
         self._out.flush()
+
+    def stopping(self, notice: Stop) -> None:
+        """Tell why the run stopped submitting."""
+        self.message(stop_text(notice))
 
     def stop(self) -> None:
         """Show the final counters and end the status line."""
@@ -272,6 +262,10 @@ class _RichReporter:
         """Print above the bar."""
         self._progress.console.print(mask(text), markup=False, highlight=False)
 
+    def stopping(self, notice: Stop) -> None:
+        """Tell why the run stopped submitting, above the bar."""
+        self.message(stop_text(notice))
+
     def stop(self) -> None:
         """Leave the final bar on screen."""
         self.update()
@@ -290,7 +284,7 @@ def _counters(stats: RunStats) -> str:
 
 def make_reporter(
     mode: str, *, out: IO[str] | None = None, err: IO[str] | None = None
-) -> tuple[Reporter, bool]:
+) -> tuple[Progress, bool]:
     """Choose the reporter.
 
     Args:
@@ -347,6 +341,34 @@ class Summary:
     wall_time: float
     interrupted: bool
     exit_code: int
+
+    @classmethod
+    def of(
+        cls,
+        result: RunResult,
+        *,
+        plan: str,
+        journal: str,
+        lines: int,
+        wall_time: float,
+        exit_code: int,
+    ) -> Summary:
+        """The summary of a bulk run's result."""
+        return cls(
+            plan=plan,
+            journal=journal,
+            lines=lines,
+            counts=result.counts,
+            failures=result.failures,
+            in_doubt=result.in_doubt,
+            in_flight=result.in_flight,
+            unacknowledged=result.unacknowledged,
+            finished_now=result.finished_now,
+            requests=result.requests,
+            wall_time=wall_time,
+            interrupted=result.interrupted,
+            exit_code=exit_code,
+        )
 
     @property
     def jobs_per_second(self) -> float:

@@ -27,10 +27,11 @@ from ._config import EmulatorConfig, ResponseVariant
 from ._faults import Fault, FaultKind
 from ._ledger import LedgerEntry
 from ._server import KooDriveEmulator
-from ._state import EmulatedTask, EmulatorState
+from ._state import EmulatedFile, EmulatedTask, EmulatorState
 
 __all__ = [
     "CORE_KEY",
+    "EmulatedFile",
     "EmulatedTask",
     "EmulatorClock",
     "EmulatorConfig",

@@ -2,8 +2,10 @@
 
 For tests and demos in another process (``python -m koodrive_async.emulator``):
 the ledger, the tasks, faults, the virtual clock, forced finishes, reset, a
-health check, the session and refresh counters and the OpenAPI document.
-They are not the service: no authentication, no faults, no ledger entry, and answers are plain JSON
+health check, the session and refresh counters and the OpenAPI document;
+and the package downloads a job's ``downloadUrl`` points to (``_downloads``).
+They are not the service: no authentication, no faults, no ledger entry, and
+answers are plain JSON
 (``{"error": ...}`` on a refusal, never ``{code, msg}``). A wrong method or an
 unknown path under ``/_emulator/`` is refused here too (405 / 404), so it never
 reaches the API's catch-all and its ledger.
@@ -18,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from ._core import EmulatorCore
+from ._downloads import DOWNLOAD_PATH, serve_download
 from ._rules import NO_BODY, parse_body
 
 __all__ = ["AdminRoutes"]
@@ -68,6 +71,7 @@ class AdminRoutes:
             (get, "/_emulator/health", self.health),
             (get, "/_emulator/auth", self.get_auth),
             (get, "/_emulator/openapi.json", self.get_openapi),
+            (get, DOWNLOAD_PATH, self.get_download),
         )
 
     def routes(self) -> list[web.RouteDef]:
@@ -187,6 +191,10 @@ class AdminRoutes:
                 "issued_tokens": len(book.tokens),
             }
         )
+
+    async def get_download(self, request: web.Request) -> web.Response:
+        """``GET /_emulator/downloads/{task_id}.zip?token=...``: a package's zip."""
+        return await serve_download(self._core, request)
 
     async def get_openapi(self, _request: web.Request) -> web.Response:
         """``GET /_emulator/openapi.json``: the OpenAPI 3 document of the API routes."""

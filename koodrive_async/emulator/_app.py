@@ -5,10 +5,12 @@ Start reading here. A request to an API path goes through the pipeline
 ``{code, msg}`` rendering from ``_render``, the ledger) into one handler of a
 route group (``_routes_tasks``, ``_routes_share``, ``_routes_jobs``), which
 checks the body with the pure rules of ``_rules`` and reads or changes the
-task store of ``_state``; the session routes (``_routes_session``) issue
-access tokens into ``_tokens``, which authentication consults, and app
-signatures are checked by ``_signature``. ``/_emulator/`` paths go to ``_admin`` instead, and
-anything else to the pipeline's 404. All of an instance's state is one
+task store of ``_state`` (job and share-task detail answers are shaped by
+``_detail``); the session routes (``_routes_session``) issue access tokens
+into ``_tokens``, which authentication consults, and app signatures are
+checked by ``_signature``. ``/_emulator/`` paths go to ``_admin`` instead
+(package downloads, ``_downloads``, among them), and anything else to the
+pipeline's 404. All of an instance's state is one
 :class:`~._core.EmulatorCore`.
 
 A new route group is a ``_routes_<group>.py`` with handlers and a ``ROUTES``

@@ -61,9 +61,9 @@ def _check_duration(_inst: object, _attr: object, value: object) -> None:
         raise ValueError(f"task_duration must be a number >= 0 or a callable, got {value!r}")
 
 
-def _check_rate(_inst: object, _attr: object, value: float) -> None:
+def _check_rate(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"failure_rate must be within 0..1, got {value!r}")
+        raise ValueError(f"{attr.name} must be within 0..1, got {value!r}")
 
 
 def _check_positive(_inst: object, attr: attrs.Attribute[int], value: int) -> None:
@@ -107,6 +107,14 @@ class ResponseVariant:
         carrier_shape: Where ``auth/refreshToken`` puts ``accessToken``,
             ``expiresIn``, ``issuedAt``, ``refreshToken``: in
             ``data.sessionInfo`` (the example) or flat in ``data`` (the table).
+        detail_names: Field names of the job and share-task detail answers:
+            ``"per_page"`` follows each page (job detail ``status`` /
+            ``beginTime``, share taskDetail ``taskStatus`` / ``startTime``);
+            ``"job"`` or ``"share"`` uses that page's names in both.
+        file_status_as: A ``taskInfos`` entry's ``status`` as ``"str"`` (``"1"``,
+            the example) or ``"int"``.
+        task_infos_as: ``taskInfos`` as an ``"array"``, or as a single
+            ``"object"`` (the share page's type) when there is exactly one file.
     """
 
     list_key: Literal["taskList", "taskListDtos"] = attrs.field(
@@ -131,6 +139,15 @@ class ResponseVariant:
     )
     carrier_shape: Literal["session_info", "flat"] = attrs.field(
         default="session_info", validator=attrs.validators.in_(("session_info", "flat"))
+    )
+    detail_names: Literal["per_page", "job", "share"] = attrs.field(
+        default="per_page", validator=attrs.validators.in_(("per_page", "job", "share"))
+    )
+    file_status_as: Literal["str", "int"] = attrs.field(
+        default="str", validator=attrs.validators.in_(("str", "int"))
+    )
+    task_infos_as: Literal["array", "object"] = attrs.field(
+        default="array", validator=attrs.validators.in_(("array", "object"))
     )
 
 
@@ -184,6 +201,14 @@ class EmulatorConfig:
             expires.
         apps: AppId to AppSecret of the apps whose ``HMAC-SHA256`` signed
             requests are accepted on the task and job routes.
+        file_failure_rate: Probability (0..1) that each file of a batch job or
+            share task fails on its own (seeded), so partial failures happen.
+            A task that ``failure_rate`` fails loses every file.
+        task_routes_show_jobs: When True (the default), ``task/{id}`` and
+            ``task/list`` also show batch jobs and share tasks; when False only
+            the tasks of ``task/create``, as the reference pages suggest.
+        job_time_utc_offset: Hours east of UTC in which the 14-digit job and
+            share-task times are written (the pages name no zone).
 
     Raises:
         ValueError: A value is out of range.
@@ -218,3 +243,6 @@ class EmulatorConfig:
     rotate_refresh_tokens: bool = attrs.field(default=True, converter=bool)
     revoke_replaced_tokens: bool = attrs.field(default=True, converter=bool)
     apps: Mapping[str, str] = attrs.field(factory=dict, converter=_to_secret_map, repr=_hidden)
+    file_failure_rate: float = attrs.field(default=0.0, converter=float, validator=_check_rate)
+    task_routes_show_jobs: bool = attrs.field(default=True, converter=bool)
+    job_time_utc_offset: float = attrs.field(default=0.0, converter=float)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable
@@ -51,6 +52,11 @@ class EmulatorCore:
         #: ``task/{id}`` answers already serialised, per task id, with the
         #: (status, forced finish, result code) they were rendered for (see ``_routes_tasks``).
         self.rendered: dict[str, tuple[tuple[int, float | None, str | None], Rendered]] = {}
+        #: Job and share-task detail answers already serialised, per task id,
+        #: with the key they were rendered for (see ``_routes_jobs``).
+        self.rendered_details: dict[str, tuple[tuple[Any, ...], Rendered]] = {}
+        #: Signs this instance's package ``downloadUrl`` links (``_downloads``).
+        self.download_key = secrets.token_bytes(32)
         #: The last ``X-Date`` seen and its parse: a poller sends the same one many times.
         self.x_date_cache: tuple[str, float] = ("", 0.0)
         self._date_cache: tuple[int, str] = (-1, "")
@@ -83,6 +89,7 @@ class EmulatorCore:
         self.state.clear()
         self.auth.clear()
         self.rendered.clear()
+        self.rendered_details.clear()
         self.faults.clear()
         self.ledger.clear()
 

@@ -16,12 +16,17 @@ HTTP   code          when
 200    0             success (``msg`` "Success.")
 400    13000101      unparseable input: body missing, not JSON, not an object
 400    13000102      PARAMETER_INVALID: a header or body rule is broken
-                     (X-User-Id, X-Date, X-Hw-Agentname, field rules, query)
+                     (X-User-Id, X-Date, X-Hw-Agentname, field rules, query);
+                     also ``POST cancel`` of a job that is no longer pending
+                     or processing, and a ``kdstoken`` that is not the share's
+400    13000309      ``POST cancel`` of an unknown job (or another user's)
 401    13000103      Authorization missing, without a scheme word, or an
                      unknown, expired or replaced token; a bad, unknown-app
                      or stale app signature; on the session routes an
                      unknown code, session or refresh token
-404    13000305      unknown task id, or a task of another user; unknown path
+404    13000305      unknown task id, or a task of another user; unknown path;
+                     unknown job id (``GET {job_id}``) or share task
+                     (``share/taskDetail``, also with another ``shareId``)
 429    APIGW.0308    RATE_LIMIT fault
 500    13000201      SERVER_ERROR / CREATED_BUT_500 faults (or an emulator bug)
 502    (HTML page)   BAD_GATEWAY_HTML fault
@@ -32,6 +37,7 @@ HTTP   code          when
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -45,7 +51,9 @@ if TYPE_CHECKING:
 __all__ = [
     "BAD_REQUEST",
     "INNER_INVOKE_FAILURE",
+    "JOB_NOT_CANCELLABLE",
     "PARAMETER_INVALID",
+    "RESOURCE_NOT_FOUND",
     "TASK_NOT_FOUND",
     "UNAUTHORIZED",
     "ApiError",
@@ -53,11 +61,16 @@ __all__ = [
     "fault_refusal",
     "json_response",
     "ok",
+    "render_cached",
 ]
 
 UNAUTHORIZED = 13000103
 TASK_NOT_FOUND = 13000305
 INNER_INVOKE_FAILURE = 13000201
+#: "Resource not found." (the carrier error table): cancel of an unknown job.
+RESOURCE_NOT_FOUND = 13000309
+#: The pages give no code for a cancel that comes too late: a rule of the request is broken.
+JOB_NOT_CANCELLABLE = PARAMETER_INVALID
 
 _BAD_GATEWAY_PAGE = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
@@ -106,6 +119,33 @@ def ok(core: EmulatorCore, payload: dict[str, Any]) -> dict[str, Any]:
     """
     payload["code"] = core.ok_code
     payload["msg"] = "Success."
+    return payload
+
+
+def render_cached(
+    core: EmulatorCore, task_id: str, key: tuple[Hashable, ...], build: Callable[[], dict[str, Any]]
+) -> Rendered:
+    """Return a detail answer serialised once per ``key`` (what it depends on).
+
+    Job and share-task details are polled like ``task/{id}``; their answer only
+    changes when the task's status, files or links do.
+
+    Args:
+        core: The emulator (its ``rendered_details`` cache and ``code`` type).
+        task_id: The task the answer is about.
+        key: Everything the answer depends on.
+        build: Makes the endpoint's fields (``code``/``msg`` are added here).
+
+    Returns:
+        The payload, with its ``raw`` bytes.
+    """
+    cached = core.rendered_details.get(task_id)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    payload = Rendered(build())
+    ok(core, payload)
+    payload.raw = json.dumps(payload, separators=(",", ":")).encode()
+    core.rendered_details[task_id] = (key, payload)
     return payload
 
 

@@ -3,8 +3,10 @@
 Also the task/list cursor, which is this group's own format. ``task/{id}`` is
 the hot path of every poller, so its answer is serialised once per change of
 the task (``core.rendered``) rather than once per request. The list and detail
-answers show tasks of every create route, since the service lists share tasks
-and jobs there too.
+answers show tasks of every create route, as the service is assumed to list
+share tasks and jobs there too; ``EmulatorConfig(task_routes_show_jobs=False)``
+limits them to the tasks of ``task/create`` (the reference pages track jobs and
+share tasks elsewhere).
 """
 
 from __future__ import annotations
@@ -77,7 +79,11 @@ def get_task(core: EmulatorCore, request: web.Request, user_id: str, _body: Any)
         ApiError: 404 for an unknown task or one of another user.
     """
     task = core.state.get(request.match_info["task_id"])
-    if task is None or task.user_id != user_id:
+    if (
+        task is None
+        or task.user_id != user_id
+        or (task.route != "create_task" and not core.config.task_routes_show_jobs)
+    ):
         raise ApiError(404, TASK_NOT_FOUND, "task does not exist")
     now = core.clock.now()
     # A task's answer only changes with its status (or a forced finish).
@@ -115,9 +121,12 @@ def list_tasks(core: EmulatorCore, request: web.Request, user_id: str, _body: An
     if config.partial_pages:
         limit = max(1, (limit + 1) // 2)
     now = core.clock.now()
+    only_tasks = not config.task_routes_show_jobs
     matched: list[EmulatedTask] = []
     # One more than the page holds tells whether another page follows.
     for task in core.state.tasks_after(user_id, after_seq):
+        if only_tasks and task.route != "create_task":
+            continue
         if query.task_type is not None and task.task_type != query.task_type:
             continue
         if query.statuses is not None and task.status_at(now) not in query.statuses:

@@ -5,7 +5,10 @@ fuzzed alone (tests/emulator/test_emulator_fuzz.py) and the route modules stay
 a few lines each. Each ``check_*`` function takes a parsed JSON body and either
 returns the task type it creates or raises :class:`Invalid`;
 :func:`parse_body` and :func:`require_object` come before them, and
-:func:`parse_list_query` reads ``task/list``'s query. Types are JSON types: an Integer
+:func:`parse_list_query` reads ``task/list``'s query. The job and share-task
+reads of API-EXTRA.md (``GET jobs``, ``POST cancel``, ``POST share/taskDetail``)
+have :func:`parse_job_list_query`, :func:`check_cancel` and
+:func:`check_share_detail`. Types are JSON types: an Integer
 field must be a JSON integer (not a bool, a float or a string), a String field
 a JSON string. ``null`` counts as absent. A mandatory String must not be empty.
 Unknown fields are ignored, as the service ignores them.
@@ -29,13 +32,17 @@ __all__ = [
     "PARAMETER_INVALID",
     "TASK_STATUSES",
     "Invalid",
+    "JobListQuery",
     "ListQuery",
+    "check_cancel",
     "check_create_task",
     "check_job",
     "check_refresh_token",
     "check_session",
+    "check_share_detail",
     "check_share_task",
     "parse_body",
+    "parse_job_list_query",
     "parse_list_query",
     "parse_x_date",
     "require_object",
@@ -61,6 +68,12 @@ JOB_ACTIONS: dict[int, frozenset[int]] = {
     6: frozenset(),
     7: frozenset({701}),
 }
+
+#: ``limit`` bounds of ``GET jobs`` ("1 to 100").
+MAX_JOB_LIMIT = 100
+
+#: Job statuses of ``GET jobs``: 0 pending, 1 processing, 2 completed, 3 cancelled.
+JOB_STATUSES = frozenset({0, 1, 2, 3})
 
 #: The task statuses of the pages: 0 NEW, 1 EXECUTING, 2 SUCCESS, 3 FAILED.
 TASK_STATUSES = frozenset({0, 1, 2, 3})
@@ -428,3 +441,85 @@ def check_refresh_token(body: dict[str, Any]) -> str:
     if not token.strip():
         raise Invalid("refreshToken must not be blank")
     return token
+
+
+def check_cancel(body: Any) -> str:
+    """Check a ``POST cancel`` body: ``{"jobId": "..."}``.
+
+    Args:
+        body: What :func:`parse_body` returned.
+
+    Returns:
+        The job id.
+
+    Raises:
+        Invalid: Not an object, or no non-empty string ``jobId``.
+    """
+    job_id = _str(require_object(body), "jobId", required=True)
+    assert job_id is not None
+    return job_id
+
+
+def check_share_detail(body: Any) -> tuple[str, str, str | None]:
+    """Check a ``POST share/taskDetail`` body: ``taskId``, ``shareId``, ``kdstoken``.
+
+    Args:
+        body: What :func:`parse_body` returned.
+
+    Returns:
+        (task id, share id, share token or None).
+
+    Raises:
+        Invalid: A rule is broken (the token is never quoted).
+    """
+    obj = require_object(body)
+    task_id = _str(obj, "taskId", required=True)
+    share_id = _str(obj, "shareId", required=True)
+    token = _str(obj, "kdstoken", required=False)
+    assert task_id is not None and share_id is not None
+    return task_id, share_id, token or None
+
+
+class JobListQuery(NamedTuple):
+    """The checked query of ``GET jobs`` (None: not given)."""
+
+    task_type: int | None
+    status: int | None
+    offset: int
+    limit: int
+
+
+def parse_job_list_query(query: MultiMapping[str]) -> JobListQuery:
+    """Check ``GET jobs``' query: ``type``, ``status``, ``offset``, ``limit``.
+
+    ``offset`` counts jobs (not pages) and starts at 0 (one page says "minimum
+    0", another "larger than 0": 0 is accepted); both it and ``limit`` are
+    mandatory on the pages.
+
+    Args:
+        query: The query string's parameters.
+
+    Returns:
+        The checked values.
+
+    Raises:
+        Invalid: A parameter is missing, not an integer or out of range.
+    """
+    getall = query.getall
+    task_type = _query_int(getall("type", []), "type")
+    if task_type is not None and task_type not in JOB_ACTIONS:
+        raise Invalid("type must be within 1..7")
+    status = _query_int(getall("status", []), "status")
+    if status is not None and status not in JOB_STATUSES:
+        raise Invalid("status must be 0, 1, 2 or 3")
+    offset = _query_int(getall("offset", []), "offset")
+    if offset is None:
+        raise Invalid("offset is mandatory")
+    if offset < 0:
+        raise Invalid("offset must be >= 0")
+    limit = _query_int(getall("limit", []), "limit")
+    if limit is None:
+        raise Invalid("limit is mandatory")
+    if not 1 <= limit <= MAX_JOB_LIMIT:
+        raise Invalid(f"limit must be within 1..{MAX_JOB_LIMIT}")
+    return JobListQuery(task_type, status, offset, limit)

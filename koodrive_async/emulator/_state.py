@@ -1,4 +1,15 @@
-"""Emulated tasks: their timelines, and the store that scopes them to users."""
+"""Emulated tasks: their timelines, and the store that scopes them to users.
+
+Every unit of work (a task of ``task/create``, a batch job of ``jobs``, a
+share task of ``share/tasks``) is one :class:`EmulatedTask` with one timeline.
+A job or share task also carries its files (:class:`EmulatedFile`): each one
+finishes at its own seeded random time inside the task's EXECUTING window, so
+``progress`` rises in uneven steps, and may fail on its own
+(``EmulatorConfig.file_failure_rate``), so partial failures happen. The task
+vocabulary (``status_at``: NEW, EXECUTING, SUCCESS, FAILED) and the job
+vocabulary (``job_status_at``: pending, processing, completed, cancelled) are
+two readings of that one timeline.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +28,18 @@ from ._clock import EmulatorClock
 from ._config import EmulatorConfig
 
 __all__ = [
-    "FAILED",
+    "CANCELLED",
+    "COMPLETED",
     "EXECUTING",
+    "FAILED",
+    "FILE_FAILED",
+    "FILE_PENDING",
+    "FILE_SUCCEEDED",
     "NEW",
+    "PENDING",
+    "PROCESSING",
     "SUCCESS",
+    "EmulatedFile",
     "EmulatedTask",
     "EmulatorState",
     "iso_ms",
@@ -31,6 +50,22 @@ NEW = 0
 EXECUTING = 1
 SUCCESS = 2
 FAILED = 3
+
+# Job status values of the reference pages (job detail ``status``, share ``taskStatus``).
+PENDING = 0
+PROCESSING = 1
+COMPLETED = 2
+CANCELLED = 3
+
+# A file's ``status`` in ``taskInfos`` (the share page's enum; the job page's is NOT SEEN).
+FILE_PENDING = 0
+FILE_SUCCEEDED = 1
+FILE_FAILED = 2
+
+# Routes whose tasks act on files, and the task types that make a new file per
+# source file (copy, share save-to): those report a ``newFileId``.
+_FILE_ROUTES = frozenset({"create_job", "create_share_task"})
+_NEW_FILE_TYPES = frozenset({("create_job", 1), ("create_share_task", 2)})
 
 # Share of a task's duration spent in NEW, and the cap on it, in virtual seconds.
 _NEW_SHARE = 0.1
@@ -71,6 +106,39 @@ def iso_ms(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
 
 
+@attrs.frozen
+class EmulatedFile:
+    """One file of a batch job or share task, and when and how it finishes.
+
+    Args:
+        file_id: The source file id of the request.
+        src_container_id: The source space id.
+        done_at: Virtual time it finishes (inside the task's EXECUTING window).
+        failed: Whether it finishes failed.
+        new_file_id: The id of the file it makes (copy, save-to) when it succeeds.
+    """
+
+    file_id: str
+    src_container_id: str
+    done_at: float
+    failed: bool
+    new_file_id: str | None = None
+
+
+def _file_specs(route: str, body: dict[str, Any]) -> list[tuple[str, str]]:
+    # (file id, source space id) per requested file, from a checked body.
+    if route == "create_share_task":
+        container = str(body.get("containerId") or "")
+        return [(str(f), container) for f in body.get("fileIds") or ()]
+    info = body.get("taskInfo") or {}
+    container = str(info.get("srcContainerId") or "")
+    return [
+        (item["fileId"], container)
+        for item in info.get("fileInfo") or ()
+        if isinstance(item, dict) and isinstance(item.get("fileId"), str)
+    ]
+
+
 @attrs.define(eq=False)
 class EmulatedTask:
     """One task the emulator created, and its timeline on the virtual clock.
@@ -94,6 +162,10 @@ class EmulatedTask:
         locale: The request's ``language`` header.
         echo_body: Whether ``initParams`` shows ``body`` (see
             ``EmulatorConfig.echo_init_params``).
+        files: The files of a job or share task, in request order.
+        cancelled: Whether ``POST cancel`` ended it (at ``forced_at``).
+        kdstoken_digest: SHA-256 of the share token it was created with (the
+            token itself is never kept), or None.
     """
 
     task_id: str
@@ -110,7 +182,19 @@ class EmulatedTask:
     forced_status: int | None = None
     forced_at: float | None = None
     echo_body: bool = True
+    files: tuple[EmulatedFile, ...] = ()
+    cancelled: bool = False
+    kdstoken_digest: str | None = attrs.field(default=None, repr=False)
     _static: dict[str, Any] | None = attrs.field(default=None, repr=False)
+    _done_times: tuple[float, ...] = attrs.field(init=False, default=(), repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._done_times = tuple(sorted(f.done_at for f in self.files))
+
+    @property
+    def natural_start(self) -> float:
+        """Virtual time the task leaves NEW on its own timeline."""
+        return self.created_at + min(self.duration * _NEW_SHARE, _NEW_CAP)
 
     @property
     def started_at(self) -> float:
@@ -145,6 +229,79 @@ class EmulatedTask:
             return EXECUTING
         return NEW
 
+    def job_status_at(self, now: float) -> int:
+        """Return the status in the job vocabulary at virtual time ``now``.
+
+        Args:
+            now: Virtual epoch seconds.
+
+        Returns:
+            0 pending, 1 processing, 2 completed or 3 cancelled.
+        """
+        if self.cancelled:
+            return CANCELLED
+        if self.forced_status is not None:
+            return COMPLETED
+        elapsed = now - self.created_at
+        if elapsed >= self.duration:
+            return COMPLETED
+        if elapsed >= min(self.duration * _NEW_SHARE, _NEW_CAP):
+            return PROCESSING
+        return PENDING
+
+    def began_at(self, now: float) -> float | None:
+        """Return when the job began processing, or None if it has not (yet).
+
+        Args:
+            now: Virtual epoch seconds.
+
+        Returns:
+            Virtual epoch seconds, or None.
+        """
+        if self.cancelled:
+            assert self.forced_at is not None
+            return self.natural_start if self.natural_start <= self.forced_at else None
+        if self.forced_status is not None:
+            return self.started_at
+        return self.natural_start if now >= self.natural_start else None
+
+    def files_done_at(self, now: float) -> int:
+        """Return how many files have finished (succeeded or failed) at ``now``.
+
+        Args:
+            now: Virtual epoch seconds.
+
+        Returns:
+            A count; a cancelled task keeps the count it had when cancelled.
+        """
+        if self.cancelled:
+            assert self.forced_at is not None
+            return bisect.bisect_right(self._done_times, self.forced_at)
+        if self.forced_status is not None:
+            return len(self.files)
+        return bisect.bisect_right(self._done_times, now)
+
+    def file_status_at(self, file: EmulatedFile, now: float) -> int:
+        """Return one file's status at ``now``.
+
+        A forced finish decides every file (SUCCESS: all succeeded, FAILED: all
+        failed); a cancel leaves the files it caught unfinished pending.
+
+        Args:
+            file: One of :attr:`files`.
+            now: Virtual epoch seconds.
+
+        Returns:
+            0 pending, 1 succeeded or 2 failed.
+        """
+        if self.forced_status is not None and not self.cancelled:
+            return FILE_FAILED if self.forced_status == FAILED else FILE_SUCCEEDED
+        limit = self.forced_at if self.cancelled else now
+        assert limit is not None
+        if file.done_at > limit:
+            return FILE_PENDING
+        return FILE_FAILED if file.failed else FILE_SUCCEEDED
+
     def _static_fields(self) -> dict[str, Any]:
         # Fields that never change, built once: GET task/{id} is the hot path.
         if self._static is None:
@@ -162,6 +319,16 @@ class EmulatedTask:
             if not self.echo_body:
                 del self._static["initParams"]
         return self._static
+
+    @property
+    def name(self) -> str:
+        """The ``taskName`` it is shown with."""
+        return str(self._static_fields()["taskName"])
+
+    @property
+    def tenant_id(self) -> str:
+        """The ``tenantId`` it is shown with."""
+        return str(self._static_fields()["tenantId"])
 
     def to_json(self, now: float) -> dict[str, Any]:
         """Return the task as ``GET task/{id}`` and ``task/list`` show it at virtual time ``now``.
@@ -205,6 +372,7 @@ class EmulatorState:
         self._by_id: dict[str, EmulatedTask] = {}
         self._ordered: list[EmulatedTask] = []
         self._by_user: dict[str, list[EmulatedTask]] = {}
+        self._jobs_by_user: dict[str, list[EmulatedTask]] = {}
         self._seq = 0
         self._last_id = 0
 
@@ -222,8 +390,12 @@ class EmulatorState:
         task_type: int,
         body: dict[str, Any],
         locale: str = "en-US",
+        kdstoken_digest: str | None = None,
     ) -> EmulatedTask:
         """Create a task now (virtual time), deciding its duration and outcome.
+
+        A job or share task also gets its files, each with its own finish time
+        and outcome.
 
         Args:
             user_id: Owner (``X-User-Id``).
@@ -231,6 +403,7 @@ class EmulatorState:
             task_type: ``taskType`` of the request.
             body: Redacted request body, kept for inspection.
             locale: The request's language.
+            kdstoken_digest: SHA-256 hex of the share token, if one was sent.
 
         Returns:
             The new task.
@@ -248,24 +421,61 @@ class EmulatorState:
         will_fail = self._rng.random() < self._config.failure_rate
         code = self._rng.choice(_RESULT_CODES)
         self._seq += 1
+        now = self._clock.now()
+        files: tuple[EmulatedFile, ...] = ()
+        if route in _FILE_ROUTES:
+            files = self._draw_files(route, task_type, body, now, duration, will_fail)
+            will_fail = will_fail or any(f.failed for f in files)
         task = EmulatedTask(
             task_id=self._mint_id(),
             user_id=user_id,
             route=route,
             task_type=task_type,
             body=body,
-            created_at=self._clock.now(),
+            created_at=now,
             duration=duration,
             will_fail=will_fail,
             result_code=code,
             seq=self._seq,
             locale=locale,
             echo_body=self._config.echo_init_params,
+            files=files,
+            kdstoken_digest=kdstoken_digest,
         )
         self._by_id[task.task_id] = task
         self._ordered.append(task)
         self._by_user.setdefault(user_id, []).append(task)
+        if route == "create_job":
+            self._jobs_by_user.setdefault(user_id, []).append(task)
         return task
+
+    def _draw_files(
+        self,
+        route: str,
+        task_type: int,
+        body: dict[str, Any],
+        created_at: float,
+        duration: float,
+        all_fail: bool,
+    ) -> tuple[EmulatedFile, ...]:
+        # A generator of its own per task (seed and creation counter), so file
+        # draws never shift the outcomes of the tasks created after this one.
+        rng = random.Random(f"{self._config.seed}:{self._seq}")
+        specs = _file_specs(route, body)
+        start = created_at + min(duration * _NEW_SHARE, _NEW_CAP)
+        end = created_at + duration
+        draws = [rng.random() for _ in specs]
+        top = max(draws, default=1.0) or 1.0
+        rate = self._config.file_failure_rate
+        makes_new = (route, task_type) in _NEW_FILE_TYPES
+        files = []
+        for (file_id, container), u in zip(specs, draws, strict=True):
+            # The last file ends exactly at the task's end: the task completes with it.
+            done_at = end if u == top else start + (end - start) * (u / top)
+            failed = all_fail or rng.random() < rate
+            new_id = f"F{rng.getrandbits(128):032x}" if makes_new and not failed else None
+            files.append(EmulatedFile(file_id, container, done_at, failed, new_id))
+        return tuple(files)
 
     def tasks(self) -> list[EmulatedTask]:
         """Return every task of every user, in creation order.
@@ -302,6 +512,37 @@ class EmulatorState:
         start = bisect.bisect_right(mine, after_seq, key=lambda t: t.seq)
         return mine[start:]
 
+    def jobs_for(self, user_id: str) -> list[EmulatedTask]:
+        """Return one user's batch jobs (``POST jobs``), in creation order.
+
+        Args:
+            user_id: The ``X-User-Id``.
+
+        Returns:
+            The store's own list (do not change it); empty for an unknown user.
+        """
+        return self._jobs_by_user.get(user_id, [])
+
+    def cancel(self, task: EmulatedTask) -> bool:
+        """Cancel a task now (virtual time) if it is pending or processing.
+
+        Files already finished keep their results; the rest stay pending. The
+        task reads FAILED in the task vocabulary from then on.
+
+        Args:
+            task: The task.
+
+        Returns:
+            True if it was cancelled now, False if it was already over.
+        """
+        now = self._clock.now()
+        if task.job_status_at(now) not in (PENDING, PROCESSING):
+            return False
+        task.cancelled = True
+        task.forced_status = FAILED
+        task.forced_at = now
+        return True
+
     def get(self, task_id: str) -> EmulatedTask | None:
         """Return a task by id, whoever owns it.
 
@@ -318,6 +559,9 @@ class EmulatorState:
     ) -> EmulatedTask:
         """Force a task into its terminal state now (virtual time).
 
+        Every file of a job or share task then ends the same way; a cancelled
+        task is left as it is.
+
         Args:
             task_id: The task id.
             failed: End FAILED instead of SUCCESS.
@@ -332,6 +576,8 @@ class EmulatorState:
         task = self._by_id.get(task_id)
         if task is None:
             raise KeyError(task_id)
+        if task.cancelled:
+            return task  # already over, and cancelled it stays
         task.forced_status = FAILED if failed else SUCCESS
         # A task already over keeps its real end time.
         task.forced_at = min(self._clock.now(), task.ended_at)

@@ -41,7 +41,7 @@ __all__ = ["koodrive_emulator", "koodrive_emulator_config"]
 
 _NEEDS_PYTEST_ASYNCIO = (
     "the koodrive_emulator fixture is async and needs pytest-asyncio: "
-    "pip install pytest-asyncio (or 'koodrive-async[dev]')"
+    "pip install 'koodrive-async[testing]' (or pytest-asyncio alone)"
 )
 
 

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from cli_helpers import TOKEN, USER_ID, created_by_marker, job_line, journal_rows, write_plan
 
-from koodrive_async import PollPolicy
-from koodrive_async.cli._runner import Connection, RunOptions, run_plan
+from koodrive_async import KooDriveSession, PollPolicy
+from koodrive_async.cli._connect import Connection, OpenedSession
+from koodrive_async.cli._run import RunCommand as RunOptions
+from koodrive_async.cli._run import run_command as run_plan
 from koodrive_async.emulator import EmulatorConfig, KooDriveEmulator
 
 
@@ -62,3 +64,43 @@ async def test_refused_credentials_stop_the_run(tmp_path: Path) -> None:
     assert sum(1 for r in rows.values() if r["state"] == "pending") >= 26
     assert "not started" in out.getvalue()
     assert TOKEN not in out.getvalue() + err.getvalue()
+
+
+async def test_a_failing_token_provider_stops_the_run_and_leaves_the_lines_pending(
+    emu: KooDriveEmulator, tmp_path: Path
+) -> None:
+    # A CredentialsError on a create (the token provider failed; nothing was
+    # sent) stops the submissions as a 401 does: every other create would
+    # fail the same way. Before the fix each line called the provider, failed
+    # ("failed", no task id) and the run went on to the end of the plan.
+    plan = write_plan(tmp_path / "plan.jsonl", [job_line(f"F{i}") for i in range(1, 31)])
+    calls = 0
+
+    def provider(_refresh: bool) -> str:
+        nonlocal calls
+        calls += 1
+        raise OSError("the vault is unreachable")
+
+    async def factory(connection: Connection, size: int) -> OpenedSession:
+        session = KooDriveSession(
+            connection.base_url,
+            user_id=connection.user_id,
+            token_provider=provider,
+            max_connections=size,
+            allow_insecure_http=True,
+        )
+        return session, (lambda: 0), session.close
+
+    out, err = io.StringIO(), io.StringIO()
+    options = RunOptions(plan=plan, concurrency=2, output="plain")
+    code = await run_plan(
+        options, Connection(emu.url, USER_ID, TOKEN), out=out, err=err, session_factory=factory
+    )
+    assert code == 1, err.getvalue()
+    assert "stopping: no token could be obtained" in err.getvalue()
+    assert not [e for e in emu.requests if e.method == "POST"]  # nothing was sent
+    assert 1 <= calls <= 4  # not one per line
+    rows = journal_rows(tmp_path / "plan.journal.sqlite")
+    # Nothing was sent for any line, the failing one included: all pending.
+    assert {r["state"] for r in rows.values()} == {"pending"}, rows
+    assert "not started" in out.getvalue()

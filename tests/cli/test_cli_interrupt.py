@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from cli_helpers import POLL, creates_sent, finish, job_line, journal_rows, start_cli, write_plan
 
-from koodrive_async.cli._runner import DRAIN_SECONDS, EXIT_FAILED, EXIT_INTERRUPTED
+from koodrive_async.bulk import DRAIN_SECONDS
+from koodrive_async.cli._codes import EXIT_FAILED, EXIT_INTERRUPTED
 from koodrive_async.emulator import EmulatorConfig, FaultKind, KooDriveEmulator
 
 #: How long the child may take to stop after the signal (the drain bound,
@@ -42,16 +43,21 @@ async def test_an_hour_long_retry_after_on_a_create_does_not_stall_the_run(
     emu: KooDriveEmulator, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     # Every create is answered 429 "come back in an hour": the first line
-    # fails with it, the others are not sent (they would be refused too), and
-    # the run ends by itself (before the fix: an hour per line).
+    # gets it, the others are not sent (they would have to wait an hour), and
+    # the run ends by itself (before issue 10's fix: an hour per line). None
+    # of the lines failed: nothing was created and the service only asked to
+    # wait, so all stay pending for the next run (before issue 11: "failed").
     plan = write_plan(tmp_path / "plan.jsonl", [job_line(f"F{i}") for i in range(1, 4)])
     emu.inject(FaultKind.RATE_LIMIT, route="create_job", retry_after=3600)
     args = ("run", str(plan), "--concurrency", "1", "--json", *POLL)
     result = await finish(await start_cli(*args, env=cli_env), timeout=STOP_BOUND)
     assert result.code == EXIT_FAILED, result.err
     rows = journal_rows(tmp_path / "plan.journal.sqlite")
-    assert {r["state"] for r in rows.values()} == {"failed"}
-    assert all(r["error_type"].startswith("RateLimitError") for r in rows.values())
+    assert {r["state"] for r in rows.values()} == {"pending"}, rows
+    assert rows[1]["error_type"].startswith("RateLimitError")
+    assert "stopping: the service asks to wait 3600 s" in result.err
+    assert "not started" in result.err  # the summary (on stderr with --json)
+    assert result.json_lines() == []  # no line reached a verdict
     assert creates_sent(emu) == 1
     assert emu.state.tasks() == []
 
@@ -62,7 +68,8 @@ async def test_sigint_after_an_hour_long_retry_after_stops_at_once(
     # Two creates go out together; the one that arrives first is held 0.5 s
     # and answered 429 "in an hour", the other creates a (long) task. Then
     # SIGINT: before the fix the stop waited for the throttled line, whose
-    # resubmission the fan-out had booked an hour out.
+    # resubmission the fan-out had booked an hour out. The 429 stops the
+    # submissions, not the wait for the task already created.
     plan = write_plan(tmp_path / "plan.jsonl", [job_line("F1"), job_line("F2")])
     emu.inject(FaultKind.LATENCY, route="create_job", count=1, latency=0.5)
     emu.inject(FaultKind.RATE_LIMIT, route="create_job", count=1, retry_after=3600)
@@ -78,8 +85,8 @@ async def test_sigint_after_an_hour_long_retry_after_stops_at_once(
     assert result.code == EXIT_INTERRUPTED, result.err
     rows = journal_rows(tmp_path / "plan.journal.sqlite")
     states = sorted(r["state"] for r in rows.values())
-    # The throttled line failed (nothing created), the other is still running.
-    assert states == ["failed", "submitted"], rows
+    # The throttled line is pending (nothing created), the other is still running.
+    assert states == ["pending", "submitted"], rows
     assert creates_sent(emu) == 2 and len(emu.state.tasks()) == 1
 
 

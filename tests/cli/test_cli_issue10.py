@@ -42,10 +42,9 @@ from cli_helpers import (
 )
 
 from koodrive_async import KooDriveSession
-from koodrive_async.cli._journal import Journal, JournalError, State
-from koodrive_async.cli._mask import mask
-from koodrive_async.cli._plan import load_plan
-from koodrive_async.cli._runner import UNREACHABLE_LIMIT
+from koodrive_async.bulk import UNREACHABLE_LIMIT, JournalError, State, load_plan
+from koodrive_async.bulk import SQLiteJournal as Journal
+from koodrive_async.bulk._mask import mask
 from koodrive_async.emulator import EmulatorConfig, FaultKind, KooDriveEmulator
 
 Cli = Callable[..., Any]

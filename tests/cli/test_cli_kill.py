@@ -29,6 +29,9 @@ from koodrive_async.emulator import EmulatorConfig, FaultKind, KooDriveEmulator
 
 LINES = 200
 
+#: kill -9 runs of real subprocesses: CI runs them once, on Python 3.11 (see .ci/run).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def emulator_config(request: pytest.FixtureRequest) -> EmulatorConfig:

@@ -8,14 +8,16 @@ from pathlib import Path
 import pytest
 from cli_helpers import job_line, write_plan
 
-from koodrive_async.cli._journal import (
-    Journal,
+from koodrive_async.bulk import (
     JournalBusyError,
     JournalMismatchError,
+    PlanError,
     State,
+    default_journal_path,
+    load_plan,
 )
-from koodrive_async.cli._plan import PlanError, load_plan
-from koodrive_async.cli._runner import default_journal_path
+from koodrive_async.bulk import SQLiteJournal as Journal
+from koodrive_async.bulk._plan import MAX_DEPTH
 
 PASSWORD = "arch1ve-Pa55word"
 
@@ -73,6 +75,21 @@ def test_deeply_nested_lines_are_invalid_lines_not_a_crash(tmp_path: Path) -> No
     errors = {ln.number: ln.error for ln in loaded.errors}
     assert errors == {1: "invalid JSON: nested too deeply", 2: "invalid JSON: nested too deeply"}
     assert [ln.kind for ln in loaded.valid_lines] == ["transfer"]
+
+
+def test_nesting_limit_is_the_same_on_every_python(tmp_path: Path) -> None:
+    # The object plus taskInfo's list: depth MAX_DEPTH is validated as a request
+    # (and rejected for its shape), one level more is "nested too deeply", whatever
+    # the interpreter's recursion limit would have allowed.
+    def nested(depth: int) -> str:
+        inner = depth - 1
+        return '{"kind": "job", "taskInfo": ' + "[" * inner + "]" * inner + "}"
+
+    plan = write_plan(tmp_path / "p.jsonl", [nested(MAX_DEPTH), nested(MAX_DEPTH + 1)])
+    errors = {ln.number: ln.error for ln in load_plan(plan).errors}
+    assert errors[1] != "invalid JSON: nested too deeply"
+    assert errors[1] is not None and "taskInfo" in errors[1]
+    assert errors[2] == "invalid JSON: nested too deeply"
 
 
 def test_requests_are_fresh_objects_per_call(tmp_path: Path) -> None:

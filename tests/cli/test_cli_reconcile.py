@@ -30,10 +30,10 @@ from cli_helpers import (
 
 from koodrive_async import KooDriveSession
 from koodrive_async._models import Task
-from koodrive_async._protocol import request_from_body
-from koodrive_async.cli._journal import Journal, State
-from koodrive_async.cli._plan import load_plan
-from koodrive_async.cli._reconcile import (
+from koodrive_async.bulk import SQLiteJournal as Journal
+from koodrive_async.bulk import State, load_plan, reconcile_in_doubt
+from koodrive_async.bulk._bodies import request_from_body
+from koodrive_async.bulk._reconcile import (
     CLOCK_MARGIN,
     KnownLine,
     LineInDoubt,
@@ -42,7 +42,6 @@ from koodrive_async.cli._reconcile import (
     params_key,
     request_key,
 )
-from koodrive_async.cli._runner import reconcile_in_doubt
 from koodrive_async.emulator import EmulatorConfig, FaultKind, KooDriveEmulator
 
 Cli = Callable[..., Any]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from koodrive_async import KooDriveSession, RetryPolicy, _transport
+from koodrive_async import KooDriveSession, RetryPolicy, _sender
 
 #: Retries without real waiting: backoffs of a millisecond at most.
 FAST_RETRY = RetryPolicy(max_attempts=4, initial_backoff=0.001, max_backoff=0.002)
@@ -42,7 +42,7 @@ def sleeps_fixture(monkeypatch: pytest.MonkeyPatch) -> list[float]:
         recorded.append(delay)
         await real_sleep(0)
 
-    monkeypatch.setattr(_transport, "_sleep", fake_sleep)
+    monkeypatch.setattr(_sender, "_sleep", fake_sleep)
     return recorded
 
 

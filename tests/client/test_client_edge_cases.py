@@ -14,7 +14,7 @@ from koodrive_async import (
     ShareTaskRequest,
     ShareTaskType,
 )
-from koodrive_async._protocol import new_trace_id
+from koodrive_async._call import new_trace_id
 from koodrive_async.emulator import KooDriveEmulator
 
 

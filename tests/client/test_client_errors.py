@@ -154,14 +154,14 @@ async def test_x_date_restamped_on_every_attempt(sleeps: list[float]) -> None:
 
     now = [1_762_153_300.0]
     async with custom_server(handler) as url, make_session(url) as s:
-        s._transport.wall_clock = lambda: now[0]
+        s._sender.clock.wall_clock = lambda: now[0]
         real_sleeps = sleeps
 
         async def tick_wait(delay: float) -> None:
             real_sleeps.append(delay)
             now[0] += 61
 
-        import koodrive_async._transport as transport
+        import koodrive_async._sender as transport
 
         original = transport._sleep
         transport._sleep = tick_wait

@@ -33,16 +33,9 @@ from koodrive_async import (
     TransferTaskRequest,
     chunked,
 )
-from koodrive_async._protocol import (
-    PATH_TASK_LIST,
-    CursorTracker,
-    decode_create,
-    decode_task,
-    decode_task_page,
-    prepare_create,
-    prepare_get_task,
-    prepare_list_tasks,
-)
+from koodrive_async._build import PATH_TASK_LIST, build_create, build_get_task, build_list_tasks
+from koodrive_async._call import Response
+from koodrive_async._decode import CursorTracker, decode_create, decode_task, decode_task_page
 from koodrive_async.emulator import KooDriveEmulator
 
 TRACE = "t" * 58
@@ -113,22 +106,30 @@ def test_cursor_tracker_and_decode_task_page() -> None:
     assert tracker.add("A") and tracker.add("B") and len(tracker) == 2
     assert not tracker.add("A")
     cursors = CursorTracker()
-    call = prepare_list_tasks()
-    page = decode_task_page(call, 200, {}, b'{"nextCursor": 5, "code": 0}', TRACE, cursors=cursors)
+    call = build_list_tasks()
+    page = decode_task_page(
+        call, Response(200, {}, b'{"nextCursor": 5, "code": 0}', TRACE), cursors=cursors
+    )
     assert page.next_cursor == "5"
     long_cursor = "x" * 5000
-    decode_task_page(call, 200, {}, b'{"nextCursor": "%s"}' % long_cursor.encode(), TRACE,
-                     cursors=cursors)  # fmt: skip
+    decode_task_page(call, Response(200, {}, b'{"nextCursor": "%s"}' % long_cursor.encode(),
+                     TRACE), cursors=cursors)  # fmt: skip
     with pytest.raises(ResponseValidationError, match="cursor '5'") as info:
-        decode_task_page(call, 200, {}, b'{"nextCursor": "5", "code": 0}', TRACE, cursors=cursors)
+        decode_task_page(
+            call, Response(200, {}, b'{"nextCursor": "5", "code": 0}', TRACE), cursors=cursors
+        )
     assert info.value.trace_id == TRACE
     with pytest.raises(ResponseValidationError) as info:
-        decode_task_page(call, 200, {}, b'{"nextCursor": "%s"}' % long_cursor.encode(), TRACE,
-                         cursors=cursors)  # fmt: skip
+        decode_task_page(call, Response(200, {}, b'{"nextCursor": "%s"}' % long_cursor.encode(),
+                         TRACE), cursors=cursors)  # fmt: skip
     assert "x" * 100 + "'..." in str(info.value) and long_cursor not in str(info.value)
     # The end of the listing is never a cycle, nor is a page without a tracker.
-    assert decode_task_page(call, 200, {}, b"{}", TRACE, cursors=cursors).next_cursor is None
-    assert decode_task_page(call, 200, {}, b'{"nextCursor": "5"}', TRACE).next_cursor == "5"
+    assert (
+        decode_task_page(call, Response(200, {}, b"{}", TRACE), cursors=cursors).next_cursor is None
+    )
+    assert (
+        decode_task_page(call, Response(200, {}, b'{"nextCursor": "5"}', TRACE)).next_cursor == "5"
+    )
 
 
 # --------------------------------------------------------------------------- answers
@@ -236,14 +237,20 @@ async def test_duplicate_keys_in_a_task_answer_are_refused(body: bytes) -> None:
 def test_duplicate_keys_in_a_list_answer_and_the_decoders() -> None:
     body = b'{"code": 0, "taskList": [{"taskId": "1"}, {"taskId": "2", "taskId": "3"}]}'
     with pytest.raises(ResponseValidationError, match="'taskId' twice"):
-        decode_task_page(prepare_list_tasks(), 200, {}, body, TRACE)
+        decode_task_page(build_list_tasks(), Response(200, {}, body, TRACE))
     with pytest.raises(ResponseValidationError, match="ambiguous"):
-        decode_task(prepare_get_task("1"), 200, {}, b'{"taskId":"1","taskId":"1"}', TRACE)
+        decode_task(build_get_task("1"), Response(200, {}, b'{"taskId":"1","taskId":"1"}', TRACE))
     # Equal keys in different objects are not duplicates; UTF-16 still decodes.
-    call = prepare_create(CREATES[2], agent_name=None)
-    assert decode_create(call, 200, {}, b'{"data": {"data": 1, "taskId": "7"}}', TRACE) == "7"
+    call = build_create(CREATES[2], agent_name=None)
+    assert (
+        decode_create(call, Response(200, {}, b'{"data": {"data": 1, "taskId": "7"}}', TRACE))
+        == "7"
+    )
     utf16 = '{"code": 0, "taskId": "8"}'.encode("utf-16")
-    assert decode_create(prepare_create(CREATES[0], agent_name=None), 200, {}, utf16, TRACE) == "8"
+    assert (
+        decode_create(build_create(CREATES[0], agent_name=None), Response(200, {}, utf16, TRACE))
+        == "8"
+    )
 
 
 # --------------------------------------------------------------------------- bad arguments
@@ -517,4 +524,4 @@ def test_collections_other_than_lists_are_still_accepted() -> None:
     assert ids == ("F0", "F1", "F2")
     assert JobRequest(**{**GOOD_JOB, "files": (FileInfo("a"),)}).files == (FileInfo("a"),)
     assert list(chunked(range(5), 2)) == [[0, 1], [2, 3], [4]]
-    assert prepare_list_tasks(status={TaskStatus.NEW}).query == "status=0&pageSize=100"
+    assert build_list_tasks(status={TaskStatus.NEW}).query == "status=0&pageSize=100"

@@ -32,7 +32,7 @@ from koodrive_async import (
     ResponseValidationError,
     RetryPolicy,
     TaskStatus,
-    _transport,
+    _sender,
 )
 from koodrive_async.emulator import EmulatorConfig, FaultKind, KooDriveEmulator
 
@@ -392,7 +392,7 @@ async def test_a_create_that_timed_out_waiting_for_a_pooled_connection_is_not_se
             url, max_connections=1, timeout=0.3, retry=RetryPolicy(max_attempts=1)
         ) as s:
             await s.submit(_job())
-            owned = s._transport._session
+            owned = s._sender.http._session
             assert owned is not None
             # The pool's only connection, taken and kept busy.
             held = await owned.get(url + "/hold")
@@ -426,11 +426,11 @@ async def test_a_create_whose_pool_wait_ran_out_is_retried(
     async def free_the_pool(_delay: float) -> None:
         held.pop().close()  # during the back-off, the busy connection goes away
 
-    monkeypatch.setattr(_transport, "_sleep", free_the_pool)
+    monkeypatch.setattr(_sender, "_sleep", free_the_pool)
     async with custom_server(handler) as url:
         async with make_session(url, max_connections=1, timeout=0.3) as s:
             await s.submit(_job())
-            owned = s._transport._session
+            owned = s._sender.http._session
             assert owned is not None
             held.append(await owned.get(url + "/hold"))
             try:

@@ -33,24 +33,18 @@ from koodrive_async import (
     TaskType,
     TransferTaskRequest,
 )
-from koodrive_async._converter import converter, parse_time
-from koodrive_async._protocol import (
-    Call,
-    api_error,
-    build_body,
+from koodrive_async._build import build_create, build_get_task, build_list_tasks, request_kind
+from koodrive_async._call import Call, Response, new_trace_id
+from koodrive_async._clock import format_x_date
+from koodrive_async._codec import file_ref_json, parse_task, parse_time, request_body
+from koodrive_async._decode import (
     decode_create,
     decode_task,
     decode_task_page,
-    format_x_date,
-    new_trace_id,
-    parse_retry_after,
-    plan_body,
-    prepare_create,
-    prepare_get_task,
-    prepare_list_tasks,
-    request_from_body,
-    request_kind,
+    error_from_response,
 )
+from koodrive_async._retry import parse_retry_after
+from koodrive_async.bulk._bodies import plan_body, request_from_body
 
 # ---- the pages' example requests, copied literally -------------------------------------
 
@@ -151,7 +145,7 @@ def test_transfer_body_equals_page_example() -> None:
     request = TransferTaskRequest(
         src_user_id="1397687227244555008", dst_user_id="1507947856550550784"
     )
-    call = prepare_create(request, agent_name=None)
+    call = build_create(request, agent_name=None)
     assert (call.method, call.path, call.route) == (
         "POST",
         "/koodrive/ose/v1/task/create",
@@ -162,12 +156,12 @@ def test_transfer_body_equals_page_example() -> None:
 
 
 def test_import_body_sends_task_type_1_and_leaves_out_none() -> None:
-    assert build_body(ImportTaskRequest(org_id="o1", org_user_id="u1")) == {
+    assert request_body(ImportTaskRequest(org_id="o1", org_user_id="u1")) == {
         "taskType": 1,
         "orgId": "o1",
         "orgUserId": "u1",
     }
-    assert build_body(ImportTaskRequest(org_id="o1", org_user_id="u1", result_id="r")) == {
+    assert request_body(ImportTaskRequest(org_id="o1", org_user_id="u1", result_id="r")) == {
         "taskType": 1,
         "orgId": "o1",
         "orgUserId": "u1",
@@ -184,7 +178,7 @@ def test_share_body_equals_page_example_and_sends_agent_header() -> None:
         kdstoken="aea2968ec8cfac338cd4647f071c44644c491d0a2039cd6c",
         target=FileRef("FhTB_fxx3LRszaivDFX9NN5JRNLnS9Gob", "IAABh_RdhS8bOg0cA1684711052660690818"),
     )
-    call = prepare_create(request, agent_name="carrier")
+    call = build_create(request, agent_name="carrier")
     assert (call.path, call.route) == ("/koodrive/ose/v1/share/tasks", "create_share_task")
     assert _body(call) == SHARE_EXAMPLE
     assert call.headers["X-Hw-Agentname"] == "carrier"
@@ -194,7 +188,7 @@ def test_share_package_body() -> None:
     request = ShareTaskRequest(
         ShareTaskType.PACKAGE, container_id="c", file_ids=("a", "b"), share_id="s", zip_name="z"
     )
-    assert build_body(request) == {
+    assert request_body(request) == {
         "taskType": 1,
         "containerId": "c",
         "fileIds": ["a", "b"],
@@ -208,7 +202,7 @@ def test_share_without_agent_name_is_invalid() -> None:
         ShareTaskType.PACKAGE, container_id="c", file_ids=["a"], share_id="s", zip_name="z"
     )
     with pytest.raises(InvalidRequestError) as info:
-        prepare_create(request, agent_name=None)
+        build_create(request, agent_name=None)
     assert info.value.field == "agent_name"
 
 
@@ -221,7 +215,7 @@ def test_job_body_equals_page_example() -> None:
         action_type=JobAction.COPY,
         new_file_path="Fm9UdqBNTAQDos6l1xPlFnIqXJg2-UdqA",
     )
-    call = prepare_create(request, agent_name=None)
+    call = build_create(request, agent_name=None)
     assert (call.path, call.route) == ("/koodrive/ose/v1/jobs", "create_job")
     assert _body(call) == JOBS_EXAMPLE
     assert "x-hw-share-folder-id" not in call.headers
@@ -238,7 +232,7 @@ def test_job_decompress_body_password_share_folder_header() -> None:
         password="pw",
         share_folder_id="SF1",
     )
-    call = prepare_create(request, agent_name=None)
+    call = build_create(request, agent_name=None)
     assert _body(call) == {
         "taskType": 5,
         "actionType": 503,
@@ -257,7 +251,7 @@ def test_job_decompress_body_password_share_folder_header() -> None:
 
 def test_clear_recycle_bin_body_has_no_file_info() -> None:
     request = JobRequest(JobType.CLEAR_RECYCLE_BIN, src_container_id="s", dst_container_id="d")
-    assert build_body(request) == {
+    assert request_body(request) == {
         "taskType": 7,
         "dstContainerId": "d",
         "taskInfo": {"srcContainerId": "s"},
@@ -270,13 +264,13 @@ def test_share_folder_id_with_newline_is_invalid() -> None:
         share_folder_id="a\r\nX-Evil: 1",
     )  # fmt: skip
     with pytest.raises(InvalidRequestError) as info:
-        prepare_create(request, agent_name=None)
+        build_create(request, agent_name=None)
     assert info.value.field == "share_folder_id"
 
 
 def test_build_body_rejects_non_requests() -> None:
     with pytest.raises(InvalidRequestError):
-        build_body({"taskType": 0})  # type: ignore[arg-type]
+        request_body({"taskType": 0})  # type: ignore[arg-type]
     with pytest.raises(InvalidRequestError):
         request_kind(object())
 
@@ -291,8 +285,8 @@ def test_build_body_rejects_non_requests() -> None:
 def test_request_from_body_round_trips_page_examples(kind: str, example: dict[str, Any]) -> None:
     request = request_from_body(kind, example)
     assert request_kind(request) == kind
-    assert build_body(request) == example
-    assert request_from_body(kind, build_body(request)) == request
+    assert request_body(request) == example
+    assert request_from_body(kind, request_body(request)) == request
 
 
 ROUND_TRIP_REQUESTS = [
@@ -334,7 +328,7 @@ def test_plan_body_round_trips(request_model: Any) -> None:
 def test_plan_body_has_share_folder_id_and_build_body_not() -> None:
     request = ROUND_TRIP_REQUESTS[3]
     assert plan_body(request)["shareFolderId"] == "SF"
-    assert "shareFolderId" not in build_body(request)
+    assert "shareFolderId" not in request_body(request)
 
 
 def test_request_from_body_accepts_transfer_without_task_type() -> None:
@@ -429,20 +423,20 @@ def test_request_from_body_names_the_bad_field(kind: str, body: Any, field: str)
     ],
 )
 def test_get_task_path_is_one_encoded_segment(task_id: str, path: str) -> None:
-    call = prepare_get_task(task_id)
+    call = build_get_task(task_id)
     assert (call.method, call.path, call.route, call.query) == ("GET", path, "get_task", "")
 
 
 @pytest.mark.parametrize("task_id", ["", "   ", None, 123])
 def test_get_task_rejects_empty_ids(task_id: Any) -> None:
     with pytest.raises(InvalidRequestError) as info:
-        prepare_get_task(task_id)
+        build_get_task(task_id)
     assert info.value.field == "task_id"
 
 
 def test_list_query() -> None:
-    assert prepare_list_tasks().query == "pageSize=100"
-    call = prepare_list_tasks(
+    assert build_list_tasks().query == "pageSize=100"
+    call = build_list_tasks(
         task_type=TaskType.TRANSFER, status=[TaskStatus.EXECUTING, 2, 2], page_size=10, cursor=17
     )
     assert (call.method, call.path, call.route) == (
@@ -451,9 +445,9 @@ def test_list_query() -> None:
         "list_tasks",
     )
     assert call.query == "taskType=0&status=1&status=2&pageSize=10&pageCursor=17"
-    assert prepare_list_tasks(status=TaskStatus.SUCCESS, cursor="").query == "status=2&pageSize=100"
-    assert prepare_list_tasks(cursor="a b&c").query == "pageSize=100&pageCursor=a%20b%26c"
-    assert prepare_list_tasks(status=iter([3])).query == "status=3&pageSize=100"
+    assert build_list_tasks(status=TaskStatus.SUCCESS, cursor="").query == "status=2&pageSize=100"
+    assert build_list_tasks(cursor="a b&c").query == "pageSize=100&pageCursor=a%20b%26c"
+    assert build_list_tasks(status=iter([3])).query == "status=3&pageSize=100"
 
 
 @pytest.mark.parametrize(
@@ -474,7 +468,7 @@ def test_list_query() -> None:
 )
 def test_list_validation(kwargs: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidRequestError) as info:
-        prepare_list_tasks(**kwargs)
+        build_list_tasks(**kwargs)
     assert info.value.field == field
 
 
@@ -489,35 +483,43 @@ def test_x_date_and_trace_id() -> None:
 
 
 def test_decode_create_examples() -> None:
-    create = prepare_create(TransferTaskRequest("a", "b"), agent_name=None)
-    assert decode_create(create, 200, NO_HEADERS, TASK_CREATE_RESPONSE, TRACE) == (
+    create = build_create(TransferTaskRequest("a", "b"), agent_name=None)
+    assert decode_create(create, Response(200, NO_HEADERS, TASK_CREATE_RESPONSE, TRACE)) == (
         "1534087020903704704"
     )
-    share = prepare_create(ROUND_TRIP_REQUESTS[2], agent_name="x")
-    assert decode_create(share, 200, NO_HEADERS, SHARE_RESPONSE, TRACE) == "1689765568237837824"
-    job = prepare_create(ROUND_TRIP_REQUESTS[5], agent_name=None)
-    assert decode_create(job, 200, NO_HEADERS, JOBS_RESPONSE, TRACE) == "1309243162258308352"
+    share = build_create(ROUND_TRIP_REQUESTS[2], agent_name="x")
+    assert (
+        decode_create(share, Response(200, NO_HEADERS, SHARE_RESPONSE, TRACE))
+        == "1689765568237837824"
+    )
+    job = build_create(ROUND_TRIP_REQUESTS[5], agent_name=None)
+    assert (
+        decode_create(job, Response(200, NO_HEADERS, JOBS_RESPONSE, TRACE)) == "1309243162258308352"
+    )
     # The page prints it without a comma: that is an unreadable body, never a crash.
     with pytest.raises(ResponseValidationError) as info:
-        decode_create(job, 200, NO_HEADERS, JOBS_RESPONSE_AS_PRINTED, TRACE)
+        decode_create(job, Response(200, NO_HEADERS, JOBS_RESPONSE_AS_PRINTED, TRACE))
     assert info.value.possibly_created
     assert TRACE in str(info.value)
 
 
 def test_decode_create_reads_each_endpoints_own_field() -> None:
-    job = prepare_create(ROUND_TRIP_REQUESTS[5], agent_name=None)
+    job = build_create(ROUND_TRIP_REQUESTS[5], agent_name=None)
     with pytest.raises(ResponseValidationError, match=r"\(data\)"):
-        decode_create(job, 200, NO_HEADERS, TASK_CREATE_RESPONSE, TRACE)
-    create = prepare_create(TransferTaskRequest("a", "b"), agent_name=None)
+        decode_create(job, Response(200, NO_HEADERS, TASK_CREATE_RESPONSE, TRACE))
+    create = build_create(TransferTaskRequest("a", "b"), agent_name=None)
     with pytest.raises(ResponseValidationError, match="taskId"):
-        decode_create(create, 200, NO_HEADERS, JOBS_RESPONSE, TRACE)
-    assert decode_create(create, 200, NO_HEADERS, b'{"taskId": 12, "code": "0"}', TRACE) == "12"
+        decode_create(create, Response(200, NO_HEADERS, JOBS_RESPONSE, TRACE))
+    assert (
+        decode_create(create, Response(200, NO_HEADERS, b'{"taskId": 12, "code": "0"}', TRACE))
+        == "12"
+    )
     with pytest.raises(ResponseValidationError):
-        decode_create(create, 200, NO_HEADERS, b'{"taskId": "", "code": 0}', TRACE)
+        decode_create(create, Response(200, NO_HEADERS, b'{"taskId": "", "code": 0}', TRACE))
 
 
 def test_decode_get_task_example() -> None:
-    task = decode_task(prepare_get_task("x"), 200, NO_HEADERS, GET_TASK_RESPONSE, TRACE)
+    task = decode_task(build_get_task("x"), Response(200, NO_HEADERS, GET_TASK_RESPONSE, TRACE))
     assert task == Task(
         task_id="1534087020903704704",
         task_name="lym0412normal",
@@ -532,7 +534,7 @@ def test_decode_get_task_example() -> None:
 
 
 def test_decode_list_example() -> None:
-    page = decode_task_page(prepare_list_tasks(), 200, NO_HEADERS, LIST_RESPONSE, TRACE)
+    page = decode_task_page(build_list_tasks(), Response(200, NO_HEADERS, LIST_RESPONSE, TRACE))
     assert page == TaskPage(
         (
             Task(
@@ -568,7 +570,7 @@ def test_decode_list_example() -> None:
     ],
 )
 def test_decode_list_variants(body: bytes, tasks: int, cursor: str | None) -> None:
-    page = decode_task_page(prepare_list_tasks(), 200, NO_HEADERS, body, TRACE)
+    page = decode_task_page(build_list_tasks(), Response(200, NO_HEADERS, body, TRACE))
     assert len(page.tasks) == tasks
     assert page.next_cursor == cursor
     assert page.is_last is (cursor is None)
@@ -591,7 +593,7 @@ def test_decode_list_variants(body: bytes, tasks: int, cursor: str | None) -> No
 )
 def test_decode_list_bad_shapes(body: bytes) -> None:
     with pytest.raises(ResponseValidationError) as info:
-        decode_task_page(prepare_list_tasks(), 200, NO_HEADERS, body, TRACE)
+        decode_task_page(build_list_tasks(), Response(200, NO_HEADERS, body, TRACE))
     assert info.value.status_code == 200
     assert not info.value.possibly_created
     assert "GET /koodrive/ose/v1/task/list" in str(info.value)
@@ -611,7 +613,7 @@ def test_task_tolerates_unknown_enums_fields_and_times() -> None:
             "code": "0",
         }
     ).encode()
-    task = decode_task(prepare_get_task("x"), 200, NO_HEADERS, body, TRACE)
+    task = decode_task(build_get_task("x"), Response(200, NO_HEADERS, body, TRACE))
     assert task.task_id == "1534087020903704704"
     assert task.task_type == 9 and not isinstance(task.task_type, TaskType)
     assert task.status == 7
@@ -626,7 +628,7 @@ def test_descriptive_fields_sent_as_json_are_kept_as_text() -> None:
     # initParams is an "Extended field": a service that sends it as an object
     # must not make the task (or a whole list page) unreadable.
     body = b'{"taskId": "1", "status": 2, "initParams": {"b": [1, 2], "a": null}, "taskName": 3.5}'
-    task = decode_task(prepare_get_task("x"), 200, NO_HEADERS, body, TRACE)
+    task = decode_task(build_get_task("x"), Response(200, NO_HEADERS, body, TRACE))
     assert task.init_params == '{"a":null,"b":[1,2]}'
     assert task.task_name == "3.5"
     assert task.succeeded
@@ -644,7 +646,7 @@ def test_descriptive_fields_sent_as_json_are_kept_as_text() -> None:
 )
 def test_decode_task_bad_shapes(body: bytes) -> None:
     with pytest.raises(ResponseValidationError):
-        decode_task(prepare_get_task("x"), 200, NO_HEADERS, body, TRACE)
+        decode_task(build_get_task("x"), Response(200, NO_HEADERS, body, TRACE))
 
 
 def test_parse_time() -> None:
@@ -656,10 +658,10 @@ def test_parse_time() -> None:
     assert parse_time(10**30) is None
 
 
-def test_converter_structures_task_and_renames() -> None:
-    task = converter.structure({"taskId": "1", "status": 2, "initParams": "{}"}, Task)
+def test_codec_parses_task_and_renames() -> None:
+    task = parse_task({"taskId": "1", "status": 2, "initParams": "{}"})
     assert task == Task(task_id="1", status=TaskStatus.SUCCESS, init_params="{}")
-    assert converter.unstructure(FileRef("root", "c")) == {"fileId": "root", "containerId": "c"}
+    assert file_ref_json(FileRef("root", "c")) == {"fileId": "root", "containerId": "c"}
 
 
 # ---- decoding: errors ------------------------------------------------------------------------
@@ -684,9 +686,9 @@ ERROR_JSON = b'{"code": "13000102", "msg": "PARAMETER_INVALID"}'
     ],
 )
 def test_error_by_status(status: int, cls: type[APIError]) -> None:
-    call = prepare_get_task("x")
+    call = build_get_task("x")
     with pytest.raises(APIError) as info:
-        decode_task(call, status, NO_HEADERS, ERROR_JSON, TRACE)
+        decode_task(call, Response(status, NO_HEADERS, ERROR_JSON, TRACE))
     error = info.value
     assert type(error) is cls
     assert (error.status_code, error.code, error.msg, error.trace_id) == (
@@ -705,9 +707,9 @@ def test_error_by_status(status: int, cls: type[APIError]) -> None:
     ("status", "created"), [(500, True), (502, True), (504, True), (503, False), (429, False)]
 )
 def test_create_errors_mark_possibly_created(status: int, created: bool) -> None:
-    call = prepare_create(TransferTaskRequest("a", "b"), agent_name=None)
+    call = build_create(TransferTaskRequest("a", "b"), agent_name=None)
     with pytest.raises(APIError) as info:
-        decode_create(call, status, NO_HEADERS, b"", TRACE)
+        decode_create(call, Response(status, NO_HEADERS, b"", TRACE))
     assert info.value.possibly_created is created
     assert ("may have been created" in str(info.value)) is created
 
@@ -715,7 +717,7 @@ def test_create_errors_mark_possibly_created(status: int, created: bool) -> None
 def test_html_error_page_keeps_body() -> None:
     html = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
     with pytest.raises(ServerError) as info:
-        decode_task(prepare_get_task("x"), 502, {"Content-Type": "text/html"}, html, TRACE)
+        decode_task(build_get_task("x"), Response(502, {"Content-Type": "text/html"}, html, TRACE))
     assert info.value.code is None and info.value.msg is None
     assert info.value.body == html.decode()
     assert "text/html" in str(info.value)
@@ -723,23 +725,23 @@ def test_html_error_page_keeps_body() -> None:
 
 def test_empty_error_body() -> None:
     with pytest.raises(NotFoundError, match="empty body"):
-        decode_task(prepare_get_task("x"), 404, NO_HEADERS, b"", TRACE)
+        decode_task(build_get_task("x"), Response(404, NO_HEADERS, b"", TRACE))
 
 
 def test_200_with_nonzero_code_is_plain_api_error() -> None:
     body = b'{"code": "13000102", "msg": "PARAMETER_INVALID"}'
     with pytest.raises(APIError) as info:
-        decode_task(prepare_get_task("x"), 200, NO_HEADERS, body, TRACE)
+        decode_task(build_get_task("x"), Response(200, NO_HEADERS, body, TRACE))
     assert type(info.value) is APIError
     assert info.value.code == "13000102"
     with pytest.raises(APIError) as info2:
-        decode_task(prepare_get_task("x"), 200, NO_HEADERS, b'{"code": 13000201}', TRACE)
+        decode_task(build_get_task("x"), Response(200, NO_HEADERS, b'{"code": 13000201}', TRACE))
     assert info2.value.code == "13000201"
 
 
 def test_rate_limit_carries_retry_after() -> None:
-    error = api_error(
-        prepare_get_task("x"), 429, {"Retry-After": "7"}, b'{"code":"APIGW.0308"}', TRACE
+    error = error_from_response(
+        build_get_task("x"), Response(429, {"Retry-After": "7"}, b'{"code":"APIGW.0308"}', TRACE)
     )
     assert isinstance(error, RateLimitError)
     assert error.retry_after == 7.0 and error.code == "APIGW.0308"
@@ -759,26 +761,26 @@ def test_parse_retry_after() -> None:
 
 def test_decode_task_tolerates_a_data_wrapper_and_float_enums() -> None:
     body = b'{"data": {"taskId": "5", "status": 2.0, "taskType": "1"}, "code": "0"}'
-    task = decode_task(prepare_get_task("5"), 200, NO_HEADERS, body, TRACE)
+    task = decode_task(build_get_task("5"), Response(200, NO_HEADERS, body, TRACE))
     assert task == Task(task_id="5", status=TaskStatus.SUCCESS, task_type=TaskType.BATCH_IMPORT)
 
 
 def test_lone_surrogates_are_invalid_requests() -> None:
     with pytest.raises(InvalidRequestError) as info:
-        prepare_create(TransferTaskRequest("a", "\ud800"), agent_name=None)
+        build_create(TransferTaskRequest("a", "\ud800"), agent_name=None)
     assert info.value.field == "dstUserId"
     job = JobRequest(
         JobType.COPY, src_container_id="s", dst_container_id="d", files=[FileInfo("f\udfff")]
     )
     with pytest.raises(InvalidRequestError) as info:
-        prepare_create(job, agent_name=None)
+        build_create(job, agent_name=None)
     assert info.value.field == "taskInfo.fileInfo[0].fileId"
     with pytest.raises(InvalidRequestError) as info:
-        prepare_get_task("\ud800")
+        build_get_task("\ud800")
     assert info.value.field == "task_id"
     with pytest.raises(InvalidRequestError) as info:
-        prepare_list_tasks(cursor="\ud800")
+        build_list_tasks(cursor="\ud800")
     assert info.value.field == "cursor"
     with pytest.raises(InvalidRequestError) as info:
-        prepare_create(ROUND_TRIP_REQUESTS[2], agent_name="\ud800")
+        build_create(ROUND_TRIP_REQUESTS[2], agent_name="\ud800")
     assert info.value.field == "agent_name"

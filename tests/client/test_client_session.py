@@ -537,7 +537,7 @@ async def test_calls_after_close_raise_runtime_error(koodrive_emulator: KooDrive
 async def test_close_during_a_retry_wait_does_not_reopen(
     koodrive_emulator: KooDriveEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import koodrive_async._transport as transport
+    import koodrive_async._sender as transport
 
     s = make_session(koodrive_emulator.url)
 
@@ -549,7 +549,7 @@ async def test_close_during_a_retry_wait_does_not_reopen(
     with pytest.raises(RuntimeError, match="closed"):
         await s.get_task("1")
     assert len(koodrive_emulator.requests) == 1
-    assert s._transport._session is None
+    assert s._sender.http._session is None
 
 
 async def test_injected_session_is_used_and_not_closed(
@@ -566,7 +566,7 @@ async def test_injected_session_is_used_and_not_closed(
 async def test_owned_session_uses_connection_limit(koodrive_emulator: KooDriveEmulator) -> None:
     s = make_session(koodrive_emulator.url, max_connections=3)
     await s.create_transfer_task(src_user_id="a", dst_user_id="b")
-    client = s._transport._session
+    client = s._sender.http._session
     assert client is not None and client.connector is not None
     assert client.connector.limit == 3
     await s.close()

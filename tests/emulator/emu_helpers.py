@@ -88,6 +88,19 @@ ROUTES = {
     "list_tasks": ("GET", f"{PREFIX}/task/list", None),
 }
 
+#: The job and share-task reads of API-EXTRA.md (their valid requests need a
+#: task to exist, so the generic fault tests keep to ROUTES).
+JOB_ROUTES = {
+    "get_job": ("GET", f"{PREFIX}/{{job_id}}", None),
+    "list_jobs": ("GET", f"{PREFIX}/jobs", None),
+    "cancel_job": ("POST", f"{PREFIX}/cancel", {"jobId": "1"}),
+    "get_share_task": (
+        "POST",
+        f"{PREFIX}/share/taskDetail",
+        {"taskId": "1", "shareId": SHARE_SAVE["shareId"], "kdstoken": SHARE_SAVE["kdstoken"]},
+    ),
+}
+
 #: The session routes (API-EXTRA.md D): their own headers, no X-User-Id / X-Date.
 SESSION_ROUTES = {
     "create_session": ("POST", f"{PREFIX}/session{{slash:/?}}", {"code": "auth-code-1"}),

@@ -86,7 +86,10 @@ def _assert_refused(reply: Reply, status: int = 401) -> None:
 
 @pytest.fixture
 async def signed_api(start_emulator: Any) -> tuple[Any, Api]:
-    return await start_emulator(apps={APP_ID: SECRET, "other-app": "other-secret"}, tokens={"t"})
+    # Tasks stay pending for the test's length, so the signed cancel below is accepted.
+    return await start_emulator(
+        apps={APP_ID: SECRET, "other-app": "other-secret"}, tokens={"t"}, task_duration=600.0
+    )
 
 
 async def test_signed_requests_are_accepted_on_every_task_and_job_route(signed_api) -> None:
@@ -105,6 +108,22 @@ async def test_signed_requests_are_accepted_on_every_task_and_job_route(signed_a
     # The query is signed sorted, whatever order it is sent in.
     listed = await _send(api, "GET", f"{PREFIX}/task/list?status=1&pageSize=10&status=0")
     assert listed.status == 200, listed.text
+    # The job and share-task reads and cancel are task and job routes too.
+    job_id = job.json["data"]
+    detail = await _send(api, "GET", f"{PREFIX}/{job_id}")
+    assert detail.status == 200 and detail.json["data"]["jobInfo"]["taskId"] == job_id
+    jobs = await _send(api, "GET", f"{PREFIX}/jobs?offset=0&limit=10")
+    assert jobs.status == 200 and [j["taskId"] for j in jobs.json["data"]] == [job_id]
+    share_detail = await _send(
+        api,
+        "POST",
+        f"{PREFIX}/share/taskDetail",
+        {"taskId": share.json["taskId"], "shareId": SHARE_PACKAGE["shareId"]},
+        extra={"X-Hw-Agentname": "agent"},
+    )
+    assert share_detail.status == 200, share_detail.text
+    cancelled = await _send(api, "POST", f"{PREFIX}/cancel", {"jobId": job_id})
+    assert cancelled.status == 200, cancelled.text
     # The user is the signed X-User-Id.
     assert {t.user_id for t in emu.state.tasks()} == {USER}
 

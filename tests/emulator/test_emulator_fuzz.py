@@ -224,7 +224,7 @@ async def test_random_headers_and_queries_never_500(api, koodrive_emulator) -> N
 
 async def test_unknown_paths_and_methods_answer_json(api) -> None:
     for method, path in [
-        ("GET", f"{PREFIX}/jobs"),
+        ("PUT", f"{PREFIX}/jobs"),  # GET jobs is the job list now
         ("PUT", f"{PREFIX}/task/create"),
         ("DELETE", f"{PREFIX}/task/123"),
         ("GET", "/"),

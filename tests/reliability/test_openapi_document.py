@@ -1,7 +1,8 @@
 """The OpenAPI document shipped with the emulator (``koodrive_async/emulator/openapi.json``).
 
-It must be valid OpenAPI 3, describe exactly the five endpoints of the pages
-and the session routes (API-EXTRA.md section D),
+It must be valid OpenAPI 3, describe exactly the five endpoints of the pages,
+the four job / share-task reads of API-EXTRA.md (job detail, job list,
+cancel, share-task detail) and the session routes (API-EXTRA.md section D),
 accept every example the pages give (and every variant API-NOTES.md says the
 service may send), and refuse the requests the pages' conditional rules forbid.
 """
@@ -30,6 +31,10 @@ OPERATIONS = {
     ("get", "/koodrive/ose/v1/task/{task_id}"): "get_task",
     ("post", "/koodrive/ose/v1/jobs"): "create_job",
     ("get", "/koodrive/ose/v1/task/list"): "list_tasks",
+    ("get", "/koodrive/ose/v1/{job_id}"): "get_job",
+    ("get", "/koodrive/ose/v1/jobs"): "list_jobs",
+    ("post", "/koodrive/ose/v1/cancel"): "cancel_job",
+    ("post", "/koodrive/ose/v1/share/taskDetail"): "get_share_task",
     ("post", "/koodrive/ose/v1/session"): "create_session",
     # The same emulator route: the EN page writes the path with a trailing slash.
     ("post", "/koodrive/ose/v1/session/"): "create_session_slash",
@@ -180,8 +185,8 @@ def test_endpoint_specific_headers() -> None:
     assert jobs["x-hw-share-folder-id"].get("required", False) is False
     for key, op in ops.items():
         names = set(_header_params(op))
-        assert ("X-Hw-Agentname" in names) == (key[1].endswith("/share/tasks")), key
-        assert ("x-hw-share-folder-id" in names) == (key[1].endswith("/jobs")), key
+        assert ("X-Hw-Agentname" in names) == ("/share/" in key[1]), key
+        assert ("x-hw-share-folder-id" in names) == (key == ("post", "/koodrive/ose/v1/jobs")), key
 
 
 @pytest.mark.parametrize(
@@ -206,7 +211,7 @@ def test_documented_status_codes() -> None:
     for (method, path), op in _operations().items():
         statuses = set(op["responses"])
         expected = {"200", "400", "401", "429", "500", "502", "503"}
-        if path.endswith("{task_id}"):
+        if path.endswith(("{task_id}", "{job_id}", "/taskDetail")):
             expected.add("404")
         assert statuses == expected, (method, path)
         for status in statuses - {"200", "502", "503"}:
@@ -262,6 +267,91 @@ LIST_OK = {
 }
 
 
+# API-EXTRA.md B.1's example (job detail), B.2's (cancel), and the share variant.
+JOB_DETAIL_OK = {
+    "data": {
+        "jobInfo": {
+            "taskId": "1309243162258308352",
+            "userId": "40086000004871666-369528171409614001",
+            "taskType": 1,
+            "actionType": 101,
+            "status": 2,
+            "progress": 100,
+            "taskResultCode": 1,
+            "contentNum": 1,
+            "containerId": "IAADfsBFCO6WtAtuA315074383680425b8aa9a130cba2d4",
+            "tenantId": "40086000004871666",
+            "beginTime": "20231212095227",
+            "endTime": "20231212095227",
+            "createTime": "20231212095227",
+        },
+        "taskInfos": [
+            {
+                "fileId": "FuZmQ66CF0DdpKRG1Y29Iwajbq04Nhwu3",
+                "status": "1",
+                "newFileId": "FtEXHCpfqHueAHFbEmWZNkqUH_K866MVn",
+                "srcContainerId": "IAADfsBFCO6WtAtuA315074383680425b8aa9a130cba2d4",
+            }
+        ],
+    },
+    "code": 0,
+    "msg": "成功",
+}
+CANCEL_OK = {"code": 0, "msg": "成功"}
+SHARE_DETAIL_OK = {
+    "jobInfo": {
+        "taskId": "1",
+        "userId": "u",
+        "taskType": 1,
+        "taskStatus": 2,
+        "taskResultCode": 2,
+        "progress": 100,
+        "downloadUrl": "https://example.invalid/a.zip",
+        "createTime": "20231212095227",
+        "startTime": "20231212095227",
+        "endTime": "20231212095300",
+    },
+    "taskInfos": {"fileId": "f", "status": 2, "srcContainerId": "c"},
+    "code": 0,
+    "msg": "OK",
+}
+
+
+def test_job_and_share_detail_variants() -> None:
+    job = _response_schema("get", "/koodrive/ose/v1/{job_id}", "200")
+    share = _response_schema("post", "/koodrive/ose/v1/share/taskDetail", "200")
+    info = JOB_DETAIL_OK["data"]["jobInfo"]
+    shared = {k: v for k, v in info.items() if k != "status"} | {"taskStatus": 2}
+    assert job.is_valid({"data": {"jobInfo": shared}, "code": "0", "msg": ""})
+    assert share.is_valid({**SHARE_DETAIL_OK, "jobInfo": info})  # job names from the share page
+    assert share.is_valid({**SHARE_DETAIL_OK, "taskInfos": JOB_DETAIL_OK["data"]["taskInfos"]})
+    assert not job.is_valid({"data": {"jobInfo": {**info, "taskStatus": 2}}, "code": 0, "msg": ""})
+    assert not job.is_valid({"data": {"jobInfo": {**info, "status": 4}}, "code": 0, "msg": ""})
+    assert not job.is_valid(
+        {"data": {"jobInfo": {**info, "createTime": "2023"}}, "code": 0, "msg": ""}
+    )
+    bad_file = {"fileId": "f", "status": "9"}
+    assert not share.is_valid({**SHARE_DETAIL_OK, "taskInfos": bad_file})
+    listed = _response_schema("get", "/koodrive/ose/v1/jobs", "200")
+    assert listed.is_valid({"data": [info, shared], "code": 0, "msg": "OK"})
+    assert listed.is_valid({"data": [], "code": "0", "msg": "OK"})
+    assert not listed.is_valid({"code": 0, "msg": "OK"})
+
+
+def test_job_list_query_parameters() -> None:
+    op = _operations()[("get", "/koodrive/ose/v1/jobs")]
+    params = {p["name"]: _resolve(p) for p in op["parameters"] if _resolve(p)["in"] == "query"}
+    assert set(params) == {"type", "status", "offset", "limit"}
+    assert {n for n, p in params.items() if p.get("required")} == {"offset", "limit"}
+    limit, offset = _validator(params["limit"]["schema"]), _validator(params["offset"]["schema"])
+    assert limit.is_valid(1) and limit.is_valid(100)
+    assert not limit.is_valid(0) and not limit.is_valid(101)
+    assert offset.is_valid(0) and not offset.is_valid(-1)
+    assert _validator(params["type"]["schema"]).is_valid(7)
+    assert not _validator(params["type"]["schema"]).is_valid(8)
+    assert not _validator(params["status"]["schema"]).is_valid(4)
+
+
 def test_page_example_responses_conform() -> None:
     cases = [
         ("post", "/koodrive/ose/v1/task/create", CREATE_TASK_OK),
@@ -269,6 +359,9 @@ def test_page_example_responses_conform() -> None:
         ("post", "/koodrive/ose/v1/jobs", JOB_OK),
         ("get", "/koodrive/ose/v1/task/{task_id}", TASK_OK),
         ("get", "/koodrive/ose/v1/task/list", LIST_OK),
+        ("get", "/koodrive/ose/v1/{job_id}", JOB_DETAIL_OK),
+        ("post", "/koodrive/ose/v1/cancel", CANCEL_OK),
+        ("post", "/koodrive/ose/v1/share/taskDetail", SHARE_DETAIL_OK),
     ]
     for method, path, body in cases:
         assert _response_schema(method, path, "200").is_valid(body), path

@@ -102,7 +102,11 @@ VARIANTS = {
             token_form="bare",
             session_shape="data",
             carrier_shape="flat",
+            detail_names="share",
+            file_status_as="int",
+            task_infos_as="object",
         ),
+        file_failure_rate=0.3,
         empty_page_every=2,
         partial_pages=True,
         refresh_tokens={REFRESH: OWNER},
@@ -128,6 +132,8 @@ class EmulatorThread:
         self.task_ids: list[str] = []
         #: A session opened at start: (Authorization value, session id).
         self.session_auth: tuple[str, str] = ("", "")
+        self.job_ids: list[str] = []
+        self.share_tasks: list[tuple[str, str]] = []
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine on the emulator's loop and wait for its result."""
@@ -197,6 +203,26 @@ def emulator(request: pytest.FixtureRequest) -> Iterator[EmulatorThread]:
         r = s.post(f"{server.url}{PREFIX}/jobs", json=job, headers=_headers())
         assert r.status_code == 200, r.text
         server.task_ids.append(r.json()["data"])
+        # Jobs with files (a package download among them) and share tasks, for
+        # the job and share-task reads.
+        for i in range(4):
+            body = {**VALID_BODIES["/jobs"], "taskType": 6 if i % 2 else 1}
+            if i % 2:
+                del body["actionType"]
+            body["taskInfo"] = {
+                "srcContainerId": "c",
+                "fileInfo": [{"fileId": f"F{i}-{n}"} for n in range(1 + i)],
+            }
+            r = s.post(f"{server.url}{PREFIX}/jobs", json=body, headers=_headers())
+            assert r.status_code == 200, r.text
+            server.job_ids.append(r.json()["data"])
+        for body in (
+            VALID_BODIES["/share/tasks"],
+            {**VALID_BODIES["/share/tasks"], "fileIds": ["x"]},
+        ):
+            r = s.post(f"{server.url}{PREFIX}/share/tasks", json=body, headers=_headers())
+            assert r.status_code == 200, r.text
+            server.share_tasks.append((r.json()["taskId"], body["shareId"]))
         r = s.post(f"{server.url}{PREFIX}/session", json={"code": "openapi-code"})
         assert r.status_code == 200, r.text
         fields = r.json()["data"]
@@ -256,6 +282,18 @@ def _authenticate(case: Any, server: EmulatorThread) -> bool:
             case.path_parameters["task_id"] = "1000000000000000000"
         elif _pick(case, "id", 4):
             case.path_parameters["task_id"] = server.task_ids[_pick(case, "which", 7)]
+    if case.operation.path.endswith("{job_id}"):
+        if case.path_parameters.get("job_id") in ("jobs", "cancel"):
+            case.path_parameters["job_id"] = "1000000000000000000"  # as task/list above
+        elif _pick(case, "id", 4):
+            case.path_parameters["job_id"] = server.job_ids[_pick(case, "which", 4)]
+    body = case.body
+    if isinstance(body, dict) and _pick(case, "known", 4):
+        if case.operation.path.endswith("/taskDetail") and isinstance(body.get("taskId"), str):
+            body["taskId"], body["shareId"] = server.share_tasks[_pick(case, "which", 2)]
+            body.pop("kdstoken", None)
+        elif case.operation.path.endswith("/cancel") and isinstance(body.get("jobId"), str):
+            body["jobId"] = server.job_ids[_pick(case, "which", 4)]
     return stamped
 
 
@@ -307,6 +345,9 @@ def test_emulator_conforms_to_openapi_document(case: Any, emulator: EmulatorThre
     try:
         _check_case(case, emulator)
     finally:
+        if generated_body is not None and isinstance(case.body, dict):
+            case.body.clear()
+            case.body.update(generated_body)
         if generated_headers is not None:
             case.headers.clear()
             case.headers.update(generated_headers)
@@ -329,9 +370,18 @@ def _check_case(case: Any, emulator: EmulatorThread) -> None:
     positive = case.meta is not None and case.meta.generation.mode.is_positive
     if stamped and positive:
         expected = {200}
-        if case.operation.path.endswith("{task_id}"):
+        path = case.operation.path
+        if path.endswith("{task_id}"):
             known = case.path_parameters["task_id"] in emulator.task_ids
             expected = {200} if known else {404}
+        elif path.endswith("{job_id}"):
+            expected = {200} if case.path_parameters["job_id"] in emulator.job_ids else {404}
+        elif path.endswith("/taskDetail"):
+            known = (case.body.get("taskId"), case.body.get("shareId")) in emulator.share_tasks
+            expected = {200} if known else {404}
+        elif path.endswith("/cancel"):
+            # A known job that is still running is cancelled; anything else is refused.
+            expected = {200, 400} if case.body.get("jobId") in emulator.job_ids else {400}
         assert response.status_code in expected, (case.as_curl_command(), response.text)
 
 
@@ -398,6 +448,10 @@ OPERATIONS = [
     ("POST", "/session"),
     ("POST", "/session/refresh"),
     ("POST", "/auth/refreshToken"),
+    ("GET", "/{job_id}"),
+    ("GET", "/jobs"),
+    ("POST", "/cancel"),
+    ("POST", "/share/taskDetail"),
 ]
 GATEWAY_FAULTS = {
     "rate_limit": 429,
@@ -420,10 +474,21 @@ def test_gateway_answers_are_documented(emulator: EmulatorThread, fault: str) ->
                 kwargs["headers"] = {"Authorization": token, "x-session-id": session_id}
             elif path == "/auth/refreshToken":
                 kwargs["headers"] = {"Authorization": f"AT+{TOKEN}"}
-            if path in VALID_BODIES:
+            # Not every POST has a body (session/refresh), and GET jobs shares
+            # its path with POST jobs but sends none.
+            if method == "POST" and path in VALID_BODIES:
                 kwargs["body"] = VALID_BODIES[path]
             if path.endswith("{task_id}"):
                 kwargs["path_parameters"] = {"task_id": emulator.task_ids[0]}
+            elif path.endswith("{job_id}"):
+                kwargs["path_parameters"] = {"job_id": emulator.job_ids[0]}
+            elif path == "/jobs" and method == "GET":
+                kwargs["query"] = {"offset": 0, "limit": 10}
+            elif path == "/cancel":
+                kwargs["body"] = {"jobId": emulator.job_ids[0]}
+            elif path == "/share/taskDetail":
+                task_id, share_id = emulator.share_tasks[0]
+                kwargs["body"] = {"taskId": task_id, "shareId": share_id}
             case = operation.Case(**kwargs)
             # An integer Retry-After: HTTP has no fractional delay-seconds.
             inject = partial(emulator.emulator.inject, fault, method=method, count=1, retry_after=1)

@@ -31,7 +31,7 @@ from koodrive_async import (
     ShareTaskType,
     TransferTaskRequest,
 )
-from koodrive_async._protocol import format_x_date
+from koodrive_async._clock import format_x_date
 from koodrive_async.emulator import EmulatorConfig, FaultKind, KooDriveEmulator
 from koodrive_async.emulator._app import CORE_KEY
 
@@ -188,7 +188,7 @@ async def test_a_clock_a_fraction_of_a_second_fast_is_refused_once_at_most(
         async with KooDriveSession(
             emu.url, user_id="u", token="tok", retry=RetryPolicy(max_attempts=1)
         ) as s:
-            s._transport.wall_clock = lambda: server[0] + client_ahead
+            s._sender.clock.wall_clock = lambda: server[0] + client_ahead
             base = server[0]
             for step in range(40):
                 # Walk through the phases of the second, in an order that

@@ -1,6 +1,6 @@
 """Property-based tests (hypothesis) of the decoders and of request validation.
 
-1. The pure decoders of ``_protocol`` turn *any* ``(status, headers, body)``
+1. The pure decoders of ``_decode`` turn *any* ``(status, headers, body)``
    into a model or a :class:`KooDriveError`: arbitrary bytes, arbitrary JSON,
    and JSON shaped almost like a real answer (the right keys, wrong values).
 2. Any request model hypothesis can build either fails to construct with
@@ -44,17 +44,15 @@ from koodrive_async import (
     TaskPage,
     TransferTaskRequest,
 )
-from koodrive_async._protocol import (
-    Call,
-    api_error,
+from koodrive_async._build import build_create, build_get_task, build_list_tasks
+from koodrive_async._call import Call, Response
+from koodrive_async._decode import (
     decode_create,
     decode_task,
     decode_task_page,
-    parse_retry_after,
-    prepare_create,
-    prepare_get_task,
-    prepare_list_tasks,
+    error_from_response,
 )
+from koodrive_async._retry import parse_retry_after
 from koodrive_async.emulator import KooDriveEmulator
 
 T = TypeVar("T")
@@ -72,29 +70,29 @@ MORE = settings(SETTINGS, max_examples=400)
 # --------------------------------------------------------------------------- decoders
 
 _CALLS: list[Call] = [
-    prepare_create(TransferTaskRequest("s", "d"), agent_name=None),
-    prepare_create(
+    build_create(TransferTaskRequest("s", "d"), agent_name=None),
+    build_create(
         ShareTaskRequest(
             ShareTaskType.PACKAGE, container_id="c", file_ids=["f"], share_id="s", zip_name="z"
         ),
         agent_name="agent",
     ),
-    prepare_create(
+    build_create(
         JobRequest(JobType.COPY, src_container_id="c", dst_container_id="d", files=[FileInfo("f")]),
         agent_name=None,
     ),
-    prepare_get_task("123"),
-    prepare_list_tasks(),
+    build_get_task("123"),
+    build_list_tasks(),
 ]
 
 
 def _decode(call: Call, status: int, headers: dict[str, str], body: bytes) -> object:
     """Run the decoder of the call's endpoint."""
     if call.route == "get_task":
-        return decode_task(call, status, headers, body, "trace")
+        return decode_task(call, Response(status, headers, body, "trace"))
     if call.route == "list_tasks":
-        return decode_task_page(call, status, headers, body, "trace")
-    return decode_create(call, status, headers, body, "trace")
+        return decode_task_page(call, Response(status, headers, body, "trace"))
+    return decode_create(call, Response(status, headers, body, "trace"))
 
 
 def _check_decoded(call: Call, status: int, headers: dict[str, str], body: bytes) -> None:
@@ -197,7 +195,7 @@ def test_decoding_answer_shaped_json_raises_only_koodrive_errors(
 def test_api_error_always_builds_an_api_error(
     call: Call, status: int, headers: dict[str, str], body: bytes
 ) -> None:
-    error = api_error(call, status, headers, body, "trace")
+    error = error_from_response(call, Response(status, headers, body, "trace"))
     assert error.status_code == status
     assert error.code is None or isinstance(error.code, str)
     assert str(error)

@@ -33,6 +33,7 @@ def _load_soak() -> ModuleType:
 soak = _load_soak()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [3, 11])
 async def test_soak_loses_nothing_and_never_duplicates_silently(seed: int) -> None:
     options = soak.SoakOptions(

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from waiting_helpers import job
 
 from koodrive_async import PollPolicy, Task
-from koodrive_async._polling import MIN_SAMPLES, PollScheduler
+from koodrive_async._estimator import MIN_SAMPLES
+from koodrive_async._polling import PollScheduler
 from koodrive_async._session import KooDriveSession
 
 STEADY = PollPolicy(initial=0.01, multiplier=1.0, max_interval=0.01, jitter=0.0)

@@ -26,8 +26,10 @@ from koodrive_async import (
     ResponseValidationError,
     ServerError,
 )
-from koodrive_async._fanout import MIN_RATE, SubmissionPacer, request_kind
-from koodrive_async._polling import MIN_SAMPLES, DurationEstimator, is_transient
+from koodrive_async._estimator import MIN_SAMPLES, DurationEstimator
+from koodrive_async._estimator import duration_key as request_kind
+from koodrive_async._pacing import MIN_RATE, SubmissionPacer
+from koodrive_async._polling import is_transient
 
 
 class FakeClock:

@@ -1,4 +1,8 @@
-"""Reconciliation: deciding what became of the in-doubt lines, from the task listing.
+"""The reconciliation rule (pure): deciding what became of the in-doubt lines.
+
+Owns the rule below and the keys it compares; it does no I/O (the listing
+and the journal writes are ``_listing.py``'s), so that it can be tested on
+hand-made listings and offered to library users as it is.
 
 A line is *in doubt* when its create request may have reached the service but
 no answer was recorded: the process was killed between "submitting" and the
@@ -75,18 +79,22 @@ usually much more than the settle time has passed). Tasks whose bodies equal
 a line's and that were created in the margin before the line by something
 other than this plan (another tool, another journal of the same plan) can be
 taken for the line's own.
+
+Must never import: ``cli/``, ``rich``, ``argparse``, the journal, the session.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
 
+from .._codec import request_body
 from .._models import Request, Task
+from ._bodies import plan_body
 from ._plan import SECRET_FIELDS
 
 __all__ = [
@@ -149,11 +157,9 @@ def request_key(request: Request) -> str:
     Returns:
         The key.
     """
-    from .._protocol import build_body
-
     # The JSON round trip gives the body exactly as the service parses it
     # (tuples become lists, enums their numbers).
-    sent = json.loads(json.dumps(build_body(request), ensure_ascii=False))
+    sent = json.loads(json.dumps(request_body(request), ensure_ascii=False))
     return body_key(sent)
 
 
@@ -169,8 +175,6 @@ def request_identity(request: Request) -> str:
     Returns:
         A canonical JSON text.
     """
-    from .._protocol import plan_body
-
     return json.dumps(plan_body(request), sort_keys=True, separators=(",", ":"), default=str)
 
 
@@ -317,6 +321,93 @@ class _Latest:
         return self.latest is not None and self.latest >= low
 
 
+@attrs.define
+class _Survey:
+    """What the listing says, rules 2 and 4: the witnesses' verdicts and the candidate pool."""
+
+    listed: int = 0
+    agreeing: int = 0
+    contradicting: int = 0
+    agreeing_kinds: set[str] = attrs.Factory(set)
+    time_bound: bool = True
+    pool: list[_Listed] = attrs.Factory(list)
+
+
+def _survey(
+    tasks: Iterable[Task], known: Mapping[str, KnownLine], taken: set[str], margin: timedelta
+) -> _Survey:
+    survey = _Survey()
+    seen: set[str] = set()
+    for task in tasks:
+        survey.listed += 1
+        if task.task_id in seen:
+            continue  # a task repeated across pages counts once
+        seen.add(task.task_id)
+        key = params_key(task.init_params)
+        witness = known.get(task.task_id)
+        if witness is not None:
+            if key == witness.key:
+                survey.agreeing += 1
+                survey.agreeing_kinds.add(witness.kind)
+            else:
+                survey.contradicting += 1
+            if (
+                task.create_time is not None
+                and witness.submitting_at is not None
+                and task.create_time < witness.submitting_at - margin
+            ):
+                survey.time_bound = False
+            continue
+        if task.task_id in taken:
+            continue
+        survey.pool.append(_Listed(task.task_id, key, task.create_time))
+    return survey
+
+
+@attrs.define
+class _Matching:
+    """Rule 3's result: matched lines, unmatched ones, ambiguous ones, tasks used."""
+
+    matched: dict[int, str] = attrs.Factory(dict)
+    used: set[str] = attrs.Factory(set)
+    unmatched: list[LineInDoubt] = attrs.Factory(list)
+    ambiguous: list[int] = attrs.Factory(list)
+    kinds: set[str] = attrs.Factory(set)
+
+
+def _match(
+    lines: list[LineInDoubt],
+    pool: list[_Listed],
+    bound: Callable[[LineInDoubt], datetime | None],
+) -> _Matching:
+    by_key: dict[str, list[_Listed]] = {}
+    for entry in pool:
+        if entry.key is not None:
+            by_key.setdefault(entry.key, []).append(entry)
+    groups: dict[str, list[LineInDoubt]] = {}
+    for line in lines:
+        groups.setdefault(line.key, []).append(line)
+    result = _Matching()
+    for key, group in groups.items():
+        earliest = bound(group[0]) if all(bound(g) is not None for g in group) else None
+        candidates = sorted(
+            (t for t in by_key.get(key, ()) if _after(t.created, earliest)),
+            key=lambda t: (t.created is None, t.created, t.task_id),
+        )
+        identical = len({g.identity for g in group}) == 1
+        if len(candidates) < len(group) and candidates and not identical:
+            result.ambiguous.extend(g.line for g in group)
+            # Their candidates may be theirs: nobody else may take them.
+            result.used.update(t.task_id for t in candidates)
+            continue
+        for line, found in zip(group, candidates, strict=False):
+            result.matched[line.line] = found.task_id
+            result.used.add(found.task_id)
+            result.kinds.add(line.kind)
+        result.unmatched.extend(group[len(candidates) :])
+    return result
+
+
 def decide(
     in_doubt: Iterable[LineInDoubt],
     known: Mapping[str, KnownLine],
@@ -338,82 +429,27 @@ def decide(
         The decision; every in-doubt line is in exactly one of its three parts.
     """
     lines = sorted(in_doubt, key=lambda d: (d.submitting_at is None, d.submitting_at, d.line))
-    taken = set(known) | set(claimed)
-    listed = 0
-    agreeing_kinds: set[str] = set()
-    agreeing = contradicting = 0
-    time_bound = True
-    pool: list[_Listed] = []
-    seen: set[str] = set()
-    for task in tasks:
-        listed += 1
-        if task.task_id in seen:
-            continue  # a task repeated across pages counts once
-        seen.add(task.task_id)
-        key = params_key(task.init_params)
-        witness = known.get(task.task_id)
-        if witness is not None:
-            if key == witness.key:
-                agreeing += 1
-                agreeing_kinds.add(witness.kind)
-            else:
-                contradicting += 1
-            if (
-                task.create_time is not None
-                and witness.submitting_at is not None
-                and task.create_time < witness.submitting_at - margin
-            ):
-                time_bound = False
-            continue
-        if task.task_id in taken:
-            continue
-        pool.append(_Listed(task.task_id, key, task.create_time))
+    survey = _survey(tasks, known, set(known) | set(claimed), margin)
 
     def bound(line: LineInDoubt) -> datetime | None:
-        if not time_bound or line.submitting_at is None:
+        if not survey.time_bound or line.submitting_at is None:
             return None
         return line.submitting_at - margin
 
-    by_key: dict[str, list[_Listed]] = {}
-    for entry in pool:
-        if entry.key is not None:
-            by_key.setdefault(entry.key, []).append(entry)
-    groups: dict[str, list[LineInDoubt]] = {}
-    for line in lines:
-        groups.setdefault(line.key, []).append(line)
-
-    matched: dict[int, str] = {}
-    used: set[str] = set()
-    unmatched: list[LineInDoubt] = []
-    ambiguous: list[int] = []
-    matched_kinds: set[str] = set()
-    for key, group in groups.items():
-        earliest = bound(group[0]) if all(bound(g) is not None for g in group) else None
-        candidates = sorted(
-            (t for t in by_key.get(key, ()) if _after(t.created, earliest)),
-            key=lambda t: (t.created is None, t.created, t.task_id),
-        )
-        identical = len({g.identity for g in group}) == 1
-        if len(candidates) < len(group) and candidates and not identical:
-            ambiguous.extend(g.line for g in group)
-            # Their candidates may be theirs: nobody else may take them.
-            used.update(t.task_id for t in candidates)
-            continue
-        for line, found in zip(group, candidates, strict=False):
-            matched[line.line] = found.task_id
-            used.add(found.task_id)
-            matched_kinds.add(line.kind)
-        unmatched.extend(group[len(candidates) :])
-
-    trusted = frozenset(agreeing_kinds | matched_kinds) if contradicting == 0 else frozenset()
+    matching = _match(lines, survey.pool, bound)
+    trusted = (
+        frozenset(survey.agreeing_kinds | matching.kinds)
+        if survey.contradicting == 0
+        else frozenset()
+    )
     not_created: list[int] = []
-    still: list[int] = list(ambiguous)
+    still: list[int] = list(matching.ambiguous)
     # The unclaimed, unmatched tasks, summarised by their latest createTime (a
     # task without one is after any bound): any / those whose body is unreadable.
-    left = [t for t in pool if t.task_id not in used]
+    left = [t for t in survey.pool if t.task_id not in matching.used]
     any_left = _Latest.of(left)
     unreadable_left = _Latest.of([t for t in left if t.key is None])
-    for line in unmatched:
+    for line in matching.unmatched:
         low = bound(line)
         if not any_left.any_after(low) or (
             line.kind in trusted and not unreadable_left.any_after(low)
@@ -422,12 +458,12 @@ def decide(
         else:
             still.append(line.line)
     return Decision(
-        matched=matched,
+        matched=matching.matched,
         not_created=sorted(not_created),
         in_doubt=sorted(still),
-        listed=listed,
-        agreeing=agreeing,
-        contradicting=contradicting,
+        listed=survey.listed,
+        agreeing=survey.agreeing,
+        contradicting=survey.contradicting,
         trusted_kinds=trusted,
-        time_bound=time_bound,
+        time_bound=survey.time_bound,
     )

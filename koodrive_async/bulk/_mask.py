@@ -1,4 +1,8 @@
-"""Masking secrets out of everything the command line prints.
+"""THE one secret-masking function: for the journal's error texts and all CLI output.
+
+It lives in the bulk wing because the journal must never store a secret an
+error message quotes; the command line uses the same function for what it
+prints. Must never import: ``cli/``, ``rich``, ``argparse``.
 
 The service may echo a request body back (a task's ``initParams``, an error
 message quoting the body), and that body can hold an archive password or a

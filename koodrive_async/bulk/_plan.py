@@ -1,4 +1,9 @@
-"""Reading and validating a JSON Lines plan.
+"""Plan files: reading and validating a JSON Lines plan, and its hashes.
+
+Owns the plan format (one request per line, ``kind`` plus the API's own
+body), the per-line and plan hashes the journal identifies a plan by, and
+:class:`PlanError`. Kept apart from the runner so that a plan can be checked
+(a dry run, a report) without a session or a journal.
 
 One request per line::
 
@@ -15,6 +20,8 @@ Hashes: each line is hashed as canonical JSON with ``password`` and
 ``kdstoken`` values redacted, so that the journal can identify the plan
 without holding anything a secret could be recovered from. The plan hash
 covers every line number and line hash (invalid lines included).
+
+Must never import: ``cli/``, ``rich``, ``argparse``, the journal or the runner.
 """
 
 from __future__ import annotations
@@ -29,8 +36,9 @@ import attrs
 
 from .._exceptions import InvalidRequestError
 from .._models import Request
+from ._bodies import request_from_body
 
-__all__ = ["KINDS", "Plan", "PlanError", "PlanLine", "load_plan", "parse_line"]
+__all__ = ["KINDS", "MAX_DEPTH", "Plan", "PlanError", "PlanLine", "load_plan", "parse_line"]
 
 #: The values ``kind`` may take.
 KINDS = ("job", "share", "transfer", "import")
@@ -118,8 +126,27 @@ def _hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-#: A line nested deeper than Python's recursion limit allows (no request is).
+#: The error of a line nested deeper than MAX_DEPTH (or than the decoder can go).
 _TOO_DEEP = "invalid JSON: nested too deeply"
+
+#: The deepest nesting a plan line may have. A real request is four or five levels
+#: deep. A fixed limit gives the same verdict on every Python: how deep the json
+#: module and recursive code can go before RecursionError differs between
+#: versions (3.12 stopped counting C frames against the recursion limit).
+MAX_DEPTH = 64
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    # Iterative on purpose: recursion is what this guards the redaction from.
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _decode(raw: bytes, number: int) -> tuple[Any, str | None]:
@@ -144,10 +171,6 @@ def _decode(raw: bytes, number: int) -> tuple[Any, str | None]:
 
 def _to_request(obj: Any) -> tuple[str, Request]:
     """Build the request of one parsed line; raises InvalidRequestError."""
-    # Imported here: the client helper owns the camelCase mapping, and the plan
-    # module must not duplicate it.
-    from .._protocol import request_from_body
-
     if not isinstance(obj, dict):
         raise InvalidRequestError(
             f"each line must be a JSON object, got {type(obj).__name__}", field="kind"
@@ -175,14 +198,12 @@ def parse_line(raw: bytes, number: int) -> tuple[PlanLine, Request | None]:
         The :class:`PlanLine` and, when valid, the request it describes.
     """
     obj, error = _decode(raw, number)
-    if error is None:
-        try:
-            secrets = _secret_values(obj)
-            canonical = json.dumps(_redacted(obj), sort_keys=True, separators=(",", ":"))
-        except RecursionError:
-            error = _TOO_DEEP
+    if error is None and _deeper_than(obj, MAX_DEPTH):
+        error = _TOO_DEEP
     if error is not None:
         return PlanLine(number, _hash(raw), None, error), None
+    secrets = _secret_values(obj)
+    canonical = json.dumps(_redacted(obj), sort_keys=True, separators=(",", ":"))
     line_hash = _hash(canonical.encode())
     try:
         kind, request = _to_request(obj)

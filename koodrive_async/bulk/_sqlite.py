@@ -1,23 +1,16 @@
-"""The run journal: one SQLite file per plan, recording what became of each line.
+"""The SQLite journal: one file per plan, the embedded default backend of :class:`Journal`.
 
-The journal is what makes ``koodrive-async run`` resumable without submitting
-anything twice. Per plan line it holds a state::
-
-    pending ──► submitting ──► submitted(task id) ──► succeeded
-                    │                    └──────────► failed
-                    ├──► failed       (the create was refused: nothing was created)
-                    └──► in_doubt     (no answer, or one that does not prove the
-                                       server did nothing: the task may exist)
+Owns the schema (versions and migrations: a version 1 journal, without
+``clock_offset``, is migrated to version 2 when opened; a later version is
+refused), the durability levels and the file lock. The states and the
+interface are in ``_journal.py``.
 
 ``submitting`` is committed *before* the create request is sent and the task id
 right after the response, both with ``synchronous=FULL`` so that they survive
-a power cut, not only a killed process. A line found in ``submitting`` when a
-run starts was interrupted between the two: it becomes ``in_doubt``. The
-reconciliation (``_reconcile.py``) then moves an in-doubt line to
-``submitted`` (its task was found in the service's task list) or back to
-``pending`` (proven not created), in one durable transaction
-(:meth:`Journal.apply_reconciliation`). Lines the
-plan could not parse are recorded as ``invalid`` (only with ``--skip-invalid``).
+a power cut, not only a killed process. The reconciliation's decision is
+committed in one durable transaction (:meth:`SQLiteJournal.apply_reconciliation`).
+Lines the plan could not parse are recorded as ``invalid`` (only with
+``--skip-invalid``).
 
 The journal never holds the plan lines themselves (decompress lines carry
 archive passwords): only line numbers, a hash per line computed with the
@@ -27,6 +20,8 @@ Nothing about the credentials is stored.
 The connection uses ``locking_mode=EXCLUSIVE``: while a run holds the journal,
 a second run of the same plan is refused instead of submitting the same lines
 again. The lock dies with the process, so a ``kill -9`` leaves nothing stale.
+
+Must never import: ``cli/``, ``rich``, ``argparse``, the client's transport.
 """
 
 from __future__ import annotations
@@ -37,38 +32,23 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import attrs
+from ._journal import (
+    JournalBusyError,
+    JournalError,
+    JournalMismatchError,
+    LineRecord,
+    PlanEntry,
+    ReconciliationRow,
+    State,
+)
 
-__all__ = [
-    "FINISHED_STATES",
-    "Journal",
-    "JournalBusyError",
-    "JournalError",
-    "JournalMismatchError",
-    "LineRecord",
-    "State",
-]
+__all__ = ["SCHEMA_VERSION", "SQLiteJournal", "default_journal_path"]
 
 #: The schema this release writes. Version 1 (no ``clock_offset``) is migrated
 #: to it when opened; a journal of a later version is refused.
 SCHEMA_VERSION = "2"
 _READABLE_VERSIONS = frozenset({"1", SCHEMA_VERSION})
 
-
-class State:
-    """The states of a plan line (plain strings, as stored)."""
-
-    PENDING = "pending"
-    SUBMITTING = "submitting"
-    SUBMITTED = "submitted"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    IN_DOUBT = "in_doubt"
-    INVALID = "invalid"
-
-
-#: States a run never touches again (unless asked to by a resubmit option).
-FINISHED_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.INVALID})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -100,43 +80,6 @@ CREATE TABLE IF NOT EXISTS runs (
     requests   INTEGER
 );
 """
-
-
-class JournalError(Exception):
-    """The journal cannot be used (unreadable, wrong schema, ...)."""
-
-
-class JournalBusyError(JournalError):
-    """Another process holds the journal (a run of the same plan is in progress)."""
-
-
-class JournalMismatchError(JournalError):
-    """The journal was written for a different plan (its content hash differs)."""
-
-
-@attrs.frozen
-class LineRecord:
-    """One row of the journal.
-
-    Attributes:
-        line: The 1-based line number in the plan file.
-        kind: The plan line's kind, or None for an invalid line.
-        state: One of the :class:`State` values.
-        task_id: The task id once known.
-        result_code: The failed task's resultCode.
-        error_type: A short grouping key of the error (class and business code).
-        error: The error message.
-        attempts: How many times the line was marked submitting.
-    """
-
-    line: int
-    kind: str | None
-    state: str
-    task_id: str | None
-    result_code: str | None
-    error_type: str | None
-    error: str | None
-    attempts: int
 
 
 def _now() -> str:
@@ -180,7 +123,7 @@ def _record(row: tuple[object, ...]) -> LineRecord:
 def _migrate(conn: sqlite3.Connection) -> str | None:
     """Bring a journal of an earlier schema version to :data:`SCHEMA_VERSION`.
 
-    Runs inside :meth:`Journal.open`'s transaction, so a migration is all or
+    Runs inside :meth:`SQLiteJournal.open`'s transaction, so a migration is all or
     nothing. Judged by the columns present, not only by the recorded version:
     a journal created by an earlier release but never initialised has no
     version yet.
@@ -204,8 +147,8 @@ def _migrate(conn: sqlite3.Connection) -> str | None:
     return version
 
 
-class Journal:
-    """The SQLite journal of one plan.
+class SQLiteJournal:
+    """The SQLite journal of one plan (implements :class:`~._journal.Journal`).
 
     Open it with :meth:`open`; it is a context manager. All methods commit
     before returning. The transitions that guard against double submission
@@ -219,10 +162,15 @@ class Journal:
         self.path = path
         self._sync = ""
 
+    @property
+    def location(self) -> str:
+        """The journal file's path, as text."""
+        return str(self.path)
+
     # ------------------------------------------------------------------ lifecycle
 
     @classmethod
-    def open(cls, path: str | Path) -> Journal:
+    def open(cls, path: str | Path) -> SQLiteJournal:
         """Open (creating if needed) the journal at ``path`` and lock it.
 
         Args:
@@ -284,7 +232,7 @@ class Journal:
         """Close the connection and release the lock."""
         self._conn.close()
 
-    def __enter__(self) -> Journal:
+    def __enter__(self) -> SQLiteJournal:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -326,7 +274,7 @@ class Journal:
         *,
         plan_hash: str,
         plan_name: str,
-        lines: Iterable[tuple[int, str, str | None, str | None]],
+        lines: Iterable[PlanEntry],
     ) -> None:
         """Record a plan in a new journal, in one transaction.
 
@@ -446,17 +394,12 @@ class Journal:
             ).fetchone()
         return _parse_time(row[0] if row else None)
 
-    def reconciliation_rows(
-        self,
-    ) -> list[
-        tuple[int, str | None, str, str | None, datetime | None, datetime | None, float | None]
-    ]:
+    def reconciliation_rows(self) -> list[ReconciliationRow]:
         """Return what a reconciliation needs: the in-doubt lines and those with a task id.
 
         Returns:
-            ``(line, kind, state, task_id, submitting_at, updated_at,
-            clock_offset)`` per such line, by line number; the times are this
-            machine's, ``clock_offset`` is the one recorded with
+            One :class:`ReconciliationRow` per such line, by line number; the
+            times are this machine's, ``clock_offset`` is the one recorded with
             ``submitting_at`` (None: unknown).
         """
         rows = self._conn.execute(
@@ -465,7 +408,7 @@ class Journal:
             (State.IN_DOUBT,),
         ).fetchall()
         return [
-            (
+            ReconciliationRow(
                 int(r[0]),
                 r[1],
                 str(r[2]),
@@ -659,3 +602,9 @@ class Journal:
             (State.FAILED, State.INVALID),
         ).fetchall()
         return [(str(r[0]), int(r[1])) for r in rows]
+
+
+def default_journal_path(plan: Path) -> Path:
+    """``PLAN.journal.sqlite`` beside ``PLAN.jsonl``."""
+    name = plan.name[: -len(plan.suffix)] if plan.suffix else plan.name
+    return plan.with_name(f"{name}.journal.sqlite")

@@ -1,0 +1,291 @@
+"""Building requests: one pure function per endpoint, each returning a :class:`Call`.
+
+A call is everything known before any I/O: method, percent-encoded path and
+query, the endpoint's own headers and the JSON body bytes (from ``_codec``).
+The sender adds what belongs to the session (:func:`session_headers`,
+Authorization) and to each attempt (X-Date, from ``_clock``). Arguments are
+checked here (with ``_validate``), so a bad one raises
+:class:`~koodrive_async.InvalidRequestError` before anything is sent.
+
+A new endpoint (job detail, job list, cancel, share-task detail, session
+refresh) is one more ``build_*`` function here, one decoder in ``_decode``
+and one thin method on the session.
+
+Never imports aiohttp, the sender or the session: no I/O here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Final
+from urllib.parse import quote
+
+from . import _validate as check
+from ._call import Call
+from ._codec import encode_json, request_body
+from ._enums import TaskStatus, TaskType
+from ._exceptions import InvalidRequestError
+from ._models import (
+    ImportTaskRequest,
+    JobRequest,
+    Request,
+    ShareTaskRequest,
+    TransferTaskRequest,
+)
+
+__all__ = [
+    "API_PREFIX",
+    "MAX_PAGE_SIZE",
+    "PATH_JOBS",
+    "PATH_SHARE_TASKS",
+    "PATH_TASK",
+    "PATH_TASK_CREATE",
+    "PATH_TASK_LIST",
+    "build_create",
+    "build_get_task",
+    "build_list_tasks",
+    "check_header_value",
+    "request_kind",
+    "session_headers",
+    "status_filter",
+]
+
+API_PREFIX: Final = "/koodrive/ose/v1"
+PATH_TASK_CREATE: Final = API_PREFIX + "/task/create"
+PATH_SHARE_TASKS: Final = API_PREFIX + "/share/tasks"
+PATH_JOBS: Final = API_PREFIX + "/jobs"
+PATH_TASK_LIST: Final = API_PREFIX + "/task/list"
+#: ``GET task/{id}``: this prefix and the encoded id.
+PATH_TASK: Final = API_PREFIX + "/task/"
+
+#: Largest (and default) pageSize of task/list.
+MAX_PAGE_SIZE: Final = 100
+_JSON_HEADERS: Final = {"Content-Type": "application/json"}
+
+# --------------------------------------------------------------------------- headers
+
+# RFC 9110 section 5.5: no control characters but horizontal tab in a field value.
+_FORBIDDEN_HEADER_CHARS: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _check_unicode(value: str, field: str) -> None:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise InvalidRequestError(
+            f"{field} is not valid Unicode text (it holds a lone surrogate)", field=field
+        ) from None
+
+
+def check_header_value(value: str, field: str) -> None:
+    """Refuse a header value that could break out of its header line.
+
+    Args:
+        value: The value to send.
+        field: The argument it came from (named in the error).
+
+    Raises:
+        InvalidRequestError: The value holds a control character (CR, LF, NUL,
+            ...) or a lone surrogate.
+    """
+    if _FORBIDDEN_HEADER_CHARS.search(value):
+        raise InvalidRequestError(
+            f"{field} must not contain control characters (line breaks, NUL, ...)", field=field
+        )
+    _check_unicode(value, field)
+
+
+def session_headers(*, user_id: str, language: str) -> dict[str, str]:
+    """The headers every call of one session sends (Authorization aside).
+
+    Args:
+        user_id: The X-User-Id.
+        language: The language code (``en-US``).
+
+    Returns:
+        A new dict.
+    """
+    return {"X-User-Id": user_id, "language": language}
+
+
+# --------------------------------------------------------------------------- creates
+
+
+def request_kind(request: object) -> str:
+    """The plan kind of a request model: ``transfer``, ``import``, ``share`` or ``job``.
+
+    Args:
+        request: A request model.
+
+    Returns:
+        The kind.
+
+    Raises:
+        InvalidRequestError: It is not one of the four request models.
+    """
+    kind = _KIND_OF.get(type(request))
+    if kind is None:
+        raise InvalidRequestError(
+            "request must be a TransferTaskRequest, ImportTaskRequest, ShareTaskRequest or "
+            f"JobRequest, got {type(request).__name__}",
+            field="request",
+        )
+    return kind
+
+
+_KIND_OF: Final[Mapping[type, str]] = {
+    TransferTaskRequest: "transfer",
+    ImportTaskRequest: "import",
+    ShareTaskRequest: "share",
+    JobRequest: "job",
+}
+
+#: Path and route name of each kind's create endpoint.
+_CREATE_ROUTES: Final[Mapping[str, tuple[str, str]]] = {
+    "transfer": (PATH_TASK_CREATE, "create_task"),
+    "import": (PATH_TASK_CREATE, "create_task"),
+    "share": (PATH_SHARE_TASKS, "create_share_task"),
+    "job": (PATH_JOBS, "create_job"),
+}
+
+
+def build_create(request: Request, *, agent_name: str | None) -> Call:
+    """Build the POST call that creates the task a request model describes.
+
+    Args:
+        request: One of the four request models.
+        agent_name: The session's X-Hw-Agentname (needed for share tasks).
+
+    Returns:
+        The call.
+
+    Raises:
+        InvalidRequestError: Not a request model; a share task without an
+            agent name; a share folder id that cannot be a header value; a
+            string that is not valid Unicode.
+    """
+    path, route = _CREATE_ROUTES[request_kind(request)]
+    headers = _JSON_HEADERS
+    if isinstance(request, ShareTaskRequest):
+        if not agent_name:
+            raise InvalidRequestError(
+                "share tasks need the session's agent_name (sent as X-Hw-Agentname)",
+                field="agent_name",
+            )
+        check_header_value(agent_name, "agent_name")
+        headers = {**_JSON_HEADERS, "X-Hw-Agentname": agent_name}
+    elif isinstance(request, JobRequest) and request.share_folder_id is not None:
+        check_header_value(request.share_folder_id, "share_folder_id")
+        headers = {**_JSON_HEADERS, "x-hw-share-folder-id": request.share_folder_id}
+    return Call("POST", path, route, headers=headers, body=encode_json(request_body(request)))
+
+
+# --------------------------------------------------------------------------- reads
+
+
+def _path_segment(value: str) -> str:
+    if value.isascii() and value.isalnum():
+        # The usual id (19 digits): nothing to encode, skip quote().
+        return value
+    _check_unicode(value, "task_id")
+    encoded = quote(value, safe="")
+    # "." and ".." survive quote() but would be folded away by URL normalisation.
+    if encoded in (".", ".."):
+        encoded = encoded.replace(".", "%2E")
+    return encoded
+
+
+def build_get_task(task_id: str) -> Call:
+    """Build ``GET task/{task_id}``; the id is percent-encoded into one path segment.
+
+    Args:
+        task_id: The task id.
+
+    Returns:
+        The call.
+
+    Raises:
+        InvalidRequestError: The id is not a non-empty string.
+    """
+    check.text(task_id, "task_id")
+    return Call("GET", PATH_TASK + _path_segment(task_id), "get_task")
+
+
+def status_filter(
+    status: TaskStatus | int | Iterable[TaskStatus | int] | None,
+) -> tuple[int, ...] | None:
+    """The ``status`` argument of a listing as the values to send.
+
+    Read once, so that a one-pass iterable can be sent with every page.
+
+    Args:
+        status: None, one TaskStatus (or int) or an iterable of them.
+
+    Returns:
+        None for no filter, else the distinct values in their order (an
+        empty iterable gives an empty tuple: no filter either).
+
+    Raises:
+        InvalidRequestError: Not a status nor a collection of statuses (a str,
+            bytes and a dict are refused, not iterated).
+    """
+    if status is None:
+        return None
+    if isinstance(status, int):
+        items: Iterable[object] = (status,)
+    elif not check.is_collection(status):
+        raise InvalidRequestError(
+            f"status must be a TaskStatus, an int or an iterable of them, got {status!r}",
+            field="status",
+        )
+    else:
+        items = status
+    seen: list[int] = []
+    for item in items:
+        value = int(check.enum_member(TaskStatus, item, "status"))
+        if value not in seen:
+            seen.append(value)
+    return tuple(seen)
+
+
+def build_list_tasks(
+    *,
+    task_type: TaskType | int | None = None,
+    status: TaskStatus | int | Iterable[TaskStatus | int] | None = None,
+    page_size: int = MAX_PAGE_SIZE,
+    cursor: str | int | None = None,
+) -> Call:
+    """Build ``GET task/list``.
+
+    Args:
+        task_type: Only tasks of this type.
+        status: One status or several; sent as repeated ``status=`` parameters.
+            An empty iterable means no filter.
+        page_size: 1 to 100.
+        cursor: The previous page's ``next_cursor`` (sent as ``pageCursor``);
+            None or "" for the first page.
+
+    Returns:
+        The call.
+
+    Raises:
+        InvalidRequestError: A value out of range or of the wrong type.
+    """
+    params: list[tuple[str, str]] = []
+    if task_type is not None:
+        params.append(("taskType", str(int(check.enum_member(TaskType, task_type, "task_type")))))
+    statuses = status_filter(status)
+    if statuses is not None:
+        params.extend(("status", str(value)) for value in statuses)
+    check.int_in_range(page_size, "page_size", low=1, high=MAX_PAGE_SIZE)
+    params.append(("pageSize", str(page_size)))
+    if cursor is not None and cursor != "":
+        if isinstance(cursor, bool) or not isinstance(cursor, str | int):
+            raise InvalidRequestError(
+                f"cursor must be a str (a page's next_cursor), got {cursor!r}", field="cursor"
+            )
+        _check_unicode(str(cursor), "cursor")
+        params.append(("pageCursor", str(cursor)))
+    query = "&".join(f"{key}={quote(value, safe='')}" for key, value in params)
+    return Call("GET", PATH_TASK_LIST, "list_tasks", query=query)

@@ -1,0 +1,194 @@
+"""Submission pacing for fan-outs: a rate cap, AIMD back-off on 429, Retry-After holds.
+
+Owns :class:`SubmissionPacer`, a pure decision over an injected monotonic
+clock (its only I/O is ``asyncio.sleep`` in :meth:`SubmissionPacer.acquire`),
+so its arithmetic is tested with a fake clock. Used by ``_fanout.py`` and the
+bulk runner. Must never import the transport, the session or aiohttp: it
+decides when to send, never sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable
+
+from ._exceptions import RateLimitError
+
+__all__ = ["MIN_RATE", "SubmissionPacer"]
+
+#: Lowest submission rate the back-off goes down to (per second).
+MIN_RATE = 0.2
+
+
+class SubmissionPacer:
+    """Paces submissions: at most ``max_per_second``, halved on 429, recovering slowly (AIMD).
+
+    Submissions are spaced ``1 / rate`` apart (no bursts), so in any window of
+    ``w`` seconds at most ``w * rate + 1`` go out. With no cap the pacer does
+    nothing until the first 429; then it starts from half the rate measured
+    over the last second, and once recovered to twice that it lifts itself.
+    Recovery is additive: a tenth of the cap (or of the rate at the first
+    back-off) per second without a 429.
+
+    A 429 with a ``Retry-After`` also *holds* every submission until it has
+    passed. :meth:`acquire` waits for a hold only up to ``max_hold`` (and the
+    caller's own limit); a longer one fails that submission with
+    :class:`RateLimitError` at once, before anything is sent, so that a
+    server asking for an hour ends the waiting requests rather than stalling
+    them for an hour.
+
+    Args:
+        max_per_second: The cap, or None for none.
+        clock: Monotonic time source (seconds).
+        max_hold: Longest a submission waits for a Retry-After hold, in
+            seconds (the session's ``RetryPolicy.max_retry_after``).
+    """
+
+    def __init__(
+        self,
+        max_per_second: float | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_hold: float = math.inf,
+    ) -> None:
+        self._ceiling = max_per_second
+        self._rate: float | None = max_per_second
+        self._clock = clock
+        self._max_hold = max_hold
+        self._next = -math.inf
+        # The server's Retry-After hold: no submission before _hold_until.
+        self._hold_until = -math.inf
+        self._hold_cause: RateLimitError | None = None
+        self._last_cut = -math.inf
+        self._last_recover = -math.inf
+        self._increase = (max_per_second / 10.0) if max_per_second else 0.0
+        self._lift_at = math.inf
+        # Submissions counted in the current and previous one-second buckets,
+        # to know the actual rate when there is no cap.
+        self._bucket = 0
+        self._count = 0
+        self._previous = 0
+        #: How many times the rate was cut (tests and benchmarks read it).
+        self.backoffs = 0
+
+    @property
+    def rate(self) -> float | None:
+        """The current submission rate per second (None: unpaced)."""
+        return self._rate
+
+    def _count_submission(self, now: float) -> None:
+        bucket = int(now)
+        if bucket != self._bucket:
+            self._previous = self._count if bucket == self._bucket + 1 else 0
+            self._bucket = bucket
+            self._count = 0
+        self._count += 1
+
+    def _measured_rate(self, now: float) -> float:
+        fraction = now - int(now)
+        return self._count + self._previous * (1.0 - fraction)
+
+    def _recover(self, now: float) -> None:
+        if self._rate is None or self._last_cut == -math.inf:
+            return
+        elapsed = now - self._last_recover
+        if elapsed <= 0:
+            return
+        rate = self._rate + self._increase * elapsed
+        self._last_recover = now
+        if self._ceiling is not None:
+            self._rate = min(rate, self._ceiling)
+        elif rate >= self._lift_at:
+            self._rate = None
+
+    def reserve(self) -> float:
+        """Book the next submission slot.
+
+        Returns:
+            Seconds to wait before submitting (0 when it may go now).
+        """
+        now = self._clock()
+        self._recover(now)
+        at = max(now, self._next, self._hold_until)
+        if self._rate is not None:
+            self._next = at + 1.0 / self._rate
+        self._count_submission(at)
+        return at - now
+
+    async def acquire(self, *, max_wait: float | None = None) -> float:
+        """Wait for the next submission slot.
+
+        Args:
+            max_wait: Longest this submission may wait for a Retry-After
+                hold (on top of ``max_hold``), in seconds, or None.
+
+        Returns:
+            The clock time the slot was granted (pass it to :meth:`rate_limited`).
+
+        Raises:
+            RateLimitError: A hold longer than allowed is in force; nothing
+                may be sent (``possibly_created`` is False, ``retry_after``
+                is what is left of the hold).
+        """
+        limit = self._max_hold if max_wait is None else min(self._max_hold, max_wait)
+        while True:
+            now = self._clock()
+            held = self._hold_until - now
+            if held > limit:
+                raise self._held(held, limit)
+            hold = self._hold_until
+            delay = self.reserve()  # a slot after that hold
+            if delay > 0:
+                await asyncio.sleep(delay)
+            # A 429 that came back while this one slept holds it back too.
+            if self._hold_until == hold:
+                return self._clock()
+
+    def _held(self, held: float, limit: float) -> RateLimitError:
+        cause = self._hold_cause
+        return RateLimitError(
+            f"not sent: the service answered an earlier create with 429 and asked to hold "
+            f"submissions for {held:.3g}s more, longer than this request may wait "
+            f"({limit:.3g}s; see RetryPolicy.max_retry_after and timeout)",
+            retry_after=held,
+            status_code=429,
+            code=cause.code if cause is not None else None,
+            msg=cause.msg if cause is not None else None,
+            trace_id=cause.trace_id if cause is not None else None,
+            method=cause.method if cause is not None else None,
+            path=cause.path if cause is not None else None,
+            possibly_created=False,
+        )
+
+    def rate_limited(
+        self, sent_at: float, retry_after: float | None, cause: RateLimitError | None = None
+    ) -> None:
+        """Record a 429 answer to a submission sent at ``sent_at``.
+
+        Halves the rate, unless this submission went out before the previous
+        cut (a burst of 429s for requests already in flight counts once), and
+        holds every submission back for ``retry_after`` seconds if given
+        (the whole of it, however long: :meth:`acquire` decides who may wait).
+
+        Args:
+            sent_at: What :meth:`acquire` returned for that submission.
+            retry_after: The server's Retry-After, in seconds, or None.
+            cause: The error, quoted by the submissions a long hold refuses.
+        """
+        now = self._clock()
+        if sent_at >= self._last_cut:
+            current = self._rate
+            if current is None:
+                current = max(self._measured_rate(now), 2.0 * MIN_RATE)
+                self._lift_at = 2.0 * current
+                self._increase = max(current / 10.0, MIN_RATE)
+            self._rate = max(MIN_RATE, current / 2.0)
+            self._last_cut = self._last_recover = now
+            self.backoffs += 1
+        if retry_after is None:
+            self._next = max(self._next, now + 1.0 / (self._rate or 1.0))
+        elif now + retry_after > self._hold_until:
+            self._hold_until = now + retry_after
+            self._hold_cause = cause

@@ -1,0 +1,317 @@
+"""The sender: every attempt of one call, under one retry budget.
+
+For each attempt it stamps the headers (the session's static ones, the
+call's own, a fresh X-Date on the server's clock, the call's one X-Traceid),
+lets the auth flow put its credential on them, makes one attempt through
+``_http``, learns the server's clock from the answer, asks ``_retry`` what
+to do, sleeps if told to, and logs the decision. A 429 that ends the budget
+(or asks to wait too long) ends the call here with
+:class:`~koodrive_async.RateLimitError`; every other answer goes back to the
+caller for decoding.
+
+Every attempt and decision is logged at DEBUG on the library's logger
+(:data:`logger`, the one place it is defined) with the trace id; headers and
+bodies are never logged.
+
+Must never import aiohttp (that is ``_http``), ``_session`` or the waiting code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from typing import Final
+
+import backoff
+from yarl import URL
+
+from ._auth import AuthFlow
+from ._call import Call, Response, new_trace_id
+from ._clock import MIN_CLOCK_OFFSET, ServerClock
+from ._decode import error_from_response
+from ._exceptions import RateLimitError
+from ._http import HTTP, Answer, Failure
+from ._lifecycle import ClientState, Lifecycle, closed_error
+from ._policies import RetryPolicy
+from ._retry import Decision, Draw, Refresh, Restamp, Retry, Stop, decide_answer, decide_failure
+
+__all__ = ["Sender", "logger"]
+
+#: The library's logger; DEBUG shows every attempt and retry decision.
+logger: Final = logging.getLogger("koodrive_async")
+
+# The waits between attempts go through this name, so that tests can record
+# them instead of sleeping.
+_sleep = asyncio.sleep
+
+
+class Sender:
+    """Sends calls with retries, credentials and the server's clock.
+
+    Args:
+        base_url: ``scheme://host[:port][/prefix]`` without a trailing slash.
+        static_headers: Headers every call sends (X-User-Id, language).
+        auth: The auth flow.
+        timeout: Seconds per attempt, and for obtaining a credential.
+        retry: The retry policy.
+        http: The attempt maker.
+        lifecycle: The session's state: nothing is sent once it is closed.
+        clock: The server clock (a new one by default).
+        draw: The jitter of the backoff waits (full jitter by default).
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        static_headers: Mapping[str, str],
+        auth: AuthFlow,
+        timeout: float,
+        retry: RetryPolicy,
+        http: HTTP,
+        lifecycle: Lifecycle,
+        clock: ServerClock | None = None,
+        draw: Draw = backoff.full_jitter,
+    ) -> None:
+        self._base_url = base_url
+        self._static_headers = dict(static_headers)
+        self._auth = auth
+        self._timeout = timeout
+        self._retry = retry
+        #: The attempt maker (its owned ClientSession, the body cap).
+        self.http = http
+        self._lifecycle = lifecycle
+        #: The server's clock, learnt from the answers' Date headers.
+        self.clock = clock if clock is not None else ServerClock()
+        self._draw = draw
+
+    async def send(self, call: Call) -> Response:
+        """Send a call, retrying per policy; return the final response.
+
+        Returns:
+            The last response received (any status but a final 429).
+
+        Raises:
+            RuntimeError: The session is closed (also while waiting to retry).
+            APIConnectionError: No response (``possibly_created`` when a POST
+                may have reached the server).
+            APITimeoutError: No full response in time.
+            RateLimitError: 429, and the call stopped retrying.
+            ResponseValidationError: The body is longer than ``max_response_bytes``.
+            InvalidRequestError: aiohttp refused to send a header or the body.
+            CredentialsError: The credentials could not be had or refreshed.
+        """
+        lifecycle, http, clock, auth = self._lifecycle, self.http, self.clock, self._auth
+        if lifecycle.state is not ClientState.OPENED:
+            lifecycle.open()  # first use, or closed: raises
+        session = await http.client()
+        trace_id = new_trace_id()
+        url = URL(self._base_url + call.target, encoded=True)
+        credential = auth.current()
+        if credential is None:
+            credential = await auth.obtain(timeout=self._timeout)
+        debug = logger.isEnabledFor(logging.DEBUG)
+        base = {**self._static_headers, **call.headers} if call.headers else self._static_headers
+        attempt, backoffs = 1, 0  # the attempt's number in the budget; jittered waits made
+        restamped = refreshed = False
+        while True:
+            if lifecycle.state is ClientState.CLOSED:
+                # Closed while this call was waiting to retry: do not reopen a session.
+                raise closed_error()
+            headers = {**base, "X-Date": clock.x_date(), "X-Traceid": trace_id}
+            # Kept per attempt: the clock is shared with the calls in flight.
+            stamped = clock.stamped_second
+            auth.apply(credential, call, headers)
+            if debug:
+                _log_attempt(call, attempt, self._retry.max_attempts, trace_id)
+                started = time.monotonic()
+            result = await http.attempt(session, call.method, url, headers, call.body)
+            if type(result) is Answer:
+                if debug:
+                    _log_answer(call, result.status, started, trace_id)
+                before = clock.offset
+                server_time = clock.learn(result.headers.get("Date"))
+                if clock.offset != before:
+                    _log_clock(before, clock.offset, trace_id)
+                decision = (
+                    None
+                    if result.status < 400
+                    else self._after_answer(
+                        call,
+                        result,
+                        server_time,
+                        stamped,
+                        attempt,
+                        backoffs,
+                        restamped,
+                        refreshed,
+                        trace_id,
+                    )
+                )
+                if decision is None:
+                    return Response(result.status, result.headers, result.body, trace_id)
+            else:
+                assert isinstance(result, Failure)
+                decision = self._after_failure(call, result, attempt, backoffs, trace_id)
+            if type(decision) is Retry:
+                attempt += 1
+                backoffs += not decision.retry_after
+                await _sleep(decision.delay)
+            elif type(decision) is Restamp:
+                restamped = True
+            else:
+                refreshed = True
+                fresh = await auth.refresh(credential, timeout=self._timeout)
+                if fresh is not None:
+                    credential = fresh
+
+    def _after_failure(
+        self, call: Call, failure: Failure, attempt: int, backoffs: int, trace_id: str
+    ) -> Retry:
+        """The retry after a failed attempt; raises the call's error when there is none."""
+        if failure.final:
+            decision: Decision = Stop("final")
+        else:
+            decision = decide_failure(
+                call.method,
+                failure.kind,
+                tls=failure.tls,
+                attempt=attempt,
+                backoffs=backoffs,
+                policy=self._retry,
+                draw=self._draw,
+            )
+        _log_decision(
+            call,
+            _failure_text(failure, self.http.max_response_bytes),
+            decision,
+            attempt,
+            self._retry,
+            trace_id,
+        )
+        if type(decision) is Retry:
+            return decision
+        assert isinstance(decision, Stop)
+        # Raised here, outside any except block: the error carries neither a
+        # cause nor a context (aiohttp's exceptions keep the request headers).
+        raise failure.error(
+            call,
+            trace_id,
+            cap=self.http.max_response_bytes,
+            maybe_sent=decision.possibly_created,
+        )
+
+    def _after_answer(
+        self,
+        call: Call,
+        answer: Answer,
+        server_time: float | None,
+        stamped: int,
+        attempt: int,
+        backoffs: int,
+        restamped: bool,
+        refreshed: bool,
+        trace_id: str,
+    ) -> Retry | Restamp | Refresh | None:
+        """What to do after an error answer: None to return it; raises a final 429."""
+        clock = self.clock
+        status = answer.status
+        decision = decide_answer(
+            call.method,
+            status,
+            retry_after=answer.headers.get("Retry-After"),
+            server_time=server_time,
+            stamped_second=stamped,
+            attempt=attempt,
+            backoffs=backoffs,
+            policy=self._retry,
+            restamped=restamped,
+            may_refresh=not refreshed and self._auth.can_refresh,
+            now=clock.now,
+            draw=self._draw,
+        )
+        _log_decision(call, f"HTTP {status}", decision, attempt, self._retry, trace_id)
+        if not isinstance(decision, Stop):
+            return decision
+        if status == 429:
+            raise _rate_limit_error(call, answer, decision, attempt, trace_id)
+        return None
+
+
+def _failure_text(failure: Failure, cap: int) -> str:
+    if failure.status:
+        return f"HTTP {failure.status} body longer than {cap} bytes; not read"
+    return f"{failure.kind} ({failure.name})"
+
+
+def _log_clock(before: float, after: float, trace_id: str) -> None:
+    if abs(after - before) >= MIN_CLOCK_OFFSET:
+        logger.debug("server clock differs by %.1fs; X-Date corrected trace_id=%s", after, trace_id)
+
+
+def _log_attempt(call: Call, attempt: int, max_attempts: int, trace_id: str) -> None:
+    logger.debug(
+        "%s %s attempt %d/%d trace_id=%s", call.method, call.target, attempt, max_attempts, trace_id
+    )
+
+
+def _log_answer(call: Call, status: int, started: float, trace_id: str) -> None:
+    logger.debug(
+        "%s %s HTTP %d in %.1f ms trace_id=%s",
+        call.method,
+        call.target,
+        status,
+        (time.monotonic() - started) * 1000,
+        trace_id,
+    )
+
+
+def _log_decision(
+    call: Call, outcome: str, decision: Decision, attempt: int, policy: RetryPolicy, trace_id: str
+) -> None:
+    """The one place a retry decision is logged (never headers or bodies)."""
+    if not logger.isEnabledFor(logging.DEBUG):
+        return
+    if type(decision) is Retry:
+        what = f"; retrying in {decision.delay:.3f}s" + (
+            " (Retry-After)" if decision.retry_after else ""
+        )
+    elif type(decision) is Restamp:
+        what = " with a skewed clock; retrying with a corrected X-Date"
+    elif type(decision) is Refresh:
+        what = "; refreshing the credentials and retrying once"
+    else:
+        assert isinstance(decision, Stop)
+        what = _stop_text(call, outcome, decision, attempt, policy)
+    logger.debug("%s %s %s%s trace_id=%s", call.method, call.target, outcome, what, trace_id)
+
+
+def _stop_text(call: Call, outcome: str, stop: Stop, attempt: int, policy: RetryPolicy) -> str:
+    if stop.why == "budget spent":
+        return f"; giving up after {attempt} attempt(s)"
+    if stop.why == "retry-after too long":
+        return (
+            f" asks to wait {stop.retry_after:.1f}s, more than max_retry_after "
+            f"{policy.max_retry_after:.1f}s; giving up"
+        )
+    if stop.why == "final":
+        return ""
+    maybe = stop.possibly_created or (call.method == "POST" and outcome.startswith("HTTP 5"))
+    return " is not retried" + (" (a POST that may have been carried out)" if maybe else "")
+
+
+def _rate_limit_error(
+    call: Call, answer: Answer, stop: Stop, attempts: int, trace_id: str
+) -> RateLimitError:
+    """The RateLimitError a 429 ends a call with, with what the sender knows of it."""
+    error = error_from_response(
+        call, Response(answer.status, answer.headers, answer.body, trace_id)
+    )
+    assert isinstance(error, RateLimitError)
+    # The decoder read Retry-After on the local clock; this one is on the server's.
+    error.retry_after = stop.retry_after
+    error.attempts = attempts
+    error.retries_exhausted = stop.why == "budget spent"
+    return error

@@ -1,0 +1,414 @@
+"""One round of a bulk run: submit the pending lines, wait for the submitted ones.
+
+Exactly-once bookkeeping, per plan line:
+
+1. The request iterable handed to ``stream_jobs`` is an async generator
+   (:meth:`Submissions.feed`). The fan-out pulls from it only when it has
+   room and submits a pulled request at once, so the generator commits
+   "submitting" for a line right before yielding its request: the journal
+   always knows about a create before it can be sent. Pacing (``rate``)
+   happens in the generator too, *before* that commit, so that a line never
+   sits in "submitting" waiting for its turn.
+2. ``on_submitted`` commits the task id as soon as the create returns.
+3. Outcomes come back in completion order and are mapped to their line by
+   the identity of the request object (each line is parsed into a fresh
+   object, so two identical lines stay two requests).
+
+A create that failed with ``possibly_created`` becomes ``in_doubt`` (never
+retried blindly); one refused in a way that proves nothing was created is
+``failed``. Three create errors stop the submissions of the whole run
+(:class:`~._options.StopReason`); the lines not sent stay pending:
+
+* refused or unobtainable credentials (401, 403, ``CredentialsError``): the
+  other lines would be refused too. The run then stops at once (the waits
+  would be refused as well); a ``CredentialsError`` line itself is pending
+  (nothing was sent), a 401/403 line failed (``retry_rejected``).
+* a dead endpoint: :data:`~._options.UNREACHABLE_LIMIT` creates in a row
+  that could not connect, none getting through. A create that could not
+  connect but was followed by one that got through is failed.
+* a 429 asking to wait longer than ``RetryPolicy.max_retry_after``: that
+  line and those refused unsent for the same hold go back to pending; the
+  submitted lines are still waited for.
+
+An interruption (:meth:`Control.interrupt`): no new line is submitted; the
+creates already pulled may get their answer for up to
+:data:`~._options.DRAIN_SECONDS`, then the waits are cancelled (never the
+tasks on the service). A create still unanswered then stays "submitting"
+(in doubt on the next run). A second interruption stops at once.
+
+Must never import: ``cli/``, ``rich``, ``argparse``, a journal backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from .._exceptions import CredentialsError, KooDriveError, TaskFailedError
+from .._models import JobOutcome, Request, Task
+from .._pacing import SubmissionPacer
+from ._journal import Journal, LineRecord, State
+from ._options import DRAIN_SECONDS, UNREACHABLE_LIMIT, RunOptions, Stop, StopReason
+from ._plan import Plan
+from ._progress import Progress, RunStats
+from ._session import BulkSession
+from ._verdict import (
+    LineVerdict,
+    asks_to_wait,
+    could_not_connect,
+    credentials_refused,
+    line_verdict,
+)
+
+__all__ = ["Control", "LineBook", "Submissions", "run_round"]
+
+
+class Control:
+    """How a run is stopped: by the caller (interrupt, force) or by itself (a :class:`Stop`)."""
+
+    def __init__(self) -> None:
+        #: Set to end the round: no new line, drain the answers, cancel the waits.
+        self.stop = asyncio.Event()
+        #: Set to end the drain at once.
+        self.force = asyncio.Event()
+        self.interrupted = False
+        #: No new line is submitted (set with every stop, and alone for a soft one).
+        self.closed = False
+        #: Why the run stopped submitting by itself, if it did.
+        self.notice: Stop | None = None
+
+    def interrupt(self) -> bool:
+        """Stop the run (a second call: stop at once); True on the first call."""
+        if self.stop.is_set():
+            self.force.set()
+            return False
+        self.interrupted = True
+        self.closed = True
+        self.stop.set()
+        return True
+
+    def halt(self, notice: Stop, *, soft: bool, progress: Progress) -> None:
+        """Stop submitting for ``notice`` (first one wins); ``soft`` keeps the waits going."""
+        if self.closed:
+            return  # stopping already (an interruption, another stop)
+        self.closed = True
+        self.notice = notice
+        if not soft:
+            self.stop.set()
+        progress.stopping(notice)
+
+
+class LineBook:
+    """Records the verdicts of one run's lines in the journal and the counters."""
+
+    def __init__(self, journal: Journal, progress: Progress, stats: RunStats) -> None:
+        self.journal = journal
+        self.progress = progress
+        self.stats = stats
+        #: Lines that went in doubt since the runner last cleared it.
+        self.doubted: set[int] = set()
+
+    def finish(self, line: int, verdict: LineVerdict, *, was_in_flight: bool) -> None:
+        """Record ``verdict`` for ``line`` and tell the progress."""
+        stats = self.stats
+        if was_in_flight:
+            stats.in_flight -= 1
+        if verdict.state == State.SUBMITTED:
+            if verdict.error_type is not None and verdict.error is not None:
+                self.journal.note_error(line, error_type=verdict.error_type, error=verdict.error)
+            stats.unresolved += 1
+        else:
+            self.journal.mark_finished(
+                line,
+                state=verdict.state,
+                task_id=verdict.task_id,
+                result_code=verdict.result_code,
+                error_type=verdict.error_type,
+                error=verdict.error,
+            )
+            if verdict.state == State.SUCCEEDED:
+                stats.succeeded += 1
+            elif verdict.state == State.FAILED:
+                stats.failed += 1
+            else:
+                stats.in_doubt += 1
+                self.doubted.add(line)
+        if verdict.state != State.IN_DOUBT:
+            # In-doubt lines are reported at the end, if no reconciliation settles them.
+            self.progress.line_done(_record(line, verdict))
+        self.progress.update()
+
+    def not_sent(self, line: int, verdict: LineVerdict) -> None:
+        """Put ``line`` back to pending: its create provably was not acted on."""
+        assert verdict.error_type is not None and verdict.error is not None
+        self.journal.mark_not_sent(line, error_type=verdict.error_type, error=verdict.error)
+        self.progress.update()
+
+
+def _record(line: int, verdict: LineVerdict) -> LineRecord:
+    return LineRecord(
+        line=line,
+        kind=None,
+        state=verdict.state,
+        task_id=verdict.task_id,
+        result_code=verdict.result_code,
+        error_type=verdict.error_type,
+        error=verdict.error,
+        attempts=0,
+    )
+
+
+class Submissions:
+    """The new lines of a run: feed them to the fan-out and record what comes back."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        session: BulkSession,
+        options: RunOptions,
+        book: LineBook,
+        control: Control,
+    ) -> None:
+        self.plan = plan
+        self.session = session
+        self.options = options
+        self.book = book
+        self.control = control
+        # id(request) -> (line, request): keeps the objects alive (so ids stay
+        # unique) while they are in the fan-out.
+        self.pulled: dict[int, tuple[int, Request]] = {}
+        # ids pulled whose create has no answer yet (neither a task id nor an outcome).
+        self.unacked: set[int] = set()
+        self.drained = asyncio.Event()
+        self.drained.set()
+        # Creates that could not connect since the last one that got through:
+        # pending in the journal; failed once another create gets through.
+        self.unreachable: list[tuple[int, LineVerdict]] = []
+        self.dead_endpoint = False
+
+    async def feed(self, lines: list[int]) -> AsyncIterator[Request]:
+        """The requests of ``lines``, each marked "submitting" just before it is handed over."""
+        pacer = SubmissionPacer(self.options.rate) if self.options.rate is not None else None
+        for index, line in enumerate(lines):
+            if index:
+                # The fan-out pulls requests in a tight loop while it has room.
+                # Yield first, so the request just handed over is on the wire
+                # before the next line is marked: a crash then leaves in doubt
+                # only lines that were really being sent, not a whole burst.
+                await asyncio.sleep(0)
+            if self.control.closed:
+                return
+            if pacer is not None:
+                await pacer.acquire()
+                if self.control.closed:
+                    return
+            request = self.plan.request(line)
+            key = id(request)
+            # The offset known now: the create is sent after this, so its task's
+            # createTime is later than this moment in the service's clock.
+            self.book.journal.mark_submitting(line, clock_offset=self.session.clock_offset)
+            self.pulled[key] = (line, request)
+            self.unacked.add(key)
+            self.drained.clear()
+            yield request
+
+    async def on_submitted(self, request: Request, task_id: str) -> None:
+        """Commit the task id of a create as soon as it returns."""
+        key = id(request)
+        entry = self.pulled.get(key)
+        if entry is None or entry[1] is not request:
+            raise RuntimeError("on_submitted for a request this run did not submit")
+        self.book.journal.mark_submitted(entry[0], task_id)
+        self._ack(key)
+        self.reached()
+        self.book.stats.submitted += 1
+        self.book.stats.in_flight += 1
+        self.book.progress.update()
+
+    def _ack(self, key: int) -> None:
+        self.unacked.discard(key)
+        if not self.unacked:
+            self.drained.set()
+
+    async def consume(self, lines: list[int]) -> None:
+        """Submit ``lines`` through the session's fan-out and record every outcome."""
+        if not lines:
+            return
+        stream = self.session.stream_jobs(
+            self.feed(lines),
+            max_concurrency=self.options.concurrency,
+            # Pacing is done by feed(), before a line is marked submitting.
+            max_per_second=None,
+            timeout=self.options.timeout,
+            poll=self.options.poll,
+            on_submitted=self.on_submitted,
+        )
+        async for outcome in stream:
+            self.outcome(outcome)
+
+    def outcome(self, outcome: JobOutcome) -> None:
+        """Record one outcome of the fan-out."""
+        key = id(outcome.request)
+        entry = self.pulled.pop(key, None)
+        if entry is None or entry[1] is not outcome.request:
+            raise RuntimeError("an outcome for a request this run did not submit")
+        line = entry[0]
+        had_id = key not in self.unacked
+        self._ack(key)
+        verdict = line_verdict(outcome.task_id, outcome.task, outcome.error)
+        if outcome.task_id is not None or outcome.error is None:
+            self.book.finish(line, verdict, was_in_flight=had_id)
+        elif could_not_connect(outcome.error):
+            self._unreachable(line, verdict)
+        else:
+            self._refused(line, verdict, outcome.error)
+
+    def _refused(self, line: int, verdict: LineVerdict, error: KooDriveError) -> None:
+        """A create answered (or not sent) without a task id."""
+        wait = asks_to_wait(error)
+        if wait is not None:
+            self.reached()  # the service answered a create
+            self.book.not_sent(line, verdict)
+            notice = self._notice(StopReason.RATE_LIMITED, verdict, retry_after=wait)
+            self.control.halt(notice, soft=True, progress=self.book.progress)
+            return
+        if isinstance(error, CredentialsError):
+            self.book.not_sent(line, verdict)  # nothing was sent for it
+        else:
+            self.reached()
+            self.book.finish(line, verdict, was_in_flight=False)
+        if credentials_refused(error):
+            notice = self._notice(StopReason.CREDENTIALS, verdict)
+            self.control.halt(notice, soft=False, progress=self.book.progress)
+
+    def _notice(self, reason: StopReason, verdict: LineVerdict, **extra: object) -> Stop:
+        return Stop(
+            reason,
+            verdict.error_type or "",
+            verdict.error or "",
+            base_url=self.session.base_url,
+            **extra,  # type: ignore[arg-type]
+        )
+
+    def _unreachable(self, line: int, verdict: LineVerdict) -> None:
+        """A create that could not connect: pending until the endpoint proves alive."""
+        self.book.not_sent(line, verdict)
+        self.unreachable.append((line, verdict))
+        if self.dead_endpoint or len(self.unreachable) < UNREACHABLE_LIMIT:
+            return
+        self.dead_endpoint = True
+        notice = self._notice(StopReason.UNREACHABLE, verdict, count=len(self.unreachable))
+        self.control.halt(notice, soft=False, progress=self.book.progress)
+
+    def reached(self) -> None:
+        """A create got an answer: the creates before it that could not connect fail."""
+        if self.dead_endpoint or not self.unreachable:
+            return
+        held, self.unreachable = self.unreachable, []
+        for line, verdict in held:
+            self.book.finish(line, verdict, was_in_flight=False)
+
+
+async def wait_resumed(
+    records: list[LineRecord],
+    session: BulkSession,
+    options: RunOptions,
+    book: LineBook,
+    control: Control,
+) -> None:
+    """Wait for the lines an earlier run (or a reconciliation) left "submitted"."""
+    if not records:
+        return
+    limit = asyncio.Semaphore(max(1, options.concurrency))
+
+    async def wait_one(record: LineRecord) -> None:
+        async with limit:
+            if control.stop.is_set():
+                return
+            task_id = record.task_id
+            assert task_id is not None
+            task: Task | None = None
+            error: KooDriveError | None = None
+            try:
+                task = await session.wait_for_task(
+                    task_id, timeout=options.timeout, poll=options.poll
+                )
+            except TaskFailedError as exc:
+                task, error = exc.task, exc
+            except KooDriveError as exc:
+                error = exc
+            book.finish(record.line, line_verdict(task_id, task, error), was_in_flight=True)
+
+    book.stats.in_flight += len(records)
+    book.progress.update()
+    await asyncio.gather(*(wait_one(r) for r in records))
+
+
+def _first_error(
+    done: Iterable[asyncio.Task[Any]], work: set[asyncio.Task[None]]
+) -> BaseException | None:
+    """Take the finished ``done`` out of ``work``; return the first exception one raised."""
+    error: BaseException | None = None
+    for task in work.intersection(done):
+        work.discard(task)
+        if error is None and not task.cancelled():
+            error = task.exception()
+    return error
+
+
+async def _drain(subs: Submissions, work: set[asyncio.Task[None]]) -> BaseException | None:
+    """Stopping: let the creates already sent get their answers (their task ids recorded).
+
+    Bounded by :data:`DRAIN_SECONDS`: a create the transport is retrying (a
+    429 asking for a minute, say) must not hold the stop up; its line stays
+    "submitting", which the next run treats as in doubt.
+    """
+    control = subs.control
+    drained = asyncio.create_task(subs.drained.wait())
+    forced = asyncio.create_task(control.force.wait())
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + DRAIN_SECONDS
+    error: BaseException | None = None
+    try:
+        while not subs.drained.is_set() and not control.force.is_set() and work:
+            left = give_up - loop.time()
+            if left <= 0:
+                break
+            done, _ = await asyncio.wait(
+                work | {drained, forced}, timeout=left, return_when=asyncio.FIRST_COMPLETED
+            )
+            error = error or _first_error(done, work)
+    finally:
+        drained.cancel()
+        forced.cancel()
+    return error
+
+
+async def run_round(
+    subs: Submissions, new_lines: list[int], resumed: list[LineRecord]
+) -> BaseException | None:
+    """Submit ``new_lines`` and wait for ``resumed``; return what aborted the round, if anything."""
+    control = subs.control
+    consumer = asyncio.create_task(subs.consume(new_lines))
+    waiter = asyncio.create_task(
+        wait_resumed(resumed, subs.session, subs.options, subs.book, control)
+    )
+    stopper = asyncio.create_task(control.stop.wait())
+    work: set[asyncio.Task[None]] = {consumer, waiter}
+    error: BaseException | None = None
+    try:
+        while work and error is None and not control.stop.is_set():
+            done, _ = await asyncio.wait(work | {stopper}, return_when=asyncio.FIRST_COMPLETED)
+            error = _first_error(done, work)
+        if work and error is None:
+            error = await _drain(subs, work)
+    finally:
+        for task in work:
+            task.cancel()
+        await asyncio.gather(*work, return_exceptions=True)
+        stopper.cancel()
+        await asyncio.gather(stopper, return_exceptions=True)
+    # Fewer than UNREACHABLE_LIMIT at the end of the plan: refused creates, as before.
+    subs.reached()
+    return error

@@ -1,0 +1,62 @@
+"""The part of :class:`~koodrive_async.KooDriveSession` a bulk run uses, as a Protocol.
+
+Owns :class:`BulkSession`: the five members the runner and the
+reconciliation call. Typing the runner against it (rather than ``Any``, or
+the whole session) says exactly what a bulk run needs, lets a test hand in a
+small fake, and keeps the wing independent of how the session is built
+inside. ``KooDriveSession`` satisfies it as it is.
+
+Must never import: ``cli/``, ``rich``, ``argparse``, aiohttp.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from typing import Any, Protocol
+
+from .._models import JobOutcome, Request, Task, TaskPage
+from .._policies import PollPolicy
+
+__all__ = ["BulkSession"]
+
+
+class BulkSession(Protocol):
+    """What a bulk run calls on its session (``KooDriveSession`` is one)."""
+
+    @property
+    def base_url(self) -> str:
+        """The service root (named when the endpoint cannot be reached)."""
+        ...
+
+    @property
+    def clock_offset(self) -> float | None:
+        """The service's clock minus ours, in seconds, or None while unknown."""
+        ...
+
+    async def list_tasks(self, *, page_size: int = ..., cursor: str | None = None) -> TaskPage:
+        """One page of the task listing (the reconciliation reads them all)."""
+        ...
+
+    async def wait_for_task(
+        self,
+        task_id: str,
+        *,
+        timeout: float | None = None,
+        poll: PollPolicy = ...,
+        on_status: Callable[[Task], Any] | None = None,
+    ) -> Task:
+        """Wait for a task a previous run submitted."""
+        ...
+
+    def stream_jobs(
+        self,
+        requests: Iterable[Request] | AsyncIterable[Request],
+        *,
+        max_concurrency: int = 16,
+        max_per_second: float | None = None,
+        timeout: float | None = None,
+        poll: PollPolicy = ...,
+        on_submitted: Callable[[Request, str], Any] | None = None,
+    ) -> AsyncIterator[JobOutcome]:
+        """Submit the lines' requests and yield each outcome as it is known."""
+        ...

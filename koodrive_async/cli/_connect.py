@@ -1,0 +1,130 @@
+"""Connection settings (flags or environment) and the counted session the commands open.
+
+Owns :class:`Connection` (where and as whom; the token never in a repr),
+reading it from the flags and the ``KOODRIVE_*`` environment variables, and
+:func:`open_session`, a ``KooDriveSession`` over an aiohttp session that
+counts its HTTP requests (for the run summary and the journal).
+
+Must never import: ``rich``, the other ``cli`` modules but ``_codes``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Awaitable, Callable
+
+import attrs
+
+from .._exceptions import KooDriveError
+from .._policies import RetryPolicy
+from .._session import KooDriveSession
+from ._codes import UsageError
+
+__all__ = [
+    "ENV_AGENT_NAME",
+    "ENV_BASE_URL",
+    "ENV_TOKEN",
+    "ENV_USER_ID",
+    "Connection",
+    "OpenedSession",
+    "connection_from",
+    "open_session",
+]
+
+ENV_BASE_URL = "KOODRIVE_BASE_URL"
+ENV_USER_ID = "KOODRIVE_USER_ID"
+ENV_TOKEN = "KOODRIVE_TOKEN"
+ENV_AGENT_NAME = "KOODRIVE_AGENT_NAME"
+
+
+@attrs.frozen
+class Connection:
+    """Where and as whom to call the API.
+
+    Attributes:
+        base_url: The service root, e.g. ``https://intl.myhuaweicloud-koodrive.com``.
+        user_id: The X-User-Id.
+        token: The access token (never shown in reprs, logs or output).
+        agent_name: The X-Hw-Agentname (needed by share tasks).
+    """
+
+    base_url: str
+    user_id: str
+    token: str = attrs.field(repr=False)
+    agent_name: str | None = None
+
+
+def connection_from(args: argparse.Namespace, *, env: dict[str, str] | None = None) -> Connection:
+    """The connection of a command: each flag, else its environment variable.
+
+    Raises:
+        UsageError: A required setting is missing.
+    """
+    env = dict(os.environ) if env is None else env
+
+    def pick(flag: str | None, name: str, option: str, *, required: bool = True) -> str | None:
+        value = flag if flag else env.get(name) or None
+        if required and not value:
+            raise UsageError(f"missing {option} (or the {name} environment variable)")
+        return value
+
+    base_url = pick(args.base_url, ENV_BASE_URL, "--base-url")
+    user_id = pick(args.user_id, ENV_USER_ID, "--user-id")
+    token = pick(args.token, ENV_TOKEN, "--token")
+    agent_name = pick(args.agent_name, ENV_AGENT_NAME, "--agent-name", required=False)
+    assert base_url is not None and user_id is not None and token is not None
+    return Connection(base_url=base_url, user_id=user_id, token=token, agent_name=agent_name)
+
+
+#: ``(session, requests_made, close)``: ``await close()`` when done.
+OpenedSession = tuple[KooDriveSession, Callable[[], int], Callable[[], Awaitable[None]]]
+
+
+async def open_session(connection: Connection, *, max_connections: int = 100) -> OpenedSession:
+    """Open a KooDriveSession that counts its HTTP requests (retries and polls included).
+
+    Args:
+        connection: Where and as whom.
+        max_connections: The connection pool size.
+
+    Returns:
+        ``(session, requests_made, close)``; ``await close()`` when done.
+
+    Raises:
+        UsageError: The connection settings are invalid.
+    """
+    import aiohttp
+
+    count = 0
+
+    async def on_request_start(*_args: object) -> None:
+        nonlocal count
+        count += 1
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_request_start)
+    http = aiohttp.ClientSession(
+        trace_configs=[trace], connector=aiohttp.TCPConnector(limit=max_connections)
+    )
+    try:
+        session = KooDriveSession(
+            connection.base_url,
+            user_id=connection.user_id,
+            token=connection.token,
+            agent_name=connection.agent_name,
+            max_connections=max_connections,
+            retry=RetryPolicy(),
+            session=http,
+        )
+    except KooDriveError as exc:
+        await http.close()
+        raise UsageError(str(exc)) from exc
+
+    async def close() -> None:
+        try:
+            await session.close()
+        finally:
+            await http.close()
+
+    return session, (lambda: count), close

@@ -1,0 +1,312 @@
+"""The ``koodrive-async`` argument parser: one function per subcommand.
+
+Owns every flag, its type check and its help text (the documented command
+line, docs/command-line.md). Parsing only: nothing here runs a command.
+
+Must never import: ``rich``, the bulk runner, the session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .. import __version__
+from .._enums import TaskStatus, TaskType
+from ..bulk import MAX_LIST_PAGES, SETTLE_SECONDS
+from ._connect import ENV_AGENT_NAME, ENV_BASE_URL, ENV_TOKEN, ENV_USER_ID
+
+__all__ = ["EPILOG", "PROG", "build_parser"]
+
+PROG = "koodrive-async"
+
+EPILOG = f"""\
+connection settings come from the flags or the environment: {ENV_BASE_URL}, {ENV_USER_ID},
+{ENV_TOKEN} (prefer the environment for the token: command lines are visible to other users),
+{ENV_AGENT_NAME} (needed by share tasks). The token is never printed.
+
+exit codes of run: 0 every line succeeded; 1 some failed (or were skipped or not finished);
+2 usage or plan error (nothing was sent); 3 some lines are in doubt; 130 interrupted.
+"""
+
+
+# ---------------------------------------------------------------------- argument types
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _float_arg(text: str, *, low: float, high: float, low_open: bool, what: str) -> float:
+    """Parse a number for argparse and keep it within [low, high] (low excluded if low_open)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    # Written so that NaN, which compares false with everything, is refused too.
+    above_low = value > low if low_open else value >= low
+    if not (above_low and value <= high):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    return _float_arg(
+        text, low=0.0, high=sys.float_info.max, low_open=True, what="a positive number"
+    )
+
+
+def _non_negative_float(text: str) -> float:
+    return _float_arg(text, low=0.0, high=sys.float_info.max, low_open=False, what="a number >= 0")
+
+
+def _fraction(text: str) -> float:
+    return _float_arg(text, low=0.0, high=1.0, low_open=False, what="within 0..1")
+
+
+def _enum_value(enum_cls: type[TaskStatus] | type[TaskType], text: str) -> int:
+    try:
+        return int(enum_cls[text.upper()])
+    except KeyError:
+        pass
+    try:
+        return int(enum_cls(int(text)))
+    except ValueError:
+        allowed = ", ".join(f"{m.name} ({m.value})" for m in enum_cls)
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {allowed}") from None
+
+
+def _status(text: str) -> int:
+    return _enum_value(TaskStatus, text)
+
+
+def _task_type(text: str) -> int:
+    return _enum_value(TaskType, text)
+
+
+# ---------------------------------------------------------------------- shared options
+
+
+def _connection_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection (default: the environment)")
+    group.add_argument("--base-url", help=f"service root URL (env {ENV_BASE_URL})")
+    group.add_argument("--user-id", help=f"the X-User-Id (env {ENV_USER_ID})")
+    group.add_argument("--token", help=f"access token (env {ENV_TOKEN}; the environment is safer)")
+    group.add_argument(
+        "--agent-name", help=f"X-Hw-Agentname for share tasks (env {ENV_AGENT_NAME})"
+    )
+
+
+def _poll_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--poll-interval",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="first interval between two status checks of a task (default 0.5; grows x1.5)",
+    )
+
+
+# ---------------------------------------------------------------------- subcommands
+
+
+def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = sub.add_parser(
+        "demo",
+        help="run a realistic plan on the embedded emulator",
+        description="Start the emulator on loopback, write a realistic plan (copies, moves, "
+        "recycle-bin deletes, a transfer, a share package; a few percent of the tasks fail "
+        "on purpose) and run it exactly as `run` would, with the progress bar and the "
+        "summary. Exits 0 when the run completed, failed tasks included.",
+    )
+    demo.add_argument(
+        "--jobs", type=_positive_int, default=1000, metavar="N", help="plan lines (default 1000)"
+    )
+    demo.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=64,
+        metavar="N",
+        help="tasks in flight (default 64)",
+    )
+    demo.add_argument("--seed", type=int, default=None, help="seed (default: random)")
+    demo.add_argument(
+        "--failure-rate",
+        type=_fraction,
+        default=0.03,
+        help="share of the tasks the emulator fails (default 0.03)",
+    )
+    demo.add_argument(
+        "--keep", type=Path, default=None, metavar="DIR", help="write plan and journal to DIR"
+    )
+    demo.add_argument(
+        "--progress",
+        choices=("auto", "plain", "rich", "json"),
+        default="auto",
+        help="progress display (default: a bar on a terminal)",
+    )
+
+
+def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = sub.add_parser(
+        "run",
+        help="run (or resume) a JSON Lines plan, exactly once per line",
+        description="Validate every line of PLAN, then submit each line once and wait for "
+        "it, recording everything in a SQLite journal. Running the same command again "
+        "resumes: finished lines are skipped, submitted ones are waited for, and lines "
+        "interrupted between sending and recording (in doubt) are looked up in the "
+        "service's task list: found ones are waited for, ones proven not created are sent, "
+        "the others are reported as in doubt.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("plan", type=Path, metavar="PLAN.jsonl")
+    run.add_argument(
+        "--journal",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="the journal (default: PLAN.journal.sqlite beside the plan)",
+    )
+    run.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=16,
+        metavar="N",
+        help="tasks in flight (default 16)",
+    )
+    run.add_argument(
+        "--rate", type=_positive_float, default=None, metavar="R", help="most submissions/second"
+    )
+    run.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="longest wait for one task (it is waited for again on the next run)",
+    )
+    run.add_argument(
+        "--json", action="store_true", help="one JSON object per finished line on stdout"
+    )
+    run.add_argument(
+        "--progress",
+        choices=("auto", "plain", "rich"),
+        default="auto",
+        help="progress display (default: a bar on a terminal)",
+    )
+    run.add_argument(
+        "--skip-invalid", action="store_true", help="run the valid lines despite invalid ones"
+    )
+    _add_run_recovery(run)
+    _poll_option(run)
+    _connection_options(run)
+
+
+def _add_run_recovery(run: argparse.ArgumentParser) -> None:
+    """The options about lines in doubt and refused lines."""
+    run.add_argument(
+        "--resubmit-in-doubt",
+        action="store_true",
+        help="send again the in-doubt lines the reconciliation could not settle (they may "
+        "then exist twice)",
+    )
+    run.add_argument(
+        "--settle-time",
+        type=_non_negative_float,
+        default=SETTLE_SECONDS,
+        metavar="S",
+        help="seconds after a create may have been sent before the task list may show it "
+        f"was not created (default {SETTLE_SECONDS:g}; raise it behind a slow proxy)",
+    )
+    run.add_argument(
+        "--max-list-pages",
+        type=_positive_int,
+        default=MAX_LIST_PAGES,
+        metavar="N",
+        help="most task-list pages (of up to 100 tasks) one reconciliation reads; a longer "
+        f"listing leaves the in-doubt lines in doubt (default {MAX_LIST_PAGES})",
+    )
+    run.add_argument(
+        "--no-reconcile",
+        dest="reconcile",
+        action="store_false",
+        help="do not look for the in-doubt lines' tasks in the service's task list; leave "
+        "them in doubt",
+    )
+    run.add_argument(
+        "--retry-rejected",
+        action="store_true",
+        help="send again the lines whose create was refused (nothing was created for them)",
+    )
+
+
+def _add_task(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    task = sub.add_parser("task", help="look up and wait for tasks")
+    task_sub = task.add_subparsers(dest="task_command", metavar="ACTION", required=True)
+    get = task_sub.add_parser("get", help="show one task")
+    get.add_argument("task_id", metavar="ID")
+    get.add_argument("--json", action="store_true", help="print the task as JSON")
+    _connection_options(get)
+
+    lst = task_sub.add_parser("list", help="list tasks (all pages)")
+    lst.add_argument(
+        "--type",
+        dest="task_type",
+        type=_task_type,
+        default=None,
+        help="TRANSFER (0) or BATCH_IMPORT (1)",
+    )
+    lst.add_argument(
+        "--status",
+        type=_status,
+        nargs="+",
+        action="extend",
+        default=None,
+        help="NEW, EXECUTING, SUCCESS, FAILED (or 0-3); several allowed",
+    )
+    lst.add_argument(
+        "--page-size", type=_positive_int, default=100, metavar="N", help="tasks per page (max 100)"
+    )
+    lst.add_argument("--json", action="store_true", help="one JSON object per task")
+    _connection_options(lst)
+
+    wait = task_sub.add_parser("wait", help="wait for tasks to finish")
+    wait.add_argument("task_ids", metavar="ID", nargs="+")
+    wait.add_argument(
+        "--timeout", type=_positive_float, default=None, metavar="S", help="longest wait"
+    )
+    wait.add_argument("--json", action="store_true", help="one JSON object per task")
+    _poll_option(wait)
+    _connection_options(wait)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the ``koodrive-async`` argument parser.
+
+    Returns:
+        The parser (the ``emulator`` subcommand is dispatched before parsing).
+    """
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Bulk runs, a demo and task lookups for KooDrive's task/batch-job Open API.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_demo(sub)
+    _add_run(sub)
+    _add_task(sub)
+    sub.add_parser(
+        "emulator",
+        help="serve the emulator (same options as python -m koodrive_async.emulator)",
+        add_help=False,
+    )
+    return parser

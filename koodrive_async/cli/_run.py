@@ -1,0 +1,252 @@
+"""The ``run`` command: its options, then the bulk wing's runner, then the output.
+
+Owns :class:`RunCommand` (what ``run`` and ``demo`` ask for), the checks
+that refuse a run before anything is sent (exit code 2), the journal file
+beside the plan, SIGINT / SIGTERM (they call
+:meth:`~koodrive_async.bulk.PlanRun.interrupt`: no new line, the answers to
+creates already sent awaited for up to ``DRAIN_SECONDS``, then the waits
+cancelled and exit code 130; a second signal stops at once), and the
+summary. The exactly-once bookkeeping itself is ``koodrive_async.bulk``'s.
+
+Must never import: ``argparse`` (options arrive as a :class:`RunCommand`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+import attrs
+
+from .._exceptions import InvalidRequestError
+from .._policies import PollPolicy
+from ..bulk import (
+    DRAIN_SECONDS,
+    MAX_LIST_PAGES,
+    SETTLE_SECONDS,
+    JournalError,
+    Plan,
+    PlanError,
+    PlanRun,
+    Progress,
+    RunOptions,
+    RunResult,
+    SQLiteJournal,
+    attach_plan,
+    default_journal_path,
+    load_plan,
+)
+from ..bulk._mask import mask
+from ._codes import UsageError, run_exit_code
+from ._connect import Connection, OpenedSession, open_session
+from ._progress import Summary, make_reporter, print_summary, rich_available
+
+__all__ = ["RunCommand", "SessionFactory", "run_command"]
+
+#: Opens the session of a run: ``(connection, pool size) -> (session, requests_made, close)``.
+SessionFactory = Callable[[Connection, int], Awaitable[OpenedSession]]
+
+
+#: The flag of each RunOptions field, for the messages of a value out of range.
+_FLAGS = {
+    "concurrency": "--concurrency",
+    "rate": "--rate",
+    "timeout": "--timeout",
+    "settle": "--settle-time",
+    "max_list_pages": "--max-list-pages",
+}
+
+
+@attrs.frozen
+class RunCommand:
+    """What ``run`` (and ``demo``) should do.
+
+    Attributes:
+        plan: The plan file.
+        journal: The journal file (default: ``PLAN.journal.sqlite`` beside the plan).
+        output: ``auto`` (rich bar on a terminal, plain otherwise), ``json``,
+            ``plain`` or ``rich``.
+        skip_invalid: Run the valid lines even when some are invalid.
+        concurrency, rate, timeout, poll, resubmit_in_doubt, retry_rejected,
+        reconcile, settle, max_list_pages: As
+            :class:`koodrive_async.bulk.RunOptions`.
+    """
+
+    plan: Path
+    journal: Path | None = None
+    concurrency: int = 16
+    rate: float | None = None
+    timeout: float | None = None
+    poll: PollPolicy = PollPolicy()
+    output: str = "auto"
+    skip_invalid: bool = False
+    resubmit_in_doubt: bool = False
+    retry_rejected: bool = False
+    reconcile: bool = True
+    settle: float = SETTLE_SECONDS
+    max_list_pages: int = MAX_LIST_PAGES
+
+    def options(self) -> RunOptions:
+        """The bulk wing's options.
+
+        Raises:
+            UsageError: A value out of range (named by its flag).
+        """
+        try:
+            return RunOptions(
+                concurrency=self.concurrency,
+                rate=self.rate,
+                timeout=self.timeout,
+                poll=self.poll,
+                resubmit_in_doubt=self.resubmit_in_doubt,
+                retry_rejected=self.retry_rejected,
+                reconcile=self.reconcile,
+                settle=self.settle,
+                max_list_pages=self.max_list_pages,
+            )
+        except InvalidRequestError as exc:
+            # "concurrency must be ..." -> "--concurrency must be ...": the flag's name.
+            field = exc.field or ""
+            flag = _FLAGS.get(field, field)
+            raise UsageError(str(exc).replace(field, flag, 1)) from exc
+
+
+def _report_plan_errors(plan: Plan, err: IO[str], *, skipping: bool) -> None:
+    errors = plan.errors
+    for line in errors:
+        err.write(mask(f"{plan.path}:{line.number}: {line.error}") + "\n")
+    if skipping:
+        err.write(f"{len(errors)} invalid line(s) skipped (--skip-invalid)\n")
+    else:
+        err.write(
+            f"{len(errors)} invalid line(s) in {plan.path}; nothing was submitted "
+            "(fix them, or run with --skip-invalid)\n"
+        )
+    err.flush()
+
+
+def _checked_plan(command: RunCommand, connection: Connection | None, err: IO[str]) -> Plan:
+    """Load the plan and refuse it (UsageError) when it cannot run as asked."""
+    try:
+        plan = load_plan(command.plan)
+    except PlanError as exc:
+        raise UsageError(str(exc)) from exc
+    if plan.errors:
+        _report_plan_errors(plan, err, skipping=command.skip_invalid)
+        if not command.skip_invalid:
+            raise UsageError(f"{len(plan.errors)} invalid line(s) in the plan")
+    if connection is not None and "share" in plan.kinds and not connection.agent_name:
+        raise UsageError(
+            "the plan has share lines, which need an agent name: set --agent-name or "
+            "KOODRIVE_AGENT_NAME"
+        )
+    return plan
+
+
+@contextmanager
+def _signals(run: PlanRun, progress: Progress) -> Iterator[None]:
+    """SIGINT / SIGTERM interrupt the run while it lasts (where the loop supports it)."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signame: str) -> None:
+        if run.interrupt():
+            progress.message(
+                f"{signame}: stopping; no new line is submitted. Waiting up to "
+                f"{DRAIN_SECONDS:g}s for the answers to {run.unanswered} create request(s) "
+                f"already sent ({signame} again to stop at once; unanswered ones are then in "
+                "doubt)."
+            )
+
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, on_signal, sig.name)
+        except (NotImplementedError, RuntimeError, ValueError):
+            continue
+        installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+async def _execute(
+    run: PlanRun, connection: Connection, progress: Progress, factory: SessionFactory | None
+) -> RunResult:
+    """Open a session only when the run has work, run it, close the session."""
+    if not run.needs_session:
+        return await run.execute(None)
+    opener = factory or (lambda c, n: open_session(c, max_connections=n))
+    session, requests_made, close = await opener(connection, max(run.options.concurrency + 4, 16))
+    try:
+        with _signals(run, progress):
+            return await run.execute(session, requests_made=requests_made)
+    finally:
+        await close()
+
+
+async def run_command(
+    command: RunCommand,
+    connection: Connection,
+    *,
+    out: IO[str] | None = None,
+    err: IO[str] | None = None,
+    session_factory: SessionFactory | None = None,
+) -> int:
+    """Run (or resume) a plan and print its summary.
+
+    Args:
+        command: What to run and how.
+        connection: Where and as whom.
+        out: Standard output (default ``sys.stdout``).
+        err: Standard error (default ``sys.stderr``).
+        session_factory: Replaces :func:`open_session` (for embedding).
+
+    Returns:
+        The exit code (see ``_codes.py``).
+
+    Raises:
+        UsageError: Bad plan, configuration or journal (exit code 2).
+    """
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
+    options = command.options()
+    if command.output == "rich" and not rich_available():
+        raise UsageError("--progress rich needs rich: pip install 'koodrive-async[cli]'")
+    started = time.monotonic()
+    plan = _checked_plan(command, connection, err)
+    try:
+        journal = SQLiteJournal.open(command.journal or default_journal_path(command.plan))
+    except JournalError as exc:
+        raise UsageError(str(exc)) from exc
+    with journal:
+        try:
+            attach_plan(journal, plan)
+        except JournalError as exc:
+            raise UsageError(str(exc)) from exc
+        progress, use_rich = make_reporter(command.output, out=out, err=err)
+        run = PlanRun(plan, journal, options, progress)
+        run.prepare()
+        result = await _execute(run, connection, progress, session_factory)
+    if not result.had_work and not result.in_doubt:
+        progress.message("nothing to do: every line of the plan has already been dealt with")
+    code = run_exit_code(result)
+    if result.error is not None:
+        err.write(mask(f"run aborted: {type(result.error).__name__}: {result.error}") + "\n")
+    summary = Summary.of(
+        result,
+        plan=plan.path.name,
+        journal=journal.location,
+        lines=len(plan.lines),
+        wall_time=time.monotonic() - started,
+        exit_code=code,
+    )
+    print_summary(summary, use_rich=use_rich, out=err if command.output == "json" else out)
+    return code

@@ -1,0 +1,91 @@
+"""Packaging facts that must not drift: one version number, honest dependency floors."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import koodrive_async
+from koodrive_async import _version
+
+ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = ROOT / "pyproject.toml"
+#: Not in the sdist (CI only): the tests of it skip there.
+LOWEST_SCRIPT = ROOT / ".ci" / "lowest_constraints.py"
+
+
+def _pyproject() -> dict[str, Any]:
+    return tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))
+
+
+def test_the_version_number_is_written_once() -> None:
+    project = _pyproject()
+    assert "version" not in project["project"]
+    assert "version" in project["project"]["dynamic"]
+    assert project["tool"]["hatch"]["version"]["path"] == "koodrive_async/_version.py"
+    assert koodrive_async.__version__ is _version.__version__
+    # No second copy of the literal anywhere in the package.
+    literal = re.escape(f'"{koodrive_async.__version__}"')
+    copies = [
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "koodrive_async").rglob("*.py")
+        if re.search(literal, p.read_text(encoding="utf-8"))
+    ]
+    assert copies == ["koodrive_async/_version.py"]
+
+
+def test_the_built_metadata_carries_the_package_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The PEP 517 hook pip and build call: what a wheel's METADATA will say.
+    backend = pytest.importorskip("hatchling.build")
+    monkeypatch.chdir(ROOT)
+    dist_info = backend.prepare_metadata_for_build_wheel(str(tmp_path))
+    metadata = (tmp_path / dist_info / "METADATA").read_text(encoding="utf-8")
+    assert f"\nVersion: {koodrive_async.__version__}\n" in metadata
+
+
+def test_the_cli_reports_the_package_version() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "koodrive_async", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout
+    assert out.split() == ["koodrive-async", koodrive_async.__version__]
+
+
+def _lowest() -> ModuleType:
+    if not LOWEST_SCRIPT.exists():
+        pytest.skip(".ci/ is not part of the sdist")
+    spec = importlib.util.spec_from_file_location("lowest_constraints", LOWEST_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_lowest_constraints_pin_every_runtime_dependency_at_its_floor() -> None:
+    pins = _lowest().lowest_constraints(PYPROJECT.read_text(encoding="utf-8"))
+    dependencies = _pyproject()["project"]["dependencies"]
+    assert len(pins) == len(dependencies)
+    for pin, requirement in zip(pins, dependencies, strict=True):
+        name, floor = pin.split("==")
+        assert requirement == f"{name}>={floor}"
+    assert "aiohttp==3.10" in pins
+
+
+@pytest.mark.parametrize("requirement", ["aiohttp", "aiohttp<4", "aiohttp>=3,>=3.10"])
+def test_a_dependency_without_one_floor_cannot_be_tested_at_its_floor(requirement: str) -> None:
+    pyproject = f'[project]\ndependencies = ["{requirement}"]\n'
+    with pytest.raises(ValueError, match="floor"):
+        _lowest().lowest_constraints(pyproject)
