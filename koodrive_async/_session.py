@@ -155,32 +155,11 @@ class KooDriveSession:
         auth = TokenAuth(token, token_provider)
         self._agent_name = None if agent_name is None else _check_text(agent_name, "agent_name")
         _check_text(language, "language")
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-            raise InvalidRequestError(
-                f"timeout must be a positive number of seconds, got {timeout!r}", field="timeout"
-            )
-        if not isinstance(retry, RetryPolicy):
-            raise InvalidRequestError("retry must be a RetryPolicy", field="retry")
-        if (
-            isinstance(max_connections, bool)
-            or not isinstance(max_connections, int)
-            or max_connections < 1
-        ):
-            raise InvalidRequestError(
-                f"max_connections must be an int >= 1, got {max_connections!r}",
-                field="max_connections",
-            )
-        if (
-            isinstance(max_response_bytes, bool)
-            or not isinstance(max_response_bytes, int)
-            or max_response_bytes < 1
-        ):
-            raise InvalidRequestError(
-                f"max_response_bytes must be an int >= 1, got {max_response_bytes!r}",
-                field="max_response_bytes",
-            )
-        if session is not None and not isinstance(session, aiohttp.ClientSession):
-            raise InvalidRequestError("session must be an aiohttp.ClientSession", field="session")
+        check.positive_number(timeout, "timeout")
+        check.instance_of(RetryPolicy, retry, "retry")
+        check.int_in_range(max_connections, "max_connections", low=1)
+        check.int_in_range(max_response_bytes, "max_response_bytes", low=1)
+        check.instance_of(aiohttp.ClientSession, session, "session", optional=True)
         self._lifecycle = Lifecycle()
         self._sender = Sender(
             base_url=self._base_url,

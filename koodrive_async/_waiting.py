@@ -24,6 +24,7 @@ import math
 from collections.abc import AsyncIterable, Callable, Hashable, Iterable
 from typing import Any
 
+from . import _validate as check
 from ._exceptions import InvalidRequestError
 from ._fanout import FanOut
 from ._interfaces import TaskAPI
@@ -46,86 +47,16 @@ DEFAULT_POLL = PollPolicy()
 # ---------------------------------------------------------------------- argument checks
 
 
-def check_positive_number(value: object, field: str, *, optional: bool = True) -> None:
-    """Refuse anything but a finite number > 0 (a bool is not a number here), or None.
-
-    Raises:
-        InvalidRequestError: Naming ``field``.
-    """
-    if value is None and optional:
-        return
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise InvalidRequestError(
-            f"{field} must be a positive number{' or None' if optional else ''}, got {value!r}",
-            field=field,
-        )
-
-
-def check_task_id(task_id: object) -> None:
-    """Refuse a task id that is not a non-empty string.
-
-    Raises:
-        InvalidRequestError: ``field="task_id"``.
-    """
-    if not isinstance(task_id, str) or not task_id.strip():
-        raise InvalidRequestError(
-            f"task_id must be a non-empty string, got {task_id!r}", field="task_id"
-        )
-
-
-def check_poll_policy(poll: object) -> None:
-    """Refuse anything but a :class:`PollPolicy`.
-
-    Raises:
-        InvalidRequestError: ``field="poll"``.
-    """
-    if not isinstance(poll, PollPolicy):
-        raise InvalidRequestError(
-            f"poll must be a PollPolicy, got {type(poll).__name__}", field="poll"
-        )
-
-
-def check_callback(callback: object, field: str) -> None:
-    """Refuse a callback that is neither callable nor None.
-
-    Raises:
-        InvalidRequestError: Naming ``field``.
-    """
-    if callback is not None and not callable(callback):
-        raise InvalidRequestError(f"{field} must be callable or None", field=field)
-
-
 def check_requests(requests: object) -> None:
     """Refuse an input that is not an (async) iterable, or is a str/bytes.
 
     Raises:
         InvalidRequestError: ``field="requests"``.
     """
+    # Not check.is_collection: an async iterable is welcome here too.
     if not isinstance(requests, Iterable | AsyncIterable) or isinstance(requests, str | bytes):
         raise InvalidRequestError(
             "requests must be an iterable or async iterable of request models", field="requests"
-        )
-
-
-def check_max_concurrency(max_concurrency: object) -> None:
-    """Refuse anything but an int >= 1 (a bool is not an int here).
-
-    Raises:
-        InvalidRequestError: ``field="max_concurrency"``.
-    """
-    if (
-        isinstance(max_concurrency, bool)
-        or not isinstance(max_concurrency, int)
-        or max_concurrency < 1
-    ):
-        raise InvalidRequestError(
-            f"max_concurrency must be an int >= 1, got {max_concurrency!r}",
-            field="max_concurrency",
         )
 
 
@@ -135,10 +66,10 @@ def check_wait_args(task_id: object, timeout: object, poll: object, on_status: o
     Raises:
         InvalidRequestError: The first bad argument.
     """
-    check_task_id(task_id)
-    check_positive_number(timeout, "timeout")
-    check_poll_policy(poll)
-    check_callback(on_status, "on_status")
+    check.text(task_id, "task_id")
+    check.positive_number(timeout, "timeout", optional=True)
+    check.instance_of(PollPolicy, poll, "poll")
+    check.callable_or_none(on_status, "on_status")
 
 
 def check_fanout_args(
@@ -155,11 +86,11 @@ def check_fanout_args(
         InvalidRequestError: The first bad argument.
     """
     check_requests(requests)
-    check_max_concurrency(max_concurrency)
-    check_positive_number(max_per_second, "max_per_second")
-    check_positive_number(timeout, "timeout")
-    check_poll_policy(poll)
-    check_callback(on_submitted, "on_submitted")
+    check.int_in_range(max_concurrency, "max_concurrency", low=1)
+    check.positive_number(max_per_second, "max_per_second", optional=True)
+    check.positive_number(timeout, "timeout", optional=True)
+    check.instance_of(PollPolicy, poll, "poll")
+    check.callable_or_none(on_submitted, "on_submitted")
 
 
 # ---------------------------------------------------------------------- waiting

@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-PAGES = (ROOT / "README.md", *sorted(DOCS.glob("*.md")))
+PAGES = (ROOT / "README.md", ROOT / "ARCHITECTURE.md", *sorted(DOCS.glob("*.md")))
 
 # Markers a reader also sees explained in a sentence; anything else is a typo.
 MARKERS = {"fragment": "fragment", "needs-account": "real account", "pytest": None}

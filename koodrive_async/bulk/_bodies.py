@@ -14,6 +14,7 @@ or the CLI.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar
 
@@ -31,7 +32,7 @@ from .._models import (
     TransferTaskRequest,
 )
 
-__all__ = ["plan_body", "request_from_body"]
+__all__ = ["in_json_names", "plan_body", "request_from_body"]
 
 
 def plan_body(request: Request) -> dict[str, Any]:
@@ -235,6 +236,58 @@ _READERS: Final[Mapping[str, Callable[[_Fields], Request]]] = {
     "share": _share,
     "job": _job,
 }
+
+
+#: The models' Python names -> the bodies' JSON paths, per kind, so that an
+#: error raised by a model rule names the field as the plan spells it.
+_JSON_NAMES: Final[Mapping[str, Mapping[str, str]]] = {
+    "job": {
+        "files": "taskInfo.fileInfo",
+        "file_id": "fileId",
+        "file_path": "filePath",
+        "src_container_id": "taskInfo.srcContainerId",
+        "dst_container_id": "dstContainerId",
+        "new_file_path": "taskInfo.newFilePath",
+        "uncompress_file_paths": "taskInfo.uncompressFilePaths",
+        "action_type": "actionType",
+        "task_type": "taskType",
+        "share_folder_id": "shareFolderId",
+    },
+    "share": {
+        "task_type": "taskType",
+        "container_id": "containerId",
+        "file_ids": "fileIds",
+        "share_id": "shareId",
+        "target.file_id": "targetFileId.fileId",
+        "target.container_id": "targetFileId.containerId",
+        "target": "targetFileId",
+        "zip_name": "zipName",
+    },
+    "transfer": {"src_user_id": "srcUserId", "dst_user_id": "dstUserId"},
+    "import": {"org_id": "orgId", "org_user_id": "orgUserId", "result_id": "resultId"},
+}
+
+
+def in_json_names(kind: str, exc: InvalidRequestError) -> InvalidRequestError:
+    """The model's error with every Python field name in its message replaced by its JSON path.
+
+    For plan files (``_plan.py``): a plan is written in the bodies' JSON names,
+    so its errors speak them too (``taskInfo.fileInfo[0].filePath``, not
+    ``files[0].file_path``). :func:`request_from_body` itself keeps the
+    models' messages, which library callers see.
+    """
+    names = _JSON_NAMES.get(kind, {})
+    if not names:
+        return exc
+    # Longest first, and whole names only: "file_id" must not rewrite "file_ids".
+    pattern = re.compile(
+        r"(?<!\w)("
+        + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+        + r")(?![\w])"
+    )
+    # The message speaks the plan's language; ``field`` stays the model's name,
+    # which library callers match on.
+    return InvalidRequestError(pattern.sub(lambda m: names[m.group(1)], str(exc)), field=exc.field)
 
 
 def request_from_body(kind: str, body: Mapping[str, Any]) -> Request:

@@ -69,7 +69,15 @@ class JournalBusyError(JournalError):
 
 
 class JournalMismatchError(JournalError):
-    """The journal was written for a different plan (its content hash differs)."""
+    """The journal was written for a different plan: a line it recorded differs.
+
+    Attributes:
+        line: The first plan line that differs from the recorded one (None: unknown).
+    """
+
+    def __init__(self, message: str, *, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 @attrs.frozen
@@ -155,6 +163,13 @@ class Journal(Protocol):
     def check_plan(self, plan_hash: str) -> None:
         """Raise :class:`JournalMismatchError` when the journal holds another plan."""
 
+    def line_hashes(self) -> dict[int, str]:
+        """``{line: line_hash}`` of every recorded plan line."""
+        ...
+
+    def extend_plan(self, *, plan_hash: str, plan_name: str, lines: Iterable[PlanEntry]) -> None:
+        """Record lines appended at the end of the plan (as in :meth:`initialize`), atomically."""
+
     # ------------------------------------------------------------------ runs
 
     def begin_run(self) -> int:
@@ -227,6 +242,10 @@ class Journal(Protocol):
 
     def counts(self) -> dict[str, int]:
         """The number of lines per state."""
+        ...
+
+    def line_times(self) -> dict[int, tuple[datetime | None, datetime | None, datetime | None]]:
+        """``{line: (submitting_at, submitted_at, finished_at)}`` for the reports."""
         ...
 
     def failure_groups(self) -> list[tuple[str, int]]:

@@ -151,6 +151,7 @@ class RunResult:
         error: The exception that aborted the run (a broken journal), if any.
         stop: Why it stopped submitting early, if it did.
         had_work: False when every line had already been dealt with.
+        submitted_now: Creates this run had acknowledged with a task id.
     """
 
     counts: dict[str, int]
@@ -165,6 +166,7 @@ class RunResult:
     error: BaseException | None
     stop: Stop | None
     had_work: bool
+    submitted_now: int = 0
 
     @property
     def succeeded(self) -> bool:

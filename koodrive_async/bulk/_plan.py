@@ -36,7 +36,7 @@ import attrs
 
 from .._exceptions import InvalidRequestError
 from .._models import Request
-from ._bodies import request_from_body
+from ._bodies import in_json_names, request_from_body
 
 __all__ = ["KINDS", "MAX_DEPTH", "Plan", "PlanError", "PlanLine", "load_plan", "parse_line"]
 
@@ -149,6 +149,15 @@ def _deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
+def _cut_short(text: str, exc: json.JSONDecodeError) -> bool:
+    """True when the text opens a JSON object or array that the line ends inside.
+
+    The usual cause is a pretty-printed body spread over several lines.
+    """
+    stripped = text.strip()
+    return stripped[:1] in ("{", "[") and exc.pos >= len(text.rstrip())
+
+
 def _decode(raw: bytes, number: int) -> tuple[Any, str | None]:
     """Return (parsed JSON or None, error or None) for one raw line."""
     try:
@@ -162,7 +171,13 @@ def _decode(raw: bytes, number: int) -> tuple[Any, str | None]:
     except json.JSONDecodeError as exc:
         # exc.msg and the column only: the message must not quote the line
         # (it could hold a password).
-        return None, f"invalid JSON: {exc.msg} (column {exc.colno})"
+        message = f"invalid JSON: {exc.msg} (column {exc.colno})"
+        if _cut_short(text, exc):
+            message += (
+                "; the line ends before its JSON object does: a plan holds one request per "
+                "line (put each body on a single line)"
+            )
+        return None, message
     except ValueError as exc:
         return None, f"invalid JSON: {exc}"
     except RecursionError:
@@ -184,7 +199,10 @@ def _to_request(obj: Any) -> tuple[str, Request]:
             field="kind",
         )
     body = {k: v for k, v in obj.items() if k != "kind"}
-    return kind, request_from_body(kind, body)
+    try:
+        return kind, request_from_body(kind, body)
+    except InvalidRequestError as exc:
+        raise in_json_names(kind, exc) from None
 
 
 def parse_line(raw: bytes, number: int) -> tuple[PlanLine, Request | None]:

@@ -30,7 +30,8 @@ from datetime import datetime
 from pathlib import Path
 
 from .._exceptions import KooDriveError
-from ._journal import Journal, LineRecord, State
+from ._growth import compare_plan
+from ._journal import Journal, JournalMismatchError, LineRecord, State
 from ._listing import Reconciled, reconcile_in_doubt
 from ._options import MAX_RECONCILIATIONS, RunOptions, RunResult
 from ._plan import Plan, PlanError, load_plan
@@ -42,21 +43,40 @@ from ._verdict import error_type
 __all__ = ["PlanRun", "attach_plan", "run_plan"]
 
 
-def attach_plan(journal: Journal, plan: Plan) -> None:
+def attach_plan(journal: Journal, plan: Plan) -> int:
     """Record ``plan`` in a new journal, or check that the journal holds this plan.
 
+    A plan may grow: lines appended after the last line the journal recorded
+    are added to it (pending, or invalid). Every recorded line must be
+    unchanged (see ``_growth.py``).
+
+    Returns:
+        How many lines were appended to the journal's plan (0 for a new journal).
+
     Raises:
-        JournalMismatchError: The journal belongs to another plan.
+        JournalMismatchError: A line the journal recorded differs (named in
+            the message and in ``line``).
         JournalError: The journal cannot record it.
     """
+    entries = ((ln.number, ln.line_hash, ln.kind, ln.error) for ln in plan.lines)
     if journal.is_new:
-        journal.initialize(
-            plan_hash=plan.plan_hash,
-            plan_name=plan.path.name,
-            lines=((ln.number, ln.line_hash, ln.kind, ln.error) for ln in plan.lines),
+        journal.initialize(plan_hash=plan.plan_hash, plan_name=plan.path.name, lines=entries)
+        return 0
+    comparison = compare_plan(journal.line_hashes(), plan)
+    if comparison.first_difference is not None:
+        line = comparison.first_difference
+        raise JournalMismatchError(
+            f"journal {journal.location} was written for another version of this plan: line "
+            f"{line} is {comparison.why}. A journal accepts its plan with lines appended at the "
+            f"end, never with recorded lines changed; restore line {line}, or put new requests "
+            "at the end, or use another --journal path",
+            line=line,
         )
-    else:
-        journal.check_plan(plan.plan_hash)
+    if comparison.appended:
+        journal.extend_plan(
+            plan_hash=plan.plan_hash, plan_name=plan.path.name, lines=comparison.appended
+        )
+    return len(comparison.appended)
 
 
 def _worth_another_look(done: Reconciled | None, journal: Journal, new_ids: int) -> bool:
@@ -310,6 +330,7 @@ class PlanRun:
             error=error,
             stop=control.notice,
             had_work=had_work,
+            submitted_now=stats.submitted,
         )
 
 

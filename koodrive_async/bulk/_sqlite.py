@@ -302,26 +302,60 @@ class SQLiteJournal:
                     ("created_at", now),
                 ],
             )
-            self._conn.executemany(
-                "INSERT INTO lines (line, line_hash, kind, state, error, error_type, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    (
-                        number,
-                        line_hash,
-                        kind,
-                        State.INVALID if error is not None else State.PENDING,
-                        error,
-                        "invalid plan line" if error is not None else None,
-                        now,
-                    )
-                    for number, line_hash, kind, error in lines
-                ),
-            )
+            self._insert_lines(lines, now)
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
+
+    def extend_plan(self, *, plan_hash: str, plan_name: str, lines: Iterable[PlanEntry]) -> None:
+        """Record lines appended at the end of the plan, and the plan's new hash, atomically.
+
+        Args:
+            plan_hash: The grown plan's content hash.
+            plan_name: The plan file's name (informational).
+            lines: ``(line, line_hash, kind, error)`` of the new lines only.
+
+        Raises:
+            JournalError: The journal holds no plan yet, or already has such a line.
+        """
+        if self.is_new:
+            raise JournalError(f"journal {self.path} holds no plan to extend")
+        now = _now()
+        self._synchronous("FULL")
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._insert_lines(lines, now)
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [("plan_hash", plan_hash), ("plan_name", plan_name), ("extended_at", now)],
+            )
+            self._conn.execute("COMMIT")
+        except sqlite3.IntegrityError as exc:
+            self._conn.execute("ROLLBACK")
+            raise JournalError(f"journal {self.path} already records such a line: {exc}") from exc
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def _insert_lines(self, lines: Iterable[PlanEntry], now: str) -> None:
+        """Insert plan lines (inside the caller's transaction): valid pending, others invalid."""
+        self._conn.executemany(
+            "INSERT INTO lines (line, line_hash, kind, state, error, error_type, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                (
+                    number,
+                    line_hash,
+                    kind,
+                    State.INVALID if error is not None else State.PENDING,
+                    error,
+                    "invalid plan line" if error is not None else None,
+                    now,
+                )
+                for number, line_hash, kind, error in lines
+            ),
+        )
 
     def check_plan(self, plan_hash: str) -> None:
         """Refuse a journal that belongs to another plan.
@@ -578,6 +612,13 @@ class SQLiteJournal:
         """Return the row of ``line``, or None."""
         row = self._conn.execute(f"SELECT {_COLUMNS} FROM lines WHERE line = ?", (line,)).fetchone()
         return None if row is None else _record(row)
+
+    def line_times(self) -> dict[int, tuple[datetime | None, datetime | None, datetime | None]]:
+        """Return ``{line: (submitting_at, submitted_at, finished_at)}`` (this machine's clock)."""
+        rows = self._conn.execute(
+            "SELECT line, submitting_at, submitted_at, finished_at FROM lines"
+        ).fetchall()
+        return {int(r[0]): (_parse_time(r[1]), _parse_time(r[2]), _parse_time(r[3])) for r in rows}
 
     def line_hashes(self) -> dict[int, str]:
         """Return ``{line: line_hash}`` for every line."""

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from typing import IO
 
 from .._exceptions import KooDriveError
 from ..bulk._mask import mask
-from ._codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
-from ._connect import connection_from
+from ._codes import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
+from ._connect import Connection, connection_from
 from ._parser import PROG, build_parser
 from ._run import RunCommand, run_command
 from ._tasks import poll_policy, task_get, task_list, task_wait
@@ -42,6 +43,9 @@ def _run_command(args: argparse.Namespace) -> RunCommand:
         reconcile=args.reconcile,
         settle=args.settle_time,
         max_list_pages=args.max_list_pages,
+        dry_run=args.dry_run,
+        report=args.report,
+        log_format=args.log_format,
     )
 
 
@@ -65,6 +69,21 @@ def _demo(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 def _dispatch(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     if args.command == "demo":
         return _demo(args, out, err)
+    if args.command == "report":
+        from ._report import report_command
+
+        return report_command(
+            args.plan, journal=args.journal, failed=args.failed, fmt=args.fmt, html=args.html,
+            out=out,
+        )  # fmt: skip
+    if args.command == "run" and args.dry_run:
+        # A dry run talks to no service: the settings are used when present
+        # (the agent name of share lines), not required.
+        try:
+            dry: Connection | None = connection_from(args)
+        except UsageError:
+            dry = None
+        return asyncio.run(run_command(_run_command(args), dry, out=out, err=err))
     connection = connection_from(args)
     if args.command == "run":
         return asyncio.run(run_command(_run_command(args), connection, out=out, err=err))
@@ -76,6 +95,18 @@ def _dispatch(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         return EXIT_FAILED
 
 
+def _reader_gone() -> int:
+    """stdout's reader went away (``| head``): end quietly, as tools killed by SIGPIPE do."""
+    # Point stdout at /dev/null: the interpreter flushes it again at exit, and
+    # that flush would print a BrokenPipeError of its own.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return EXIT_BROKEN_PIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``koodrive-async`` command.
 
@@ -84,7 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns:
         The exit code: 0 success, 1 some failed, 2 usage or plan error,
-        3 some in doubt (``run``), 130 interrupted.
+        3 some in doubt (``run``), 130 interrupted, 141 the reader of stdout went
+        away (``| head``).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "emulator":
@@ -97,7 +129,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 2 on errors, 0 on --help
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
-        return _dispatch(args, out, err)
+        code = _dispatch(args, out, err)
+        out.flush()  # here, where a closed pipe can still be told apart
+        return code
+    except BrokenPipeError:
+        return _reader_gone()
     except UsageError as exc:
         err.write(mask(f"{PROG}: error: {exc}") + "\n")
         return EXIT_USAGE

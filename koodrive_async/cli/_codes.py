@@ -14,20 +14,27 @@ from __future__ import annotations
 from ..bulk import RunResult, State
 
 __all__ = [
+    "EXIT_BROKEN_PIPE",
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_IN_DOUBT",
     "EXIT_OK",
     "EXIT_USAGE",
+    "PROG",
     "UsageError",
     "run_exit_code",
 ]
+
+#: The command's name, in messages.
+PROG = "koodrive-async"
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_IN_DOUBT = 3
 EXIT_INTERRUPTED = 130
+#: stdout was closed by its reader (``| head``), as a process killed by SIGPIPE.
+EXIT_BROKEN_PIPE = 141
 
 
 class UsageError(Exception):

@@ -47,12 +47,14 @@ class Connection:
         user_id: The X-User-Id.
         token: The access token (never shown in reprs, logs or output).
         agent_name: The X-Hw-Agentname (needed by share tasks).
+        allow_insecure_http: ``--allow-insecure-http``: http:// to another host.
     """
 
     base_url: str
     user_id: str
     token: str = attrs.field(repr=False)
     agent_name: str | None = None
+    allow_insecure_http: bool = False
 
 
 def connection_from(args: argparse.Namespace, *, env: dict[str, str] | None = None) -> Connection:
@@ -74,7 +76,13 @@ def connection_from(args: argparse.Namespace, *, env: dict[str, str] | None = No
     token = pick(args.token, ENV_TOKEN, "--token")
     agent_name = pick(args.agent_name, ENV_AGENT_NAME, "--agent-name", required=False)
     assert base_url is not None and user_id is not None and token is not None
-    return Connection(base_url=base_url, user_id=user_id, token=token, agent_name=agent_name)
+    return Connection(
+        base_url=base_url,
+        user_id=user_id,
+        token=token,
+        agent_name=agent_name,
+        allow_insecure_http=bool(getattr(args, "allow_insecure_http", False)),
+    )
 
 
 #: ``(session, requests_made, close)``: ``await close()`` when done.
@@ -116,10 +124,14 @@ async def open_session(connection: Connection, *, max_connections: int = 100) ->
             max_connections=max_connections,
             retry=RetryPolicy(),
             session=http,
+            allow_insecure_http=connection.allow_insecure_http,
         )
     except KooDriveError as exc:
         await http.close()
-        raise UsageError(str(exc)) from exc
+        # The library names its keyword argument; the command line has a flag for it.
+        message = str(exc).replace("allow_insecure_http=True", "--allow-insecure-http")
+        message = message.replace("base_url", "--base-url")
+        raise UsageError(message) from exc
 
     async def close() -> None:
         try:

@@ -15,11 +15,11 @@ from pathlib import Path
 from .. import __version__
 from .._enums import TaskStatus, TaskType
 from ..bulk import MAX_LIST_PAGES, SETTLE_SECONDS
+from ._codes import PROG
 from ._connect import ENV_AGENT_NAME, ENV_BASE_URL, ENV_TOKEN, ENV_USER_ID
+from ._report import FORMATS
 
 __all__ = ["EPILOG", "PROG", "build_parser"]
-
-PROG = "koodrive-async"
 
 EPILOG = f"""\
 connection settings come from the flags or the environment: {ENV_BASE_URL}, {ENV_USER_ID},
@@ -27,7 +27,8 @@ connection settings come from the flags or the environment: {ENV_BASE_URL}, {ENV
 {ENV_AGENT_NAME} (needed by share tasks). The token is never printed.
 
 exit codes of run: 0 every line succeeded; 1 some failed (or were skipped or not finished);
-2 usage or plan error (nothing was sent); 3 some lines are in doubt; 130 interrupted.
+2 usage or plan error (nothing was sent); 3 some lines are in doubt; 130 interrupted;
+141 stdout closed early (`| head`).
 """
 
 
@@ -94,13 +95,33 @@ def _task_type(text: str) -> int:
 # ---------------------------------------------------------------------- shared options
 
 
-def _connection_options(parser: argparse.ArgumentParser) -> None:
+def _connection_options(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """The connection flags, accepted before the subcommand (``top``) and after it.
+
+    After the subcommand they default to ``SUPPRESS``: argparse copies a
+    subparser's defaults over the top-level values, so a real default there
+    would erase a flag given before the subcommand.
+    """
+    default = None if top else argparse.SUPPRESS
     group = parser.add_argument_group("connection (default: the environment)")
-    group.add_argument("--base-url", help=f"service root URL (env {ENV_BASE_URL})")
-    group.add_argument("--user-id", help=f"the X-User-Id (env {ENV_USER_ID})")
-    group.add_argument("--token", help=f"access token (env {ENV_TOKEN}; the environment is safer)")
+    group.add_argument("--base-url", default=default, help=f"service root URL (env {ENV_BASE_URL})")
+    group.add_argument("--user-id", default=default, help=f"the X-User-Id (env {ENV_USER_ID})")
     group.add_argument(
-        "--agent-name", help=f"X-Hw-Agentname for share tasks (env {ENV_AGENT_NAME})"
+        "--token",
+        default=default,
+        help=f"access token (env {ENV_TOKEN}; the environment is safer)",
+    )
+    group.add_argument(
+        "--agent-name",
+        default=default,
+        help=f"X-Hw-Agentname for share tasks (env {ENV_AGENT_NAME})",
+    )
+    group.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="allow an http:// base URL to a host other than this machine (the token then "
+        "travels in clear text)",
     )
 
 
@@ -204,6 +225,27 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument(
         "--skip-invalid", action="store_true", help="run the valid lines despite invalid ones"
     )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate every line and show what would be sent (counts, first bodies masked); "
+        "send nothing, read nothing from the service, write no journal",
+    )
+    run.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write one row per finished line to FILE as the run goes (JSON Lines for .jsonl, "
+        "CSV for .csv)",
+    )
+    run.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="json: one JSON log object per event on stderr (start, each line, messages, "
+        "the summary) instead of the progress display",
+    )
     _add_run_recovery(run)
     _poll_option(run)
     _connection_options(run)
@@ -244,6 +286,37 @@ def _add_run_recovery(run: argparse.ArgumentParser) -> None:
         "--retry-rejected",
         action="store_true",
         help="send again the lines whose create was refused (nothing was created for them)",
+    )
+
+
+def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    report = sub.add_parser(
+        "report",
+        help="one row per plan line, from the journal (what failed, and why)",
+        description="Read the journal of PLAN and print one row per plan line: line number, "
+        "kind, state and verdict, task id, result code and its documented meaning, error, "
+        "attempts and times. Reads nothing from the service.",
+    )
+    report.add_argument("plan", type=Path, metavar="PLAN.jsonl")
+    report.add_argument(
+        "--journal",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="the journal (default: PLAN.journal.sqlite beside the plan)",
+    )
+    report.add_argument(
+        "--failed", action="store_true", help="only the failed, refused and invalid lines"
+    )
+    report.add_argument(
+        "--format", dest="fmt", choices=FORMATS, default="table", help="output (default table)"
+    )
+    report.add_argument(
+        "--html",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write a self-contained HTML page (summary, failures, charts) to FILE",
     )
 
 
@@ -300,9 +373,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _connection_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_demo(sub)
     _add_run(sub)
+    _add_report(sub)
     _add_task(sub)
     sub.add_parser(
         "emulator",

@@ -24,6 +24,7 @@ from ..bulk._mask import mask
 
 __all__ = [
     "JsonReporter",
+    "line_json",
     "PlainReporter",
     "Summary",
     "make_reporter",
@@ -83,7 +84,8 @@ def stop_text(notice: Stop) -> str:
     )
 
 
-def _line_json(record: LineRecord) -> str:
+def line_json(record: LineRecord) -> str:
+    """One finished line as ``--json`` prints it (masked)."""
     return json.dumps(
         mask(
             {
@@ -113,7 +115,7 @@ class JsonReporter:
 
     def line_done(self, record: LineRecord) -> None:
         """Print the line's verdict as one JSON object."""
-        self._out.write(_line_json(record) + "\n")
+        self._out.write(line_json(record) + "\n")
         self._out.flush()
 
     def message(self, text: str) -> None:
@@ -322,6 +324,7 @@ class Summary:
         in_flight: Lines submitted and not finished (when the run was cut short).
         unacknowledged: Lines sent (or about to be) without a recorded answer.
         finished_now: Lines brought to an end by this run.
+        submitted_now: Tasks this run created (0: every create was refused, or none sent).
         requests: HTTP requests this run made.
         wall_time: Seconds this run took.
         interrupted: The run was stopped by a signal.
@@ -341,6 +344,7 @@ class Summary:
     wall_time: float
     interrupted: bool
     exit_code: int
+    submitted_now: int = 0
 
     @classmethod
     def of(
@@ -368,6 +372,7 @@ class Summary:
             wall_time=wall_time,
             interrupted=result.interrupted,
             exit_code=exit_code,
+            submitted_now=result.submitted_now,
         )
 
     @property
@@ -394,8 +399,10 @@ class Summary:
             ("finished in this run", str(self.finished_now)),
             ("requests made", str(self.requests)),
             ("wall time", f"{self.wall_time:.1f} s"),
-            ("jobs per second", f"{self.jobs_per_second:.1f}"),
         ]
+        # Refusals come back at once: a rate of them says nothing about throughput.
+        if self.submitted_now:
+            rows.append(("jobs per second", f"{self.jobs_per_second:.1f}"))
         return rows
 
 

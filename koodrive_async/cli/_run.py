@@ -30,6 +30,7 @@ from ..bulk import (
     DRAIN_SECONDS,
     MAX_LIST_PAGES,
     SETTLE_SECONDS,
+    Journal,
     JournalError,
     Plan,
     PlanError,
@@ -38,14 +39,18 @@ from ..bulk import (
     RunOptions,
     RunResult,
     SQLiteJournal,
+    State,
     attach_plan,
     default_journal_path,
     load_plan,
 )
 from ..bulk._mask import mask
-from ._codes import UsageError, run_exit_code
+from ._codes import PROG, UsageError, run_exit_code
 from ._connect import Connection, OpenedSession, open_session
+from ._dryrun import print_dry_run
+from ._jsonlog import JsonLogReporter
 from ._progress import Summary, make_reporter, print_summary, rich_available
+from ._report import ManifestProgress, RowWriter, row_format
 
 __all__ = ["RunCommand", "SessionFactory", "run_command"]
 
@@ -73,6 +78,9 @@ class RunCommand:
         output: ``auto`` (rich bar on a terminal, plain otherwise), ``json``,
             ``plain`` or ``rich``.
         skip_invalid: Run the valid lines even when some are invalid.
+        dry_run: Validate and show what would be sent; send nothing, write no journal.
+        report: A manifest file written as the lines finish (``.jsonl`` or ``.csv``).
+        log_format: ``text``, or ``json`` (one JSON log object per event on stderr).
         concurrency, rate, timeout, poll, resubmit_in_doubt, retry_rejected,
         reconcile, settle, max_list_pages: As
             :class:`koodrive_async.bulk.RunOptions`.
@@ -91,6 +99,9 @@ class RunCommand:
     reconcile: bool = True
     settle: float = SETTLE_SECONDS
     max_list_pages: int = MAX_LIST_PAGES
+    dry_run: bool = False
+    report: Path | None = None
+    log_format: str = "text"
 
     def options(self) -> RunOptions:
         """The bulk wing's options.
@@ -149,6 +160,42 @@ def _checked_plan(command: RunCommand, connection: Connection | None, err: IO[st
     return plan
 
 
+def _reporter(command: RunCommand, out: IO[str], err: IO[str]) -> tuple[Progress, bool]:
+    """The display: ``--log-format json`` logs on stderr (and ``--json`` lines on stdout)."""
+    if command.log_format == "json":
+        return JsonLogReporter(err, out if command.output == "json" else None), False
+    return make_reporter(command.output, out=out, err=err)
+
+
+@contextmanager
+def _manifest(path: Path | None, progress: Progress) -> Iterator[Progress]:
+    """``--report FILE``: the progress that also writes each finished line's row to FILE."""
+    if path is None:
+        yield progress
+        return
+    try:
+        handle = path.open("w", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise UsageError(f"cannot write the report {path}: {exc.strerror or exc}") from exc
+    with handle:
+        yield ManifestProgress(progress, RowWriter(handle, row_format(path)))
+
+
+def _nothing_to_do(journal: Journal, plan: Path) -> str:
+    """The "nothing to do" message, with what the user can do next."""
+    failed = list(journal.records(State.FAILED))
+    refused = sum(1 for r in failed if r.task_id is None)
+    steps = []
+    if len(failed) > refused:
+        steps.append(
+            f"--retry-failed sends the {len(failed) - refused} line(s) whose task failed again"
+        )
+    if refused:
+        steps.append(f"--retry-rejected sends the {refused} refused line(s) again")
+    steps.append(f"`{PROG} report {plan}` lists every line (--failed: the failed ones)")
+    return "nothing to do: every line of the plan has already been dealt with; " + "; ".join(steps)
+
+
 @contextmanager
 def _signals(run: PlanRun, progress: Progress) -> Iterator[None]:
     """SIGINT / SIGTERM interrupt the run while it lasts (where the loop supports it)."""
@@ -194,7 +241,7 @@ async def _execute(
 
 async def run_command(
     command: RunCommand,
-    connection: Connection,
+    connection: Connection | None,
     *,
     out: IO[str] | None = None,
     err: IO[str] | None = None,
@@ -204,7 +251,7 @@ async def run_command(
 
     Args:
         command: What to run and how.
-        connection: Where and as whom.
+        connection: Where and as whom (None only for a dry run).
         out: Standard output (default ``sys.stdout``).
         err: Standard error (default ``sys.stderr``).
         session_factory: Replaces :func:`open_session` (for embedding).
@@ -218,8 +265,12 @@ async def run_command(
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
     options = command.options()
+    if command.dry_run:
+        return print_dry_run(_checked_plan(command, connection, err), command, options, out)
     if command.output == "rich" and not rich_available():
         raise UsageError("--progress rich needs rich: pip install 'koodrive-async[cli]'")
+    if connection is None:
+        raise UsageError("a run needs the connection settings (--base-url, --user-id, --token)")
     started = time.monotonic()
     plan = _checked_plan(command, connection, err)
     try:
@@ -228,15 +279,19 @@ async def run_command(
         raise UsageError(str(exc)) from exc
     with journal:
         try:
-            attach_plan(journal, plan)
+            appended = attach_plan(journal, plan)
         except JournalError as exc:
             raise UsageError(str(exc)) from exc
-        progress, use_rich = make_reporter(command.output, out=out, err=err)
-        run = PlanRun(plan, journal, options, progress)
-        run.prepare()
-        result = await _execute(run, connection, progress, session_factory)
-    if not result.had_work and not result.in_doubt:
-        progress.message("nothing to do: every line of the plan has already been dealt with")
+        progress, use_rich = _reporter(command, out, err)
+        display = progress
+        if appended:
+            progress.message(f"{appended} line(s) appended to the plan since the last run")
+        with _manifest(command.report, progress) as progress:
+            run = PlanRun(plan, journal, options, progress)
+            run.prepare()
+            result = await _execute(run, connection, progress, session_factory)
+            if not result.had_work and not result.in_doubt:
+                progress.message(_nothing_to_do(journal, command.plan))
     code = run_exit_code(result)
     if result.error is not None:
         err.write(mask(f"run aborted: {type(result.error).__name__}: {result.error}") + "\n")
@@ -248,5 +303,8 @@ async def run_command(
         wall_time=time.monotonic() - started,
         exit_code=code,
     )
-    print_summary(summary, use_rich=use_rich, out=err if command.output == "json" else out)
+    if isinstance(display, JsonLogReporter):
+        display.log("summary", exit_code=code, **{k.strip(): v for k, v in summary.rows()})
+    else:
+        print_summary(summary, use_rich=use_rich, out=err if command.output == "json" else out)
     return code

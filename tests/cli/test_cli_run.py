@@ -135,7 +135,7 @@ async def test_journal_of_another_plan_is_refused(
     other = write_plan(tmp_path / "other.jsonl", [job_line("G1"), job_line("G2")])
     result = await cli("run", str(other), "--journal", str(journal), *POLL)
     assert result.code == 2
-    assert "different plan" in result.err
+    assert "line 1 is changed" in result.err and "another --journal" in result.err
     assert len(emu.requests) == sent
 
 
