@@ -55,7 +55,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list-key", choices=("taskList", "taskListDtos"), default="taskListDtos")
     p.add_argument("--code-as", choices=("int", "str"), default="int")
     p.add_argument("--cursor-as", choices=("number", "str"), default="number")
+    # Credentials of the session routes and app authentication (test values:
+    # a command line is visible to other local users).
+    for flag, meta, what in (
+        ("--session-code", "CODE=USER_ID", "authorization code POST session accepts"),
+        ("--refresh-token", "TOKEN=USER_ID", "carrier refresh token auth/refreshToken accepts"),
+        ("--app", "APP_ID=APP_SECRET", "app whose HMAC-SHA256 signatures are accepted"),
+    ):
+        p.add_argument(flag, action="append", default=[], type=_pair, metavar=meta, help=what)
+    p.add_argument(
+        "--session-idle-timeout",
+        type=float,
+        default=1200.0,
+        help="virtual seconds a session token lives unused (default 1200)",
+    )
+    p.add_argument(
+        "--carrier-expires-in",
+        type=float,
+        default=1800.0,
+        help="expiresIn (seconds) of carrier access tokens (default 1800)",
+    )
+    p.add_argument(
+        "--token-form",
+        choices=("documented", "bare", "bearer_space", "bearer_plus", "at_space"),
+        default="documented",
+    )
     return p
+
+
+def _pair(value: str) -> tuple[str, str]:
+    key, sep, rest = value.partition("=")
+    if not sep or not key or not rest:
+        # Never quote the value: it holds a credential.
+        raise argparse.ArgumentTypeError("expected KEY=VALUE")
+    return key, rest
 
 
 async def _serve(config: EmulatorConfig, host: str, port: int) -> None:
@@ -86,13 +119,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             page_size_cap=args.page_size_cap,
             response_variant=ResponseVariant(
-                list_key=args.list_key, code_as=args.code_as, cursor_as=args.cursor_as
+                list_key=args.list_key,
+                code_as=args.code_as,
+                cursor_as=args.cursor_as,
+                token_form=args.token_form,
             ),
             clock_skew=args.clock_skew,
             clock_speed=args.clock_speed,
             empty_page_every=args.empty_page_every,
             partial_pages=args.partial_pages,
             ledger_limit=args.ledger_limit or None,
+            session_codes=dict(args.session_code),
+            refresh_tokens=dict(args.refresh_token),
+            apps=dict(args.app),
+            session_idle_timeout=args.session_idle_timeout,
+            carrier_expires_in=args.carrier_expires_in,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

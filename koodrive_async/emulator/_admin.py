@@ -2,9 +2,10 @@
 
 For tests and demos in another process (``python -m koodrive_async.emulator``):
 the ledger, the tasks, faults, the virtual clock, forced finishes, reset, a
-health check and the OpenAPI document; and the package downloads a job's
-``downloadUrl`` points to (``_downloads``). They are not the service: no
-authentication, no faults, no ledger entry, and answers are plain JSON
+health check, the session and refresh counters and the OpenAPI document;
+and the package downloads a job's ``downloadUrl`` points to (``_downloads``).
+They are not the service: no authentication, no faults, no ledger entry, and
+answers are plain JSON
 (``{"error": ...}`` on a refusal, never ``{code, msg}``). A wrong method or an
 unknown path under ``/_emulator/`` is refused here too (405 / 404), so it never
 reaches the API's catch-all and its ledger.
@@ -68,6 +69,7 @@ class AdminRoutes:
             (post, "/_emulator/clock", self.post_clock),
             (post, "/_emulator/reset", self.post_reset),
             (get, "/_emulator/health", self.health),
+            (get, "/_emulator/auth", self.get_auth),
             (get, "/_emulator/openapi.json", self.get_openapi),
             (get, DOWNLOAD_PATH, self.get_download),
         )
@@ -178,6 +180,17 @@ class AdminRoutes:
     async def health(self, _request: web.Request) -> web.Response:
         """``GET /_emulator/health``: liveness and the task count."""
         return web.json_response({"status": "ok", "tasks": len(self._core.state)})
+
+    async def get_auth(self, _request: web.Request) -> web.Response:
+        """``GET /_emulator/auth``: the session and refresh counters (never a token)."""
+        book = self._core.auth
+        return web.json_response(
+            {
+                "counters": dict(book.counters),
+                "sessions": len(book.sessions),
+                "issued_tokens": len(book.tokens),
+            }
+        )
 
     async def get_download(self, request: web.Request) -> web.Response:
         """``GET /_emulator/downloads/{task_id}.zip?token=...``: a package's zip."""

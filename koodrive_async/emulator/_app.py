@@ -6,9 +6,12 @@ Start reading here. A request to an API path goes through the pipeline
 route group (``_routes_tasks``, ``_routes_share``, ``_routes_jobs``), which
 checks the body with the pure rules of ``_rules`` and reads or changes the
 task store of ``_state`` (job and share-task detail answers are shaped by
-``_detail``). ``/_emulator/`` paths go to ``_admin`` instead (package
-downloads, ``_downloads``, among them), and anything else to the pipeline's
-404. All of an instance's state is one :class:`~._core.EmulatorCore`.
+``_detail``); the session routes (``_routes_session``) issue access tokens
+into ``_tokens``, which authentication consults, and app signatures are
+checked by ``_signature``. ``/_emulator/`` paths go to ``_admin`` instead
+(package downloads, ``_downloads``, among them), and anything else to the
+pipeline's 404. All of an instance's state is one
+:class:`~._core.EmulatorCore`.
 
 A new route group is a ``_routes_<group>.py`` with handlers and a ``ROUTES``
 tuple, added to :data:`ROUTE_GROUPS` (and its route names to
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import _routes_jobs, _routes_share, _routes_tasks
+from . import _routes_jobs, _routes_session, _routes_share, _routes_tasks
 from ._admin import AdminRoutes
 from ._config import EmulatorConfig
 from ._core import CORE_KEY, EmulatorCore
@@ -32,6 +35,7 @@ ROUTE_GROUPS: tuple[tuple[Route, ...], ...] = (
     _routes_tasks.ROUTES,
     _routes_share.ROUTES,
     _routes_jobs.ROUTES,
+    _routes_session.ROUTES,
 )
 
 

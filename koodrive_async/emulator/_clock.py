@@ -13,8 +13,9 @@ class EmulatorClock:
 
     It starts at the real wall-clock time, then runs ``speed`` times faster than
     real time, plus whatever :meth:`advance` added. Task timelines (NEW,
-    EXECUTING, terminal) read it; authentication never does, so moving it
-    cannot make a request's ``X-Date`` stale.
+    EXECUTING, terminal) and the lifetimes of issued access tokens read it;
+    the ``X-Date`` check never does, so moving it cannot make a request's
+    ``X-Date`` stale (it can expire a session or carrier token).
 
     Args:
         speed: Initial speed factor (>= 0; 0 freezes time between advances).

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable
+import types
+from collections.abc import Callable, Iterable, Mapping
 from typing import Literal
 
 import attrs
@@ -33,6 +34,24 @@ def _to_tokens(value: Iterable[str] | str) -> frozenset[str]:
     if "" in tokens:
         raise ValueError("tokens must not contain an empty token")
     return tokens
+
+
+def _to_secret_map(value: Mapping[str, str]) -> Mapping[str, str]:
+    # Read-only, so a running emulator's accepted credentials cannot drift.
+    out = {str(k): str(v) for k, v in dict(value).items()}
+    if any(not k.strip() or not v.strip() for k, v in out.items()):
+        raise ValueError("credential maps must not hold empty keys or values")
+    return types.MappingProxyType(out)
+
+
+def _hidden(value: Mapping[str, str] | frozenset[str]) -> str:
+    # Credentials are never shown, not even in a repr; their count is.
+    return f"<{len(value)} hidden>"
+
+
+def _check_lifetime(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{attr.name} must be a finite number > 0, got {value!r}")
 
 
 def _check_duration(_inst: object, _attr: object, value: object) -> None:
@@ -76,6 +95,18 @@ class ResponseVariant:
             ``"code": "0"`` (the tables); error codes follow the same choice.
         cursor_as: ``"number"`` sends ``nextCursor`` as a JSON number (the
             example), ``"str"`` as a string (the table).
+        token_form: How issued access tokens are written: ``"documented"``
+            as each page's example (session ``"Bearer 6ebb..."``, session
+            refresh ``"Bearer+013b..."``, carrier ``"AT 3b91..."``), or one
+            form for every route: ``"bare"``, ``"bearer_space"``,
+            ``"bearer_plus"``, ``"at_space"``.
+        session_shape: Where the session routes put their fields:
+            ``"documented"`` (``session`` in ``data``, ``session/refresh``
+            flat, as the pages show), ``"flat"`` (both flat, as an older
+            page shows ``session``) or ``"data"`` (both in ``data``).
+        carrier_shape: Where ``auth/refreshToken`` puts ``accessToken``,
+            ``expiresIn``, ``issuedAt``, ``refreshToken``: in
+            ``data.sessionInfo`` (the example) or flat in ``data`` (the table).
         detail_names: Field names of the job and share-task detail answers:
             ``"per_page"`` follows each page (job detail ``status`` /
             ``beginTime``, share taskDetail ``taskStatus`` / ``startTime``);
@@ -94,6 +125,20 @@ class ResponseVariant:
     )
     cursor_as: Literal["number", "str"] = attrs.field(
         default="number", validator=attrs.validators.in_(("number", "str"))
+    )
+    token_form: Literal["documented", "bare", "bearer_space", "bearer_plus", "at_space"] = (
+        attrs.field(
+            default="documented",
+            validator=attrs.validators.in_(
+                ("documented", "bare", "bearer_space", "bearer_plus", "at_space")
+            ),
+        )
+    )
+    session_shape: Literal["documented", "flat", "data"] = attrs.field(
+        default="documented", validator=attrs.validators.in_(("documented", "flat", "data"))
+    )
+    carrier_shape: Literal["session_info", "flat"] = attrs.field(
+        default="session_info", validator=attrs.validators.in_(("session_info", "flat"))
     )
     detail_names: Literal["per_page", "job", "share"] = attrs.field(
         default="per_page", validator=attrs.validators.in_(("per_page", "job", "share"))
@@ -136,6 +181,26 @@ class EmulatorConfig:
             holds the JSON of its create request body (secrets redacted);
             when False the field is left out, as a service that keeps
             something else there would look to a client that matches bodies.
+        session_codes: Authorization codes ``POST session`` accepts, each
+            with the user id it opens a session for. Empty accepts any
+            non-empty code (the user id is then derived from the code).
+            Codes can be used again.
+        session_idle_timeout: Virtual seconds a session access token stays
+            valid without use (20 minutes on the pages; sliding: every
+            accepted request with it starts the window again).
+        refresh_tokens: Carrier refresh tokens ``POST auth/refreshToken``
+            accepts from the start, each with its user id (tokens it issues
+            itself are accepted too).
+        carrier_expires_in: The ``expiresIn`` (seconds) of carrier access
+            tokens; they expire that long after issue on the virtual clock.
+        rotate_refresh_tokens: When True, a carrier refresh answers a new
+            refresh token and refuses the old one from then on; when False it
+            answers the same one (as the page's example does).
+        revoke_replaced_tokens: When True, a refresh makes the access token
+            it replaces invalid at once; when False that token lives until it
+            expires.
+        apps: AppId to AppSecret of the apps whose ``HMAC-SHA256`` signed
+            requests are accepted on the task and job routes.
         file_failure_rate: Probability (0..1) that each file of a batch job or
             share task fails on its own (seeded), so partial failures happen.
             A task that ``failure_rate`` fails loses every file.
@@ -149,7 +214,7 @@ class EmulatorConfig:
         ValueError: A value is out of range.
     """
 
-    tokens: frozenset[str] = attrs.field(factory=frozenset, converter=_to_tokens)
+    tokens: frozenset[str] = attrs.field(factory=frozenset, converter=_to_tokens, repr=_hidden)
     task_duration: TaskDuration = attrs.field(default=1.0, validator=_check_duration)
     failure_rate: float = attrs.field(default=0.0, converter=float, validator=_check_rate)
     seed: int = attrs.field(default=0, converter=int)
@@ -163,6 +228,21 @@ class EmulatorConfig:
         default=None, validator=attrs.validators.optional(_check_positive)
     )
     echo_init_params: bool = attrs.field(default=True, converter=bool)
+    session_codes: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_to_secret_map, repr=_hidden
+    )
+    session_idle_timeout: float = attrs.field(
+        default=1200.0, converter=float, validator=_check_lifetime
+    )
+    refresh_tokens: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_to_secret_map, repr=_hidden
+    )
+    carrier_expires_in: float = attrs.field(
+        default=1800.0, converter=float, validator=_check_lifetime
+    )
+    rotate_refresh_tokens: bool = attrs.field(default=True, converter=bool)
+    revoke_replaced_tokens: bool = attrs.field(default=True, converter=bool)
+    apps: Mapping[str, str] = attrs.field(factory=dict, converter=_to_secret_map, repr=_hidden)
     file_failure_rate: float = attrs.field(default=0.0, converter=float, validator=_check_rate)
     task_routes_show_jobs: bool = attrs.field(default=True, converter=bool)
     job_time_utc_offset: float = attrs.field(default=0.0, converter=float)

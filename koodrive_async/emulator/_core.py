@@ -2,7 +2,7 @@
 
 The route modules are plain functions of ``(core, request, ...)``; the state
 they share lives here and nowhere else: the configuration, the virtual clock,
-the task store, the injected faults, the ledger, the server's wall clock (with
+the task store, the issued tokens, the injected faults, the ledger, the server's wall clock (with
 its skew) and the per-instance caches that keep the polling hot path cheap.
 Keeping it one object makes ``reset()`` complete by construction and lets a
 test reach it as ``app[CORE_KEY]``.
@@ -27,6 +27,7 @@ from ._faults import Fault, FaultBook, FaultKind, make_fault
 from ._ledger import LedgerEntry
 from ._render import Rendered
 from ._state import EmulatorState
+from ._tokens import TokenBook
 
 __all__ = ["CORE_KEY", "EmulatorCore"]
 
@@ -44,6 +45,8 @@ class EmulatorCore:
         self.state = EmulatorState(config, self.clock)
         self.faults = FaultBook(config.seed)
         self.ledger: deque[LedgerEntry] = deque(maxlen=config.ledger_limit)
+        #: Sessions and the access / refresh tokens the session routes issued.
+        self.auth = TokenBook(config.refresh_tokens)
         #: Unexpected exceptions caught in handlers (each became a 500); should stay 0.
         self.internal_errors = 0
         #: ``task/{id}`` answers already serialised, per task id, with the
@@ -81,9 +84,10 @@ class EmulatorCore:
         return self.faults.add(make_fault(kind, **kwargs))
 
     def reset(self) -> None:
-        """Forget tasks, ledger and faults; put the clock back to real time."""
+        """Forget tasks, ledger, faults and issued tokens; put the clock back to real time."""
         self.clock.reset()
         self.state.clear()
+        self.auth.clear()
         self.rendered.clear()
         self.rendered_details.clear()
         self.faults.clear()

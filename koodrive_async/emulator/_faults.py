@@ -12,10 +12,12 @@ import attrs
 __all__ = ["API_ROUTES", "Fault", "FaultBook", "FaultKind"]
 
 #: Route names of the API endpoints (``route=`` of faults and ledger entries): the
-#: five pages', then job detail / list / cancel and share-task detail (API-EXTRA.md).
+#: five pages', then job detail / list / cancel and share-task detail
+#: (API-EXTRA.md), then the session routes (API-EXTRA.md section D).
 API_ROUTES = frozenset(
     {"create_task", "create_share_task", "create_job", "get_task", "list_tasks"}
     | {"get_job", "list_jobs", "cancel_job", "get_share_task"}
+    | {"create_session", "refresh_session", "refresh_carrier_token"}
 )
 
 

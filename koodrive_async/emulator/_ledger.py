@@ -9,12 +9,31 @@ import attrs
 
 from ._faults import FaultKind
 
-__all__ = ["REDACTED", "HeaderDict", "LedgerEntry", "redact_authorization", "redact_body"]
+__all__ = [
+    "CREDENTIAL_FIELDS",
+    "REDACTED",
+    "SECRET_FIELDS",
+    "HeaderDict",
+    "LedgerEntry",
+    "redact_authorization",
+    "redact_body",
+    "redact_headers",
+]
 
 REDACTED = "***"
 
-# Body fields that carry secrets: the archive password and the share token.
-_SECRET_FIELDS = frozenset({"password", "kdstoken"})
+#: Body fields that carry secrets, requests and answers alike: the archive
+#: password, the share token, and the session routes' tokens and session id.
+SECRET_FIELDS = frozenset({"password", "kdstoken", "accessToken", "refreshToken", "sessionId"})
+
+#: The request fields of the session routes: ``code`` there is the
+#: authorization code (in answers ``code`` is the business code, kept).
+CREDENTIAL_FIELDS = SECRET_FIELDS | {"code"}
+
+# Headers whose whole value is a secret.
+_SECRET_HEADERS = frozenset({"x-session-id"})
+
+_APP_SCHEME = "HMAC-SHA256 "
 
 
 class HeaderDict(dict[str, str]):
@@ -60,6 +79,10 @@ class HeaderDict(dict[str, str]):
 def redact_authorization(value: str) -> str:
     """Keep only the scheme word of an Authorization value: ``"Bearer+abc"`` -> ``"Bearer ***"``.
 
+    An app signature keeps its AppId and SignedHeaders (no secret, and what a
+    reader of the ledger needs) and loses its Signature:
+    ``"HMAC-SHA256 AppId=a,SignedHeaders=host;x-date,Signature=***"``.
+
     Args:
         value: The header value.
 
@@ -67,6 +90,13 @@ def redact_authorization(value: str) -> str:
         The scheme word and ``***``, or ``***`` when there is no scheme word.
     """
     stripped = value.strip()
+    if stripped.startswith(_APP_SCHEME):
+        kept = [
+            part
+            for part in stripped[len(_APP_SCHEME) :].split(",")
+            if part.startswith(("AppId=", "SignedHeaders="))
+        ]
+        return _APP_SCHEME + ",".join([*kept, f"Signature={REDACTED}"])
     for sep in (" ", "+"):
         head, found, _ = stripped.partition(sep)
         if found and head and head.isalpha():
@@ -79,7 +109,7 @@ def redact_authorization(value: str) -> str:
 MAX_REDACT_DEPTH = 32
 
 
-def redact_body(body: Any, _depth: int = 0) -> Any:
+def redact_body(body: Any, _depth: int = 0, *, fields: frozenset[str] = SECRET_FIELDS) -> Any:
     """Return a copy of a JSON body with secret fields replaced by ``"***"``, at any depth.
 
     A subtree nested deeper than :data:`MAX_REDACT_DEPTH` is replaced by
@@ -88,6 +118,8 @@ def redact_body(body: Any, _depth: int = 0) -> Any:
 
     Args:
         body: Parsed JSON.
+        fields: The names of the secret fields (:data:`CREDENTIAL_FIELDS`
+            for a session route's request).
 
     Returns:
         The redacted copy (the input is not changed).
@@ -96,16 +128,20 @@ def redact_body(body: Any, _depth: int = 0) -> Any:
         return REDACTED
     if isinstance(body, dict):
         return {
-            k: (REDACTED if k in _SECRET_FIELDS and v is not None else redact_body(v, _depth + 1))
+            k: (
+                REDACTED
+                if k in fields and v is not None
+                else redact_body(v, _depth + 1, fields=fields)
+            )
             for k, v in body.items()
         }
     if isinstance(body, list):
-        return [redact_body(v, _depth + 1) for v in body]
+        return [redact_body(v, _depth + 1, fields=fields) for v in body]
     return body
 
 
 def redact_headers(headers: Mapping[str, str]) -> HeaderDict:
-    """Copy request headers with the Authorization value redacted.
+    """Copy request headers with the Authorization value and the session id redacted.
 
     Args:
         headers: The request's headers.
@@ -113,11 +149,14 @@ def redact_headers(headers: Mapping[str, str]) -> HeaderDict:
     Returns:
         A :class:`HeaderDict`.
     """
-    out = HeaderDict(
-        (k, redact_authorization(v) if k.lower() == "authorization" else v)
-        for k, v in headers.items()
-    )
+    out = HeaderDict((k, _redact_header(k.lower(), v)) for k, v in headers.items())
     return out
+
+
+def _redact_header(lowered: str, value: str) -> str:
+    if lowered == "authorization":
+        return redact_authorization(value)
+    return REDACTED if lowered in _SECRET_HEADERS else value
 
 
 @attrs.frozen
@@ -130,11 +169,15 @@ class LedgerEntry:
         path: Request path.
         route: Route name, or None for a path that is no API route.
         query: Query pairs in order, repeats kept.
-        headers: Request headers; the Authorization value keeps only its scheme word.
-        body: Parsed JSON body (``password`` and ``kdstoken`` replaced by ``"***"``),
-            or None (no body, or not JSON).
+        headers: Request headers; the Authorization value keeps only its
+            scheme word (an app signature its AppId and SignedHeaders),
+            ``x-session-id`` is ``"***"``.
+        body: Parsed JSON body (the :data:`SECRET_FIELDS`, and a session
+            route's authorization ``code``, replaced by ``"***"``), or None
+            (no body, or not JSON).
         status: Response status, or None when the connection was dropped.
-        response: Parsed JSON response body, or None.
+        response: Parsed JSON response body (a session route's tokens and
+            session id replaced by ``"***"``), or None.
         task_id: Id of the task this request created, or None.
         fault: The fault applied (other than LATENCY), or None.
     """

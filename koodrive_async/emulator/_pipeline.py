@@ -33,7 +33,7 @@ from aiohttp import web
 from ._core import EmulatorCore
 from ._faults import Fault, FaultKind
 from ._headers import Authenticate, bearer
-from ._ledger import LedgerEntry, redact_body, redact_headers
+from ._ledger import CREDENTIAL_FIELDS, LedgerEntry, redact_body, redact_headers
 from ._render import (
     BAD_REQUEST,
     INNER_INVOKE_FAILURE,
@@ -82,6 +82,8 @@ class Route:
         handle: The handler.
         auth: How the caller is checked, or None for no check (the handler
             then gets an empty user id).
+        secret_response: True when the answers carry credentials (the session
+            routes): the ledger records them redacted.
     """
 
     method: str
@@ -89,6 +91,7 @@ class Route:
     name: str | None
     handle: Handler
     auth: Authenticate | None = bearer
+    secret_response: bool = False
 
 
 def api_handler(
@@ -104,6 +107,7 @@ def api_handler(
         An aiohttp handler.
     """
     name = route.name
+    secret = route.secret_response
 
     async def handler(request: web.Request) -> web.StreamResponse:
         arrival = time.monotonic()
@@ -138,12 +142,12 @@ def api_handler(
             status, payload = exc.status, core.error_payload(BAD_REQUEST, exc.reason)
             response = json_response(status, payload, request, core.date_header())
         except asyncio.CancelledError:
-            _record(core, arrival, request, name, body, None, None, task_id, kind)
+            _record(core, arrival, request, name, body, None, None, task_id, kind, secret)
             raise
         except ConnectionResetError:
             # The client hung up before its body was read (say it timed out
             # during a LATENCY fault): nothing was handled, nobody is listening.
-            _record(core, arrival, request, name, body, None, None, task_id, kind)
+            _record(core, arrival, request, name, body, None, None, task_id, kind, secret)
             return web.Response()
         except Exception:
             # Never let a bug look like the service: count it, log it, answer 500.
@@ -152,7 +156,7 @@ def api_handler(
             status = 500
             payload = core.error_payload(INNER_INVOKE_FAILURE, "emulator internal error")
             response = json_response(status, payload, request, core.date_header())
-        _record(core, arrival, request, name, body, status, payload, task_id, kind)
+        _record(core, arrival, request, name, body, status, payload, task_id, kind, secret)
         return response
 
     return handler
@@ -190,8 +194,9 @@ def _faulted(
     if kind is FaultKind.CREATED_BUT_500:
         status = 500
         payload = core.error_payload(INNER_INVOKE_FAILURE, "INNER_INVOKE_FAILURE")
-    elif kind is FaultKind.CREATED_BUT_504 and task_id is not None:
-        # A gateway that gave up waiting; a create that was refused keeps its refusal.
+    elif kind is FaultKind.CREATED_BUT_504 and status == 200:
+        # A gateway that gave up waiting on something carried out (a create, a
+        # token refresh); a request that was refused keeps its refusal.
         status, payload = 504, {"code": "APIGW.0504", "msg": "Gateway Timeout"}
     elif kind is FaultKind.MALFORMED_JSON:
         full = json.dumps(payload, separators=(",", ":")).encode()
@@ -230,14 +235,15 @@ def _record(
     payload: Any,
     task_id: str | None,
     fault: FaultKind | None,
+    secret: bool,
 ) -> None:
     try:
-        entry = _entry(arrival, request, route, body, status, payload, task_id, fault)
+        entry = _entry(arrival, request, route, body, status, payload, task_id, fault, secret)
     except Exception:
         # The ledger must never cost the client its answer; keep what is safe.
         core.internal_errors += 1
         logger.exception("emulator bug while recording %s %s", request.method, request.path)
-        entry = _entry(arrival, request, route, NO_BODY, status, None, task_id, fault)
+        entry = _entry(arrival, request, route, NO_BODY, status, None, task_id, fault, False)
     core.ledger.append(entry)
 
 
@@ -250,7 +256,16 @@ def _entry(
     payload: Any,
     task_id: str | None,
     fault: FaultKind | None,
+    secret: bool,
 ) -> LedgerEntry:
+    if secret:
+        # A session route: its request's ``code`` and its answer's tokens are credentials.
+        body = (
+            NO_BODY
+            if body is NO_BODY or body is NOT_JSON
+            else redact_body(body, fields=CREDENTIAL_FIELDS)
+        )
+        payload = redact_body(payload)
     return LedgerEntry(
         time=arrival,
         method=request.method,

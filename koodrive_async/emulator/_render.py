@@ -21,7 +21,9 @@ HTTP   code          when
                      or processing, and a ``kdstoken`` that is not the share's
 400    13000309      ``POST cancel`` of an unknown job (or another user's)
 401    13000103      Authorization missing, without a scheme word, or an
-                     unknown token
+                     unknown, expired or replaced token; a bad, unknown-app
+                     or stale app signature; on the session routes an
+                     unknown code, session or refresh token
 404    13000305      unknown task id, or a task of another user; unknown path;
                      unknown job id (``GET {job_id}``) or share task
                      (``share/taskDetail``, also with another ``shareId``)

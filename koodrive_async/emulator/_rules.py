@@ -37,6 +37,8 @@ __all__ = [
     "check_cancel",
     "check_create_task",
     "check_job",
+    "check_refresh_token",
+    "check_session",
     "check_share_detail",
     "check_share_task",
     "parse_body",
@@ -400,6 +402,45 @@ def _query_int(values: list[str], name: str) -> int | None:
                 raise Invalid(f"{name} must be an integer")
             return int(value)
     return None
+
+
+def check_session(body: dict[str, Any]) -> str:
+    """Check a ``POST session`` body: ``code`` (mandatory), ``domain`` (optional, the ZH example's).
+
+    Args:
+        body: The request object.
+
+    Returns:
+        The authorization code.
+
+    Raises:
+        Invalid: A field is missing or of the wrong type (the code is never quoted).
+    """
+    code = _str(body, "code", required=True)
+    _str(body, "domain", required=False)
+    assert code is not None
+    if not code.strip():
+        raise Invalid("code must not be blank")
+    return code
+
+
+def check_refresh_token(body: dict[str, Any]) -> str:
+    """Check a ``POST auth/refreshToken`` body: ``refreshToken`` (mandatory).
+
+    Args:
+        body: The request object.
+
+    Returns:
+        The refresh token.
+
+    Raises:
+        Invalid: It is missing, empty or not a string (never quoted).
+    """
+    token = _str(body, "refreshToken", required=True)
+    assert token is not None
+    if not token.strip():
+        raise Invalid("refreshToken must not be blank")
+    return token
 
 
 def check_cancel(body: Any) -> str:

@@ -133,6 +133,18 @@ class KooDriveEmulator:
         return list(self._core.faults.faults)
 
     @property
+    def auth_counters(self) -> dict[str, int]:
+        """How many sessions were opened and refreshes made, per kind (a copy).
+
+        Keys: ``sessions_created``, ``session_refreshes``, ``carrier_refreshes``,
+        ``expired_token_refusals`` (401s for an expired or replaced issued
+        token) and ``refused_refreshes`` (refreshes refused for an unknown
+        session or refresh token, or an access token not theirs; a malformed
+        Authorization is not counted). ``GET /_emulator/auth`` shows the same.
+        """
+        return dict(self._core.auth.counters)
+
+    @property
     def internal_errors(self) -> int:
         """How many requests hit an emulator bug (answered 500); always 0 unless broken."""
         return self._core.internal_errors
@@ -164,7 +176,9 @@ class KooDriveEmulator:
         Args:
             kind: What to do (see :class:`FaultKind`).
             route: Route name (``"create_task"``, ``"create_share_task"``,
-                ``"create_job"``, ``"get_task"``, ``"list_tasks"``) or None for all.
+                ``"create_job"``, ``"get_task"``, ``"list_tasks"``,
+                ``"create_session"``, ``"refresh_session"``,
+                ``"refresh_carrier_token"``) or None for all.
             method: HTTP method, or None for any.
             count: Apply to the next ``count`` matching requests.
             rate: Probability per matching request (0..1).
@@ -192,7 +206,7 @@ class KooDriveEmulator:
         self._core.faults.clear()
 
     def reset(self) -> None:
-        """Forget tasks, ledger and faults, and put the clock back to real time."""
+        """Forget tasks, ledger, faults and issued tokens, and put the clock back to real time."""
         self._core.reset()
 
     def __repr__(self) -> str:

@@ -101,6 +101,13 @@ JOB_ROUTES = {
     ),
 }
 
+#: The session routes (API-EXTRA.md D): their own headers, no X-User-Id / X-Date.
+SESSION_ROUTES = {
+    "create_session": ("POST", f"{PREFIX}/session{{slash:/?}}", {"code": "auth-code-1"}),
+    "refresh_session": ("POST", f"{PREFIX}/session/refresh", None),
+    "refresh_carrier_token": ("POST", f"{PREFIX}/auth/refreshToken", {"refreshToken": "rt"}),
+}
+
 
 @dataclass
 class Reply:

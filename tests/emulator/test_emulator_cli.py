@@ -77,8 +77,46 @@ def test_cli_response_variant_and_paging_flags() -> None:
     assert proc.returncode == 0
 
 
+def test_cli_session_flags() -> None:
+    proc, url = start(
+        "--session-code",
+        "cli-code=cli-user",
+        "--refresh-token",
+        "cli-rt=cli-user",
+        "--app",
+        "cli-app=cli-secret",
+        "--session-idle-timeout",
+        "60",
+        "--carrier-expires-in",
+        "30",
+        "--token-form",
+        "bare",
+    )
+    try:
+        status, session = call(url, f"{PREFIX}/session", body={"code": "cli-code"})
+        assert status == 200 and session["data"]["userId"] == "cli-user"
+        token = session["data"]["accessToken"]
+        assert " " not in token and "+" not in token  # bare
+        assert call(url, f"{PREFIX}/task/list", token=token)[0] == 200
+        status, carrier = call(url, f"{PREFIX}/auth/refreshToken", body={"refreshToken": "cli-rt"})
+        assert status == 200 and carrier["data"]["sessionInfo"]["expiresIn"] == 30
+        assert call(url, f"{PREFIX}/session", body={"code": "other"})[0] == 401
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "cli-secret" not in out + err
+
+
 @pytest.mark.parametrize(
-    "args", [["--failure-rate", "2"], ["--port", "nope"], ["--code-as", "float"]]
+    "args",
+    [
+        ["--failure-rate", "2"],
+        ["--port", "nope"],
+        ["--code-as", "float"],
+        ["--app", "no-equals-sign"],
+        ["--session-idle-timeout", "0"],
+    ],
 )
 def test_cli_rejects_bad_arguments(args) -> None:
     t0 = time.monotonic()

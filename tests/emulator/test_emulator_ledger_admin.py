@@ -53,6 +53,12 @@ async def test_ledger_records_every_api_request(api, koodrive_emulator) -> None:
         (f"AT {SECRET}", "AT ***"),
         (SECRET, "***"),
         (f"Weird/{SECRET}", "***"),
+        # An app signature keeps what identifies the app, never the signature.
+        (
+            f"HMAC-SHA256 AppId=app-1,SignedHeaders=host;x-date,Signature={SECRET}",
+            "HMAC-SHA256 AppId=app-1,SignedHeaders=host;x-date,Signature=***",
+        ),
+        (f"HMAC-SHA256 Signature={SECRET},Extra={SECRET}", "HMAC-SHA256 Signature=***"),
     ],
 )
 async def test_ledger_never_holds_the_token(start_emulator, authorization, shown) -> None:
@@ -66,6 +72,7 @@ async def test_ledger_never_holds_the_token(start_emulator, authorization, shown
     for text in (repr(emu.requests), str(emu.requests), dumped):
         assert SECRET not in text
     assert all(e.headers["Authorization"] == shown for e in emu.requests[:-1])
+    assert SECRET not in json.dumps([e.to_json() for e in emu.requests])
     assert emu.requests[-1].headers["Authorization"] == "Bearer ***"
     assert emu.requests[-1].status == 401
 

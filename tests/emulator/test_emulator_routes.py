@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 import pytest
-from emu_helpers import JOB_ROUTES, PREFIX, ROUTES
+from emu_helpers import JOB_ROUTES, PREFIX, ROUTES, SESSION_ROUTES
 
 import koodrive_async.emulator as emulator
 from koodrive_async.emulator._app import ROUTE_GROUPS
@@ -66,7 +66,8 @@ def test_every_api_route_is_declared_once_and_can_be_faulted() -> None:
     # A fault targets a route by name: a route that faults cannot name is untestable.
     assert set(names) == API_ROUTES
     assert {r.name: (r.method, r.path) for r in routes} == {
-        name: (method, path) for name, (method, path, _) in (ROUTES | JOB_ROUTES).items()
+        name: (method, path)
+        for name, (method, path, _) in (ROUTES | JOB_ROUTES | SESSION_ROUTES).items()
     }
 
 

@@ -1,10 +1,10 @@
 """The OpenAPI document shipped with the emulator (``koodrive_async/emulator/openapi.json``).
 
-It must be valid OpenAPI 3, describe exactly the five endpoints of the pages
-and the four job / share-task reads of API-EXTRA.md (job detail, job list,
-cancel, share-task detail), accept every example the pages give (and every
-variant API-NOTES.md says the service may send), and refuse the requests the
-pages' conditional rules forbid.
+It must be valid OpenAPI 3, describe exactly the five endpoints of the pages,
+the four job / share-task reads of API-EXTRA.md (job detail, job list,
+cancel, share-task detail) and the session routes (API-EXTRA.md section D),
+accept every example the pages give (and every variant API-NOTES.md says the
+service may send), and refuse the requests the pages' conditional rules forbid.
 """
 
 from __future__ import annotations
@@ -35,6 +35,18 @@ OPERATIONS = {
     ("get", "/koodrive/ose/v1/jobs"): "list_jobs",
     ("post", "/koodrive/ose/v1/cancel"): "cancel_job",
     ("post", "/koodrive/ose/v1/share/taskDetail"): "get_share_task",
+    ("post", "/koodrive/ose/v1/session"): "create_session",
+    # The same emulator route: the EN page writes the path with a trailing slash.
+    ("post", "/koodrive/ose/v1/session/"): "create_session_slash",
+    ("post", "/koodrive/ose/v1/session/refresh"): "refresh_session",
+    ("post", "/koodrive/ose/v1/auth/refreshToken"): "refresh_carrier_token",
+}
+#: The session routes: no X-User-Id, no X-Date, no app authentication.
+SESSION_PATHS = {
+    "/koodrive/ose/v1/session",
+    "/koodrive/ose/v1/session/",
+    "/koodrive/ose/v1/session/refresh",
+    "/koodrive/ose/v1/auth/refreshToken",
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
@@ -122,9 +134,28 @@ def test_servers_are_the_documented_base_urls() -> None:
 
 def test_security_is_an_authorization_header() -> None:
     schemes = DOC["components"]["securitySchemes"]
+    # A token or an app signature, either one.
+    assert list(schemes) == ["accessToken", "appSignature"]
     assert DOC["security"] == [{name: []} for name in schemes]
-    (scheme,) = schemes.values()
-    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "Authorization")
+    for scheme in schemes.values():
+        assert (scheme["type"], scheme["in"], scheme["name"]) == (
+            "apiKey",
+            "header",
+            "Authorization",
+        )
+
+
+def test_session_routes_security() -> None:
+    ops = _operations()
+    for path in ("/koodrive/ose/v1/session", "/koodrive/ose/v1/session/"):
+        assert ops[("post", path)]["security"] == []  # the code is the credential
+    for path in ("/koodrive/ose/v1/session/refresh", "/koodrive/ose/v1/auth/refreshToken"):
+        assert ops[("post", path)]["security"] == [{"accessToken": []}]  # no app auth
+    refresh = _header_params(ops[("post", "/koodrive/ose/v1/session/refresh")])
+    assert refresh["x-session-id"]["required"] is True
+    assert "requestBody" not in ops[("post", "/koodrive/ose/v1/session/refresh")]
+    for key, op in ops.items():
+        assert ("x-session-id" in _header_params(op)) == key[1].endswith("/session/refresh")
 
 
 # --------------------------------------------------------------------------- headers
@@ -133,13 +164,17 @@ def test_security_is_an_authorization_header() -> None:
 def test_common_headers_on_every_operation() -> None:
     for key, op in _operations().items():
         headers = _header_params(op)
-        assert headers["X-User-Id"]["required"] is True, key
-        assert headers["X-Date"]["required"] is True, key
-        assert headers["X-Date"]["schema"]["pattern"] == r"^\d{8}T\d{6}Z$", key
         assert headers["X-Traceid"].get("required", False) is False, key
         assert headers["language"].get("required", False) is False, key
         # Authorization is the security scheme: OpenAPI ignores a header parameter of that name.
         assert "Authorization" not in headers, key
+        if key[1] in SESSION_PATHS:
+            # The session pages list neither X-User-Id nor X-Date.
+            assert not {"X-User-Id", "X-Date"} & set(headers), key
+            continue
+        assert headers["X-User-Id"]["required"] is True, key
+        assert headers["X-Date"]["required"] is True, key
+        assert headers["X-Date"]["schema"]["pattern"] == r"^\d{8}T\d{6}Z$", key
 
 
 def test_endpoint_specific_headers() -> None:
@@ -494,6 +529,51 @@ def test_list_query_parameters() -> None:
     assert (status.get("style", "form"), status.get("explode", True)) == ("form", True)
     assert _validator(status["schema"]).is_valid([0, 1, 2, 3])
     assert not _validator(status["schema"]).is_valid([4])
+
+
+# --------------------------------------------------------------------------- sessions
+
+TOKEN_48 = "6ebb6266dd5cdefa1d7126af2eb6173ce0a054d8ba4295be"
+SESSION_INFO = {
+    "accessToken": "AT 3b911d723003f70a1265124148fdfe486c108b64bf8d0de3",
+    "expiresIn": 1800,
+    "issuedAt": "1772006999088",
+    "refreshToken": "0e0e72d3c7e9e4444df6bc3fb111eaee18eb7b2393a939cb",
+}
+
+
+def test_session_page_examples_and_variants_conform() -> None:
+    create = _response_schema("post", "/koodrive/ose/v1/session", "200")
+    user = {"accessToken": f"Bearer {TOKEN_48}", "sessionId": "c17c89", "userId": "100860"}
+    assert create.is_valid({"data": user, "code": 0, "msg": "success"})
+    assert create.is_valid({**user, "code": "0", "msg": "success"})  # the older flat page
+    assert not create.is_valid({"data": {"accessToken": "x"}, "code": 0, "msg": "success"})
+    assert not create.is_valid({"code": 0, "msg": "success"})
+    refresh = _response_schema("post", "/koodrive/ose/v1/session/refresh", "200")
+    for token in (f"Bearer+{TOKEN_48}", f"Bearer {TOKEN_48}", TOKEN_48):
+        assert refresh.is_valid({"accessToken": token, "code": 0, "msg": "success"})
+        assert refresh.is_valid({"data": {"accessToken": token}, "code": 0, "msg": "success"})
+    assert not refresh.is_valid({"accessToken": "", "code": 0, "msg": "success"})
+    carrier = _response_schema("post", "/koodrive/ose/v1/auth/refreshToken", "200")
+    example = {"data": {"sessionInfo": SESSION_INFO}, "code": 0, "msg": "\u6210\u529f"}
+    assert carrier.is_valid(example)
+    assert carrier.is_valid({"data": SESSION_INFO, "code": "0", "msg": "OK"})  # the table
+    assert not carrier.is_valid({"data": {"accessToken": "AT x"}, "code": 0, "msg": "OK"})
+    for name in ("CreateSessionResponse", "RefreshSessionResponse", "RefreshTokenResponse"):
+        schema = DOC["components"]["schemas"][name]
+        assert _component(name).is_valid(schema["example"]), name
+
+
+def test_session_request_bodies() -> None:
+    create = _body_schema("post", "/koodrive/ose/v1/session")
+    assert create.is_valid({"code": "Frb", "domain": "kdconsole.example.cn:8080"})
+    assert create.is_valid({"code": "Frb"})
+    for bad in ({}, {"code": ""}, {"code": "  "}, {"code": 1}, {"code": "x", "domain": 1}):
+        assert not create.is_valid(bad), bad
+    carrier = _body_schema("post", "/koodrive/ose/v1/auth/refreshToken")
+    assert carrier.is_valid({"refreshToken": SESSION_INFO["refreshToken"]})
+    for bad in ({}, {"refreshToken": ""}, {"refreshToken": None}):
+        assert not carrier.is_valid(bad), bad
 
 
 # --------------------------------------------------------------------------- served

@@ -12,7 +12,10 @@ which no generator can guess: most cases get ``Authorization: Bearer t0k`` and
 the current X-Date stamped in place of the generated ones (so they reach the
 body checks), the rest keep what was generated (so the 401/400 paths are hit
 too). A header schemathesis left out or malformed on purpose (negative cases)
-is never repaired.
+is never repaired. The session routes are stamped likewise: a session's token
+and id on ``session/refresh``, a static token and a known refresh token on
+``auth/refreshToken`` (neither emulator rotates or revokes, so they stay
+valid); ``session`` accepts any code.
 
 The emulator runs in a background thread with its own event loop, because
 schemathesis sends its requests synchronously (requests) from the test thread.
@@ -49,6 +52,8 @@ T = TypeVar("T")
 
 TOKEN = "t0k"
 OWNER = "openapi-owner"
+REFRESH = "openapi-refresh-token"
+SESSION_AUTH = {"rotate_refresh_tokens": False, "revoke_replaced_tokens": False}
 X_DATE = re.compile(r"\d{8}T\d{6}Z")
 PREFIX = "/koodrive/ose/v1"
 
@@ -82,6 +87,8 @@ VARIANTS = {
         task_duration=lambda rng: rng.uniform(0.5, 20.0),
         failure_rate=0.5,
         seed=7,
+        refresh_tokens={REFRESH: OWNER},
+        **SESSION_AUTH,
     ),
     "table-shapes": EmulatorConfig(
         tokens=frozenset({TOKEN}),
@@ -92,6 +99,9 @@ VARIANTS = {
             list_key="taskList",
             code_as="str",
             cursor_as="str",
+            token_form="bare",
+            session_shape="data",
+            carrier_shape="flat",
             detail_names="share",
             file_status_as="int",
             task_infos_as="object",
@@ -99,6 +109,8 @@ VARIANTS = {
         file_failure_rate=0.3,
         empty_page_every=2,
         partial_pages=True,
+        refresh_tokens={REFRESH: OWNER},
+        **SESSION_AUTH,
     ),
 }
 
@@ -118,6 +130,8 @@ class EmulatorThread:
         self.emulator = KooDriveEmulator(config)
         self.session = requests.Session()
         self.task_ids: list[str] = []
+        #: A session opened at start: (Authorization value, session id).
+        self.session_auth: tuple[str, str] = ("", "")
         self.job_ids: list[str] = []
         self.share_tasks: list[tuple[str, str]] = []
 
@@ -209,6 +223,11 @@ def emulator(request: pytest.FixtureRequest) -> Iterator[EmulatorThread]:
             r = s.post(f"{server.url}{PREFIX}/share/tasks", json=body, headers=_headers())
             assert r.status_code == 200, r.text
             server.share_tasks.append((r.json()["taskId"], body["shareId"]))
+        r = s.post(f"{server.url}{PREFIX}/session", json={"code": "openapi-code"})
+        assert r.status_code == 200, r.text
+        fields = r.json()["data"]
+        token = fields["accessToken"]
+        server.session_auth = (token if " " in token else f"Bearer {token}", fields["sessionId"])
         # Some tasks finished (SUCCESS or FAILED with a resultCode), some running, some new.
         server.call(lambda: server.emulator.clock.advance(6.0))
         yield server
@@ -238,6 +257,8 @@ def _authenticate(case: Any, server: EmulatorThread) -> bool:
         rest of the request decides whether it is accepted.
     """
     headers = case.headers
+    if case.operation.path in SESSION_PATHS:
+        return _authenticate_session(case, server)
     if headers is None:
         return False
     stamped = True
@@ -276,6 +297,37 @@ def _authenticate(case: Any, server: EmulatorThread) -> bool:
     return stamped
 
 
+SESSION_PATHS = {
+    f"{PREFIX}/session",
+    f"{PREFIX}/session/",
+    f"{PREFIX}/session/refresh",
+    f"{PREFIX}/auth/refreshToken",
+}
+
+
+def _authenticate_session(case: Any, server: EmulatorThread) -> bool:
+    """Stamp known credentials on most session-route cases (in place); True when stamped."""
+    path = case.operation.path
+    if path.endswith(("/session", "/session/")):
+        return True  # the emulator accepts any code: the body alone decides
+    headers = case.headers
+    if headers is None or "Authorization" not in headers or not _pick(case, "auth", 5):
+        return False
+    if path.endswith("/refresh"):
+        if not headers.get("x-session-id") or not _pick(case, "session", 5):
+            return False
+        headers["Authorization"], headers["x-session-id"] = server.session_auth
+        return True
+    headers["Authorization"] = f"AT+{TOKEN}"
+    body = case.body
+    if not isinstance(body, dict) or not isinstance(body.get("refreshToken"), str):
+        return False
+    if not _pick(case, "refresh", 5):
+        return False
+    body["refreshToken"] = REFRESH
+    return True
+
+
 @SCHEMA.parametrize()
 @settings(
     max_examples=15,
@@ -302,6 +354,9 @@ def test_emulator_conforms_to_openapi_document(case: Any, emulator: EmulatorThre
         if case.path_parameters:
             case.path_parameters.clear()
             case.path_parameters.update(generated_path)
+        if generated_body is not None:
+            case.body.clear()
+            case.body.update(generated_body)
 
 
 def _check_case(case: Any, emulator: EmulatorThread) -> None:
@@ -381,6 +436,8 @@ VALID_BODIES: dict[str, Any] = {
             "fileInfo": [{"fileId": "FuZmQ66CF0DdpKRG1Y29Iwajbq04Nhwu3"}],
         },
     },
+    "/session": {"code": "openapi-code"},
+    "/auth/refreshToken": {"refreshToken": REFRESH},
 }
 OPERATIONS = [
     ("POST", "/task/create"),
@@ -388,6 +445,9 @@ OPERATIONS = [
     ("GET", "/task/{task_id}"),
     ("POST", "/jobs"),
     ("GET", "/task/list"),
+    ("POST", "/session"),
+    ("POST", "/session/refresh"),
+    ("POST", "/auth/refreshToken"),
     ("GET", "/{job_id}"),
     ("GET", "/jobs"),
     ("POST", "/cancel"),
@@ -409,8 +469,15 @@ def test_gateway_answers_are_documented(emulator: EmulatorThread, fault: str) ->
         for method, path in OPERATIONS:
             operation = SCHEMA[PREFIX + path][method]
             kwargs: dict[str, Any] = {"headers": _headers()}
-            if method == "POST":
-                kwargs["body"] = VALID_BODIES.get(path)
+            if path == "/session/refresh":
+                token, session_id = emulator.session_auth
+                kwargs["headers"] = {"Authorization": token, "x-session-id": session_id}
+            elif path == "/auth/refreshToken":
+                kwargs["headers"] = {"Authorization": f"AT+{TOKEN}"}
+            # Not every POST has a body (session/refresh), and GET jobs shares
+            # its path with POST jobs but sends none.
+            if method == "POST" and path in VALID_BODIES:
+                kwargs["body"] = VALID_BODIES[path]
             if path.endswith("{task_id}"):
                 kwargs["path_parameters"] = {"task_id": emulator.task_ids[0]}
             elif path.endswith("{job_id}"):

@@ -232,6 +232,78 @@ async def test_nothing_secret_in_logs_reprs_errors_or_the_ledger(
     assert any(e.headers.get("Authorization", "").startswith("Bearer") for e in ledger)
 
 
+# --------------------------------------------------------------------- session credentials
+
+AUTH_CODE = "AuthC0DE-SECRET-61a2b3"
+REFRESH_TOKEN = "REFRESH-SECRET-0e0e72d3c7e9"
+APP_SECRET = "APPSECRET-SECRET-93b2f1"
+
+
+async def test_the_emulator_keeps_session_and_app_credentials_out_of_ledger_and_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Codes, session ids, access and refresh tokens, signatures: never in the ledger or logs.
+
+    The emulator alone, driven by plain aiohttp (the client credentials are
+    tested where they live), through the session routes and faults that cut
+    their answers short after acting.
+    """
+    caplog.set_level(logging.DEBUG)
+    config = EmulatorConfig(
+        session_codes={AUTH_CODE: "u-session"},
+        refresh_tokens={REFRESH_TOKEN: "u-carrier"},
+        apps={"app-1": APP_SECRET},
+        session_idle_timeout=5,
+    )
+    seen: set[str] = {AUTH_CODE, REFRESH_TOKEN, APP_SECRET}
+    base = "/koodrive/ose/v1"
+    async with KooDriveEmulator(config) as emu, aiohttp.ClientSession() as http:
+        emu.clock.speed = 0.0
+
+        async def post(path: str, headers: dict[str, str], body: Any = None) -> Any:
+            data = None if body is None else json.dumps(body)
+            async with http.post(emu.url + base + path, data=data, headers=headers) as resp:
+                try:
+                    return await resp.json(content_type=None)
+                except ValueError:
+                    return None
+
+        session = (await post("/session", {}, {"code": AUTH_CODE}))["data"]
+        seen |= {session["sessionId"], session["accessToken"].split(" ", 1)[1]}
+        emu.clock.advance(6)
+        refresh = {"Authorization": session["accessToken"], "x-session-id": session["sessionId"]}
+        emu.inject(FaultKind.MALFORMED_JSON, route="refresh_session", count=1)
+        assert await post("/session/refresh", refresh) is None
+        renewed = await post("/session/refresh", refresh)
+        assert renewed["code"] == 13000103  # the lost answer's refresh replaced that token
+        emu.inject(FaultKind.CREATED_BUT_500, route="refresh_carrier_token", count=1)
+        await post("/auth/refreshToken", {"Authorization": "AT+x"}, {"refreshToken": REFRESH_TOKEN})
+        await post("/auth/refreshToken", {"Authorization": "AT x"}, {"refreshToken": REFRESH_TOKEN})
+        signed = "HMAC-SHA256 AppId=app-1,SignedHeaders=x-date;x-user-id,Signature=" + "0" * 64
+        await post("/task/create", {"Authorization": signed, "X-User-Id": "u", "X-Date": "x"})
+        seen.add("0" * 64)
+        async with http.get(emu.url + "/_emulator/requests") as resp:
+            served = await resp.text()
+        async with http.get(emu.url + "/_emulator/auth") as resp:
+            counters = await resp.text()
+    assert emu.auth_counters["session_refreshes"] == 1
+    assert emu.auth_counters["carrier_refreshes"] == 1
+    ledger = json.dumps([e.to_json() for e in emu.requests], default=str)
+    places = {
+        "ledger": ledger,
+        "ledger repr": repr(emu.requests),
+        "admin ledger": served,
+        "admin auth": counters,
+        "config repr": repr(emu.config),
+        "emulator repr": repr(emu),
+        "logs": caplog.text + repr([r.__dict__ for r in caplog.records]),
+    }
+    for where, text in places.items():
+        for secret in seen:
+            assert secret not in text, f"a credential found in {where}"
+    assert '"x-session-id": "***"' in ledger  # it was there, redacted
+
+
 # --------------------------------------------------------------------------- the CLI
 
 
