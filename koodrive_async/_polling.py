@@ -44,6 +44,7 @@ aiohttp: it polls through the tracker and nothing else.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import heapq
 import inspect
 import logging
@@ -126,6 +127,7 @@ class _Waiter:
         "prev_poll",
         "invalid",
         "final",
+        "context",
     )
 
     def __init__(
@@ -138,6 +140,7 @@ class _Waiter:
         timeout: float | None,
         kind: Hashable | None,
         started: float | None,
+        context: contextvars.Context | None = None,
     ) -> None:
         self.task_id = task_id
         self.future = future
@@ -158,6 +161,9 @@ class _Waiter:
         self.invalid = 0
         # It had its last poll before a deadline that falls inside a pause.
         self.final = False
+        # The context its polls run in (the waiting caller's, for tracing), or
+        # None for the driver's.
+        self.context = context
 
 
 class PollScheduler:
@@ -237,6 +243,7 @@ class PollScheduler:
         on_status: OnStatus | None = None,
         kind: Hashable | None = None,
         started: float | None = None,
+        context: contextvars.Context | None = None,
     ) -> _Waiter:
         """Register a waiter; its future resolves with the terminal Task or an error.
 
@@ -247,6 +254,9 @@ class PollScheduler:
             on_status: Called with the Task on every status change.
             kind: Kind key for learning durations, or None (no learning).
             started: Loop time the task was submitted (with ``kind``).
+            context: The context to run its polls (and ``on_status``) in, so
+                that their spans are children of the wait's; None for the
+                scheduler's own.
 
         Returns:
             The waiter; await ``waiter.future``, and pass it to :meth:`discard`
@@ -268,6 +278,7 @@ class PollScheduler:
             timeout,
             kind,
             started if kind is not None else None,
+            context,
         )
         first = self._first_due(waiter, now)
         if deadline is not None:
@@ -493,7 +504,7 @@ class PollScheduler:
         self.gets += 1
         if self._inflight > self.max_inflight_seen:
             self.max_inflight_seen = self._inflight
-        task = self._loop.create_task(self._poll(waiter))
+        task = self._loop.create_task(self._poll(waiter), context=waiter.context)
         waiter.poll = task
         self._polls[task] = waiter
         task.add_done_callback(self._poll_done)

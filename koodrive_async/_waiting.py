@@ -31,6 +31,7 @@ from ._lifecycle import Lifecycle
 from ._models import Request, Task
 from ._policies import PollPolicy
 from ._polling import DEFAULT_MAX_POLLS, PollScheduler
+from ._tracing import Tracing
 
 __all__ = [
     "DEFAULT_POLL",
@@ -174,10 +175,20 @@ class Waiting:
         max_pause: Longest pause of every poll, and longest Retry-After hold
             of a submission, after a 429 (the session's
             ``RetryPolicy.max_retry_after``), in seconds.
+        tracing: The session's spans: when on, each wait's polls run in the
+            waiting caller's context (their spans are its children).
     """
 
-    def __init__(self, api: TaskAPI, *, lifecycle: Lifecycle, max_pause: float = math.inf) -> None:
+    def __init__(
+        self,
+        api: TaskAPI,
+        *,
+        lifecycle: Lifecycle,
+        max_pause: float = math.inf,
+        tracing: Tracing | None = None,
+    ) -> None:
         self._api = api
+        self._tracing = tracing if tracing is not None else Tracing()
         self._lifecycle = lifecycle
         self._max_pause = max_pause
         self._scheduler: PollScheduler | None = None
@@ -245,7 +256,13 @@ class Waiting:
         """
         scheduler = self.scheduler()
         waiter = scheduler.add(
-            task_id, policy=poll, timeout=timeout, on_status=on_status, kind=kind, started=started
+            task_id,
+            policy=poll,
+            timeout=timeout,
+            on_status=on_status,
+            kind=kind,
+            started=started,
+            context=self._tracing.capture(),
         )
         try:
             return await waiter.future
@@ -263,14 +280,17 @@ class Waiting:
         timeout: float | None,
         poll: PollPolicy,
         on_submitted: Callable[[Request, str], Any] | None,
+        api: TaskAPI | None = None,
     ) -> FanOut:
         """A fan-out over this session, not started yet (see :class:`FanOut`).
+
+        ``api`` submits instead of the session's (a ``with_options`` view).
 
         Returns:
             The run; drive it with ``results()`` or ``stream()``.
         """
         return FanOut(
-            self._api,
+            self._api if api is None else api,
             self,
             requests,
             max_concurrency=max_concurrency,
