@@ -217,7 +217,7 @@ def set_task_id(span: Any, task_id: str) -> None:
 
 def _error(span: Any, exc: BaseException) -> None:
     # The type only: a message is not guaranteed free of user data.
-    api = _api
+    api = _load()
     span.set_attribute("error.type", type(exc).__qualname__)
     span.set_status(api.Status(api.StatusCode.ERROR))
 
@@ -261,7 +261,7 @@ def _cancelled() -> type[BaseException]:
 def _attempt(
     tracer: Any, method: str, template: str, url: str, target: Target, resends: int, trace_id: str
 ) -> Iterator[Callable[[int, str | None], None]]:
-    api = _api
+    api = _load()
     attributes: dict[str, Any] = {
         "http.request.method": method,
         "server.address": target.address,
@@ -300,7 +300,7 @@ def _attempt(
 async def _stream(tracer: Any, name: str, items: AsyncIterator[Any]) -> AsyncIterator[Any]:
     from opentelemetry import context
 
-    api = _api
+    api = _load()
     span = tracer.start_span(name)
     parent = api.set_span_in_context(span)
     try:
