@@ -151,8 +151,8 @@ class KooDriveSession:
             default); a longer one raises :class:`ResponseValidationError`
             (``possibly_created`` on a create the server answered with success
             or a 500/502/504) after reading at most one byte more than this.
-        user_agent: The User-Agent of every request (by default
-            ``koodrive-async/<version> aiohttp/<version> Python/<version>``).
+        user_agent: The User-Agent of every request; None for
+            ``koodrive-async/<version> aiohttp/<version> Python/<version>``.
         trace_configs: ``aiohttp.TraceConfig`` objects added to the owned
             ClientSession (not with ``session``: give them to yours).
         proxy: Send every request through this HTTP proxy
@@ -186,7 +186,7 @@ class KooDriveSession:
         session: aiohttp.ClientSession | None = None,
         allow_insecure_http: bool = False,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        user_agent: str = DEFAULT_USER_AGENT,
+        user_agent: str | None = None,
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
         proxy: str | None = None,
         ssl: _ssl.SSLContext | None = None,
@@ -198,7 +198,9 @@ class KooDriveSession:
         auth = TokenAuth(token, token_provider)
         self._agent_name = None if agent_name is None else _check_text(agent_name, "agent_name")
         _check_text(language, "language")
-        _check_text(user_agent, "user_agent")
+        user_agent = (
+            DEFAULT_USER_AGENT if user_agent is None else _check_text(user_agent, "user_agent")
+        )
         _check_timeout(timeout)
         proxy = _check_proxy(proxy)
         if ssl is not None and not isinstance(ssl, _ssl.SSLContext):
