@@ -74,6 +74,8 @@ _RESERVED_JOB_IDS: Final = frozenset(
     {"jobs", "task", "cancel", "share", "session", "auth", "archive"}
 )
 
+_TASK_TEMPLATE: Final = PATH_TASK + "{taskId}"
+
 #: Largest (and default) pageSize of task/list.
 MAX_PAGE_SIZE: Final = 100
 _JSON_HEADERS: Final = {"Content-Type": "application/json"}
@@ -111,17 +113,18 @@ def check_header_value(value: str, field: str) -> None:
     _check_unicode(value, field)
 
 
-def session_headers(*, user_id: str, language: str) -> dict[str, str]:
+def session_headers(*, user_id: str, language: str, user_agent: str) -> dict[str, str]:
     """The headers every call of one session sends (Authorization aside).
 
     Args:
         user_id: The X-User-Id.
         language: The language code (``en-US``).
+        user_agent: The User-Agent.
 
     Returns:
         A new dict.
     """
-    return {"X-User-Id": user_id, "language": language}
+    return {"X-User-Id": user_id, "language": language, "User-Agent": user_agent}
 
 
 # --------------------------------------------------------------------------- creates
@@ -224,7 +227,7 @@ def build_get_task(task_id: str) -> Call:
         InvalidRequestError: The id is not a non-empty string.
     """
     check.text(task_id, "task_id")
-    return Call("GET", PATH_TASK + _path_segment(task_id), "get_task")
+    return Call("GET", PATH_TASK + _path_segment(task_id), "get_task", template=_TASK_TEMPLATE)
 
 
 def status_filter(

@@ -9,12 +9,23 @@ its attempts. Nothing here does I/O or imports aiohttp.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import random
+import re
 from collections.abc import Mapping
 from typing import Final
 
-__all__ = ["TRACE_ID_LENGTH", "Call", "Response", "new_trace_id"]
+from ._exceptions import InvalidRequestError
+
+__all__ = [
+    "TRACE_ID_LENGTH",
+    "Call",
+    "Response",
+    "check_trace_id",
+    "last_trace",
+    "new_trace_id",
+]
 
 #: Length of an X-Traceid (the pages: "58 bits", the Chinese page: 58 characters).
 TRACE_ID_LENGTH: Final = 58
@@ -38,9 +49,11 @@ class Call:
             one sent as a POST such as share/taskDetail, or a cancel). The
             retry rules (``_retry``) treat an idempotent call like a GET and
             any other like a create. Defaults to True for GET only.
+        template: The path with its variables named (``/koodrive/ose/v1/task/{taskId}``),
+            the ``url.template`` of tracing; None when the path has none.
     """
 
-    __slots__ = ("body", "headers", "idempotent", "method", "path", "query", "route")
+    __slots__ = ("body", "headers", "idempotent", "method", "path", "query", "route", "template")
 
     def __init__(
         self,
@@ -52,6 +65,7 @@ class Call:
         headers: Mapping[str, str] | None = None,
         body: bytes | None = None,
         idempotent: bool | None = None,
+        template: str | None = None,
     ) -> None:
         self.method = method
         self.path = path
@@ -60,6 +74,12 @@ class Call:
         self.headers: Mapping[str, str] = headers if headers is not None else {}
         self.body = body
         self.idempotent = method == "GET" if idempotent is None else idempotent
+        self.template = template
+
+    @property
+    def url_template(self) -> str:
+        """The path with its variables named (the path itself when it has none)."""
+        return self.template if self.template is not None else self.path
 
     @property
     def is_create(self) -> bool:
@@ -110,3 +130,40 @@ def new_trace_id() -> str:
         The trace id.
     """
     return f"{_trace_rng.getrandbits(TRACE_ID_LENGTH * 4):058x}"
+
+
+# The caller may choose the X-Traceid of its calls (KooDriveSession.with_options):
+# it must stay a valid header value of the documented length. Letters, digits,
+# "-" and "_" are what tracing systems use; anything else is refused.
+_TRACE_ID_SHAPE: Final = re.compile(r"[0-9A-Za-z_-]{%d}" % TRACE_ID_LENGTH)
+
+
+def check_trace_id(value: object) -> str:
+    """Refuse a caller's trace id that is not 58 letters, digits, ``-`` or ``_``.
+
+    Args:
+        value: The trace id.
+
+    Returns:
+        The trace id.
+
+    Raises:
+        InvalidRequestError: It is not such a string.
+    """
+    if not isinstance(value, str) or not _TRACE_ID_SHAPE.fullmatch(value):
+        shown = f"{len(value)} characters" if isinstance(value, str) else type(value).__name__
+        raise InvalidRequestError(
+            f"trace_id must be {TRACE_ID_LENGTH} characters of letters, digits, '-' or '_' "
+            f"(the X-Traceid header), got {shown}",
+            field="trace_id",
+        )
+    return value
+
+
+#: ``(owner, trace_id)`` of the last call sent from the current context (asyncio
+#: task): the sender sets it before the first attempt, so it names failed calls
+#: too. ``owner`` is the session's lifecycle, shared with its views, so that a
+#: session reports only its own calls.
+last_trace: Final[contextvars.ContextVar[tuple[object, str] | None]] = contextvars.ContextVar(
+    "koodrive_async_last_trace", default=None
+)

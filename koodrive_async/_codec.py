@@ -311,7 +311,7 @@ _TASK_TYPES: Final[Mapping[int, Any]] = TaskType._value2member_map_
 _STATUSES: Final[Mapping[int, Any]] = TaskStatus._value2member_map_
 
 
-def parse_task(data: Mapping[str, Any]) -> Task:
+def parse_task(data: Mapping[str, Any], trace_id: str | None = None) -> Task:
     """Build a Task from one task object of a response.
 
     Each field takes the fast path when it has its usual type (a str, an
@@ -320,6 +320,7 @@ def parse_task(data: Mapping[str, Any]) -> Task:
 
     Args:
         data: The task object.
+        trace_id: The X-Traceid of the call that read it (``Task.trace_id``).
 
     Returns:
         The task.
@@ -389,6 +390,7 @@ def parse_task(data: Mapping[str, Any]) -> Task:
         create_time,
         start_time,
         end_time,
+        trace_id=trace_id,
     )
 
 

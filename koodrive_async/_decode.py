@@ -331,7 +331,7 @@ def decode_task(call: Call, response: Response) -> Task:
         # Tolerate the task wrapped in "data", as the jobs endpoint wraps its id.
         data = nested
     try:
-        return parse_task(data)
+        return parse_task(data, response.trace_id)
     except ResponseFieldError as exc:
         raise error_from_response(call, response, problem=str(exc)) from None
 
@@ -403,7 +403,7 @@ def cursor_cycle_message(cursor: str) -> str:
     )
 
 
-def _page_tasks(data: dict[str, Any]) -> list[Task]:
+def _page_tasks(data: dict[str, Any], trace_id: str) -> list[Task]:
     items = data.get("taskList")
     if items is None:
         items = data.get("taskListDtos")
@@ -415,7 +415,7 @@ def _page_tasks(data: dict[str, Any]) -> list[Task]:
     for item in items:
         if not isinstance(item, dict):
             raise ResponseFieldError("a task list entry is not an object", key="taskList")
-        tasks.append(parse_task(item))
+        tasks.append(parse_task(item, trace_id))
     return tasks
 
 
@@ -446,13 +446,13 @@ def decode_task_page(
     """
     data = success_object(call, response)
     try:
-        tasks = _page_tasks(data)
+        tasks = _page_tasks(data, response.trace_id)
         next_cursor = _cursor(data.get("nextCursor"))
     except ResponseFieldError as exc:
         raise error_from_response(call, response, problem=str(exc)) from None
     if next_cursor is not None and cursors is not None and not cursors.add(next_cursor):
         raise error_from_response(call, response, problem=cursor_cycle_message(next_cursor))
-    return TaskPage(tuple(tasks), next_cursor)
+    return TaskPage(tuple(tasks), next_cursor, trace_id=response.trace_id)
 
 
 # --------------------------------------------------------------------------- jobs and share tasks

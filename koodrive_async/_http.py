@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import platform
+import ssl as _ssl
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any, Final
 
@@ -44,8 +46,14 @@ from ._exceptions import (
 )
 from ._lifecycle import Lifecycle, closed_error
 from ._retry import BROKEN, NOT_SENT, TIMED_OUT
+from ._version import __version__
 
-__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "HTTP", "Answer", "Failure"]
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "DEFAULT_USER_AGENT", "HTTP", "Answer", "Failure"]
+
+#: The User-Agent of every request unless the session is given another.
+DEFAULT_USER_AGENT: Final = (
+    f"koodrive-async/{__version__} aiohttp/{aiohttp.__version__} Python/{platform.python_version()}"
+)
 
 #: Default of ``max_response_bytes``: far above any answer of the API (a page of
 #: 100 tasks is some 100 KiB), far below what would hurt.
@@ -252,6 +260,12 @@ class HTTP:
         session: A caller-owned ClientSession (never closed here), or None
             to create one on first use (and again on each new event loop).
         max_response_bytes: The longest response body read.
+        trace_configs: More aiohttp trace configs for an owned session.
+        proxy: The proxy of every request (``http://host:port``), or None.
+        ssl: The TLS context of every request (a custom CA bundle), or None
+            for aiohttp's default (the system's CAs).
+        trust_env: An owned session reads ``HTTP(S)_PROXY``/``NO_PROXY``
+            (and ``.netrc``) from the environment.
     """
 
     def __init__(
@@ -262,8 +276,21 @@ class HTTP:
         max_connections: int,
         session: aiohttp.ClientSession | None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        trace_configs: tuple[aiohttp.TraceConfig, ...] = (),
+        proxy: str | None = None,
+        ssl: _ssl.SSLContext | None = None,
+        trust_env: bool = False,
     ) -> None:
         self._lifecycle = lifecycle
+        self._trace_configs = trace_configs
+        self._trust_env = trust_env
+        # Per request, so that they apply to a caller's session too.
+        self._options = dict(_PINNED)
+        if proxy is not None:
+            self._options["proxy"] = proxy
+        if ssl is not None:
+            self._options["ssl"] = ssl
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         # One timer per attempt (total), plus sock_connect for new connections.
         # Every field is given: a per-request ClientTimeout replaces the
         # session's, so a caller's session default (sock_read=...) cannot
@@ -319,7 +346,8 @@ class HTTP:
             connector=aiohttp.TCPConnector(limit=self._max_connections),
             # No cookies: a service API needs none, and a shared jar costs per response.
             cookie_jar=aiohttp.DummyCookieJar(),
-            trace_configs=[_trace_config()],
+            trace_configs=[_trace_config(), *self._trace_configs],
+            trust_env=self._trust_env,
         )
         lifetime = _lifetime(session)
         await anext(lifetime)  # registers it with this loop's async-generator hooks
@@ -346,6 +374,14 @@ class HTTP:
             await self._discard_owned()
         self._session = None
 
+    def _timeout_of(self, seconds: float) -> aiohttp.ClientTimeout:
+        timeout = self._timeouts.get(seconds)
+        if timeout is None:
+            timeout = self._timeouts[seconds] = aiohttp.ClientTimeout(
+                total=seconds, connect=None, sock_connect=seconds, sock_read=None
+            )
+        return timeout
+
     async def attempt(
         self,
         session: aiohttp.ClientSession,
@@ -353,8 +389,12 @@ class HTTP:
         url: URL,
         headers: Mapping[str, str],
         body: bytes | None,
+        timeout: float | None = None,
     ) -> Answer | Failure:
         """Send one attempt and read its answer (up to the cap).
+
+        ``timeout`` replaces the session's seconds per attempt (a
+        ``with_options`` view's).
 
         Returns:
             The Answer, or the Failure (nothing of the aiohttp exception kept).
@@ -368,9 +408,9 @@ class HTTP:
                 url,
                 headers=headers,
                 data=body,
-                timeout=self._timeout,
+                timeout=self._timeout if timeout is None else self._timeout_of(timeout),
                 trace_request_ctx=sent,
-                **_PINNED,
+                **self._options,
             ) as resp:
                 status = resp.status
                 try:

@@ -311,6 +311,10 @@ class Task:
     Only ``task_id`` is always present. Enum fields hold the enum member when
     the value is known and the plain int otherwise, so a status or type the
     service adds later never breaks parsing. Unparseable times are None.
+
+    ``trace_id`` is the X-Traceid of the call that returned this Task (for a
+    support ticket), or None for a Task you made yourself. It is not part of
+    equality, hashing or the repr: the same task read twice is equal.
     """
 
     task_id: str
@@ -325,6 +329,7 @@ class Task:
     create_time: datetime | None = None
     start_time: datetime | None = None
     end_time: datetime | None = None
+    trace_id: str | None = attrs.field(default=None, eq=False, repr=False, kw_only=True)
 
     @property
     def state(self) -> State | None:
@@ -354,10 +359,13 @@ class TaskPage:
     Args:
         tasks: The tasks on this page (may be empty before the end).
         next_cursor: Pass back as ``cursor`` for the next page; None at the end.
+        trace_id: The X-Traceid of the call that returned this page (each
+            of its tasks carries it too); not part of equality or the repr.
     """
 
     tasks: tuple[Task, ...]
     next_cursor: str | None = None
+    trace_id: str | None = attrs.field(default=None, eq=False, repr=False, kw_only=True)
 
     @property
     def is_last(self) -> bool:

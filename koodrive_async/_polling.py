@@ -44,6 +44,7 @@ aiohttp: it polls through the tracker and nothing else.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import heapq
 import inspect
 import logging
@@ -127,6 +128,7 @@ class _Waiter:
         "invalid",
         "final",
         "tracker",
+        "context",
     )
 
     def __init__(
@@ -140,6 +142,7 @@ class _Waiter:
         kind: Hashable | None,
         started: float | None,
         tracker: Tracker[Any],
+        context: contextvars.Context | None = None,
     ) -> None:
         self.task_id = task_id
         self.future = future
@@ -163,6 +166,9 @@ class _Waiter:
         self.final = False
         # How this unit is read and judged (shared by every waiter of a kind).
         self.tracker = tracker
+        # The context its polls run in (the waiting caller's, for tracing), or
+        # None for the driver's.
+        self.context = context
 
 
 class PollScheduler:
@@ -243,6 +249,7 @@ class PollScheduler:
         kind: Hashable | None = None,
         started: float | None = None,
         tracker: Tracker[Any] | None = None,
+        context: contextvars.Context | None = None,
     ) -> _Waiter:
         """Register a waiter; its future resolves with the final model or an error.
 
@@ -255,6 +262,9 @@ class PollScheduler:
             started: Loop time the task was submitted (with ``kind``).
             tracker: How to read the unit and judge it; None for tasks
                 (``GET task/{id}``).
+            context: The context to run its polls (and ``on_status``) in, so
+                that their spans are children of the wait's; None for the
+                scheduler's own.
 
         Returns:
             The waiter; await ``waiter.future``, and pass it to :meth:`discard`
@@ -277,6 +287,7 @@ class PollScheduler:
             kind,
             started if kind is not None else None,
             self._tracker if tracker is None else tracker,
+            context,
         )
         first = self._first_due(waiter, now)
         if deadline is not None:
@@ -502,7 +513,7 @@ class PollScheduler:
         self.gets += 1
         if self._inflight > self.max_inflight_seen:
             self.max_inflight_seen = self._inflight
-        task = self._loop.create_task(self._poll(waiter))
+        task = self._loop.create_task(self._poll(waiter), context=waiter.context)
         waiter.poll = task
         self._polls[task] = waiter
         task.add_done_callback(self._poll_done)

@@ -28,7 +28,7 @@ import backoff
 from yarl import URL
 
 from ._auth import AuthFlow
-from ._call import Call, Response, new_trace_id
+from ._call import Call, Response, last_trace, new_trace_id
 from ._clock import MIN_CLOCK_OFFSET, ServerClock
 from ._decode import error_from_response
 from ._exceptions import RateLimitError
@@ -36,6 +36,7 @@ from ._http import HTTP, Answer, Failure
 from ._lifecycle import ClientState, Lifecycle, closed_error
 from ._policies import RetryPolicy
 from ._retry import Decision, Draw, Refresh, Restamp, Retry, Stop, decide_answer, decide_failure
+from ._tracing import Target, Tracing
 
 __all__ = ["Sender", "logger"]
 
@@ -60,6 +61,8 @@ class Sender:
         lifecycle: The session's state: nothing is sent once it is closed.
         clock: The server clock (a new one by default).
         draw: The jitter of the backoff waits (full jitter by default).
+        tracing: The session's spans (off by default).
+        trace_id: The X-Traceid of every call (a new one per call by default).
     """
 
     def __init__(
@@ -74,6 +77,8 @@ class Sender:
         lifecycle: Lifecycle,
         clock: ServerClock | None = None,
         draw: Draw = backoff.full_jitter,
+        tracing: Tracing | None = None,
+        trace_id: str | None = None,
     ) -> None:
         self._base_url = base_url
         self._static_headers = dict(static_headers)
@@ -86,6 +91,31 @@ class Sender:
         #: The server's clock, learnt from the answers' Date headers.
         self.clock = clock if clock is not None else ServerClock()
         self._draw = draw
+        self._tracing = tracing if tracing is not None else Tracing()
+        self._target = Target(base_url)
+        self._trace_id = trace_id
+        # The per-attempt timeout handed to http, when it differs from its own.
+        self._attempt_timeout: float | None = None
+
+    def with_options(
+        self, *, timeout: float | None, retry: RetryPolicy | None, trace_id: str | None
+    ) -> Sender:
+        """A sender sharing everything with this one but the options given (not None)."""
+        other = Sender(
+            base_url=self._base_url,
+            static_headers=self._static_headers,
+            auth=self._auth,
+            timeout=self._timeout if timeout is None else timeout,
+            retry=self._retry if retry is None else retry,
+            http=self.http,
+            lifecycle=self._lifecycle,
+            clock=self.clock,
+            draw=self._draw,
+            tracing=self._tracing,
+            trace_id=self._trace_id if trace_id is None else trace_id,
+        )
+        other._attempt_timeout = self._attempt_timeout if timeout is None else timeout
+        return other
 
     async def send(self, call: Call) -> Response:
         """Send a call, retrying per policy; return the final response.
@@ -107,7 +137,9 @@ class Sender:
         if lifecycle.state is not ClientState.OPENED:
             lifecycle.open()  # first use, or closed: raises
         session = await http.client()
-        trace_id = new_trace_id()
+        trace_id = self._trace_id or new_trace_id()
+        last_trace.set((lifecycle, trace_id))
+        tracer = self._tracing.tracer()
         url = URL(self._base_url + call.target, encoded=True)
         credential = auth.current()
         if credential is None:
@@ -115,6 +147,7 @@ class Sender:
         debug = logger.isEnabledFor(logging.DEBUG)
         base = {**self._static_headers, **call.headers} if call.headers else self._static_headers
         attempt, backoffs = 1, 0  # the attempt's number in the budget; jittered waits made
+        sends = 0  # attempts made (a restamp or a refresh is one more, outside the budget)
         restamped = refreshed = False
         while True:
             if lifecycle.state is ClientState.CLOSED:
@@ -127,7 +160,22 @@ class Sender:
             if debug:
                 _log_attempt(call, attempt, self._retry.max_attempts, trace_id)
                 started = time.monotonic()
-            result = await http.attempt(session, call.method, url, headers, call.body)
+            if tracer is None:
+                result = await http.attempt(
+                    session, call.method, url, headers, call.body, self._attempt_timeout
+                )
+            else:
+                with self._tracing.attempt(
+                    tracer, call.method, call.url_template, str(url), self._target, sends, trace_id
+                ) as record:
+                    result = await http.attempt(
+                        session, call.method, url, headers, call.body, self._attempt_timeout
+                    )
+                    record(
+                        result.status,
+                        None if isinstance(result, Answer) else result.name or result.kind,
+                    )
+            sends += 1
             if type(result) is Answer:
                 if debug:
                     _log_answer(call, result.status, started, trace_id)

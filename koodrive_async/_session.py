@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import ipaddress
+import ssl as _ssl
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, tzinfo
 from types import TracebackType
@@ -26,6 +28,7 @@ from ._build import (
     session_headers,
     status_filter,
 )
+from ._call import check_trace_id, last_trace
 from ._decode import (
     CursorTracker,
     decode_cancel,
@@ -38,7 +41,7 @@ from ._decode import (
 )
 from ._enums import JobAction, JobStatus, JobType, ShareTaskType, State, TaskStatus, TaskType
 from ._exceptions import BadRequestError, InvalidRequestError, KooDriveError
-from ._http import DEFAULT_MAX_RESPONSE_BYTES, HTTP
+from ._http import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_USER_AGENT, HTTP
 from ._lifecycle import Lifecycle
 from ._models import (
     FileInfo,
@@ -57,6 +60,7 @@ from ._models import (
 from ._policies import PollPolicy, RetryPolicy
 from ._polling import PollScheduler
 from ._sender import Sender
+from ._tracing import Tracing, set_task_id, status_recorder
 from ._waiting import (
     DEFAULT_POLL,
     JOB_TRACKING,
@@ -101,6 +105,21 @@ def _check_base_url(base_url: object, allow_insecure_http: bool) -> str:
         )
     # Keep a path prefix (a gateway may mount the API below one), drop the trailing slash.
     return base_url.strip().rstrip("/")
+
+
+def _check_timeout(timeout: object) -> float:
+    return float(check.positive_number(timeout, "timeout"))  # type: ignore[arg-type]
+
+
+def _check_proxy(proxy: object) -> str | None:
+    if proxy is None:
+        return None
+    # secret: a proxy URL may carry credentials (http://user:pass@host).
+    text = check.text(str(proxy) if not isinstance(proxy, str) else proxy, "proxy", secret=True)
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidRequestError("proxy must be an http(s) URL with a host", field="proxy")
+    return text
 
 
 def _check_text(value: object, field: str) -> str:
@@ -158,6 +177,20 @@ class KooDriveSession:
         service_time_zone: The zone in which the service writes the 14-digit
             ``yyyyMMddHHmmss`` times of jobs and share tasks. The pages name
             none; UTC is assumed (unverified against the real service).
+        user_agent: The User-Agent of every request; None for
+            ``koodrive-async/<version> aiohttp/<version> Python/<version>``.
+        trace_configs: ``aiohttp.TraceConfig`` objects added to the owned
+            ClientSession (not with ``session``: give them to yours).
+        proxy: Send every request through this HTTP proxy
+            (``http://[user:password@]host:port``).
+        ssl: The ``ssl.SSLContext`` that verifies the service (for a custom
+            CA bundle: ``ssl.create_default_context(cafile=...)``).
+        trust_env: Let the owned ClientSession read ``HTTPS_PROXY``,
+            ``HTTP_PROXY``, ``NO_PROXY`` (and ``~/.netrc``) from the
+            environment; off by default (not with ``session``).
+        tracer_provider: The OpenTelemetry ``TracerProvider`` of this
+            session's spans, or None for the global one (see
+            docs/observability.md; a no-op without ``opentelemetry-api``).
 
     Raises:
         InvalidRequestError: An argument is invalid (for example neither or
@@ -181,17 +214,49 @@ class KooDriveSession:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         job_tracking: str = "job",
         service_time_zone: tzinfo = UTC,
+        user_agent: str | None = None,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
+        proxy: str | None = None,
+        ssl: _ssl.SSLContext | None = None,
+        trust_env: bool = False,
+        tracer_provider: Any = None,
     ) -> None:
         self._base_url = _check_base_url(base_url, allow_insecure_http)
         self._user_id = _check_text(user_id, "user_id")
         auth = TokenAuth(token, token_provider)
         self._agent_name = None if agent_name is None else _check_text(agent_name, "agent_name")
         _check_text(language, "language")
+        user_agent = (
+            DEFAULT_USER_AGENT if user_agent is None else _check_text(user_agent, "user_agent")
+        )
         check.positive_number(timeout, "timeout")
         check.instance_of(RetryPolicy, retry, "retry")
         check.int_in_range(max_connections, "max_connections", low=1)
         check.int_in_range(max_response_bytes, "max_response_bytes", low=1)
         check.instance_of(aiohttp.ClientSession, session, "session", optional=True)
+        proxy = _check_proxy(proxy)
+        check.instance_of(_ssl.SSLContext, ssl, "ssl", optional=True)
+        if check.is_collection(trace_configs):
+            trace_configs = tuple(trace_configs)
+        if not isinstance(trace_configs, tuple) or not all(
+            isinstance(config, aiohttp.TraceConfig) for config in trace_configs
+        ):
+            raise InvalidRequestError(
+                "trace_configs must be a sequence of aiohttp.TraceConfig", field="trace_configs"
+            )
+        check.instance_of(bool, trust_env, "trust_env")
+        if session is not None and (trace_configs or trust_env):
+            raise InvalidRequestError(
+                "trace_configs and trust_env configure the owned ClientSession; with "
+                "session= set them on your own aiohttp.ClientSession",
+                field="trace_configs" if trace_configs else "trust_env",
+            )
+        if tracer_provider is not None and not callable(
+            getattr(tracer_provider, "get_tracer", None)
+        ):
+            raise InvalidRequestError(
+                "tracer_provider must be an OpenTelemetry TracerProvider", field="tracer_provider"
+            )
         if job_tracking not in JOB_TRACKING:
             raise InvalidRequestError(
                 f"job_tracking must be 'job' or 'task', got {job_tracking!r}",
@@ -205,9 +270,14 @@ class KooDriveSession:
             )
         self._tz = service_time_zone
         self._lifecycle = Lifecycle()
+        self._tracing = Tracing(tracer_provider)
+        #: The session this one is a with_options view of (None: not a view).
+        self._parent: KooDriveSession | None = None
         self._sender = Sender(
             base_url=self._base_url,
-            static_headers=session_headers(user_id=self._user_id, language=language),
+            static_headers=session_headers(
+                user_id=self._user_id, language=language, user_agent=user_agent
+            ),
             auth=auth,
             timeout=float(timeout),
             retry=retry,
@@ -217,18 +287,86 @@ class KooDriveSession:
                 max_connections=max_connections,
                 session=session,
                 max_response_bytes=max_response_bytes,
+                trace_configs=trace_configs,
+                proxy=proxy,
+                ssl=ssl,
+                trust_env=trust_env,
             ),
             lifecycle=self._lifecycle,
+            tracing=self._tracing,
         )
         self._waiting = Waiting(
             self,
             lifecycle=self._lifecycle,
             max_pause=retry.max_retry_after,
             job_tracking=job_tracking,
+            tracing=self._tracing,
         )
 
     def __repr__(self) -> str:
-        return f"KooDriveSession(base_url={self._base_url!r}, user_id={self._user_id!r})"
+        view = "" if self._parent is None else ", view=True"
+        return f"KooDriveSession(base_url={self._base_url!r}, user_id={self._user_id!r}{view})"
+
+    def with_options(
+        self,
+        *,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        trace_id: str | None = None,
+    ) -> KooDriveSession:
+        """A view of this session whose calls use other options.
+
+        The view shares everything else with this session: the connection
+        pool, the credentials, the server clock, the shared poll scheduler
+        and the lifecycle. Closing the session closes its views; closing a
+        view (``close()``, ``async with``) does nothing, so a view can be
+        handed to code that closes what it is given. The polls of
+        :meth:`wait_for_task` go through the shared scheduler, with this
+        session's options, whichever object the wait was started from; the
+        submissions of :meth:`run_jobs` and :meth:`stream_jobs` on a view
+        use the view's options.
+
+        Args:
+            timeout: Seconds allowed per attempt (and for a token provider).
+            retry: The retry policy of the view's calls.
+            trace_id: The X-Traceid of every call of the view (58 letters,
+                digits, ``-`` or ``_``), e.g. to follow one of your own
+                requests through the service's logs. By default each call
+                gets a new one.
+
+        Returns:
+            The view; options not given are this session's.
+
+        Raises:
+            InvalidRequestError: An option is invalid.
+        """
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise InvalidRequestError("retry must be a RetryPolicy", field="retry")
+        if trace_id is not None:
+            trace_id = check_trace_id(trace_id)
+        view = copy.copy(self)
+        view._parent = self if self._parent is None else self._parent
+        view._sender = self._sender.with_options(timeout=timeout, retry=retry, trace_id=trace_id)
+        return view
+
+    @property
+    def last_trace_id(self) -> str | None:
+        """The X-Traceid of the last call this session (or a view) sent from the current task.
+
+        For calls that return a plain id (:meth:`submit` and the ``create_*``
+        methods); a returned :class:`Task` or :class:`TaskPage` carries its own
+        (``.trace_id``) and every :class:`KooDriveError` has one. Read per
+        context, like a ``contextvars`` value: concurrent tasks each see their
+        own last call, and a task sees what it inherited from its parent until
+        it makes a call of its own. None before any call. Set before the first
+        attempt, so it also names a call that failed.
+        """
+        last = last_trace.get()
+        if last is None or last[0] is not self._lifecycle:
+            return None
+        return last[1]
 
     @property
     def base_url(self) -> str:
@@ -273,15 +411,18 @@ class KooDriveSession:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        """Close the session."""
+        """Close the session (a view: nothing)."""
         await self.close()
 
     async def close(self) -> None:
         """Stop the waiters and close the owned HTTP session (idempotent).
 
         A caller-owned ``aiohttp.ClientSession`` is left open. Any call after
-        this raises RuntimeError.
+        this raises RuntimeError. On a :meth:`with_options` view this does
+        nothing: the view lives as long as its session.
         """
+        if self._parent is not None:
+            return
         if not self._lifecycle.close():
             return
         try:
@@ -317,7 +458,10 @@ class KooDriveSession:
         """
         self._check_open()
         call = build_create(request, agent_name=self._agent_name)
-        return decode_create(call, await self._sender.send(call))
+        with self._tracing.create(request) as span:
+            task_id = decode_create(call, await self._sender.send(call))
+            set_task_id(span, task_id)
+            return task_id
 
     async def create_transfer_task(self, *, src_user_id: str, dst_user_id: str) -> str:
         """``POST task/create`` (taskType 0): transfer one user's data to another.
@@ -464,7 +608,8 @@ class KooDriveSession:
         """
         self._check_open()
         call = build_get_task(task_id)
-        return decode_task(call, await self._sender.send(call))
+        with self._tracing.operation("get_task", task_id):
+            return decode_task(call, await self._sender.send(call))
 
     async def list_tasks(
         self,
@@ -499,7 +644,8 @@ class KooDriveSession:
         call = build_list_tasks(
             task_type=task_type, status=status, page_size=page_size, cursor=cursor
         )
-        return decode_task_page(call, await self._sender.send(call))
+        with self._tracing.operation("list_tasks"):
+            return decode_task_page(call, await self._sender.send(call))
 
     async def iter_tasks(
         self,
@@ -539,7 +685,8 @@ class KooDriveSession:
             call = build_list_tasks(
                 task_type=task_type, status=status, page_size=page_size, cursor=cursor
             )
-            page = decode_task_page(call, await self._sender.send(call), cursors=cursors)
+            with self._tracing.operation("list_tasks"):
+                page = decode_task_page(call, await self._sender.send(call), cursors=cursors)
             for task in page.tasks:
                 yield task
             if page.next_cursor is None:
@@ -879,11 +1026,35 @@ class KooDriveSession:
         # Waiting.wait, inlined rather than awaited: one coroutine frame less
         # per waiter (~420 bytes of ~1,900, which matters with 100,000 waiters).
         scheduler = self._waiting.scheduler()
+        if self._tracing.tracer() is not None:
+            return await self._traced_wait(scheduler, task_id, timeout, poll, on_status)
         waiter = scheduler.add(task_id, policy=poll, timeout=timeout, on_status=on_status)
         try:
             return await waiter.future  # type: ignore[no-any-return]
         finally:
             scheduler.discard(waiter)
+
+    async def _traced_wait(
+        self,
+        scheduler: PollScheduler,
+        task_id: str,
+        timeout: float | None,
+        poll: PollPolicy,
+        on_status: Callable[[Task], Any] | None,
+    ) -> Task:
+        with self._tracing.operation("wait_for_task", task_id) as span:
+            waiter = scheduler.add(
+                task_id,
+                policy=poll,
+                timeout=timeout,
+                on_status=status_recorder(span, task_id, on_status),
+                context=self._tracing.capture(),
+            )
+            try:
+                task: Task = await waiter.future
+                return task
+            finally:
+                scheduler.discard(waiter)
 
     async def run_jobs(
         self,
@@ -950,8 +1121,10 @@ class KooDriveSession:
             timeout=timeout,
             poll=poll,
             on_submitted=on_submitted,
+            api=self,
         )
-        return await fan.results()
+        with self._tracing.operation("run_jobs"):
+            return await fan.results()
 
     def stream_jobs(
         self,
@@ -997,5 +1170,6 @@ class KooDriveSession:
             timeout=timeout,
             poll=poll,
             on_submitted=on_submitted,
+            api=self,
         )
-        return fan.stream()
+        return self._tracing.stream("stream_jobs", fan.stream())

@@ -32,6 +32,7 @@ from ._lifecycle import Lifecycle
 from ._models import JobRequest, Request, ShareTaskRequest
 from ._policies import PollPolicy
 from ._polling import DEFAULT_MAX_POLLS, PollScheduler
+from ._tracing import Tracing
 from ._trackers import JobTracker, ShareTaskTracker
 
 __all__ = [
@@ -115,6 +116,8 @@ class Waiting:
             ``RetryPolicy.max_retry_after``), in seconds.
         job_tracking: ``"job"``: fan-out reads batch jobs and share tasks at
             their detail endpoints; ``"task"``: at ``GET task/{id}``.
+        tracing: The session's spans: when on, each wait's polls run in the
+            waiting caller's context (their spans are its children).
     """
 
     def __init__(
@@ -124,8 +127,10 @@ class Waiting:
         lifecycle: Lifecycle,
         max_pause: float = math.inf,
         job_tracking: str = "job",
+        tracing: Tracing | None = None,
     ) -> None:
         self._api = api
+        self._tracing = tracing if tracing is not None else Tracing()
         self._lifecycle = lifecycle
         self._max_pause = max_pause
         self._job_tracking = job_tracking
@@ -242,6 +247,7 @@ class Waiting:
             kind=kind,
             started=started,
             tracker=tracker,
+            context=self._tracing.capture(),
         )
         try:
             return await waiter.future
@@ -259,14 +265,17 @@ class Waiting:
         timeout: float | None,
         poll: PollPolicy,
         on_submitted: Callable[[Request, str], Any] | None,
+        api: TaskAPI | None = None,
     ) -> FanOut:
         """A fan-out over this session, not started yet (see :class:`FanOut`).
+
+        ``api`` submits instead of the session's (a ``with_options`` view).
 
         Returns:
             The run; drive it with ``results()`` or ``stream()``.
         """
         return FanOut(
-            self._api,
+            self._api if api is None else api,
             self,
             requests,
             max_concurrency=max_concurrency,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import ssl
 from collections.abc import Awaitable, Callable
 
 import attrs
@@ -24,6 +25,7 @@ from ._codes import UsageError
 __all__ = [
     "ENV_AGENT_NAME",
     "ENV_BASE_URL",
+    "ENV_CA_BUNDLE",
     "ENV_TOKEN",
     "ENV_USER_ID",
     "Connection",
@@ -36,6 +38,25 @@ ENV_BASE_URL = "KOODRIVE_BASE_URL"
 ENV_USER_ID = "KOODRIVE_USER_ID"
 ENV_TOKEN = "KOODRIVE_TOKEN"
 ENV_AGENT_NAME = "KOODRIVE_AGENT_NAME"
+#: A PEM file of the CAs that verify the service (instead of the system's).
+ENV_CA_BUNDLE = "KOODRIVE_CA_BUNDLE"
+
+
+def _ca_context(env: dict[str, str] | os._Environ[str]) -> ssl.SSLContext | None:
+    """The TLS context of ``KOODRIVE_CA_BUNDLE``, or None when it is not set.
+
+    Raises:
+        UsageError: The file cannot be read or holds no certificate.
+    """
+    path = env.get(ENV_CA_BUNDLE) or None
+    if path is None:
+        return None
+    try:
+        return ssl.create_default_context(cafile=path)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(
+            f"{ENV_CA_BUNDLE}={path!r} is not a readable PEM CA bundle: {exc}"
+        ) from None
 
 
 @attrs.frozen
@@ -104,6 +125,7 @@ async def open_session(connection: Connection, *, max_connections: int = 100) ->
     """
     import aiohttp
 
+    ca = _ca_context(os.environ)
     count = 0
 
     async def on_request_start(*_args: object) -> None:
@@ -125,6 +147,7 @@ async def open_session(connection: Connection, *, max_connections: int = 100) ->
             retry=RetryPolicy(),
             session=http,
             allow_insecure_http=connection.allow_insecure_http,
+            ssl=ca,
         )
     except KooDriveError as exc:
         await http.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl as _ssl
 from types import TracebackType
 
 from aiohttp import web
@@ -30,11 +31,19 @@ class KooDriveEmulator:
         config: The configuration (default ``EmulatorConfig()``).
         host: Interface to bind (loopback by default).
         port: TCP port; 0 picks a free one.
+        ssl: Serve HTTPS with this server-side ``ssl.SSLContext`` (to test
+            custom CA bundles and proxies); ``url`` is then ``https://...``.
     """
 
     def __init__(
-        self, config: EmulatorConfig | None = None, *, host: str = "127.0.0.1", port: int = 0
+        self,
+        config: EmulatorConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl: _ssl.SSLContext | None = None,
     ) -> None:
+        self._ssl = ssl
         self._app = create_app(config)
         self._core: EmulatorCore = self._app[CORE_KEY]
         self._host = host
@@ -58,7 +67,7 @@ class KooDriveEmulator:
         runner = web.AppRunner(self._app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, self._host, self._port)
+            site = web.TCPSite(runner, self._host, self._port, ssl_context=self._ssl)
             await site.start()
         except BaseException:
             await runner.cleanup()
@@ -67,7 +76,7 @@ class KooDriveEmulator:
         host, port = runner.addresses[0][:2]
         if ":" in host:
             host = f"[{host}]"
-        self._url = f"http://{host}:{port}"
+        self._url = f"{'http' if self._ssl is None else 'https'}://{host}:{port}"
 
     async def close(self) -> None:
         """Stop serving (idempotent). Requests sleeping on a LATENCY fault are released."""
