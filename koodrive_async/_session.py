@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import os
 import ssl as _ssl
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, tzinfo
@@ -39,6 +40,7 @@ from ._decode import (
     decode_task,
     decode_task_page,
 )
+from ._download import ProgressCallback, download_package
 from ._enums import JobAction, JobStatus, JobType, ShareTaskType, State, TaskStatus, TaskType
 from ._exceptions import BadRequestError, InvalidRequestError, KooDriveError
 from ._http import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_USER_AGENT, HTTP
@@ -270,6 +272,7 @@ class KooDriveSession:
             )
         self._tz = service_time_zone
         self._lifecycle = Lifecycle()
+        self._read_timeout = float(timeout)
         self._tracing = Tracing(tracer_provider)
         #: The session this one is a with_options view of (None: not a view).
         self._parent: KooDriveSession | None = None
@@ -790,6 +793,49 @@ class KooDriveSession:
             if len(jobs) < page_size:
                 return
             offset += len(jobs)
+
+    async def download(
+        self,
+        url: str,
+        path: str | os.PathLike[str],
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> int:
+        """Stream a package's ``download_url`` (a ``Job`` or ``ShareTask``'s) to a file.
+
+        The body is written to a temporary file beside ``path`` and renamed
+        into place only once whole. It is not an API call: the response-size
+        cap does not apply, no Authorization is sent (the link carries its own
+        token), redirects are followed, and the session's ``timeout`` bounds
+        each read rather than the whole transfer. The link's query (its
+        token) never appears in an error message.
+
+        Args:
+            url: The download link.
+            path: The file to write.
+            on_progress: Called (and awaited if async) with ``(bytes so far,
+                Content-Length or None)`` after each chunk.
+
+        Returns:
+            The number of bytes written.
+
+        Raises:
+            InvalidRequestError: A bad link (plain http:// is accepted only to
+                loopback) or path; nothing was fetched.
+            APIError: The link was answered with an error status.
+            APIConnectionError: The transfer failed (``APITimeoutError``: a
+                read timed out); no file is left under ``path``.
+            RuntimeError: The session is closed.
+        """
+        self._check_open()
+        return await download_package(
+            self._sender.http,
+            url,
+            path,
+            read_timeout=self._read_timeout,
+            is_loopback=_is_loopback,
+            on_progress=on_progress,
+        )
 
     async def cancel_job(self, job_id: str) -> None:
         """``POST /koodrive/ose/v1/cancel``: cancel a batch job that is pending or processing.
