@@ -44,6 +44,7 @@ from ._download import ProgressCallback, download_package
 from ._enums import JobAction, JobStatus, JobType, ShareTaskType, State, TaskStatus, TaskType
 from ._exceptions import BadRequestError, InvalidRequestError, KooDriveError
 from ._http import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_USER_AGENT, HTTP
+from ._interfaces import Tracker
 from ._lifecycle import Lifecycle
 from ._models import (
     FileInfo,
@@ -722,7 +723,8 @@ class KooDriveSession:
         """
         self._check_open()
         call = build_get_job(job_id)
-        return decode_job(call, await self._sender.send(call), tz=self._tz)
+        with self._tracing.operation("get_job", job_id):
+            return decode_job(call, await self._sender.send(call), tz=self._tz)
 
     async def list_jobs(
         self,
@@ -755,7 +757,8 @@ class KooDriveSession:
         """
         self._check_open()
         call = build_list_jobs(task_type=task_type, status=status, offset=offset, limit=limit)
-        return decode_job_list(call, await self._sender.send(call), tz=self._tz)
+        with self._tracing.operation("list_jobs"):
+            return decode_job_list(call, await self._sender.send(call), tz=self._tz)
 
     async def iter_jobs(
         self,
@@ -899,7 +902,8 @@ class KooDriveSession:
         call = build_get_share_task(
             task_id, share_id=share_id, kdstoken=kdstoken, agent_name=self._agent_name
         )
-        return decode_share_task(call, await self._sender.send(call), tz=self._tz)
+        with self._tracing.operation("get_share_task", task_id):
+            return decode_share_task(call, await self._sender.send(call), tz=self._tz)
 
     async def wait_for_job(
         self,
@@ -935,18 +939,10 @@ class KooDriveSession:
         """
         build_get_job(job_id)  # the id's checks, before anything is sent
         check_wait_args(job_id, timeout, poll, on_status)
-        scheduler = self._waiting.scheduler()
-        waiter = scheduler.add(
-            job_id,
-            policy=poll,
-            timeout=timeout,
-            on_status=on_status,
-            tracker=self._waiting.job_tracker(),
+        job: Job = await self._wait(
+            "wait_for_job", job_id, timeout, poll, on_status, self._waiting.job_tracker()
         )
-        try:
-            return await waiter.future  # type: ignore[no-any-return]
-        finally:
-            scheduler.discard(waiter)
+        return job
 
     async def wait_for_share_task(
         self,
@@ -989,18 +985,11 @@ class KooDriveSession:
         build_get_share_task(
             task_id, share_id=share_id, kdstoken=kdstoken, agent_name=self._agent_name
         )
-        scheduler = self._waiting.scheduler()
-        waiter = scheduler.add(
-            task_id,
-            policy=poll,
-            timeout=timeout,
-            on_status=on_status,
-            tracker=self._waiting.share_tracker(share_id, kdstoken),
+        tracker = self._waiting.share_tracker(share_id, kdstoken)
+        share: ShareTask = await self._wait(
+            "wait_for_share_task", task_id, timeout, poll, on_status, tracker
         )
-        try:
-            return await waiter.future  # type: ignore[no-any-return]
-        finally:
-            scheduler.discard(waiter)
+        return share
 
     # ----------------------------------------------------------------- waiting and fan-out
 
@@ -1073,32 +1062,41 @@ class KooDriveSession:
         # per waiter (~420 bytes of ~1,900, which matters with 100,000 waiters).
         scheduler = self._waiting.scheduler()
         if self._tracing.tracer() is not None:
-            return await self._traced_wait(scheduler, task_id, timeout, poll, on_status)
+            task: Task = await self._wait("wait_for_task", task_id, timeout, poll, on_status)
+            return task
         waiter = scheduler.add(task_id, policy=poll, timeout=timeout, on_status=on_status)
         try:
             return await waiter.future  # type: ignore[no-any-return]
         finally:
             scheduler.discard(waiter)
 
-    async def _traced_wait(
+    async def _wait(
         self,
-        scheduler: PollScheduler,
-        task_id: str,
+        operation: str,
+        unit_id: str,
         timeout: float | None,
         poll: PollPolicy,
-        on_status: Callable[[Task], Any] | None,
-    ) -> Task:
-        with self._tracing.operation("wait_for_task", task_id) as span:
+        on_status: Callable[[Any], Any] | None,
+        tracker: Tracker[Any] | None = None,
+    ) -> Any:
+        """Wait for one unit of work on the shared scheduler, inside the operation's span.
+
+        ``tracker`` None reads a task (the scheduler's own tracker). Its
+        checks are the caller's; ``wait_for_task`` inlines the untraced case
+        (one coroutine frame less per waiter).
+        """
+        scheduler = self._waiting.scheduler()
+        with self._tracing.operation(operation, unit_id) as span:
             waiter = scheduler.add(
-                task_id,
+                unit_id,
                 policy=poll,
                 timeout=timeout,
-                on_status=status_recorder(span, task_id, on_status),
+                on_status=on_status if span is None else status_recorder(span, unit_id, on_status),
+                tracker=tracker,
                 context=self._tracing.capture(),
             )
             try:
-                task: Task = await waiter.future
-                return task
+                return await waiter.future
             finally:
                 scheduler.discard(waiter)
 
