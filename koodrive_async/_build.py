@@ -75,6 +75,7 @@ _RESERVED_JOB_IDS: Final = frozenset(
 )
 
 _TASK_TEMPLATE: Final = PATH_TASK + "{taskId}"
+_JOB_TEMPLATE: Final = API_PREFIX + "/{jobId}"
 
 #: Largest (and default) pageSize of task/list.
 MAX_PAGE_SIZE: Final = 100
@@ -336,7 +337,8 @@ def build_get_job(job_id: str) -> Call:
         raise InvalidRequestError(
             f"job_id {job_id!r} names another endpoint, not a job", field="job_id"
         )
-    return Call("GET", f"{API_PREFIX}/{_path_segment(job_id, 'job_id')}", "get_job")
+    path = f"{API_PREFIX}/{_path_segment(job_id, 'job_id')}"
+    return Call("GET", path, "get_job", template=_JOB_TEMPLATE)
 
 
 def build_list_jobs(

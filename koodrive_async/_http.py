@@ -30,7 +30,7 @@ import asyncio
 import inspect
 import platform
 import ssl as _ssl
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any, Final
 
 import aiohttp
@@ -48,7 +48,15 @@ from ._lifecycle import Lifecycle, closed_error
 from ._retry import BROKEN, NOT_SENT, TIMED_OUT
 from ._version import __version__
 
-__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "DEFAULT_USER_AGENT", "HTTP", "Answer", "Failure"]
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "DEFAULT_USER_AGENT",
+    "HTTP",
+    "Answer",
+    "Failure",
+    "StreamFailure",
+    "stream_body",
+]
 
 #: The User-Agent of every request unless the session is given another.
 DEFAULT_USER_AGENT: Final = (
@@ -382,6 +390,22 @@ class HTTP:
             )
         return timeout
 
+    async def stream(
+        self, url: URL, *, read_timeout: float, chunk_size: int = 1 << 16
+    ) -> AsyncIterator[tuple[int, Mapping[str, str], bytes]]:
+        """:func:`stream_body` over this session's pool and per-request options (proxy, TLS)."""
+        session = await self.client()
+        async for part in stream_body(
+            session,
+            url,
+            # A package link may redirect to the storage that holds the zip:
+            # follow it (no Authorization travels with a download).
+            options={**self._options, "allow_redirects": True},
+            read_timeout=read_timeout,
+            chunk_size=chunk_size,
+        ):
+            yield part
+
     async def attempt(
         self,
         session: aiohttp.ClientSession,
@@ -428,3 +452,43 @@ class HTTP:
             # not send); the session validates its inputs, so this is a last
             # line of defence. Nothing was sent.
             return Failure(UNSENDABLE, "ValueError", "")
+
+
+class StreamFailure(Exception):
+    """A download stream ended without its whole body (carries a Failure, not aiohttp's error)."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.cause)
+        self.failure = failure
+
+
+async def stream_body(
+    session: aiohttp.ClientSession,
+    url: URL,
+    *,
+    options: Mapping[str, Any],
+    read_timeout: float,
+    chunk_size: int,
+) -> AsyncIterator[tuple[int, Mapping[str, str], bytes]]:
+    """GET ``url`` and yield ``(status, headers, chunk)`` as the body arrives, without a size cap.
+
+    For package downloads only: no Authorization is sent (the link is a
+    capability of its own, and may point at another host), the whole body is
+    not held, and the timeout bounds each read, not the transfer.
+
+    Raises:
+        StreamFailure: The connection failed or a read timed out.
+    """
+    timeout = aiohttp.ClientTimeout(
+        total=None, connect=None, sock_connect=read_timeout, sock_read=read_timeout
+    )
+    try:
+        async with session.get(url, timeout=timeout, **options) as resp:
+            status, headers = resp.status, resp.headers
+            if status != 200:
+                yield status, headers, await resp.content.read(MAX_BODY_CHARS)
+                return
+            async for chunk in resp.content.iter_chunked(chunk_size):
+                yield status, headers, chunk
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise StreamFailure(_describe(exc, None)) from None

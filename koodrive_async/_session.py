@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import os
 import ssl as _ssl
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, tzinfo
@@ -39,9 +40,11 @@ from ._decode import (
     decode_task,
     decode_task_page,
 )
+from ._download import ProgressCallback, download_package
 from ._enums import JobAction, JobStatus, JobType, ShareTaskType, State, TaskStatus, TaskType
 from ._exceptions import BadRequestError, InvalidRequestError, KooDriveError
 from ._http import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_USER_AGENT, HTTP
+from ._interfaces import Tracker
 from ._lifecycle import Lifecycle
 from ._models import (
     FileInfo,
@@ -270,6 +273,7 @@ class KooDriveSession:
             )
         self._tz = service_time_zone
         self._lifecycle = Lifecycle()
+        self._read_timeout = float(timeout)
         self._tracing = Tracing(tracer_provider)
         #: The session this one is a with_options view of (None: not a view).
         self._parent: KooDriveSession | None = None
@@ -719,7 +723,8 @@ class KooDriveSession:
         """
         self._check_open()
         call = build_get_job(job_id)
-        return decode_job(call, await self._sender.send(call), tz=self._tz)
+        with self._tracing.operation("get_job", job_id):
+            return decode_job(call, await self._sender.send(call), tz=self._tz)
 
     async def list_jobs(
         self,
@@ -752,7 +757,8 @@ class KooDriveSession:
         """
         self._check_open()
         call = build_list_jobs(task_type=task_type, status=status, offset=offset, limit=limit)
-        return decode_job_list(call, await self._sender.send(call), tz=self._tz)
+        with self._tracing.operation("list_jobs"):
+            return decode_job_list(call, await self._sender.send(call), tz=self._tz)
 
     async def iter_jobs(
         self,
@@ -790,6 +796,49 @@ class KooDriveSession:
             if len(jobs) < page_size:
                 return
             offset += len(jobs)
+
+    async def download(
+        self,
+        url: str,
+        path: str | os.PathLike[str],
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> int:
+        """Stream a package's ``download_url`` (a ``Job`` or ``ShareTask``'s) to a file.
+
+        The body is written to a temporary file beside ``path`` and renamed
+        into place only once whole. It is not an API call: the response-size
+        cap does not apply, no Authorization is sent (the link carries its own
+        token), redirects are followed, and the session's ``timeout`` bounds
+        each read rather than the whole transfer. The link's query (its
+        token) never appears in an error message.
+
+        Args:
+            url: The download link.
+            path: The file to write.
+            on_progress: Called (and awaited if async) with ``(bytes so far,
+                Content-Length or None)`` after each chunk.
+
+        Returns:
+            The number of bytes written.
+
+        Raises:
+            InvalidRequestError: A bad link (plain http:// is accepted only to
+                loopback) or path; nothing was fetched.
+            APIError: The link was answered with an error status.
+            APIConnectionError: The transfer failed (``APITimeoutError``: a
+                read timed out); no file is left under ``path``.
+            RuntimeError: The session is closed.
+        """
+        self._check_open()
+        return await download_package(
+            self._sender.http,
+            url,
+            path,
+            read_timeout=self._read_timeout,
+            is_loopback=_is_loopback,
+            on_progress=on_progress,
+        )
 
     async def cancel_job(self, job_id: str) -> None:
         """``POST /koodrive/ose/v1/cancel``: cancel a batch job that is pending or processing.
@@ -853,7 +902,8 @@ class KooDriveSession:
         call = build_get_share_task(
             task_id, share_id=share_id, kdstoken=kdstoken, agent_name=self._agent_name
         )
-        return decode_share_task(call, await self._sender.send(call), tz=self._tz)
+        with self._tracing.operation("get_share_task", task_id):
+            return decode_share_task(call, await self._sender.send(call), tz=self._tz)
 
     async def wait_for_job(
         self,
@@ -889,18 +939,10 @@ class KooDriveSession:
         """
         build_get_job(job_id)  # the id's checks, before anything is sent
         check_wait_args(job_id, timeout, poll, on_status)
-        scheduler = self._waiting.scheduler()
-        waiter = scheduler.add(
-            job_id,
-            policy=poll,
-            timeout=timeout,
-            on_status=on_status,
-            tracker=self._waiting.job_tracker(),
+        job: Job = await self._wait(
+            "wait_for_job", job_id, timeout, poll, on_status, self._waiting.job_tracker()
         )
-        try:
-            return await waiter.future  # type: ignore[no-any-return]
-        finally:
-            scheduler.discard(waiter)
+        return job
 
     async def wait_for_share_task(
         self,
@@ -943,18 +985,11 @@ class KooDriveSession:
         build_get_share_task(
             task_id, share_id=share_id, kdstoken=kdstoken, agent_name=self._agent_name
         )
-        scheduler = self._waiting.scheduler()
-        waiter = scheduler.add(
-            task_id,
-            policy=poll,
-            timeout=timeout,
-            on_status=on_status,
-            tracker=self._waiting.share_tracker(share_id, kdstoken),
+        tracker = self._waiting.share_tracker(share_id, kdstoken)
+        share: ShareTask = await self._wait(
+            "wait_for_share_task", task_id, timeout, poll, on_status, tracker
         )
-        try:
-            return await waiter.future  # type: ignore[no-any-return]
-        finally:
-            scheduler.discard(waiter)
+        return share
 
     # ----------------------------------------------------------------- waiting and fan-out
 
@@ -1027,32 +1062,41 @@ class KooDriveSession:
         # per waiter (~420 bytes of ~1,900, which matters with 100,000 waiters).
         scheduler = self._waiting.scheduler()
         if self._tracing.tracer() is not None:
-            return await self._traced_wait(scheduler, task_id, timeout, poll, on_status)
+            task: Task = await self._wait("wait_for_task", task_id, timeout, poll, on_status)
+            return task
         waiter = scheduler.add(task_id, policy=poll, timeout=timeout, on_status=on_status)
         try:
             return await waiter.future  # type: ignore[no-any-return]
         finally:
             scheduler.discard(waiter)
 
-    async def _traced_wait(
+    async def _wait(
         self,
-        scheduler: PollScheduler,
-        task_id: str,
+        operation: str,
+        unit_id: str,
         timeout: float | None,
         poll: PollPolicy,
-        on_status: Callable[[Task], Any] | None,
-    ) -> Task:
-        with self._tracing.operation("wait_for_task", task_id) as span:
+        on_status: Callable[[Any], Any] | None,
+        tracker: Tracker[Any] | None = None,
+    ) -> Any:
+        """Wait for one unit of work on the shared scheduler, inside the operation's span.
+
+        ``tracker`` None reads a task (the scheduler's own tracker). Its
+        checks are the caller's; ``wait_for_task`` inlines the untraced case
+        (one coroutine frame less per waiter).
+        """
+        scheduler = self._waiting.scheduler()
+        with self._tracing.operation(operation, unit_id) as span:
             waiter = scheduler.add(
-                task_id,
+                unit_id,
                 policy=poll,
                 timeout=timeout,
-                on_status=status_recorder(span, task_id, on_status),
+                on_status=on_status if span is None else status_recorder(span, unit_id, on_status),
+                tracker=tracker,
                 context=self._tracing.capture(),
             )
             try:
-                task: Task = await waiter.future
-                return task
+                return await waiter.future
             finally:
                 scheduler.discard(waiter)
 

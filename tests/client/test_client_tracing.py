@@ -322,3 +322,25 @@ def test_the_global_tracer_provider_is_used_once_it_is_set() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "['GET /koodrive/ose/v1/task/list', 'list_tasks']"
+
+
+async def test_a_job_wait_is_an_operation_over_its_job_detail_polls(
+    koodrive_emulator: KooDriveEmulator, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    async with make_session(koodrive_emulator.url, tracer_provider=provider) as s:
+        job_id = await s.create_job(
+            JobType.COPY, src_container_id="C1", dst_container_id="C2", files=[FileInfo("F1")]
+        )
+
+        def on_status(_job: Any) -> None:
+            koodrive_emulator.clock.advance(30)
+
+        job = await asyncio.wait_for(s.wait_for_job(job_id, poll=FAST, on_status=on_status), 10)
+    assert job.succeeded
+    spans = exporter.get_finished_spans()
+    (wait,) = by_name(spans, "wait_for_job")
+    assert wait.attributes is not None and wait.attributes["koodrive.task_id"] == job_id
+    assert wait.events and all(e.name == "koodrive.status_change" for e in wait.events)
+    polls = children(spans, wait)
+    assert polls and all(p.name == "get_job" for p in polls)
+    assert all(children(spans, p)[0].name == "GET /koodrive/ose/v1/{jobId}" for p in polls)
