@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable
 
-__all__ = ["MIN_SAMPLES", "WINDOW", "DurationEstimator", "duration_key"]
+__all__ = ["MIN_SAMPLES", "WINDOW", "DurationEstimator", "bracket_duration", "duration_key"]
 
 #: Observations needed before a kind's estimate is trusted.
 MIN_SAMPLES = 5
@@ -42,6 +42,33 @@ def duration_key(request: object) -> Hashable:
         getattr(request, "task_type", None),
         getattr(request, "action_type", None),
     )
+
+
+def bracket_duration(lower: float, upper: float, bounds: tuple[float, float] | None) -> float:
+    """The duration to learn from what the client saw and what the service said.
+
+    The client knows the unit ended in ``[lower, upper]`` (the last poll
+    that saw it unfinished was sent, the answer that saw it finished came
+    back); the service's own times may narrow that (exact times: a point;
+    whole seconds: a one-second window). The midpoint of what both allow is
+    learnt. When they disagree (a skewed or virtual service clock), the
+    client's bracket wins, at its end nearest the service's bounds.
+
+    Args:
+        lower: Earliest the unit can have ended, seconds from its start.
+        upper: Latest, likewise (``>= lower``).
+        bounds: ``(low, high)`` by the service's times, or None.
+
+    Returns:
+        Seconds from its start.
+    """
+    if bounds is None:
+        return (lower + upper) / 2.0
+    low = max(lower, bounds[0])
+    high = min(upper, bounds[1])
+    if low <= high:
+        return (low + high) / 2.0
+    return lower if bounds[1] < lower else upper
 
 
 def _quantile(sorted_values: list[float], q: float) -> float:

@@ -82,8 +82,16 @@ class Tracker(Protocol[UnitT]):
         """For a finished unit: the error its wait ends with, or None on success."""
         ...
 
-    def server_duration(self, unit: UnitT) -> float | None:
-        """Seconds from creation to the end by the service's own times, if it gives them."""
+    def server_bounds(
+        self, unit: UnitT, started: float, running: float | None, done: float
+    ) -> tuple[float, float] | None:
+        """Bounds of a finished unit's duration by the service's own times, if it gives them.
+
+        ``started`` (its creation answer arrived), ``running`` (the last
+        poll that saw it unfinished was sent, or None) and ``done`` (the
+        finished answer arrived) are loop times; the bounds are seconds
+        from ``started``, equal when the service's times are exact.
+        """
         ...
 
 

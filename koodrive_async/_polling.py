@@ -54,7 +54,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
-from ._estimator import DurationEstimator
+from ._estimator import DurationEstimator, bracket_duration
 from ._exceptions import (
     APIConnectionError,
     RateLimitError,
@@ -650,16 +650,15 @@ class PollScheduler:
     def _learn(self, waiter: _Waiter, task: Any, now: float) -> None:
         if waiter.kind is None or waiter.started is None:
             return
-        # The task finished after the previous (non-terminal) poll was sent and
-        # before this answer came back. The server's own timestamps give the
-        # exact duration when its clock agrees with ours; clamping to that
-        # bracket keeps a skewed or virtual server clock from misleading us.
-        lower = max(0.0, waiter.prev_poll - waiter.started) if waiter.prev_poll >= 0 else 0.0
-        upper = max(lower, now - waiter.started)
-        duration = (lower + upper) / 2.0
-        server = waiter.tracker.server_duration(task)
-        if server is not None:
-            duration = min(max(server, lower), upper)
-        self.estimator.observe(waiter.kind, duration)
+        # The unit finished after the previous (non-terminal) poll was sent and
+        # before this answer came back. The service's own times narrow that
+        # bracket (tasks: exact; jobs: whole seconds read against our clock);
+        # the bracket bounds them, so a skewed or virtual clock cannot mislead.
+        started = waiter.started
+        running = waiter.prev_poll if waiter.prev_poll >= 0 else None
+        lower = max(0.0, running - started) if running is not None else 0.0
+        upper = max(lower, now - started)
+        bounds = waiter.tracker.server_bounds(task, started, running, now)
+        self.estimator.observe(waiter.kind, bracket_duration(lower, upper, bounds))
         if waiter.kind in self._cold and self.estimator.estimate(waiter.kind) is not None:
             self._replan_cold(waiter.kind, now)

@@ -24,6 +24,7 @@ from typing import Any
 
 import attrs
 
+from ._coarse import SecondClock
 from ._enums import State, TaskStatus
 from ._exceptions import JobCancelledError, JobFailedError, TaskFailedError
 from ._models import Job, ShareTask, Task
@@ -90,11 +91,18 @@ class TaskTracker:
         """:class:`TaskFailedError` for a FAILED task, None for SUCCESS."""
         return None if unit.status == TaskStatus.SUCCESS else TaskFailedError(unit)
 
-    def server_duration(self, unit: Task) -> float | None:
-        """``end_time - create_time`` in seconds, when the service gave both."""
+    def server_bounds(
+        self,
+        unit: Task,
+        started: float,  # noqa: ARG002 - exact times need no loop clock
+        running: float | None,  # noqa: ARG002
+        done: float,  # noqa: ARG002
+    ) -> tuple[float, float] | None:
+        """``end_time - create_time`` (exact, so both bounds), when the service gave both."""
         if unit.create_time is None or unit.end_time is None:
             return None
-        return (unit.end_time - unit.create_time).total_seconds()
+        seconds = (unit.end_time - unit.create_time).total_seconds()
+        return seconds, seconds
 
 
 def _share(strings: dict[str, str], unit: Any, names: tuple[str, ...]) -> dict[str, Any]:
@@ -110,16 +118,17 @@ def _share(strings: dict[str, str], unit: Any, names: tuple[str, ...]) -> dict[s
     return changes
 
 
-#: Job times are whole seconds: below this many, their difference is too
-#: coarse to teach the scheduler anything the poll bracket does not.
-MIN_SERVER_SECONDS = 10.0
-
-
-def _duration(unit: Job | ShareTask) -> float | None:
+def _bounds(
+    clock: SecondClock, unit: Job | ShareTask, started: float, running: float | None, done: float
+) -> tuple[float, float] | None:
+    # Whole-second times: on their own, end - create of a short unit is
+    # 0, 1 or 2 and would mislead; read against the loop clock (learnt over
+    # every unit of the tracker) they bound when it ended to one second.
     if unit.create_time is None or unit.end_time is None:
         return None
-    seconds = (unit.end_time - unit.create_time).total_seconds()
-    return seconds if seconds >= MIN_SERVER_SECONDS else None
+    created = unit.create_time.timestamp()
+    ended = unit.end_time.timestamp()
+    return clock.window(created, ended, started, running, done)
 
 
 def _job_failure(unit: Job | ShareTask) -> Exception | None:
@@ -152,12 +161,13 @@ class JobTracker:
         get_job: Reads one job (the session's ``get_job``).
     """
 
-    __slots__ = ("fetch", "_strings")
+    __slots__ = ("fetch", "_clock", "_strings")
 
     def __init__(self, get_job: Callable[[str], Awaitable[Job]]) -> None:
         #: Reads one job: the session's ``get_job`` itself.
         self.fetch = get_job
         self._strings: dict[str, str] = {}
+        self._clock = SecondClock()
 
     def keep(self, unit: Job, unit_id: str) -> Job:
         """Return ``unit`` with the strings all jobs share (user, tenant, container) stored once."""
@@ -178,9 +188,11 @@ class JobTracker:
         """JobFailedError (FAILED), JobCancelledError (CANCELLED), None for SUCCESS."""
         return _job_failure(unit)
 
-    def server_duration(self, unit: Job) -> float | None:
-        """``end_time - create_time`` in seconds, when given and long enough to be exact enough."""
-        return _duration(unit)
+    def server_bounds(
+        self, unit: Job, started: float, running: float | None, done: float
+    ) -> tuple[float, float] | None:
+        """When the job ended, from its whole-second times read against the loop clock."""
+        return _bounds(self._clock, unit, started, running, done)
 
 
 class ShareTaskTracker:
@@ -193,7 +205,7 @@ class ShareTaskTracker:
         kdstoken: The share's temporary token, if it needs one (never shown).
     """
 
-    __slots__ = ("_get", "_kdstoken", "_share_id", "_strings")
+    __slots__ = ("_clock", "_get", "_kdstoken", "_share_id", "_strings")
 
     def __init__(
         self,
@@ -206,6 +218,7 @@ class ShareTaskTracker:
         self._share_id = share_id
         self._kdstoken = kdstoken
         self._strings: dict[str, str] = {}
+        self._clock = SecondClock()
 
     def __repr__(self) -> str:
         return f"ShareTaskTracker(share_id={self._share_id!r})"
@@ -233,6 +246,8 @@ class ShareTaskTracker:
         """JobFailedError (FAILED), JobCancelledError (CANCELLED), None for SUCCESS."""
         return _job_failure(unit)
 
-    def server_duration(self, unit: ShareTask) -> float | None:
-        """``end_time - create_time`` in seconds, when given and long enough to be exact enough."""
-        return _duration(unit)
+    def server_bounds(
+        self, unit: ShareTask, started: float, running: float | None, done: float
+    ) -> tuple[float, float] | None:
+        """When the share task ended, from its whole-second times read against the loop clock."""
+        return _bounds(self._clock, unit, started, running, done)

@@ -32,6 +32,7 @@ PURE = {
     "_call.py",
     "_clock.py",
     "_codec.py",
+    "_coarse.py",
     "_decode.py",
     "_enums.py",
     "_estimator.py",

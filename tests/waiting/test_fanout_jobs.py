@@ -359,3 +359,29 @@ async def test_bad_fanout_arguments_send_nothing(
 async def test_empty_input(session: KooDriveSession) -> None:
     assert await session.run_jobs([]) == []
     assert [o async for o in session.stream_jobs(iter(()))] == []
+
+
+async def test_a_second_wave_of_short_jobs_is_polled_less_than_the_first(
+    emu: KooDriveEmulator, session: KooDriveSession
+) -> None:
+    # 10 s jobs at 100x: 0.1 s each, so their whole-second times (0.01 s
+    # here) bound nothing the poll bracket does not; the first wave is polled
+    # blind (the policy), the second where the first wave's brackets say
+    # jobs end.
+    emu.clock.speed = 100.0
+
+    def read_count() -> int:
+        return sum(1 for e in emu.requests if e.route == "get_job")
+
+    first = await asyncio.wait_for(
+        session.run_jobs([job(i) for i in range(20)], max_concurrency=20, poll=FAST), 20
+    )
+    first_gets = read_count()
+    second = await asyncio.wait_for(
+        session.run_jobs([job(i) for i in range(20, 40)], max_concurrency=20, poll=FAST), 20
+    )
+    second_gets = read_count() - first_gets
+    assert all(o.ok for o in first + second)
+    assert not any(e.route == "get_task" for e in emu.requests)
+    assert second_gets < first_gets
+    assert second_gets <= 2 * 20  # about one GET to see each end, at most two
