@@ -9,8 +9,8 @@ job that completed before the cancel reached it, its real end. A job the
 service still shows running after an accepted cancel is recorded cancelled:
 the service accepted to stop it.
 
-Share tasks have no cancel endpoint and in-doubt job lines have no id: they
-are counted, never touched. Nothing is ever created or sent twice.
+Share tasks, transfers and imports have no cancel endpoint and in-doubt job
+lines have no id: they are counted, never touched. Nothing is ever created or sent twice.
 
 Must never import: ``cli/``, ``rich``, ``argparse``, a journal backend.
 """
@@ -47,7 +47,8 @@ class CancelResult:
             effect (their real end is recorded).
         errors: ``(line, error text)`` of the jobs that could not be
             cancelled nor read; they stay "submitted" (the next run waits for them).
-        not_cancellable: Share lines still running (share tasks cannot be cancelled).
+        not_cancellable: Lines of other kinds still running (share tasks,
+            transfers and imports cannot be cancelled).
         in_doubt: Job lines in doubt (no job id known: nothing to cancel).
     """
 
