@@ -44,8 +44,8 @@ from cli_helpers import (
 from koodrive_async import KooDriveSession
 from koodrive_async.bulk import UNREACHABLE_LIMIT, JournalError, State, load_plan
 from koodrive_async.bulk import SQLiteJournal as Journal
-from koodrive_async.bulk._sqlite import SCHEMA_VERSION
 from koodrive_async.bulk._mask import mask
+from koodrive_async.bulk._sqlite import SCHEMA_VERSION
 from koodrive_async.emulator import EmulatorConfig, FaultKind, KooDriveEmulator
 
 Cli = Callable[..., Any]

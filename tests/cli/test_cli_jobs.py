@@ -256,3 +256,44 @@ async def test_cancel_plan_cancels_the_running_jobs_and_records_it(
     write_plan(tmp_path / "other.jsonl", [job_line("Y")])
     no_journal = await cli("cancel", str(tmp_path / "other.jsonl"))
     assert no_journal.code == 2 and "no journal" in no_journal.err
+
+
+# --------------------------------------------------------------------------- run
+
+
+async def test_run_records_partial_failures_and_download_links(emu, cli, tmp_path: Path) -> None:
+    from cli_helpers import journal_rows
+
+    def copy(n: int) -> dict[str, Any]:
+        files = [{"fileId": f"M{n}-{i}"} for i in range(6)]
+        return {"kind": "job", "taskType": 1, "actionType": 101, "dstContainerId": "IAABdst",
+                "taskInfo": {"srcContainerId": "IAABsrc", "fileInfo": files}}  # fmt: skip
+
+    info = {"srcContainerId": "IAABsrc", "fileInfo": [{"fileId": "PK"}]}
+    package = {"kind": "job", "taskType": 6, "dstContainerId": "IAABsrc", "taskInfo": info}
+    plan = _plan(tmp_path, [copy(n) for n in range(8)] + [package])
+    result = await cli("run", str(plan), "--json", *POLL)
+    assert result.code == 1, result.err  # some files failed
+    lines = {r["line"]: r for r in result.json_lines()}
+    rows = journal_rows(tmp_path / "plan.journal.sqlite")
+    outcomes = {r["outcome"] for r in rows.values()}
+    assert "partially_failed" in outcomes and "succeeded" in outcomes
+    for number, row in rows.items():
+        shown = lines[number]
+        assert shown["outcome"] == row["outcome"]
+        files = json.loads(row["failed_files"]) if row["failed_files"] else []
+        assert shown["failed_files"] == files
+        if row["outcome"] == "partially_failed":
+            assert row["state"] == "failed" and 0 < len(files) < 6
+            assert all(f.startswith(f"M{number - 1}-") for f in files)
+    pkg = rows[9]
+    assert pkg["outcome"] == "succeeded"  # the seed lets the package through
+    # The journal keeps the link whole; what is printed keeps its address only.
+    assert "?token=" in pkg["download_url"]
+    assert lines[9]["download_url"] == pkg["download_url"].split("?")[0] + "?***"
+    partial = sum(1 for r in rows.values() if r["outcome"] == "partially_failed")
+    assert "of which partially failed jobs" in result.err
+    assert any(line.split()[-1] == str(partial) for line in result.err.splitlines()
+               if "partially failed" in line)  # fmt: skip
+    assert_clean(result.out, result.err)
+    assert "get_task" not in routes(emu)
