@@ -21,18 +21,22 @@ implements, :class:`SQLiteJournal` the embedded one; :func:`reconcile` is the
 pure reconciliation rule over a complete task listing, and
 :func:`reconcile_in_doubt` applies it to a journal; :class:`PlanRun` is one
 invocation (prepare, execute, interrupt) reporting through a
-:class:`Progress`; :func:`run_plan` does it all in one call.
+:class:`Progress`; :func:`run_plan` does it all in one call; :func:`cancel_plan` cancels the
+batch jobs of a plan still running and records it (:class:`Outcome`: how a
+job line ended).
 
 Nothing in this package prints, parses arguments or exits, and it never
 imports ``koodrive_async.cli``, ``rich`` or ``argparse``.
 """
 
+from ._cancel import CancelResult, cancel_plan
 from ._journal import (
     Journal,
     JournalBusyError,
     JournalError,
     JournalMismatchError,
     LineRecord,
+    Outcome,
     ReconciliationRow,
     State,
 )
@@ -59,6 +63,7 @@ __all__ = [
     "SETTLE_SECONDS",
     "UNREACHABLE_LIMIT",
     "BulkSession",
+    "CancelResult",
     "Decision",
     "Journal",
     "JournalBusyError",
@@ -68,6 +73,7 @@ __all__ = [
     "LineInDoubt",
     "LineRecord",
     "NoProgress",
+    "Outcome",
     "Plan",
     "PlanError",
     "PlanLine",
@@ -83,6 +89,7 @@ __all__ = [
     "Stop",
     "StopReason",
     "attach_plan",
+    "cancel_plan",
     "default_journal_path",
     "list_every_task",
     "load_plan",

@@ -22,7 +22,11 @@ task id right after the answer: a line found in ``submitting`` when a run
 starts was interrupted between the two and becomes ``in_doubt``. A backend
 never stores the plan lines themselves (they may carry archive passwords),
 only line numbers, per-line hashes (secrets redacted), task ids, result codes
-and masked error texts.
+and masked error texts, and, for a finished job or share task, how it ended
+(:class:`Outcome`), the ids of its failed files and its download link. The
+link carries a token of its own in its query: the journal keeps it whole (it
+is the operator's local state, and the link is what a package download is
+for), and everything that prints or logs it masks its query.
 
 Must never import: ``cli/``, ``rich``, ``argparse``, a database driver (that
 belongs in the backend's own module).
@@ -42,6 +46,7 @@ __all__ = [
     "JournalError",
     "JournalMismatchError",
     "LineRecord",
+    "Outcome",
     "PlanEntry",
     "ReconciliationRow",
     "State",
@@ -58,6 +63,23 @@ class State:
     FAILED = "failed"
     IN_DOUBT = "in_doubt"
     INVALID = "invalid"
+
+
+class Outcome:
+    """How a finished job or share task ended, beyond its line's state (plain strings).
+
+    A line whose job ran records one: ``succeeded``; ``partially_failed`` or
+    ``all_failed`` (it completed with some or every file failed; the failed
+    file ids are recorded); ``failed`` (it failed, no per-file result says how
+    far); ``cancelled``. Lines of transfers and imports, and lines that never
+    ran, record none.
+    """
+
+    SUCCEEDED = "succeeded"
+    PARTIALLY_FAILED = "partially_failed"
+    ALL_FAILED = "all_failed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 class JournalError(Exception):
@@ -93,6 +115,10 @@ class LineRecord:
         error_type: A short grouping key of the error (class and business code).
         error: The error message (secrets masked).
         attempts: How many times the line was marked submitting.
+        outcome: How its job or share task ended (an :class:`Outcome`), or None.
+        failed_files: The ids of the files that failed (partial or whole failures).
+        download_url: The package's download link (its query holds a token:
+            mask it before printing, see ``_mask.mask_url``).
     """
 
     line: int
@@ -103,6 +129,9 @@ class LineRecord:
     error_type: str | None
     error: str | None
     attempts: int
+    outcome: str | None = None
+    failed_files: tuple[str, ...] = ()
+    download_url: str | None = attrs.field(default=None, repr=False)
 
 
 class ReconciliationRow(NamedTuple):
@@ -224,8 +253,11 @@ class Journal(Protocol):
         result_code: str | None = None,
         error_type: str | None = None,
         error: str | None = None,
+        outcome: str | None = None,
+        failed_files: tuple[str, ...] = (),
+        download_url: str | None = None,
     ) -> None:
-        """Record the end of a line (succeeded, failed or in doubt)."""
+        """Record the end of a line (succeeded, failed or in doubt), and how its job ended."""
 
     def note_error(self, line: int, *, error_type: str, error: str) -> None:
         """Record an error on a line without changing its state (a lost wait)."""
@@ -250,4 +282,8 @@ class Journal(Protocol):
 
     def failure_groups(self) -> list[tuple[str, int]]:
         """``(reason, count)`` of the failed and invalid lines, most frequent first."""
+        ...
+
+    def outcome_counts(self) -> dict[str, int]:
+        """The number of finished lines per :class:`Outcome` (lines without one left out)."""
         ...

@@ -16,6 +16,10 @@ structurally in dicts and lists, in strings that hold a JSON object or array
 (``initParams``), and, in any other text, in the ``"name": "value"``,
 ``\\"name\\":\\"value\\"`` (JSON inside a JSON string) and ``name=value``
 forms.
+
+A download link carries a token of its own in its query: the value of every
+field whose name is a link's (see :data:`URL_NAMES`) keeps its address and
+loses its query (:func:`mask_url`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import json
 import re
 from typing import Any
 
-__all__ = ["MASK", "SECRET_NAMES", "mask"]
+__all__ = ["MASK", "SECRET_NAMES", "URL_NAMES", "mask", "mask_url"]
 
 #: What a secret's value is replaced with.
 MASK = "***"
@@ -48,7 +52,28 @@ SECRET_NAMES = frozenset(
     }
 )
 
+#: Field names (lower case, without ``_`` and ``-``) whose values are links that
+#: may carry a token in their query.
+URL_NAMES = frozenset({"downloadurl"})
+
 _SEPARATORS = re.compile(r"[_\-]")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its query (and fragment) replaced by :data:`MASK`: the address stays.
+
+    A package's download link carries a token in its query; what is printed
+    or logged keeps only where it points.
+    """
+    for mark in ("?", "#"):
+        head, found, _ = url.partition(mark)
+        if found:
+            return f"{head}{mark}{MASK}"
+    return url
+
+
+def _is_url_name(name: object) -> bool:
+    return isinstance(name, str) and _SEPARATORS.sub("", name).lower() in URL_NAMES
 
 
 def _is_secret(name: object) -> bool:
@@ -87,15 +112,20 @@ def _mask_free_text(text: str) -> str:
 
 def _mask_structure(value: Any) -> Any:
     if isinstance(value, dict):
-        return {
-            k: (MASK if _is_secret(k) and v not in (None, "") else _mask_structure(v))
-            for k, v in value.items()
-        }
+        return {k: _mask_field(k, v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_mask_structure(v) for v in value]
     if isinstance(value, str):
         return _mask_text(value)
     return value
+
+
+def _mask_field(name: object, value: Any) -> Any:
+    if _is_secret(name) and value not in (None, ""):
+        return MASK
+    if _is_url_name(name) and isinstance(value, str):
+        return mask_url(value)
+    return _mask_structure(value)
 
 
 def _mask_text(text: str) -> str:

@@ -152,6 +152,8 @@ class RunResult:
         stop: Why it stopped submitting early, if it did.
         had_work: False when every line had already been dealt with.
         submitted_now: Creates this run had acknowledged with a task id.
+        outcomes: Finished lines per job outcome (``Outcome``: partially
+            failed, all failed, cancelled, ...; the whole plan, all runs).
     """
 
     counts: dict[str, int]
@@ -167,6 +169,7 @@ class RunResult:
     stop: Stop | None
     had_work: bool
     submitted_now: int = 0
+    outcomes: dict[str, int] = attrs.field(factory=dict)
 
     @property
     def succeeded(self) -> bool:

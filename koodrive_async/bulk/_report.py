@@ -55,6 +55,8 @@ FIELDS = (
     "submitting_at",
     "submitted_at",
     "finished_at",
+    "outcome",
+    "failed_files",
 )
 
 _TimeTriple = tuple[datetime | None, datetime | None, datetime | None]
@@ -90,6 +92,8 @@ class ReportRow:
         error: The error text, masked.
         attempts: How many times the line was sent.
         submitting_at, submitted_at, finished_at: When (this machine's clock).
+        outcome: How its job or share task ended (``bulk.Outcome``), or None.
+        failed_files: The ids of its failed files (partial or whole failures).
     """
 
     line: int
@@ -104,6 +108,8 @@ class ReportRow:
     submitting_at: datetime | None = None
     submitted_at: datetime | None = None
     finished_at: datetime | None = None
+    outcome: str | None = None
+    failed_files: tuple[str, ...] = ()
 
     @property
     def failed(self) -> bool:
@@ -123,6 +129,7 @@ class ReportRow:
         for key in ("submitting_at", "submitted_at", "finished_at"):
             value = values[key]
             values[key] = value.isoformat() if value is not None else None
+        values["failed_files"] = list(self.failed_files)
         return {key: values[key] for key in FIELDS}
 
 
@@ -143,6 +150,8 @@ def row_from_record(record: LineRecord, times: _TimeTriple = (None, None, None))
         submitting_at=times[0],
         submitted_at=times[1],
         finished_at=times[2],
+        outcome=record.outcome,
+        failed_files=record.failed_files,
     )
 
 

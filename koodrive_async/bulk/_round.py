@@ -60,6 +60,7 @@ from ._verdict import (
     credentials_refused,
     line_verdict,
 )
+from ._waits import wait_for_line
 
 __all__ = ["Control", "LineBook", "Submissions", "run_round"]
 
@@ -126,6 +127,9 @@ class LineBook:
                 result_code=verdict.result_code,
                 error_type=verdict.error_type,
                 error=verdict.error,
+                outcome=verdict.outcome,
+                failed_files=verdict.failed_files,
+                download_url=verdict.download_url,
             )
             if verdict.state == State.SUCCEEDED:
                 stats.succeeded += 1
@@ -156,6 +160,9 @@ def _record(line: int, verdict: LineVerdict) -> LineRecord:
         error_type=verdict.error_type,
         error=verdict.error,
         attempts=0,
+        outcome=verdict.outcome,
+        failed_files=verdict.failed_files,
+        download_url=verdict.download_url,
     )
 
 
@@ -312,12 +319,17 @@ class Submissions:
 
 async def wait_resumed(
     records: list[LineRecord],
+    plan: Plan,
     session: BulkSession,
     options: RunOptions,
     book: LineBook,
     control: Control,
 ) -> None:
-    """Wait for the lines an earlier run (or a reconciliation) left "submitted"."""
+    """Wait for the lines an earlier run (or a reconciliation) left "submitted".
+
+    Each at the endpoint of its kind (:func:`~._waits.wait_for_line`): a job
+    line at job detail, a share line at share-task detail, as the fan-out does.
+    """
     if not records:
         return
     limit = asyncio.Semaphore(max(1, options.concurrency))
@@ -331,8 +343,12 @@ async def wait_resumed(
             task: Task | Job | ShareTask | None = None
             error: KooDriveError | None = None
             try:
-                task = await session.wait_for_task(
-                    task_id, timeout=options.timeout, poll=options.poll
+                task = await wait_for_line(
+                    session,
+                    plan.request(record.line),
+                    task_id,
+                    timeout=options.timeout,
+                    poll=options.poll,
                 )
             except TaskFailedError as exc:
                 task, error = exc.task, exc
@@ -392,7 +408,7 @@ async def run_round(
     control = subs.control
     consumer = asyncio.create_task(subs.consume(new_lines))
     waiter = asyncio.create_task(
-        wait_resumed(resumed, subs.session, subs.options, subs.book, control)
+        wait_resumed(resumed, subs.plan, subs.session, subs.options, subs.book, control)
     )
     stopper = asyncio.create_task(control.stop.wait())
     work: set[asyncio.Task[None]] = {consumer, waiter}

@@ -331,6 +331,7 @@ class PlanRun:
             stop=control.notice,
             had_work=had_work,
             submitted_now=stats.submitted,
+            outcomes=journal.outcome_counts(),
         )
 
 

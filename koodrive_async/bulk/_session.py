@@ -1,7 +1,7 @@
 """The part of :class:`~koodrive_async.KooDriveSession` a bulk run uses, as a Protocol.
 
-Owns :class:`BulkSession`: the five members the runner and the
-reconciliation call. Typing the runner against it (rather than ``Any``, or
+Owns :class:`BulkSession`: the members the runner, the reconciliation and
+:func:`~._cancel.cancel_plan` call. Typing the runner against it (rather than ``Any``, or
 the whole session) says exactly what a bulk run needs, lets a test hand in a
 small fake, and keeps the wing independent of how the session is built
 inside. ``KooDriveSession`` satisfies it as it is.
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import Any, Protocol
 
-from .._models import JobOutcome, Request, Task, TaskPage
+from .._models import Job, JobOutcome, Request, ShareTask, Task, TaskPage
 from .._policies import PollPolicy
 
 __all__ = ["BulkSession"]
@@ -46,6 +46,38 @@ class BulkSession(Protocol):
         on_status: Callable[[Task], Any] | None = None,
     ) -> Task:
         """Wait for a task a previous run submitted."""
+        ...
+
+    async def wait_for_job(
+        self,
+        job_id: str,
+        *,
+        timeout: float | None = None,
+        poll: PollPolicy = ...,
+        on_status: Callable[[Job], Any] | None = None,
+    ) -> Job:
+        """Wait for a batch job a previous run submitted (at job detail)."""
+        ...
+
+    async def wait_for_share_task(
+        self,
+        task_id: str,
+        *,
+        share_id: str,
+        kdstoken: str | None = None,
+        timeout: float | None = None,
+        poll: PollPolicy = ...,
+        on_status: Callable[[ShareTask], Any] | None = None,
+    ) -> ShareTask:
+        """Wait for a share task a previous run submitted (at share-task detail)."""
+        ...
+
+    async def get_job(self, job_id: str) -> Job:
+        """One batch job's detail (what a cancelled job became)."""
+        ...
+
+    async def cancel_job(self, job_id: str) -> None:
+        """Cancel a batch job that is pending or processing."""
         ...
 
     def stream_jobs(

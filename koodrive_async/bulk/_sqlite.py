@@ -1,9 +1,9 @@
 """The SQLite journal: one file per plan, the embedded default backend of :class:`Journal`.
 
-Owns the schema (versions and migrations: a version 1 journal, without
-``clock_offset``, is migrated to version 2 when opened; a later version is
-refused), the durability levels and the file lock. The states and the
-interface are in ``_journal.py``.
+Owns the schema (versions and migrations, each when the journal is opened:
+version 1, without ``clock_offset``, to 2; version 2, without the columns of
+how a job ended, to 3; a later version is refused), the durability levels
+and the file lock. The states and the interface are in ``_journal.py``.
 
 ``submitting`` is committed *before* the create request is sent and the task id
 right after the response, both with ``synchronous=FULL`` so that they survive
@@ -14,8 +14,11 @@ Lines the plan could not parse are recorded as ``invalid`` (only with
 
 The journal never holds the plan lines themselves (decompress lines carry
 archive passwords): only line numbers, a hash per line computed with the
-secrets redacted, the plan's hash, task ids, result codes and error texts.
-Nothing about the credentials is stored.
+secrets redacted, the plan's hash, task ids, result codes and error texts,
+and how each job or share task ended (``outcome``, ``failed_files``, and the
+``download_url`` of a package: kept whole, since the link is what the
+operator ran the line for; its query holds a token, so the journal file is as
+private as the plan). Nothing about the credentials is stored.
 
 The connection uses ``locking_mode=EXCLUSIVE``: while a run holds the journal,
 a second run of the same plan is refused instead of submitting the same lines
@@ -26,6 +29,7 @@ Must never import: ``cli/``, ``rich``, ``argparse``, the client's transport.
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -44,10 +48,11 @@ from ._journal import (
 
 __all__ = ["SCHEMA_VERSION", "SQLiteJournal", "default_journal_path"]
 
-#: The schema this release writes. Version 1 (no ``clock_offset``) is migrated
-#: to it when opened; a journal of a later version is refused.
-SCHEMA_VERSION = "2"
-_READABLE_VERSIONS = frozenset({"1", SCHEMA_VERSION})
+#: The schema this release writes. Versions 1 (no ``clock_offset``) and 2 (no
+#: ``outcome``, ``failed_files``, ``download_url``) are migrated to it when
+#: opened; a journal of a later version is refused.
+SCHEMA_VERSION = "3"
+_READABLE_VERSIONS = frozenset({"1", "2", SCHEMA_VERSION})
 
 
 _SCHEMA = """
@@ -69,7 +74,10 @@ CREATE TABLE IF NOT EXISTS lines (
     clock_offset  REAL,                 -- service clock minus ours (s) then, NULL if unknown
     submitted_at  TEXT,
     finished_at   TEXT,
-    updated_at    TEXT NOT NULL
+    updated_at    TEXT NOT NULL,
+    outcome       TEXT,                 -- how a job or share task ended (bulk Outcome), or NULL
+    failed_files  TEXT,                 -- JSON array of the ids of its failed files, or NULL
+    download_url  TEXT                  -- a package's link (its query holds a token), or NULL
 );
 CREATE INDEX IF NOT EXISTS lines_by_state ON lines (state);
 CREATE TABLE IF NOT EXISTS runs (
@@ -103,11 +111,29 @@ def _offset(value: object) -> float | None:
     return offset if math.isfinite(offset) else None
 
 
-_COLUMNS = "line, kind, state, task_id, result_code, error_type, error, attempts"
+_COLUMNS = (
+    "line, kind, state, task_id, result_code, error_type, error, attempts, outcome,"
+    " failed_files, download_url"
+)
+
+#: Columns added by version 3, with their types, in the order they are added.
+_V3_COLUMNS = (("outcome", "TEXT"), ("failed_files", "TEXT"), ("download_url", "TEXT"))
+
+
+def _file_ids(value: object) -> tuple[str, ...]:
+    """The failed file ids of a ``failed_files`` cell (a JSON array), () if unreadable."""
+    if not isinstance(value, str):
+        return ()
+    try:
+        ids = json.loads(value)
+    except ValueError:
+        return ()
+    return tuple(str(i) for i in ids) if isinstance(ids, list) else ()
 
 
 def _record(row: tuple[object, ...]) -> LineRecord:
-    line, kind, state, task_id, result_code, error_type, error, attempts = row
+    line, kind, state, task_id, result_code, error_type, error, attempts = row[:8]
+    outcome, failed_files, download_url = row[8:]
     return LineRecord(
         line=int(line),  # type: ignore[call-overload]
         kind=kind,  # type: ignore[arg-type]
@@ -117,6 +143,9 @@ def _record(row: tuple[object, ...]) -> LineRecord:
         error_type=error_type,  # type: ignore[arg-type]
         error=error,  # type: ignore[arg-type]
         attempts=int(attempts),  # type: ignore[call-overload]
+        outcome=outcome if isinstance(outcome, str) else None,
+        failed_files=_file_ids(failed_files),
+        download_url=download_url if isinstance(download_url, str) else None,
     )
 
 
@@ -141,6 +170,11 @@ def _migrate(conn: sqlite3.Connection) -> str | None:
         # 1 -> 2: the clock offset at the "submitting" mark. Lines marked by a
         # version 1 release have none (unknown): their createTime bound is dropped.
         conn.execute("ALTER TABLE lines ADD COLUMN clock_offset REAL")
+    for name, kind in _V3_COLUMNS:
+        if name not in columns:
+            # 2 -> 3: how a job or share task ended. Lines finished by an
+            # earlier release have none (NULL: not recorded).
+            conn.execute(f"ALTER TABLE lines ADD COLUMN {name} {kind}")
     if version is not None and version != SCHEMA_VERSION:
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
         version = SCHEMA_VERSION
@@ -530,7 +564,8 @@ class SQLiteJournal:
             "FULL",
             "UPDATE lines SET state = ?, attempts = attempts + 1, submitting_at = ?,"
             " clock_offset = ?, task_id = NULL, result_code = NULL, error_type = NULL,"
-            " error = NULL, updated_at = ? WHERE line = ?",
+            " error = NULL, outcome = NULL, failed_files = NULL, download_url = NULL,"
+            " updated_at = ? WHERE line = ?",
             (State.SUBMITTING, now, clock_offset, now, line),
         )
 
@@ -565,19 +600,47 @@ class SQLiteJournal:
         result_code: str | None = None,
         error_type: str | None = None,
         error: str | None = None,
+        outcome: str | None = None,
+        failed_files: tuple[str, ...] = (),
+        download_url: str | None = None,
     ) -> None:
-        """Record the end of a line (succeeded, failed or in doubt).
+        """Record the end of a line (succeeded, failed or in doubt), and how its job ended.
 
         A task id already recorded is kept when ``task_id`` is None.
+
+        Args:
+            line: The plan line.
+            state: SUCCEEDED, FAILED or IN_DOUBT.
+            task_id: Its task id, if known now.
+            result_code: The failed task's resultCode.
+            error_type: A short grouping key of the error.
+            error: The error text (masked).
+            outcome: How its job or share task ended (an ``Outcome``), if it ran.
+            failed_files: The ids of its failed files.
+            download_url: A package's link (stored whole; see the module docstring).
         """
         if state not in (State.SUCCEEDED, State.FAILED, State.IN_DOUBT):
             raise ValueError(f"not a final state: {state!r}")
         now = _now()
+        files = json.dumps(list(failed_files)) if failed_files else None
         self._write(
             "NORMAL" if state != State.IN_DOUBT else "FULL",
             "UPDATE lines SET state = ?, task_id = COALESCE(?, task_id), result_code = ?,"
-            " error_type = ?, error = ?, finished_at = ?, updated_at = ? WHERE line = ?",
-            (state, task_id, result_code, error_type, error, now, now, line),
+            " error_type = ?, error = ?, outcome = ?, failed_files = ?, download_url = ?,"
+            " finished_at = ?, updated_at = ? WHERE line = ?",
+            (
+                state,
+                task_id,
+                result_code,
+                error_type,
+                error,
+                outcome,
+                files,
+                download_url,
+                now,
+                now,
+                line,
+            ),  # fmt: skip
         )
 
     def note_error(self, line: int, *, error_type: str, error: str) -> None:
@@ -643,6 +706,13 @@ class SQLiteJournal:
             (State.FAILED, State.INVALID),
         ).fetchall()
         return [(str(r[0]), int(r[1])) for r in rows]
+
+    def outcome_counts(self) -> dict[str, int]:
+        """Return the number of lines per recorded outcome (lines without one left out)."""
+        rows = self._conn.execute(
+            "SELECT outcome, COUNT(*) FROM lines WHERE outcome IS NOT NULL GROUP BY outcome"
+        ).fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
 
 
 def default_journal_path(plan: Path) -> Path:

@@ -1,7 +1,8 @@
 """What an outcome means for its plan line (pure): the verdict and the stop signals.
 
 Owns the mapping from the fan-out's ``(task id, task, error)`` to the state
-the journal records (:func:`line_verdict`), and the three facts about a
+the journal records (:func:`line_verdict`: the line's state, and for a job or
+share task how it ended, its failed files and its download link), and the three facts about a
 create's error that change the whole run rather than its line: it never
 reached a server (:func:`could_not_connect`), the credentials were refused
 or could not be produced (:func:`credentials_refused`), or the service asked
@@ -15,12 +16,15 @@ from __future__ import annotations
 
 import attrs
 
+from .._enums import JobResult
 from .._exceptions import (
     APIConnectionError,
     APIError,
     APITimeoutError,
     AuthenticationError,
     CredentialsError,
+    JobCancelledError,
+    JobFailedError,
     KooDriveError,
     NotFoundError,
     PermissionDeniedError,
@@ -28,7 +32,7 @@ from .._exceptions import (
     TaskFailedError,
 )
 from .._models import Job, ShareTask, Task
-from ._journal import State
+from ._journal import Outcome, State
 from ._mask import mask
 
 __all__ = [
@@ -53,6 +57,10 @@ class LineVerdict:
         result_code: The failed task's resultCode.
         error_type: A short grouping key of the error.
         error: The error text, secrets masked.
+        outcome: How its job or share task ended (an :class:`Outcome`), or None
+            (a transfer or import, or no end seen).
+        failed_files: The ids of the job's failed files.
+        download_url: A package's download link (a token in its query).
     """
 
     state: str
@@ -60,6 +68,9 @@ class LineVerdict:
     result_code: str | None = None
     error_type: str | None = None
     error: str | None = None
+    outcome: str | None = None
+    failed_files: tuple[str, ...] = ()
+    download_url: str | None = attrs.field(default=None, repr=False)
 
 
 def error_type(exc: BaseException) -> str:
@@ -125,11 +136,20 @@ def line_verdict(
     """
     if error is None:
         if task is not None and task.succeeded:
+            if isinstance(task, Job | ShareTask):
+                return LineVerdict(
+                    State.SUCCEEDED,
+                    task_id,
+                    outcome=Outcome.SUCCEEDED,
+                    download_url=task.download_url,
+                )
             return LineVerdict(State.SUCCEEDED, task_id)
         status = task.status if task is not None else None
         return LineVerdict(
             State.SUBMITTED, task_id, None, "NoVerdict", f"the wait ended with status {status}"
         )
+    if isinstance(error, JobFailedError | JobCancelledError):
+        return _job_failed(task_id, error)
     if isinstance(error, TaskFailedError):
         return LineVerdict(
             State.FAILED,
@@ -146,3 +166,30 @@ def line_verdict(
     # A timeout or a polling error: the task exists and goes on; the next run
     # waits for it again.
     return LineVerdict(State.SUBMITTED, task_id, None, error_type(error), masked_text(error))
+
+
+def _job_outcome(error: JobFailedError | JobCancelledError) -> str:
+    if isinstance(error, JobCancelledError):
+        return Outcome.CANCELLED
+    if error.result == JobResult.PARTIALLY_FAILED:
+        return Outcome.PARTIALLY_FAILED
+    if error.result == JobResult.ALL_FAILED:
+        return Outcome.ALL_FAILED
+    return Outcome.FAILED
+
+
+def _job_failed(task_id: str | None, error: JobFailedError | JobCancelledError) -> LineVerdict:
+    """A job or share task that completed with failed files, or was cancelled."""
+    job = error.job
+    outcome = _job_outcome(error)
+    return LineVerdict(
+        State.FAILED,
+        task_id or job.task_id,
+        error.result_code,
+        # Grouped by what happened when the service gives no result code.
+        outcome.replace("_", " ") if error.result_code is None else None,
+        masked_text(error),
+        outcome=outcome,
+        failed_files=tuple(f.file_id or "?" for f in job.failed_files),
+        download_url=job.download_url,
+    )

@@ -1,9 +1,10 @@
 """``main()``: parse the command line, dispatch to a subcommand, map errors to exit codes.
 
 Owns the entry point (``koodrive-async``, ``python -m koodrive_async``), the
-dispatch from parsed arguments to ``_run.py``, ``_demo.py``, ``_tasks.py``
-and the emulator's own ``main``, and the errors that end any command (usage
-errors: 2, KooDrive errors of ``task``: 1, Ctrl-C outside a run: 130).
+dispatch from parsed arguments to ``_run.py``, ``_demo.py``, ``_tasks.py``,
+``_jobs.py``, ``_cancel.py`` and the emulator's own ``main``, and the errors
+that end any command (usage errors: 2, KooDrive errors of ``task``, ``job``,
+``share`` and ``cancel``: 1, Ctrl-C outside a run: 130).
 
 Must never import: ``rich`` (``_progress.py`` does, lazily).
 """
@@ -21,6 +22,7 @@ from .._exceptions import KooDriveError
 from ..bulk._mask import mask
 from ._codes import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 from ._connect import Connection, connection_from
+from ._jobs import job_command, share_command
 from ._parser import PROG, build_parser
 from ._run import RunCommand, run_command
 from ._tasks import poll_policy, task_get, task_list, task_wait
@@ -87,9 +89,21 @@ def _dispatch(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     connection = connection_from(args)
     if args.command == "run":
         return asyncio.run(run_command(_run_command(args), connection, out=out, err=err))
-    handler = {"get": task_get, "list": task_list, "wait": task_wait}[args.task_command]
+    if args.command == "cancel":
+        from ._cancel import cancel_command
+
+        command = cancel_command(
+            args.plan, journal=args.journal, json_output=args.json, connection=connection, out=out
+        )
+    elif args.command == "job":
+        command = job_command(args, connection, out)
+    elif args.command == "share":
+        command = share_command(args, connection, out)
+    else:
+        handler = {"get": task_get, "list": task_list, "wait": task_wait}[args.task_command]
+        command = handler(args, connection, out)
     try:
-        return asyncio.run(handler(args, connection, out))
+        return asyncio.run(command)
     except KooDriveError as exc:
         err.write(mask(f"{PROG}: {exc}") + "\n")
         return EXIT_FAILED

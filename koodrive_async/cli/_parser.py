@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from .. import __version__
-from .._enums import TaskStatus, TaskType
+from .._enums import JobStatus, JobType, TaskStatus, TaskType
 from ..bulk import MAX_LIST_PAGES, SETTLE_SECONDS
 from ._codes import PROG
 from ._connect import ENV_AGENT_NAME, ENV_BASE_URL, ENV_TOKEN, ENV_USER_ID
@@ -72,7 +72,9 @@ def _fraction(text: str) -> float:
     return _float_arg(text, low=0.0, high=1.0, low_open=False, what="within 0..1")
 
 
-def _enum_value(enum_cls: type[TaskStatus] | type[TaskType], text: str) -> int:
+def _enum_value(
+    enum_cls: type[TaskStatus] | type[TaskType] | type[JobStatus] | type[JobType], text: str
+) -> int:
     try:
         return int(enum_cls[text.upper()])
     except KeyError:
@@ -90,6 +92,14 @@ def _status(text: str) -> int:
 
 def _task_type(text: str) -> int:
     return _enum_value(TaskType, text)
+
+
+def _job_status(text: str) -> int:
+    return _enum_value(JobStatus, text)
+
+
+def _job_type(text: str) -> int:
+    return _enum_value(JobType, text)
 
 
 # ---------------------------------------------------------------------- shared options
@@ -360,6 +370,99 @@ def _add_task(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _connection_options(wait)
 
 
+def _wait_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeout", type=_positive_float, default=None, metavar="S", help="longest wait"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object per id")
+    _poll_option(parser)
+
+
+def _add_job(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    job = sub.add_parser("job", help="look up, list, cancel and wait for batch jobs")
+    job_sub = job.add_subparsers(dest="job_command", metavar="ACTION", required=True)
+    get = job_sub.add_parser("get", help="show one batch job (job detail, per-file results)")
+    get.add_argument("job_id", metavar="ID")
+    get.add_argument("--json", action="store_true", help="print the job as JSON")
+    _connection_options(get)
+
+    lst = job_sub.add_parser("list", help="list batch jobs (all pages)")
+    types = ", ".join(m.name for m in JobType)
+    lst.add_argument(
+        "--type", dest="job_type", type=_job_type, default=None, help=f"{types} (or 1-7)"
+    )
+    lst.add_argument(
+        "--status",
+        dest="job_status",
+        type=_job_status,
+        default=None,
+        help="PENDING, PROCESSING, COMPLETED, CANCELLED (or 0-3)",
+    )
+    lst.add_argument(
+        "--page-size", type=_positive_int, default=100, metavar="N", help="jobs per page (max 100)"
+    )
+    lst.add_argument("--json", action="store_true", help="one JSON object per job")
+    _connection_options(lst)
+
+    cancel = job_sub.add_parser("cancel", help="cancel a batch job that is pending or processing")
+    cancel.add_argument("job_id", metavar="ID")
+    _connection_options(cancel)
+
+    wait = job_sub.add_parser("wait", help="wait for batch jobs to finish (at job detail)")
+    wait.add_argument("job_ids", metavar="ID", nargs="+")
+    _wait_options(wait)
+    _connection_options(wait)
+
+
+def _share_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--share-id", required=True, metavar="S", help="the share")
+    parser.add_argument(
+        "--kdstoken",
+        default=None,
+        metavar="K",
+        help="the share's temporary token, if it needs one (env KOODRIVE_KDSTOKEN; the "
+        "environment is safer)",
+    )
+
+
+def _add_share(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    share = sub.add_parser("share", help="look up and wait for share tasks")
+    share_sub = share.add_subparsers(dest="share_command", metavar="ACTION", required=True)
+    get = share_sub.add_parser("get", help="show one share task (share-task detail)")
+    get.add_argument("task_id", metavar="ID")
+    _share_options(get)
+    get.add_argument("--json", action="store_true", help="print the share task as JSON")
+    _connection_options(get)
+
+    wait = share_sub.add_parser("wait", help="wait for share tasks of one share to finish")
+    wait.add_argument("task_ids", metavar="ID", nargs="+")
+    _share_options(wait)
+    _wait_options(wait)
+    _connection_options(wait)
+
+
+def _add_cancel(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cancel = sub.add_parser(
+        "cancel",
+        help="cancel the batch jobs of a plan that are still running, and record it",
+        description="Cancel every batch job the journal of PLAN holds as still running and "
+        "record in the journal what each became (cancelled, or how it ended if it finished "
+        "first). Share tasks, transfers and imports cannot be cancelled; in-doubt lines have "
+        "no job id. Stop a run of the plan first: it holds the journal. Exit codes: 0 every "
+        "running job was cancelled or had ended, 1 some could not be cancelled, 2 usage.",
+    )
+    cancel.add_argument("plan", type=Path, metavar="PLAN.jsonl")
+    cancel.add_argument(
+        "--journal",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="the journal (default: PLAN.journal.sqlite beside the plan)",
+    )
+    cancel.add_argument("--json", action="store_true", help="one JSON object per line dealt with")
+    _connection_options(cancel)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the ``koodrive-async`` argument parser.
 
@@ -368,7 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     """
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Bulk runs, a demo and task lookups for KooDrive's task/batch-job Open API.",
+        description="Bulk runs, a demo, and task, batch-job and share-task lookups for "
+        "KooDrive's task/batch-job Open API.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -379,6 +483,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_report(sub)
     _add_task(sub)
+    _add_job(sub)
+    _add_share(sub)
+    _add_cancel(sub)
     sub.add_parser(
         "emulator",
         help="serve the emulator (same options as python -m koodrive_async.emulator)",

@@ -19,7 +19,7 @@ from typing import IO, Any
 
 import attrs
 
-from ..bulk import LineRecord, Progress, RunResult, RunStats, State, Stop, StopReason
+from ..bulk import LineRecord, Outcome, Progress, RunResult, RunStats, State, Stop, StopReason
 from ..bulk._mask import mask
 
 __all__ = [
@@ -85,7 +85,13 @@ def stop_text(notice: Stop) -> str:
 
 
 def line_json(record: LineRecord) -> str:
-    """One finished line as ``--json`` prints it (masked)."""
+    """One finished line as ``--json`` prints it (masked: a download link loses its query).
+
+    ``outcome`` says how a job or share task ended (``succeeded``,
+    ``partially_failed``, ``all_failed``, ``failed``, ``cancelled``; null for
+    transfers, imports and lines that never ran), ``failed_files`` the ids of
+    its failed files.
+    """
     return json.dumps(
         mask(
             {
@@ -94,6 +100,9 @@ def line_json(record: LineRecord) -> str:
                 "task_id": record.task_id,
                 "result_code": record.result_code,
                 "error": record.error,
+                "outcome": record.outcome,
+                "failed_files": list(record.failed_files),
+                "download_url": record.download_url,
             }
         ),
         ensure_ascii=False,
@@ -329,6 +338,7 @@ class Summary:
         wall_time: Seconds this run took.
         interrupted: The run was stopped by a signal.
         exit_code: The process exit code.
+        outcomes: Finished lines per job outcome (partially failed, cancelled, ...).
     """
 
     plan: str
@@ -345,6 +355,7 @@ class Summary:
     interrupted: bool
     exit_code: int
     submitted_now: int = 0
+    outcomes: dict[str, int] = attrs.field(factory=dict)
 
     @classmethod
     def of(
@@ -373,6 +384,7 @@ class Summary:
             interrupted=result.interrupted,
             exit_code=exit_code,
             submitted_now=result.submitted_now,
+            outcomes=result.outcomes,
         )
 
     @property
@@ -389,6 +401,10 @@ class Summary:
             ("failed", str(c.get(State.FAILED, 0) + c.get(State.INVALID, 0))),
         ]
         rows += [(f"  {reason}", str(count)) for reason, count in self.failures]
+        # How the failed jobs ended, whatever their result codes.
+        for outcome, label in _OUTCOME_ROWS:
+            if self.outcomes.get(outcome, 0):
+                rows.append((label, str(self.outcomes[outcome])))
         in_doubt = c.get(State.IN_DOUBT, 0) + c.get(State.SUBMITTING, 0)
         rows.append(("in doubt", str(in_doubt)))
         if c.get(State.SUBMITTED, 0):
@@ -404,6 +420,14 @@ class Summary:
         if self.submitted_now:
             rows.append(("jobs per second", f"{self.jobs_per_second:.1f}"))
         return rows
+
+
+#: The job outcomes the summary counts, with their labels.
+_OUTCOME_ROWS = (
+    (Outcome.PARTIALLY_FAILED, "  of which partially failed jobs"),
+    (Outcome.ALL_FAILED, "  of which jobs with every file failed"),
+    (Outcome.CANCELLED, "  of which cancelled"),
+)
 
 
 def _abbreviate(numbers: list[int], limit: int = 20) -> str:

@@ -46,6 +46,8 @@ def row_format(path: Path) -> str:
 
 
 def _cell(value: object) -> str:
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
     return "" if value is None else str(value)
 
 
@@ -80,7 +82,8 @@ class RowWriter:
         elif self._fmt == "jsonl":
             self._out.write(json.dumps(data, ensure_ascii=False) + "\n")
         else:
-            detail = " - ".join(t for t in (data["meaning"], data["error"]) if t)
+            ended = data["outcome"] if data["outcome"] not in (None, "succeeded") else None
+            detail = " - ".join(t for t in (ended, data["meaning"], data["error"]) if t)
             self._out.write(
                 f"{row.line:>6}  {_cell(row.kind):<8} {row.verdict:<11} "
                 f"{_cell(row.task_id) or '-':<20} {_cell(row.code) or '-':<9} "

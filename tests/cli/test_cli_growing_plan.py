@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -106,4 +105,4 @@ async def test_a_changed_line_is_refused_by_its_number(
     assert creates_sent(emu) == sent
     rows = journal_rows(tmp_path / "plan.journal.sqlite")
     assert sorted(rows) == [1, 2, 3]
-    assert json.dumps(rows).count("succeeded") == 3
+    assert [r["state"] for r in rows.values()].count("succeeded") == 3

@@ -45,6 +45,7 @@ from koodrive_async import KooDriveSession
 from koodrive_async.bulk import UNREACHABLE_LIMIT, JournalError, State, load_plan
 from koodrive_async.bulk import SQLiteJournal as Journal
 from koodrive_async.bulk._mask import mask
+from koodrive_async.bulk._sqlite import SCHEMA_VERSION
 from koodrive_async.emulator import EmulatorConfig, FaultKind, KooDriveEmulator
 
 Cli = Callable[..., Any]
@@ -153,16 +154,23 @@ CREATE TABLE IF NOT EXISTS runs (
 _EARLIER = "2020-01-01T00:00:00.000Z"
 
 
-def _v1_journal(path: Path, plan: Path, states: dict[int, tuple[str, str | None]]) -> None:
-    """Write a version 1 journal of ``plan`` with ``{line: (state, task id)}``."""
+def _v1_journal(
+    path: Path, plan: Path, states: dict[int, tuple[str, str | None]], *, version: str = "1"
+) -> None:
+    """Write a version 1 (or 2: with ``clock_offset``) journal of ``plan``.
+
+    ``states``: ``{line: (state, task id)}``.
+    """
     loaded = load_plan(plan)
     conn = sqlite3.connect(path)
     try:
         conn.executescript(_SCHEMA_V1)
+        if version == "2":
+            conn.execute("ALTER TABLE lines ADD COLUMN clock_offset REAL")
         conn.executemany(
             "INSERT INTO meta (key, value) VALUES (?, ?)",
             [
-                ("schema_version", "1"),
+                ("schema_version", version),
                 ("plan_hash", loaded.plan_hash),
                 ("plan_name", plan.name),
                 ("created_at", _EARLIER),
@@ -219,7 +227,36 @@ async def test_a_version_1_journal_is_migrated_and_resumed(
     # A line marked by release 1 has no offset (unknown); one marked now has one.
     assert rows[2]["clock_offset"] is None and rows[3]["clock_offset"] is not None
     with Journal.open(journal) as opened:
-        assert opened.get_meta("schema_version") == "2"
+        assert opened.get_meta("schema_version") == SCHEMA_VERSION
+
+
+async def test_a_version_2_journal_is_migrated_and_its_jobs_waited_for_at_job_detail(
+    emu: KooDriveEmulator, cli: Cli, tmp_path: Path
+) -> None:
+    plan = _plan(tmp_path, ["W1", "W2", "W3"])
+    loaded = load_plan(plan)
+    async with KooDriveSession(emu.url, user_id=USER_ID, token="t") as session:
+        ids = [await session.submit(loaded.request(n)) for n in (1, 2)]
+    journal = tmp_path / "plan.journal.sqlite"
+    _v1_journal(
+        journal,
+        plan,
+        {1: (State.SUBMITTED, ids[0]), 2: (State.SUBMITTED, ids[1]), 3: (State.PENDING, None)},
+        version="2",
+    )
+    emu.clear_requests()
+    result = await cli("run", str(plan), "--json", *POLL)
+    assert result.code == 0, result.err
+    rows = journal_rows(journal)
+    assert [rows[n]["task_id"] for n in (1, 2)] == ids
+    assert {(r["state"], r["outcome"]) for r in rows.values()} == {("succeeded", "succeeded")}
+    # The submitted job lines were waited for at job detail, never at GET task/{id}.
+    waited = {e.path.rsplit("/", 1)[-1] for e in emu.requests if e.route == "get_job"}
+    assert set(ids) <= waited
+    assert not [e for e in emu.requests if e.route in ("get_task", "list_tasks")]
+    assert [json.loads(x)["outcome"] for x in result.out.splitlines()] == ["succeeded"] * 3
+    with Journal.open(journal) as opened:
+        assert opened.get_meta("schema_version") == SCHEMA_VERSION
 
 
 def test_a_version_1_journal_without_a_plan_is_migrated(tmp_path: Path) -> None:
@@ -234,7 +271,7 @@ def test_a_version_1_journal_without_a_plan_is_migrated(tmp_path: Path) -> None:
         journal.mark_interrupted_in_doubt()
         (row,) = journal.reconciliation_rows()
         assert row[0] == 1 and row[6] == -1200.5
-        assert journal.get_meta("schema_version") == "2"
+        assert journal.get_meta("schema_version") == SCHEMA_VERSION
 
 
 def test_a_journal_of_a_later_schema_is_refused(tmp_path: Path) -> None:
@@ -242,10 +279,11 @@ def test_a_journal_of_a_later_schema_is_refused(tmp_path: Path) -> None:
     with Journal.open(path) as journal:
         journal.initialize(plan_hash="h", plan_name="p", lines=[(1, "h1", "job", None)])
     conn = sqlite3.connect(path)
-    conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    later = str(int(SCHEMA_VERSION) + 1)
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (later,))
     conn.commit()
     conn.close()
-    with pytest.raises(JournalError, match="schema version 3"):
+    with pytest.raises(JournalError, match=f"schema version {later}"):
         Journal.open(path)
 
 
