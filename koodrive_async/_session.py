@@ -700,6 +700,11 @@ class KooDriveSession:
     # ----------------------------------------------------------------- jobs and share tasks
 
     @property
+    def job_tracking(self) -> str:
+        """Where batch jobs and share tasks are read: ``"job"`` (their detail) or ``"task"``."""
+        return self._waiting.job_tracking
+
+    @property
     def service_time_zone(self) -> tzinfo:
         """The zone the 14-digit job and share-task times are read in (UTC by default)."""
         return self._tz

@@ -142,6 +142,11 @@ class Waiting:
         self.max_polls = DEFAULT_MAX_POLLS
 
     @property
+    def job_tracking(self) -> str:
+        """``"job"`` or ``"task"``: where fan-out reads batch jobs and share tasks."""
+        return self._job_tracking
+
+    @property
     def closed(self) -> bool:
         """True once the session is closed."""
         return self._lifecycle.closed

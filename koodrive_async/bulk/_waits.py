@@ -23,15 +23,10 @@ __all__ = ["job_tracking_of", "wait_for_line"]
 def job_tracking_of(session: BulkSession) -> str:
     """The session's ``job_tracking`` (``"job"`` or ``"task"``), ``"job"`` when it has none.
 
-    Read from a public ``job_tracking`` attribute when the session has one,
-    else from the setting a ``KooDriveSession`` keeps for its fan-out (the
-    same session must wait for resumed lines where its fan-out would).
+    The same session must wait for resumed lines where its fan-out would; a
+    session-like object without the setting reads jobs at their detail.
     """
     value = getattr(session, "job_tracking", None)
-    if value is None:
-        # KooDriveSession keeps the option with its waits; read it there until
-        # the session exposes it under its own name.
-        value = getattr(getattr(session, "_waiting", None), "_job_tracking", None)
     return value if value in ("job", "task") else "job"
 
 

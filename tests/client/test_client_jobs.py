@@ -563,3 +563,10 @@ def test_parse_stamp_uses_the_given_zone() -> None:
     parsed = parse_stamp("20231212095227", plus8)
     assert parsed is not None and parsed.utcoffset() == timedelta(hours=8)
     assert parsed.astimezone(UTC).hour == 1
+
+
+def test_the_session_says_where_it_reads_jobs() -> None:
+    # The bulk wing's resume reads it, so that it waits where the fan-out would.
+    assert KooDriveSession("http://127.0.0.1:9", user_id="u", token="t").job_tracking == "job"
+    task = KooDriveSession("http://127.0.0.1:9", user_id="u", token="t", job_tracking="task")
+    assert task.job_tracking == "task"
