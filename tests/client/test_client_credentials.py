@@ -15,7 +15,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from client_helpers import FAST_RETRY
+from aiohttp import web
+from client_helpers import FAST_RETRY, custom_server, make_session
 
 from koodrive_async import (
     AppAuth,
@@ -24,6 +25,7 @@ from koodrive_async import (
     CredentialsError,
     InvalidRequestError,
     KooDriveSession,
+    ResponseValidationError,
     SessionCredentials,
     SessionInfo,
     create_session,
@@ -408,3 +410,42 @@ async def test_auth_arguments_are_checked_before_anything_is_sent() -> None:
     assert "SECRET" not in repr(creds) + repr(CarrierCredentials("a-SECRET", "r-SECRET"))
     with pytest.raises(CredentialsError, match="not attached"):
         await creds.refresh(creds.current() or "", timeout=1)
+
+
+# --------------------------------------------------------------------------- unreadable answers
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"code": 0, "data": {"accessToken": "Bearer SECRET-AT-1", "userId": "u"}}',
+        b'{"code": 0, "accessToken": "SECRET-AT-1", "accessToken": "SECRET-SID-1"}',
+        b'{"code": 0, "data": {"accessToken": "SECRET-AT-1", "sessionId": ["SECRET-SID-1"]}',
+    ],
+)
+async def test_an_unreadable_session_answer_keeps_no_secret(body: bytes) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        if request.path.endswith("/refresh"):
+            unreadable = b'{"code": 0, "data": {"accessToken": ["SECRET-NEW-2"]}}'
+            return web.Response(body=unreadable, content_type="application/json")
+        return web.Response(body=body, content_type="application/json")
+
+    async with custom_server(handler) as url:
+        with pytest.raises(ResponseValidationError) as caught:
+            await create_session(url, code=CODE)
+        error = caught.value
+        assert error.body == "" and error.possibly_created
+        text = str(error) + repr(error) + repr(error.__dict__)
+        assert "SECRET" not in text
+
+        creds = SessionCredentials("SECRET-OLD", "SECRET-SID-0")
+        async with make_session(url, token=None, auth=creds) as s:
+            with pytest.raises(CredentialsError) as failed:
+                await creds.refresh(creds.current() or "", timeout=2)
+            await s.close()
+        chain = failed.value
+        text = ""
+        while chain is not None:
+            text += str(chain) + repr(chain) + repr(chain.__dict__)
+            chain = chain.__cause__  # type: ignore[assignment]
+        assert "SECRET" not in text
