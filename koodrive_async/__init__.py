@@ -11,6 +11,7 @@ The embedded emulator (``koodrive_async.emulator``) serves the same API on
 loopback for tests and demos.
 """
 
+from ._credentials import AppAuth, CarrierCredentials, SessionCredentials, create_session
 from ._enums import (
     FileStatus,
     JobAction,
@@ -60,6 +61,7 @@ from ._models import (
 )
 from ._policies import PollPolicy, RetryPolicy
 from ._session import KooDriveSession
+from ._session_api import SessionInfo
 from ._utils import chunked
 from ._version import __version__
 
@@ -67,8 +69,10 @@ __all__ = [
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
+    "AppAuth",
     "AuthenticationError",
     "BadRequestError",
+    "CarrierCredentials",
     "CredentialsError",
     "FileInfo",
     "FileRef",
@@ -95,6 +99,8 @@ __all__ = [
     "ResponseValidationError",
     "RetryPolicy",
     "ServerError",
+    "SessionCredentials",
+    "SessionInfo",
     "ShareTask",
     "ShareTaskRequest",
     "ShareTaskType",
@@ -110,4 +116,5 @@ __all__ = [
     "Verdict",
     "__version__",
     "chunked",
+    "create_session",
 ]

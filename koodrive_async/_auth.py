@@ -37,10 +37,14 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Final
 
 from ._build import check_header_value
-from ._call import Call
+from ._call import Call, Response
 from ._exceptions import CredentialsError, InvalidRequestError
 
-__all__ = ["AuthFlow", "TokenAuth", "TokenProvider", "authorization_value"]
+__all__ = ["AuthFlow", "NoAuth", "SendCall", "TokenAuth", "TokenProvider", "authorization_value"]
+
+#: How a flow that renews itself sends its refresh call: the session's
+#: sender without credentials of its own (the call carries its Authorization).
+SendCall = Callable[[Call], Awaitable[Response]]
 
 #: ``async def provider(force_refresh: bool) -> str``, or the same as a plain function.
 TokenProvider = Callable[[bool], Awaitable[str] | str]
@@ -85,6 +89,15 @@ class AuthFlow:
         """True when a 401 may be answered with a fresh credential (one more try)."""
         return False
 
+    def bind(self, *, base_url: str, send: SendCall) -> None:  # noqa: ARG002
+        """Attach the flow to the session that uses it (called by the session).
+
+        Args:
+            base_url: The session's base URL (a signer needs its host).
+            send: Sends a call without credentials (a renewing flow's refresh).
+        """
+        return None
+
     def current(self) -> str | None:
         """The credential for a call when it is known without waiting, else None."""
         raise NotImplementedError
@@ -128,6 +141,20 @@ class AuthFlow:
         Raises:
             CredentialsError: The refresh failed.
         """
+        return None
+
+
+class NoAuth(AuthFlow):
+    """The flow of a call that carries its own Authorization (or needs none)."""
+
+    __slots__ = ()
+
+    def current(self) -> str:
+        """An empty credential: nothing to add."""
+        return ""
+
+    def apply(self, credential: str, call: Call, headers: MutableMapping[str, str]) -> None:  # noqa: ARG002
+        """Add nothing."""
         return None
 
 

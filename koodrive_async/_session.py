@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from . import _validate as check
-from ._auth import TokenAuth, TokenProvider
+from ._auth import AuthFlow, NoAuth, TokenAuth, TokenProvider
 from ._build import (
     MAX_PAGE_SIZE,
     build_cancel_job,
@@ -125,6 +125,26 @@ def _check_proxy(proxy: object) -> str | None:
     return text
 
 
+def _auth_flow(
+    token: str | None, token_provider: TokenProvider | None, auth: AuthFlow | None
+) -> AuthFlow:
+    if auth is None:
+        if token is None and token_provider is None:
+            raise InvalidRequestError("give one of token, token_provider and auth", field="token")
+        return TokenAuth(token, token_provider)
+    if token is not None or token_provider is not None:
+        raise InvalidRequestError(
+            "give one of token, token_provider and auth, not several", field="auth"
+        )
+    if not isinstance(auth, AuthFlow) or isinstance(auth, NoAuth):
+        raise InvalidRequestError(
+            "auth must be SessionCredentials, CarrierCredentials or AppAuth, got "
+            f"{type(auth).__name__}",
+            field="auth",
+        )
+    return auth
+
+
 def _check_text(value: object, field: str) -> str:
     text = check.text(value, field)
     check_header_value(text, field)  # it is sent as a header
@@ -160,6 +180,11 @@ class KooDriveSession:
             raises, returns something that is not a token, or takes longer,
             the call raises :class:`CredentialsError` and sends nothing. A
             plain function runs in the event loop: keep it quick.
+        auth: Instead of ``token``: credentials that renew themselves
+            (:class:`SessionCredentials`, :class:`CarrierCredentials`) or
+            sign every attempt (:class:`AppAuth`). A renewal is shared by
+            every call that needs it, takes at most ``timeout`` seconds, and
+            when it fails the call raises :class:`CredentialsError`.
         agent_name: The X-Hw-Agentname; needed for share tasks.
         language: The ``language`` header.
         timeout: Seconds allowed per attempt, from waiting for a pooled
@@ -197,7 +222,7 @@ class KooDriveSession:
 
     Raises:
         InvalidRequestError: An argument is invalid (for example neither or
-            both of ``token`` and ``token_provider``).
+            more than one of ``token``, ``token_provider`` and ``auth``).
     """
 
     def __init__(
@@ -207,6 +232,7 @@ class KooDriveSession:
         user_id: str,
         token: str | None = None,
         token_provider: TokenProvider | None = None,
+        auth: AuthFlow | None = None,
         agent_name: str | None = None,
         language: str = "en-US",
         timeout: float = 30.0,
@@ -226,7 +252,7 @@ class KooDriveSession:
     ) -> None:
         self._base_url = _check_base_url(base_url, allow_insecure_http)
         self._user_id = _check_text(user_id, "user_id")
-        auth = TokenAuth(token, token_provider)
+        auth = _auth_flow(token, token_provider, auth)
         self._agent_name = None if agent_name is None else _check_text(agent_name, "agent_name")
         _check_text(language, "language")
         user_agent = (
@@ -279,8 +305,10 @@ class KooDriveSession:
         self._parent: KooDriveSession | None = None
         self._sender = Sender(
             base_url=self._base_url,
-            static_headers=session_headers(
-                user_id=self._user_id, language=language, user_agent=user_agent
+            static_headers=(
+                static := session_headers(
+                    user_id=self._user_id, language=language, user_agent=user_agent
+                )
             ),
             auth=auth,
             timeout=float(timeout),
@@ -299,12 +327,30 @@ class KooDriveSession:
             lifecycle=self._lifecycle,
             tracing=self._tracing,
         )
+        # Credentials that renew themselves send their refresh calls through
+        # the same pool, clock and policy, carrying their own Authorization.
+        auth.bind(
+            base_url=self._base_url, send=self._refresh_sender(static, retry, float(timeout)).send
+        )
         self._waiting = Waiting(
             self,
             lifecycle=self._lifecycle,
             max_pause=retry.max_retry_after,
             job_tracking=job_tracking,
             tracing=self._tracing,
+        )
+
+    def _refresh_sender(self, static: dict[str, str], retry: RetryPolicy, timeout: float) -> Sender:
+        sender = self._sender
+        return Sender(
+            base_url=self._base_url,
+            static_headers=static,
+            auth=NoAuth(),
+            timeout=timeout,
+            retry=retry,
+            http=sender.http,
+            lifecycle=self._lifecycle,
+            clock=sender.clock,
         )
 
     def __repr__(self) -> str:

@@ -37,6 +37,7 @@ PURE = {
     "_enums.py",
     "_estimator.py",
     "_retry.py",
+    "_session_api.py",
     "_signing.py",
     "_validate.py",
     "bulk/_reconcile.py",

@@ -16,7 +16,17 @@ from .. import __version__
 from .._enums import JobStatus, JobType, TaskStatus, TaskType
 from ..bulk import MAX_LIST_PAGES, SETTLE_SECONDS
 from ._codes import PROG
-from ._connect import ENV_AGENT_NAME, ENV_BASE_URL, ENV_TOKEN, ENV_USER_ID
+from ._connect import (
+    ENV_AGENT_NAME,
+    ENV_APP_ID,
+    ENV_APP_SECRET,
+    ENV_BASE_URL,
+    ENV_CREDENTIALS,
+    ENV_REFRESH_TOKEN,
+    ENV_SESSION_ID,
+    ENV_TOKEN,
+    ENV_USER_ID,
+)
 from ._report import FORMATS
 
 __all__ = ["EPILOG", "PROG", "build_parser"]
@@ -25,6 +35,11 @@ EPILOG = f"""\
 connection settings come from the flags or the environment: {ENV_BASE_URL}, {ENV_USER_ID},
 {ENV_TOKEN} (prefer the environment for the token: command lines are visible to other users),
 {ENV_AGENT_NAME} (needed by share tasks). The token is never printed.
+credentials that last: {ENV_APP_ID} and {ENV_APP_SECRET} (every request signed); or the token
+with {ENV_SESSION_ID} (a session token, renewed by itself) or {ENV_REFRESH_TOKEN} (a carrier
+token, renewed by itself); or --credentials FILE ({ENV_CREDENTIALS}): a JSON object with
+base_url, user_id, agent_name, access_token, session_id, refresh_token, expires_in, app_id,
+app_secret, refused unless mode 0600 and rewritten (atomically, 0600) with the newest tokens.
 
 exit codes of run: 0 every line succeeded; 1 some failed (or were skipped or not finished);
 2 usage or plan error (nothing was sent); 3 some lines are in doubt; 130 interrupted;
@@ -120,6 +135,12 @@ def _connection_options(parser: argparse.ArgumentParser, *, top: bool = False) -
         "--token",
         default=default,
         help=f"access token (env {ENV_TOKEN}; the environment is safer)",
+    )
+    group.add_argument(
+        "--credentials",
+        default=default,
+        metavar="FILE",
+        help=f"JSON credentials file, mode 0600, kept up to date (env {ENV_CREDENTIALS})",
     )
     group.add_argument(
         "--agent-name",

@@ -304,6 +304,92 @@ async def test_the_emulator_keeps_session_and_app_credentials_out_of_ledger_and_
     assert '"x-session-id": "***"' in ledger  # it was there, redacted
 
 
+async def test_client_credentials_keep_every_token_out_of_logs_reprs_errors_and_ledger(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """SessionCredentials, CarrierCredentials and AppAuth through renewals and failed refreshes.
+
+    Every token the run ever held (collected through ``on_refresh``), the
+    session id, the refresh tokens and the app secret are searched for in the
+    DEBUG logs, the reprs, every error (with its cause chain) and the ledger.
+    """
+    from koodrive_async import (
+        AppAuth,
+        CarrierCredentials,
+        SessionCredentials,
+        create_session,
+    )
+
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="koodrive_async")
+    config = EmulatorConfig(
+        session_codes={AUTH_CODE: "u-session"},
+        refresh_tokens={REFRESH_TOKEN: "u-carrier"},
+        tokens={TOKEN},
+        apps={"app-1": APP_SECRET},
+        session_idle_timeout=5,
+        carrier_expires_in=2,
+    )
+    held: set[str] = {AUTH_CODE, REFRESH_TOKEN, APP_SECRET, TOKEN}
+    errors: list[BaseException] = []
+    texts: list[str] = []
+
+    def keep(creds: Any) -> None:
+        held.add(creds.access_token)
+        held.update(t for t in (getattr(creds, "refresh_token", None),) if t)
+
+    async with KooDriveEmulator(config) as emu:
+        emu.clock.speed = 0.0
+        info = await create_session(emu.url, code=AUTH_CODE)
+        held |= {info.session_id, info.access_token.split(" ", 1)[-1]}
+        texts.append(repr(info))
+        session_creds = SessionCredentials(
+            info.access_token, info.session_id, on_refresh=keep, clock=emu.clock.now
+        )
+        carrier = CarrierCredentials(
+            TOKEN, REFRESH_TOKEN, expires_in=2, on_refresh=keep, clock=emu.clock.now
+        )
+        app = AppAuth("app-1", APP_SECRET)
+        for creds, user in ((session_creds, "u-session"), (carrier, "u-carrier"), (app, "u")):
+            async with KooDriveSession(
+                emu.url, user_id=user, auth=creds, retry=FAST_RETRY, timeout=5
+            ) as s:
+                texts += [repr(s), repr(creds)]
+                for _ in range(3):
+                    emu.clock.advance(6)
+                    await s.list_tasks()
+                if creds is app:
+                    continue
+                route = "refresh_session" if creds is session_creds else "refresh_carrier_token"
+                for fault in (FaultKind.MALFORMED_JSON, FaultKind.CREATED_BUT_500):
+                    emu.inject(fault, route=route, count=1)
+                    emu.clock.advance(6)
+                    with pytest.raises(CredentialsError) as failed:
+                        await s.list_tasks()
+                    errors.append(failed.value)
+        async with KooDriveSession(
+            emu.url, user_id="u", auth=AppAuth("app-1", "wrong-" + APP_SECRET), retry=FAST_RETRY
+        ) as s:
+            with pytest.raises(KooDriveError) as refused:
+                await s.list_tasks()
+            errors.append(refused.value)
+        with pytest.raises(KooDriveError) as bad_code:
+            await create_session(emu.url, code=AUTH_CODE + "-wrong")
+        errors.append(bad_code.value)
+        ledger = json.dumps([e.to_json() for e in emu.requests], default=str)
+    assert session_creds.refreshes >= 3 and carrier.refreshes >= 3
+    places = {
+        "logs": caplog.text + repr([(r.getMessage(), r.args, r.exc_text) for r in caplog.records]),
+        "ledger": ledger,
+        "reprs": "\n".join(texts),
+    }
+    places |= {f"error {i}": _describe_error(e) for i, e in enumerate(errors)}
+    assert any(m.startswith("signed ") for m in (r.getMessage() for r in caplog.records))
+    for where, text in places.items():
+        for secret in held:
+            assert secret not in text, f"a credential found in {where}"
+
+
 # --------------------------------------------------------------------------- the CLI
 
 
