@@ -171,7 +171,7 @@ class TokenAuth(AuthFlow):
         InvalidRequestError: Neither or both were given.
     """
 
-    __slots__ = ("_lock", "_lock_loop", "_provider", "header")
+    __slots__ = ("_pending", "_pending_loop", "_provider", "header")
 
     def __init__(self, token: str | None, token_provider: TokenProvider | None) -> None:
         if (token is None) == (token_provider is None):
@@ -181,8 +181,10 @@ class TokenAuth(AuthFlow):
         #: The current header value, or None until the provider was asked.
         self.header: str | None = None if token is None else authorization_value(token)
         self._provider = token_provider
-        self._lock: asyncio.Lock | None = None
-        self._lock_loop: asyncio.AbstractEventLoop | None = None
+        # The provider call in flight (one per event loop), which every caller
+        # needing a token meanwhile shares: its answer, or its failure.
+        self._pending: asyncio.Task[str] | None = None
+        self._pending_loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         return f"TokenAuth(provider={self._provider is not None})"
@@ -239,17 +241,32 @@ class TokenAuth(AuthFlow):
             return None
         return await self._fetch(force=True, stale=refused, timeout=timeout)
 
-    def _loop_lock(self) -> asyncio.Lock:
-        # An asyncio.Lock binds to the loop of its first contended use: a
-        # session reused from a new event loop (one asyncio.run per call)
-        # needs a new one.
-        loop = asyncio.get_running_loop()
-        if self._lock is None or self._lock_loop is not loop:
-            self._lock = asyncio.Lock()
-            self._lock_loop = loop
-        return self._lock
-
     async def _fetch(self, *, force: bool, stale: str | None, timeout: float) -> str:
+        """Single-flight: join the provider call in flight, or start one.
+
+        Callers that arrive while a call is in flight share its outcome, its
+        failure and its deadline included: a hung provider costs all of them
+        one timeout and one call, not one each in turn.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            header = self.header
+            if header is not None and (not force or header != stale):
+                return header  # someone else fetched what this caller needs
+            pending = self._pending if self._pending_loop is loop else None
+            if pending is None or pending.done():
+                pending = loop.create_task(self._call(force=force, timeout=timeout))
+                # Retrieved here too, so that a call whose callers were all
+                # cancelled does not log "exception never retrieved".
+                pending.add_done_callback(_retrieve)
+                self._pending, self._pending_loop = pending, loop
+                return await asyncio.shield(pending)
+            # Joined another caller's call; if it fetched a token this caller
+            # cannot use (a refresh that needs a newer one), go round once more.
+            await asyncio.shield(pending)
+
+    async def _call(self, *, force: bool, timeout: float) -> str:
+        """One provider call, bounded by ``timeout``; its failures as CredentialsError."""
         assert self._provider is not None
         after = " while refreshing the token after HTTP 401" if force else ""
         # What was sent: nothing with the missing token; on a refresh, the
@@ -261,12 +278,7 @@ class TokenAuth(AuthFlow):
         )
         deadline = asyncio.timeout(timeout)
         try:
-            # The wait for a concurrent provider call counts too: else callers
-            # queued behind a hung provider would each wait a full timeout.
-            async with deadline, self._loop_lock():
-                # Someone else fetched while we waited for the lock.
-                if self.header is not None and (not force or self.header != stale):
-                    return self.header
+            async with deadline:
                 answer = self._provider(force)
                 token: object = await answer if inspect.isawaitable(answer) else answer
         except Exception as exc:
@@ -288,3 +300,8 @@ class TokenAuth(AuthFlow):
             ) from None
         self.header = header
         return header
+
+
+def _retrieve(task: asyncio.Task[str]) -> None:
+    if not task.cancelled():
+        task.exception()
