@@ -51,9 +51,21 @@ class Call:
             any other like a create. Defaults to True for GET only.
         template: The path with its variables named (``/koodrive/ose/v1/task/{taskId}``),
             the ``url.template`` of tracing; None when the path has none.
+        secret_answer: Its answers hold credentials (the session and refresh
+            endpoints): no error made from one keeps any of its body.
     """
 
-    __slots__ = ("body", "headers", "idempotent", "method", "path", "query", "route", "template")
+    __slots__ = (
+        "body",
+        "headers",
+        "idempotent",
+        "method",
+        "path",
+        "query",
+        "route",
+        "secret_answer",
+        "template",
+    )
 
     def __init__(
         self,
@@ -66,6 +78,7 @@ class Call:
         body: bytes | None = None,
         idempotent: bool | None = None,
         template: str | None = None,
+        secret_answer: bool = False,
     ) -> None:
         self.method = method
         self.path = path
@@ -75,6 +88,7 @@ class Call:
         self.body = body
         self.idempotent = method == "GET" if idempotent is None else idempotent
         self.template = template
+        self.secret_answer = secret_answer
 
     @property
     def url_template(self) -> str:

@@ -69,7 +69,15 @@ SESSION_IDLE_TIMEOUT: Final = 20 * 60.0
 class _Renewing(AuthFlow):
     """A token that renews itself: single-flight, bounded, with a hook."""
 
-    __slots__ = ("_clock", "_header", "_lock", "_lock_loop", "_on_refresh", "_send", "refreshes")
+    __slots__ = (
+        "_clock",
+        "_header",
+        "_on_refresh",
+        "_pending",
+        "_pending_loop",
+        "_send",
+        "refreshes",
+    )
 
     _what: str = "credentials"
 
@@ -82,8 +90,9 @@ class _Renewing(AuthFlow):
         self._on_refresh = on_refresh
         self._clock = clock
         self._send: SendCall | None = None
-        self._lock: asyncio.Lock | None = None
-        self._lock_loop: asyncio.AbstractEventLoop | None = None
+        # The refresh in flight (one per event loop), shared by every caller.
+        self._pending: asyncio.Task[str] | None = None
+        self._pending_loop: asyncio.AbstractEventLoop | None = None
         #: Renewals made (successful refresh requests).
         self.refreshes = 0
 
@@ -123,53 +132,62 @@ class _Renewing(AuthFlow):
     def _accept(self, call: Call, response: Response) -> None:
         raise NotImplementedError
 
-    def _loop_lock(self) -> asyncio.Lock:
-        # An asyncio.Lock binds to its loop: a new loop (asyncio.run per call) needs a new one.
-        loop = asyncio.get_running_loop()
-        if self._lock is None or self._lock_loop is not loop:
-            self._lock, self._lock_loop = asyncio.Lock(), loop
-        return self._lock
-
     async def _renew(self, stale: str, *, timeout: float, after_401: bool) -> str:
+        """Single-flight: join the refresh in flight, or start one.
+
+        The refresh runs as a task of its own, awaited through a shield: a
+        caller cancelled meanwhile (a poll abandoned at its deadline, Ctrl-C)
+        does not cancel a refresh that may already have reached the service,
+        which could rotate the refresh token and lose its answer; the next
+        caller shares that same refresh instead of sending another.
+        """
+        if self._send is None:
+            raise CredentialsError(
+                f"{type(self).__name__} is not attached to a KooDriveSession (pass it as auth=)",
+                refresh=after_401,
+            )
+        loop = asyncio.get_running_loop()
+        while True:
+            # Another call renewed meanwhile: use its token.
+            if self._header != stale and not self._due():
+                return self._header
+            pending = self._pending if self._pending_loop is loop else None
+            if pending is None or pending.done():
+                pending = loop.create_task(self._refresh(timeout=timeout, after_401=after_401))
+                pending.add_done_callback(_retrieve)
+                self._pending, self._pending_loop = pending, loop
+                return await asyncio.shield(pending)
+            await asyncio.shield(pending)
+
+    async def _refresh(self, *, timeout: float, after_401: bool) -> str:
+        """One refresh request and the hook; every failure as CredentialsError."""
         send = self._send
+        assert send is not None
         sent = (
             "; the request was refused with HTTP 401 and not sent again, nothing was created"
             if after_401
             else "; the request was not sent"
         )
-        if send is None:
-            raise CredentialsError(
-                f"{type(self).__name__} is not attached to a KooDriveSession (pass it as auth=)",
-                refresh=after_401,
-            )
-        deadline = asyncio.timeout(timeout)
         stage = "refresh"
         try:
-            async with deadline, self._loop_lock():
-                # Another call renewed while this one waited: use its token.
-                if self._header != stale and not self._due():
-                    return self._header
-                call = self._build()
-                response = await send(call)
-                self._accept(call, response)
-                self.refreshes += 1
-                logger.debug(
-                    "%s renewed (%s)",
-                    self._what,
-                    "after HTTP 401" if after_401 else "ahead of expiry",
-                )
-                stage = "on_refresh"
-                if self._on_refresh is not None:
+            # The request is bounded by the sender (its per-attempt timeout, and
+            # retries only while nothing was sent), so that a slow refresh ends
+            # as a timeout that says it may have acted, not as a cancellation.
+            call = self._build()
+            response = await send(call)
+            self._accept(call, response)
+            self.refreshes += 1
+            logger.debug(
+                "%s renewed (%s)", self._what, "after HTTP 401" if after_401 else "ahead of expiry"
+            )
+            stage = "on_refresh"
+            if self._on_refresh is not None:
+                async with asyncio.timeout(timeout):
                     answer = self._on_refresh(self)
                     if inspect.isawaitable(answer):
                         await answer
-                return self._header
+            return self._header
         except Exception as exc:
-            if isinstance(exc, TimeoutError) and deadline.expired():
-                raise CredentialsError(
-                    f"the {self._what} {stage} did not finish within {timeout:g}s{sent}",
-                    refresh=after_401,
-                ) from None
             if stage == "on_refresh":
                 # The new token is in use; only persisting it failed.
                 why = (
@@ -181,8 +199,14 @@ class _Renewing(AuthFlow):
                 why = f"raised {type(exc).__name__}"
             # Only the kind of failure: a message could quote a token.
             raise CredentialsError(
-                f"the {self._what} refresh failed: {why}{sent}", refresh=after_401
+                f"the {self._what} {stage} failed: {why}{sent}", refresh=after_401
             ) from exc
+
+
+def _retrieve(task: asyncio.Task[str]) -> None:
+    # A refresh whose callers were all cancelled must not log "never retrieved".
+    if not task.cancelled():
+        task.exception()
 
 
 def _refresh_failure(exc: KooDriveError) -> str:

@@ -107,6 +107,11 @@ def load_json(body: bytes) -> Any:
 # --------------------------------------------------------------------------- errors
 
 
+def _kept_body(call: Call, body: bytes) -> str:
+    """The body text an error keeps: none of an answer that holds credentials."""
+    return "" if call.secret_answer else body_text(body)
+
+
 def body_text(body: bytes) -> str:
     """The start of a body as text, as an exception keeps it (4096 characters at most).
 
@@ -157,7 +162,7 @@ def _problem_error(call: Call, response: Response, problem: str) -> ResponseVali
         path=call.path,
         status_code=status,
         trace_id=response.trace_id,
-        body=body_text(response.body),
+        body=_kept_body(call, response.body),
         # The server answered: a create may have been carried out, unless
         # the status itself proves it was not.
         possibly_created=call.is_create
@@ -220,7 +225,7 @@ def error_from_response(
         "code": code,
         "msg": msg,
         "trace_id": response.trace_id,
-        "body": body_text(body),
+        "body": _kept_body(call, body),
         "method": call.method,
         "path": call.path,
         # An idempotent call (a read, a cancel) creates nothing, whatever its status.

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import platform
+import re
 import ssl as _ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any, Final
@@ -66,6 +67,9 @@ DEFAULT_USER_AGENT: Final = (
 #: Default of ``max_response_bytes``: far above any answer of the API (a page of
 #: 100 tasks is some 100 KiB), far below what would hurt.
 DEFAULT_MAX_RESPONSE_BYTES: Final = 8 * 1024 * 1024
+
+#: The user:password@ of a URL quoted in an error's text (a proxy URL's, in aiohttp's).
+_USERINFO: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"]+@")
 
 #: Failure kinds that end the call whatever the retry rules say.
 TOO_LARGE: Final = "too large"
@@ -185,8 +189,9 @@ def _describe(exc: BaseException, sent: _Sent | None) -> Failure:
         kind = TIMED_OUT
     else:
         kind = BROKEN
-    # The cause's type and text carry no headers.
-    cause = f"{type(exc).__name__}: {exc}" if str(exc) else repr(exc)
+    # The cause's type and text carry no headers, but may quote a URL with
+    # credentials in it (a proxy's user:password@): those never leave.
+    cause = _USERINFO.sub(r"\1***@", f"{type(exc).__name__}: {exc}" if str(exc) else repr(exc))
     return Failure(
         kind,
         type(exc).__name__,

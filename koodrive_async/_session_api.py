@@ -120,6 +120,7 @@ def build_create_session(code: str, domain: str | None) -> Call:
         headers=_JSON_HEADERS,
         body=encode_json(payload),
         idempotent=False,
+        secret_answer=True,
     )
 
 
@@ -136,6 +137,7 @@ def build_refresh_session(authorization: str, session_id: str) -> Call:
         "refresh_session",
         headers={"Authorization": authorization, "x-session-id": session_id},
         idempotent=False,
+        secret_answer=True,
     )
 
 
@@ -152,6 +154,7 @@ def build_refresh_carrier(access_token: str, refresh_token: str) -> Call:
         headers={**_JSON_HEADERS, "Authorization": f"AT+{bare_token(access_token)}"},
         body=encode_json({"refreshToken": refresh_token}),
         idempotent=False,
+        secret_answer=True,
     )
 
 
@@ -159,9 +162,9 @@ def build_refresh_carrier(access_token: str, refresh_token: str) -> Call:
 
 
 def _unreadable(call: Call, response: Response, problem: str) -> ResponseValidationError:
-    # The body of a session answer holds tokens: the error keeps none of it.
-    hidden = Response(response.status, response.headers, b"", response.trace_id)
-    return error_from_response(call, hidden, problem=problem)  # type: ignore[return-value]
+    # The body of a session answer holds tokens: the call says so
+    # (secret_answer), and the one error factory keeps none of it.
+    return error_from_response(call, response, problem=problem)  # type: ignore[return-value]
 
 
 def _object(call: Call, response: Response) -> dict[str, Any]:

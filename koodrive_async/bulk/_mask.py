@@ -91,7 +91,12 @@ _IN_TEXT = re.compile(
 )
 
 
+#: The user:password@ of a URL in free text (a proxy URL quoted by an error).
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"]+@")
+
+
 def _mask_free_text(text: str) -> str:
+    text = _USERINFO.sub(rf"\1{MASK}@", text)
     parts: list[str] = []
     pos = 0
     while (match := _IN_TEXT.search(text, pos)) is not None:

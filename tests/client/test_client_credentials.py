@@ -30,6 +30,13 @@ from koodrive_async import (
     SessionInfo,
     create_session,
 )
+from koodrive_async._call import Call
+from koodrive_async._http import TOO_LARGE, Failure
+from koodrive_async._session_api import (
+    build_create_session,
+    build_refresh_carrier,
+    build_refresh_session,
+)
 from koodrive_async.emulator import EmulatorConfig, FaultKind, KooDriveEmulator, ResponseVariant
 
 CODE = "auth-code-SECRET-9d1e"
@@ -289,8 +296,40 @@ async def test_a_hung_refresh_ends_within_the_timeout() -> None:
         )
         async with session as s:
             emu.clock.advance(1.9)
-            with pytest.raises(CredentialsError, match="0.3s"):
-                await s.list_tasks()
+            # Bounded by the attempt's timeout (0.3 s), and it says the service
+            # may have acted: the request was sent, its answer did not come.
+            with pytest.raises(CredentialsError, match="APITimeoutError.*may have acted"):
+                await asyncio.wait_for(s.list_tasks(), 3)
+    finally:
+        await emu.close()
+
+
+async def test_a_caller_cancelled_during_a_refresh_does_not_cause_a_second_one() -> None:
+    # The refresh reaches the service (which rotates the refresh token) while
+    # its caller is cancelled, as a poll abandoned at its deadline is; the next
+    # call must share that refresh, not send another with the spent token.
+    emu = await _emulator(carrier_expires_in=2, tokens={STATIC})
+    try:
+        creds = CarrierCredentials(STATIC, REFRESH, expires_in=2, clock=emu.clock.now)
+        emu.inject(FaultKind.LATENCY, route="refresh_carrier_token", count=1, latency=0.5)
+        on_its_way = asyncio.Event()
+
+        async def headers_sent(_s: object, _ctx: object, params: Any) -> None:
+            if str(params.url).endswith("/auth/refreshToken"):
+                on_its_way.set()
+
+        trace = aiohttp.TraceConfig()
+        trace.on_request_headers_sent.append(headers_sent)
+        session = KooDriveSession(emu.url, user_id=CARRIER_USER, auth=creds, trace_configs=[trace])
+        async with session as s:
+            emu.clock.advance(1.9)
+            first = asyncio.ensure_future(s.list_tasks())
+            await asyncio.wait_for(on_its_way.wait(), 5)  # held by the latency fault
+            first.cancel()
+            await s.list_tasks()  # shares the refresh in flight, then succeeds
+        refreshes = [e for e in emu.requests if e.route == "refresh_carrier_token"]
+        assert len(refreshes) == 1
+        assert creds.refreshes == 1
     finally:
         await emu.close()
 
@@ -449,3 +488,25 @@ async def test_an_unreadable_session_answer_keeps_no_secret(body: bytes) -> None
             text += str(chain) + repr(chain) + repr(chain.__dict__)
             chain = chain.__cause__  # type: ignore[assignment]
         assert "SECRET" not in text
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        build_refresh_carrier("AT-OLD", "RT-OLD"),
+        build_refresh_session("Bearer AT-OLD", "SID-OLD"),
+        build_create_session("code-1", None),
+    ],
+    ids=lambda c: c.route,
+)
+def test_an_answer_too_long_to_read_keeps_none_of_its_tokens(call: Call) -> None:
+    # A session answer over max_response_bytes still went through (the refresh
+    # may have rotated the tokens); the error made of its first bytes must not
+    # carry them, as no error of these endpoints does.
+    head = b'{"code":0,"data":{"accessToken":"AT-NEW-SECRET","refreshToken":"RT-NEW"'
+    error = Failure(TOO_LARGE, "TooLarge", "too large", status=200, head=head).error(
+        call, "t" * 58, cap=64, maybe_sent=True
+    )
+    assert isinstance(error, ResponseValidationError)
+    assert "AT-NEW-SECRET" not in f"{error} {error!r} {error.body}"
+    assert error.possibly_created

@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 from client_helpers import make_session
 
-from koodrive_async import APIConnectionError, InvalidRequestError, RetryPolicy
+from koodrive_async import (
+    APIConnectionError,
+    InvalidRequestError,
+    KooDriveSession,
+    RetryPolicy,
+    TransferTaskRequest,
+)
+from koodrive_async.bulk._mask import mask
 from koodrive_async.cli._codes import UsageError
 from koodrive_async.cli._connect import ENV_CA_BUNDLE, Connection, open_session
 from koodrive_async.emulator import KooDriveEmulator
@@ -237,3 +244,31 @@ def test_proxy_and_trust_env_are_checked() -> None:
 def test_a_proxy_password_is_not_in_the_repr() -> None:
     s = make_session("http://127.0.0.1:1", proxy="http://user:hunter2@127.0.0.1:3128")
     assert "hunter2" not in repr(s)
+
+
+async def test_a_refused_proxy_password_is_in_no_error_or_journaled_text() -> None:
+    # A proxy that answers every CONNECT with 407: aiohttp's error quotes the
+    # proxy URL, user:password included; neither the error nor the text the
+    # bulk journal keeps of it may carry the password.
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    proxy = f"http://user:S3CRET-PW@127.0.0.1:{port}"
+    try:
+        async with KooDriveSession(
+            "https://service.example", user_id="u1", token="t", proxy=proxy
+        ) as s:
+            with pytest.raises(APIConnectionError) as caught:
+                await s.submit(TransferTaskRequest(src_user_id="a", dst_user_id="b"))
+    finally:
+        server.close()
+        await server.wait_closed()
+    text = f"{caught.value} {caught.value!r}"
+    assert "S3CRET-PW" not in text
+    assert not caught.value.possibly_created  # the CONNECT was refused: nothing was sent
+    assert "S3CRET-PW" not in mask(str(caught.value))
