@@ -13,7 +13,7 @@ import contextvars
 import os
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
 from ._exceptions import InvalidRequestError
@@ -23,12 +23,24 @@ __all__ = [
     "Call",
     "Response",
     "check_trace_id",
+    "create_guard",
     "last_trace",
     "new_trace_id",
 ]
 
 #: Length of an X-Traceid (the pages: "58 bits", the Chinese page: 58 characters).
 TRACE_ID_LENGTH: Final = 58
+
+
+#: The guard of the create being sent in this asyncio task, if its caller gave
+#: one (``stream_jobs(before_create=...)``): awaited right before each attempt
+#: of a call that is not idempotent, after its X-Date is stamped, so that a
+#: guard that checks a lease fences the attempt by its X-Date. Set by the
+#: fan-out inside the one task that submits that request (a task's context is
+#: its own), so it never reaches another call.
+create_guard: contextvars.ContextVar[Callable[[], Awaitable[None]] | None] = contextvars.ContextVar(
+    "koodrive_async_create_guard", default=None
+)
 
 
 class Call:

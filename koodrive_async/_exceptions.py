@@ -40,6 +40,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "CreateVetoedError",
     "CredentialsError",
     "InvalidRequestError",
     "JobCancelledError",
@@ -67,6 +68,17 @@ def _join(*parts: str | None) -> str:
 
 class KooDriveError(Exception):
     """Base class of every exception raised by koodrive_async."""
+
+
+class CreateVetoedError(KooDriveError):
+    """A create's ``before_create`` guard refused to let an attempt be sent; that attempt was not.
+
+    Raised by the guard a caller gives ``run_jobs`` / ``stream_jobs``
+    (``before_create``), to stop a create at the last moment: a bulk worker
+    that lost its lease on a plan line to another worker, say. Attempts made
+    before it were refused by the service in a way that proves it did not
+    act (only those are retried), so nothing was created.
+    """
 
 
 class InvalidRequestError(KooDriveError, ValueError):

@@ -44,12 +44,14 @@ from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
+    Awaitable,
     Callable,
     Iterable,
     Iterator,
 )
 from typing import Any
 
+from ._call import create_guard
 from ._estimator import duration_key
 from ._exceptions import (
     KooDriveError,
@@ -84,6 +86,8 @@ class FanOut:
             as soon as each id is known, before waiting starts.
         max_hold: Longest a request waits for a Retry-After hold (the
             session's ``RetryPolicy.max_retry_after``), in seconds.
+        before_create: Awaited with the request right before each attempt of
+            its create (see ``_call.create_guard``), or None.
     """
 
     def __init__(
@@ -98,6 +102,7 @@ class FanOut:
         poll: PollPolicy,
         on_submitted: Callable[[Request, str], Any] | None,
         max_hold: float = math.inf,
+        before_create: Callable[[Request], Awaitable[None]] | None = None,
     ) -> None:
         self._api = api
         self._waits = waits
@@ -106,6 +111,7 @@ class FanOut:
         self._timeout = timeout
         self._poll = poll
         self._on_submitted = on_submitted
+        self._before_create = before_create
         self.pacer = SubmissionPacer(max_per_second, max_hold=max_hold)
         # Set by outcomes(): the loop that drives the run, known only then.
         self._loop: asyncio.AbstractEventLoop
@@ -299,6 +305,10 @@ class FanOut:
 
     async def _submit(self, request: Request) -> str:
         sent_at = await self.pacer.acquire(max_wait=self._timeout)
+        if self._before_create is not None:
+            # This job's own task: the guard reaches this create's attempts only.
+            guard = self._before_create
+            create_guard.set(lambda: guard(request))
         try:
             return await self._api.submit(request)
         except RateLimitError as exc:

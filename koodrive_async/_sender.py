@@ -28,7 +28,7 @@ import backoff
 from yarl import URL
 
 from ._auth import AuthFlow
-from ._call import Call, Response, last_trace, new_trace_id
+from ._call import Call, Response, create_guard, last_trace, new_trace_id
 from ._clock import MIN_CLOCK_OFFSET, ServerClock
 from ._decode import error_from_response
 from ._exceptions import RateLimitError
@@ -132,6 +132,8 @@ class Sender:
             ResponseValidationError: The body is longer than ``max_response_bytes``.
             InvalidRequestError: aiohttp refused to send a header or the body.
             CredentialsError: The credentials could not be had or refreshed.
+            CreateVetoedError: The create's ``before_create`` guard refused an
+                attempt (that attempt was not sent).
         """
         lifecycle, http, clock, auth = self._lifecycle, self.http, self.clock, self._auth
         if lifecycle.state is not ClientState.OPENED:
@@ -149,6 +151,7 @@ class Sender:
         attempt, backoffs = 1, 0  # the attempt's number in the budget; jittered waits made
         sends = 0  # attempts made (a restamp or a refresh is one more, outside the budget)
         restamped = refreshed = False
+        guard = None if call.idempotent else create_guard.get()
         while True:
             if lifecycle.state is ClientState.CLOSED:
                 # Closed while this call was waiting to retry: do not reopen a session.
@@ -157,6 +160,11 @@ class Sender:
             # Kept per attempt: the clock is shared with the calls in flight.
             stamped = clock.stamped_second
             auth.apply(credential, call, headers)
+            if guard is not None:
+                # After the X-Date is stamped: an attempt the guard lets through
+                # carries an X-Date no later than the guard's check (a lease
+                # check then fences it: the service refuses a stale X-Date).
+                await guard()
             if debug:
                 _log_attempt(call, attempt, self._retry.max_attempts, trace_id)
                 started = time.monotonic()

@@ -6,7 +6,7 @@ import copy
 import ipaddress
 import os
 import ssl as _ssl
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, tzinfo
 from types import TracebackType
 from typing import Any, Self
@@ -1160,6 +1160,7 @@ class KooDriveSession:
         timeout: float | None = None,
         poll: PollPolicy = DEFAULT_POLL,
         on_submitted: Callable[[Request, str], Any] | None = None,
+        before_create: Callable[[Request], Awaitable[None]] | None = None,
     ) -> list[JobOutcome]:
         """Submit every request, wait for every task, and report each one.
 
@@ -1196,6 +1197,13 @@ class KooDriveSession:
                 created keep running on the server) and the exception
                 propagates: carrying on with a broken journal would lose track
                 of work.
+            before_create: ``(request)``, awaited right before *each attempt*
+                of the request's create is sent, after its X-Date is stamped.
+                It may raise :class:`CreateVetoedError` to stop that attempt
+                (a bulk worker checks its lease on the line here: an attempt
+                it lets through carries an X-Date no later than the check,
+                which the service refuses 15 minutes on). The outcome is then
+                that error, ``task_id`` None; nothing was created.
 
         Returns:
             One :class:`JobOutcome` per request, in input order. A failed
@@ -1208,7 +1216,9 @@ class KooDriveSession:
             InvalidRequestError: Bad arguments (nothing is sent).
             Exception: Whatever ``on_submitted`` or the input iterable raised.
         """
-        check_fanout_args(requests, max_concurrency, max_per_second, timeout, poll, on_submitted)
+        check_fanout_args(
+            requests, max_concurrency, max_per_second, timeout, poll, on_submitted, before_create
+        )
         fan = self._waiting.fan_out(
             requests,
             max_concurrency=max_concurrency,
@@ -1217,6 +1227,7 @@ class KooDriveSession:
             poll=poll,
             on_submitted=on_submitted,
             api=self,
+            before_create=before_create,
         )
         with self._tracing.operation("run_jobs"):
             return await fan.results()
@@ -1230,6 +1241,7 @@ class KooDriveSession:
         timeout: float | None = None,
         poll: PollPolicy = DEFAULT_POLL,
         on_submitted: Callable[[Request, str], Any] | None = None,
+        before_create: Callable[[Request], Awaitable[None]] | None = None,
     ) -> AsyncIterator[JobOutcome]:
         """Like :meth:`run_jobs`, but yield each outcome as soon as it is known.
 
@@ -1250,6 +1262,7 @@ class KooDriveSession:
             timeout: Deadline in seconds of each task's wait, or None.
             poll: Polling intervals.
             on_submitted: Journal callback, as in :meth:`run_jobs`.
+            before_create: Guard of each create attempt, as in :meth:`run_jobs`.
 
         Returns:
             An async iterator of :class:`JobOutcome`, in completion order.
@@ -1257,7 +1270,9 @@ class KooDriveSession:
         Raises:
             InvalidRequestError: Bad arguments, raised by this call itself.
         """
-        check_fanout_args(requests, max_concurrency, max_per_second, timeout, poll, on_submitted)
+        check_fanout_args(
+            requests, max_concurrency, max_per_second, timeout, poll, on_submitted, before_create
+        )
         fan = self._waiting.fan_out(
             requests,
             max_concurrency=max_concurrency,
@@ -1266,5 +1281,6 @@ class KooDriveSession:
             poll=poll,
             on_submitted=on_submitted,
             api=self,
+            before_create=before_create,
         )
         return self._tracing.stream("stream_jobs", fan.stream())

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterable, Callable, Hashable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
 from . import _validate as check
@@ -88,6 +88,7 @@ def check_fanout_args(
     timeout: object,
     poll: object,
     on_submitted: object,
+    before_create: object = None,
 ) -> None:
     """The checks of ``run_jobs`` and ``stream_jobs``, in the order they have always run.
 
@@ -100,6 +101,7 @@ def check_fanout_args(
     check.positive_number(timeout, "timeout", optional=True)
     check.instance_of(PollPolicy, poll, "poll")
     check.callable_or_none(on_submitted, "on_submitted")
+    check.callable_or_none(before_create, "before_create")
 
 
 # ---------------------------------------------------------------------- waiting
@@ -271,6 +273,7 @@ class Waiting:
         poll: PollPolicy,
         on_submitted: Callable[[Request, str], Any] | None,
         api: TaskAPI | None = None,
+        before_create: Callable[[Request], Awaitable[None]] | None = None,
     ) -> FanOut:
         """A fan-out over this session, not started yet (see :class:`FanOut`).
 
@@ -289,6 +292,7 @@ class Waiting:
             poll=poll,
             on_submitted=on_submitted,
             max_hold=self._max_pause,
+            before_create=before_create,
         )
 
     async def aclose(self) -> None:

@@ -11,7 +11,7 @@ Must never import: ``cli/``, ``rich``, ``argparse``, aiohttp.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 from .._models import Job, JobOutcome, Request, ShareTask, Task, TaskPage
@@ -89,6 +89,7 @@ class BulkSession(Protocol):
         timeout: float | None = None,
         poll: PollPolicy = ...,
         on_submitted: Callable[[Request, str], Any] | None = None,
+        before_create: Callable[[Request], Awaitable[None]] | None = None,
     ) -> AsyncIterator[JobOutcome]:
         """Submit the lines' requests and yield each outcome as it is known."""
         ...
