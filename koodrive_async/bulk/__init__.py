@@ -16,8 +16,10 @@ part of ``koodrive_async.__all__``.
         ...  # some lines may or may not have been created (see result.in_doubt)
 
 The pieces: :func:`load_plan` reads and validates a plan (:class:`Plan`,
-:class:`PlanError`); :class:`Journal` is the interface a journal backend
-implements, :class:`SQLiteJournal` the embedded one; :func:`reconcile` is the
+:class:`PlanError`); :class:`Journal` is the (async) interface the runner uses
+and :func:`open_journal` opens one by where it lives: :class:`SQLiteJournal`
+(the embedded one, blocking, seen through :class:`SyncJournalAdapter`) or the
+PostgreSQL one many workers share (``koodrive-async[postgres]``); :func:`reconcile` is the
 pure reconciliation rule over a complete task listing, and
 :func:`reconcile_in_doubt` applies it to a journal; :class:`PlanRun` is one
 invocation (prepare, execute, interrupt) reporting through a
@@ -31,16 +33,21 @@ imports ``koodrive_async.cli``, ``rich`` or ``argparse``.
 
 from ._cancel import CancelResult, cancel_plan
 from ._journal import (
+    Claim,
     Journal,
     JournalBusyError,
     JournalError,
     JournalMismatchError,
+    LeaseLostError,
     LineRecord,
     Outcome,
+    Pacer,
     ReconciliationRow,
     State,
+    SyncJournal,
 )
 from ._listing import MAX_LIST_PAGES, Reconciled, list_every_task, reconcile_in_doubt
+from ._open import DEFAULT_LEASE, is_database_url, open_journal
 from ._options import (
     DRAIN_SECONDS,
     UNREACHABLE_LIMIT,
@@ -56,24 +63,29 @@ from ._reconcile import decide as reconcile
 from ._runner import PlanRun, attach_plan, run_plan
 from ._session import BulkSession
 from ._sqlite import SQLiteJournal, default_journal_path
+from ._sync_adapter import SyncJournalAdapter, as_async
 
 __all__ = [
+    "DEFAULT_LEASE",
     "DRAIN_SECONDS",
     "MAX_LIST_PAGES",
     "SETTLE_SECONDS",
     "UNREACHABLE_LIMIT",
     "BulkSession",
     "CancelResult",
+    "Claim",
     "Decision",
     "Journal",
     "JournalBusyError",
     "JournalError",
     "JournalMismatchError",
     "KnownLine",
+    "LeaseLostError",
     "LineInDoubt",
     "LineRecord",
     "NoProgress",
     "Outcome",
+    "Pacer",
     "Plan",
     "PlanError",
     "PlanLine",
@@ -88,11 +100,16 @@ __all__ = [
     "State",
     "Stop",
     "StopReason",
+    "SyncJournal",
+    "SyncJournalAdapter",
+    "as_async",
     "attach_plan",
     "cancel_plan",
     "default_journal_path",
+    "is_database_url",
     "list_every_task",
     "load_plan",
+    "open_journal",
     "reconcile",
     "reconcile_in_doubt",
     "run_plan",

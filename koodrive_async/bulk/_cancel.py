@@ -25,9 +25,18 @@ from .._enums import State as UnitState
 from .._exceptions import JobCancelledError, JobFailedError, KooDriveError
 from .._models import Job
 from ._growth import compare_plan
-from ._journal import Journal, JournalMismatchError, LineRecord, Outcome, State
+from ._journal import (
+    Journal,
+    JournalMismatchError,
+    LeaseLostError,
+    LineRecord,
+    Outcome,
+    State,
+    SyncJournal,
+)
 from ._plan import Plan
 from ._session import BulkSession
+from ._sync_adapter import as_async
 from ._verdict import LineVerdict, error_type, line_verdict, masked_text
 
 __all__ = ["CANCEL_CONCURRENCY", "CancelResult", "cancel_plan"]
@@ -59,10 +68,10 @@ class CancelResult:
     in_doubt: list[int] = attrs.field(factory=list)
 
 
-def _check_plan(journal: Journal, plan: Plan) -> None:
-    if journal.is_new:
+async def _check_plan(journal: Journal, plan: Plan) -> None:
+    if await journal.is_new():
         return
-    comparison = compare_plan(journal.line_hashes(), plan)
+    comparison = compare_plan(await journal.line_hashes(), plan)
     if comparison.first_difference is not None:
         line = comparison.first_difference
         raise JournalMismatchError(
@@ -84,8 +93,8 @@ def _ended(job_id: str, job: Job) -> LineVerdict | None:
     return line_verdict(job_id, job, error)
 
 
-def _record(journal: Journal, line: int, verdict: LineVerdict) -> None:
-    journal.mark_finished(
+async def _record(journal: Journal, line: int, verdict: LineVerdict) -> None:
+    await journal.mark_finished(
         line,
         state=verdict.state,
         task_id=verdict.task_id,
@@ -113,10 +122,10 @@ async def _cancel_one(
             verdict = None
         if verdict is None:
             text = masked_text(refused)
-            journal.note_error(record.line, error_type=error_type(refused), error=text)
+            await journal.note_error(record.line, error_type=error_type(refused), error=text)
             result.errors.append((record.line, text))
             return
-        _record(journal, record.line, verdict)
+        await _record(journal, record.line, verdict)
         (result.cancelled if verdict.outcome == Outcome.CANCELLED else result.finished).append(
             record.line
         )
@@ -135,21 +144,26 @@ async def _cancel_one(
             f"job {job_id} was cancelled on request",
             outcome=Outcome.CANCELLED,
         )
-    _record(journal, record.line, verdict)
+    await _record(journal, record.line, verdict)
     (result.cancelled if verdict.outcome == Outcome.CANCELLED else result.finished).append(
         record.line
     )
 
 
 async def cancel_plan(
-    plan: Plan, journal: Journal, session: BulkSession, *, concurrency: int = CANCEL_CONCURRENCY
+    plan: Plan,
+    journal: Journal | SyncJournal,
+    session: BulkSession,
+    *,
+    concurrency: int = CANCEL_CONCURRENCY,
 ) -> CancelResult:
     """Cancel every batch job of ``plan`` the journal holds as still running, and record it.
 
     Args:
         plan: The plan (checked against the journal; lines appended since the
             last run are fine, they were never sent).
-        journal: Its journal (held exclusively: no run of the plan may be going on).
+        journal: Its journal (no run of the plan may be going on: a line a
+            running worker holds is reported in ``errors``, not recorded).
         session: An open session.
         concurrency: Most cancels in flight.
 
@@ -159,22 +173,26 @@ async def cancel_plan(
     Raises:
         JournalMismatchError: The journal was written for another plan.
     """
-    _check_plan(journal, plan)
+    journal = as_async(journal)
+    await _check_plan(journal, plan)
     result = CancelResult()
     running: list[LineRecord] = []
-    for record in journal.records(State.SUBMITTED):
+    for record in await journal.records(State.SUBMITTED):
         if record.kind == "job" and record.task_id is not None:
             running.append(record)
         else:
             result.not_cancellable.append(record.line)
     for state in (State.IN_DOUBT, State.SUBMITTING):
-        result.in_doubt.extend(r.line for r in journal.records(state) if r.kind == "job")
+        result.in_doubt.extend(r.line for r in await journal.records(state) if r.kind == "job")
     result.in_doubt.sort()
     limit = asyncio.Semaphore(max(1, concurrency))
 
     async def one(record: LineRecord) -> None:
         async with limit:
-            await _cancel_one(record, journal, session, result)
+            try:
+                await _cancel_one(record, journal, session, result)
+            except LeaseLostError as exc:
+                result.errors.append((record.line, str(exc)))
 
     await asyncio.gather(*(one(r) for r in running))
     result.cancelled.sort()

@@ -35,21 +35,26 @@ belongs in the backend's own module).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import NamedTuple, Protocol
 
 import attrs
 
 __all__ = [
+    "Claim",
     "Journal",
     "JournalBusyError",
     "JournalError",
     "JournalMismatchError",
+    "LeaseLostError",
     "LineRecord",
     "Outcome",
+    "Pacer",
     "PlanEntry",
     "ReconciliationRow",
     "State",
+    "SyncJournal",
 ]
 
 
@@ -98,6 +103,22 @@ class JournalMismatchError(JournalError):
     """
 
     def __init__(self, message: str, *, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+class LeaseLostError(JournalError):
+    """This worker no longer holds the lease on a line (another worker took it over).
+
+    Raised by a guarded write or a lease check of a many-worker journal: the
+    line is another worker's now, so this one must not send its create or
+    record anything more about it.
+
+    Attributes:
+        line: The line whose lease was lost.
+    """
+
+    def __init__(self, message: str, *, line: int) -> None:
         super().__init__(message)
         self.line = line
 
@@ -155,14 +176,19 @@ class ReconciliationRow(NamedTuple):
     submitting_at: datetime | None
     changed_at: datetime | None
     clock_offset: float | None
+    #: A line taken over from a stopped worker (many-worker journals) may be
+    #: declared not created only after this time (database clock, UTC): any
+    #: create that worker could still send then carries an X-Date the service
+    #: refuses. None: no such bound (the line's own process is gone).
+    fence_until: datetime | None = None
 
 
 #: ``(line, line_hash, kind, error)`` of one plan line, as a journal records it.
 PlanEntry = tuple[int, str, str | None, str | None]
 
 
-class Journal(Protocol):
-    """What a bulk run needs from a journal backend.
+class SyncJournal(Protocol):
+    """A journal backend with blocking methods (SQLite); ``as_async`` wraps it for the runner.
 
     Every method commits before returning. The transitions that guard against
     sending a create twice (:meth:`mark_submitting`, :meth:`mark_submitted`,
@@ -286,4 +312,225 @@ class Journal(Protocol):
 
     def outcome_counts(self) -> dict[str, int]:
         """The number of finished lines per :class:`Outcome` (lines without one left out)."""
+        ...
+
+
+class Pacer(Protocol):
+    """Paces the creates of a run (this process's, or one budget shared by every worker)."""
+
+    async def acquire(self) -> object:
+        """Wait for the next create's turn."""
+
+    async def hold(self, seconds: float) -> None:
+        """A 429 asked to wait ``seconds``: hold every create back until then."""
+
+
+@attrs.frozen
+class Claim:
+    """The lines a worker took from the journal with one :meth:`Journal.claim`.
+
+    Attributes:
+        pending: Lines to submit (the worker now holds their lease).
+        submitted: Lines holding a task id to wait on (resumed, or taken over
+            from a stopped worker).
+        in_doubt: Lines taken over in "submitting" from a stopped worker: now
+            in doubt, for the reconciliation.
+    """
+
+    pending: tuple[int, ...] = ()
+    submitted: tuple[LineRecord, ...] = ()
+    in_doubt: tuple[int, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing was claimed."""
+        return not (self.pending or self.submitted or self.in_doubt)
+
+
+class Journal(Protocol):
+    """What a bulk run needs from a journal backend (the runner's view: every call awaited).
+
+    The same operations as :class:`SyncJournal`, awaited, plus what many
+    workers sharing one plan need: :meth:`claim` with leases, :meth:`renew`,
+    :meth:`check_lease` (the guard right before each attempt of a create) and
+    :meth:`release`. A one-machine backend (SQLite, through
+    :func:`~._sync_adapter.as_async`) holds the whole journal exclusively, so
+    its claims hand out everything at once and its leases never expire.
+
+    Every method commits before returning; the transitions that guard against
+    sending a create twice (:meth:`mark_submitting`, :meth:`mark_submitted`,
+    :meth:`apply_reconciliation`, :meth:`mark_interrupted_in_doubt`) are
+    durable when they return. A guarded write of a line this worker no longer
+    holds raises :class:`LeaseLostError`.
+    """
+
+    @property
+    def location(self) -> str:
+        """Where the journal lives, for messages (a path, a URL without its password)."""
+        ...
+
+    @property
+    def worker_id(self) -> str:
+        """This worker's name in the journal (``local`` for a one-machine journal)."""
+        ...
+
+    def shared_pacer(self, rate: float) -> Pacer | None:
+        """A pace of ``rate`` creates per second shared by every worker of the plan, or None.
+
+        None for a one-machine journal: the run paces itself.
+        """
+        ...
+
+    @property
+    def lease(self) -> float | None:
+        """Seconds a claim's lease lasts (renewed while the worker runs), or None: no expiry."""
+        ...
+
+    async def close(self) -> None:
+        """Release the journal (its leases, locks and connections)."""
+
+    # ------------------------------------------------------------------ plan
+
+    def attach_lock(self) -> AbstractAsyncContextManager[None]:
+        """Held while a plan is loaded or checked, so that workers load it once."""
+        ...
+
+    async def is_new(self) -> bool:
+        """True while the journal holds no plan yet."""
+        ...
+
+    async def initialize(
+        self, *, plan_hash: str, plan_name: str, lines: Iterable[PlanEntry]
+    ) -> None:
+        """As :meth:`SyncJournal.initialize`."""
+
+    async def line_hashes(self) -> dict[int, str]:
+        """As :meth:`SyncJournal.line_hashes`."""
+        ...
+
+    async def extend_plan(
+        self, *, plan_hash: str, plan_name: str, lines: Iterable[PlanEntry]
+    ) -> None:
+        """As :meth:`SyncJournal.extend_plan`."""
+
+    # ------------------------------------------------------------------ runs
+
+    async def begin_run(self) -> int:
+        """As :meth:`SyncJournal.begin_run`."""
+        ...
+
+    async def end_run(self, run: int, *, outcome: str, requests: int) -> None:
+        """As :meth:`SyncJournal.end_run`."""
+
+    # ------------------------------------------------------------------ work
+
+    async def claim(self, limit: int) -> Claim:
+        """Take up to ``limit`` lines to work on, under this worker's lease."""
+        ...
+
+    async def renew(self) -> bool:
+        """Extend this worker's leases; False when one was lost to another worker."""
+        ...
+
+    async def check_lease(self, line: int) -> None:
+        """Raise :class:`LeaseLostError` unless this worker holds a live lease on ``line``."""
+
+    async def next_expiry(self) -> float | None:
+        """Seconds until a lease another worker holds on unfinished work expires, or None."""
+        ...
+
+    async def release(self) -> None:
+        """Give back the leases of lines this worker holds but did not start."""
+
+    # ------------------------------------------------------------------ resume
+
+    async def mark_interrupted_in_doubt(self) -> list[int]:
+        """As :meth:`SyncJournal.mark_interrupted_in_doubt` (this worker's lines)."""
+        ...
+
+    async def last_activity(self, state: str | None = None) -> datetime | None:
+        """As :meth:`SyncJournal.last_activity`."""
+        ...
+
+    async def reconciliation_rows(self) -> list[ReconciliationRow]:
+        """As :meth:`SyncJournal.reconciliation_rows`."""
+        ...
+
+    async def apply_reconciliation(
+        self, matched: dict[int, str], not_created: Iterable[int]
+    ) -> list[int]:
+        """As :meth:`SyncJournal.apply_reconciliation`; returns the lines now pending and held.
+
+        Only those may be sent again by the caller: with many workers, a line
+        another reconciliation settled first is not among them.
+        """
+        ...
+
+    async def reset_in_doubt(self) -> int:
+        """As :meth:`SyncJournal.reset_in_doubt`."""
+        ...
+
+    async def reset_rejected(self) -> int:
+        """As :meth:`SyncJournal.reset_rejected`."""
+        ...
+
+    # ------------------------------------------------------------------ transitions
+
+    async def mark_submitting(self, line: int, *, clock_offset: float | None = None) -> None:
+        """As :meth:`SyncJournal.mark_submitting` (guarded by the lease)."""
+
+    async def mark_submitted(self, line: int, task_id: str) -> None:
+        """As :meth:`SyncJournal.mark_submitted`."""
+
+    async def mark_not_sent(self, line: int, *, error_type: str, error: str) -> None:
+        """As :meth:`SyncJournal.mark_not_sent` (guarded by the lease)."""
+
+    async def mark_finished(
+        self,
+        line: int,
+        *,
+        state: str,
+        task_id: str | None = None,
+        result_code: str | None = None,
+        error_type: str | None = None,
+        error: str | None = None,
+        outcome: str | None = None,
+        failed_files: tuple[str, ...] = (),
+        download_url: str | None = None,
+    ) -> None:
+        """As :meth:`SyncJournal.mark_finished` (guarded by the lease)."""
+
+    async def note_error(self, line: int, *, error_type: str, error: str) -> None:
+        """As :meth:`SyncJournal.note_error`."""
+
+    # ------------------------------------------------------------------ queries
+
+    async def lines_in(self, state: str) -> list[int]:
+        """As :meth:`SyncJournal.lines_in` (the whole plan, every worker's lines)."""
+        ...
+
+    async def records(self, state: str | None = None) -> list[LineRecord]:
+        """As :meth:`SyncJournal.records`, as a list."""
+        ...
+
+    async def counts(self) -> dict[str, int]:
+        """As :meth:`SyncJournal.counts`."""
+        ...
+
+    async def line_times(
+        self,
+    ) -> dict[int, tuple[datetime | None, datetime | None, datetime | None]]:
+        """As :meth:`SyncJournal.line_times`."""
+        ...
+
+    async def failure_groups(self) -> list[tuple[str, int]]:
+        """As :meth:`SyncJournal.failure_groups`."""
+        ...
+
+    async def outcome_counts(self) -> dict[str, int]:
+        """As :meth:`SyncJournal.outcome_counts`."""
+        ...
+
+    async def holders(self) -> dict[str, int]:
+        """``{worker id: lines it holds under a live lease}`` (empty for a one-machine journal)."""
         ...

@@ -20,7 +20,7 @@ import attrs
 from .._build import MAX_PAGE_SIZE, PATH_TASK_LIST
 from .._exceptions import ResponseValidationError
 from .._models import Task
-from ._journal import Journal, ReconciliationRow, State
+from ._journal import Journal, ReconciliationRow, State, SyncJournal
 from ._plan import Plan
 from ._reconcile import (
     SETTLE_SECONDS,
@@ -33,6 +33,7 @@ from ._reconcile import (
     request_key,
 )
 from ._session import BulkSession
+from ._sync_adapter import as_async
 
 __all__ = ["MAX_LIST_PAGES", "Reconciled", "list_every_task", "reconcile_in_doubt"]
 
@@ -174,7 +175,7 @@ def _seconds_since(moment: datetime) -> float:
 
 async def reconcile_in_doubt(
     plan: Plan,
-    journal: Journal,
+    journal: Journal | SyncJournal,
     session: BulkSession,
     *,
     sent_before: Mapping[int, datetime] | None = None,
@@ -210,10 +211,11 @@ async def reconcile_in_doubt(
     Raises:
         KooDriveError: The listing failed (nothing was changed).
     """
+    journal = as_async(journal)
     sent_before = sent_before or {}
     since = {
         row.line: sent_before.get(row.line) or row.changed_at
-        for row in journal.reconciliation_rows()
+        for row in await journal.reconciliation_rows()
         if row.state == State.IN_DOUBT and row.changed_at is not None
     }
     if wait and since:
@@ -223,15 +225,26 @@ async def reconcile_in_doubt(
     listing_started = datetime.now(UTC)
     tasks = await list_every_task(session, max_pages=max_pages)
     # Read again: nothing else writes the journal, but be exact about what we decide on.
-    evidence = _evidence(plan, journal.reconciliation_rows(), {t.task_id for t in tasks})
+    rows = await journal.reconciliation_rows()
+    # A line taken over from a stopped worker may be declared not created only
+    # once any create that worker could still send carries a refused X-Date.
+    fenced = {
+        row.line
+        for row in rows
+        if row.fence_until is not None and row.fence_until > listing_started
+    }
+    evidence = _evidence(plan, rows, {t.task_id for t in tasks})
     decision = decide(evidence.in_doubt, evidence.known, tasks, claimed=evidence.claimed)
     resent: list[int] = []
     deferred: list[int] = []
     for line in decision.not_created:
         moment = since.get(line)
+        if line in fenced:
+            continue  # stays in doubt until its fence; a later run settles it
         if moment is None or (listing_started - moment).total_seconds() >= settle:
             resent.append(line)
         else:
             deferred.append(line)
-    journal.apply_reconciliation(decision.matched, resent)
+    # With many workers, only the lines this one now holds are its to send.
+    resent = await journal.apply_reconciliation(decision.matched, resent)
     return Reconciled(decision, resent, deferred)

@@ -22,7 +22,7 @@ from typing import Any
 
 import attrs
 
-from ._journal import Journal, LineRecord, State
+from ._journal import LineRecord, State, SyncJournal
 from ._mask import mask
 from ._meanings import code_of, meaning
 
@@ -155,7 +155,7 @@ def row_from_record(record: LineRecord, times: _TimeTriple = (None, None, None))
     )
 
 
-def report_rows(journal: Journal, *, failed_only: bool = False) -> Iterator[ReportRow]:
+def report_rows(journal: SyncJournal, *, failed_only: bool = False) -> Iterator[ReportRow]:
     """The report of a journal's plan, by line number.
 
     Args:

@@ -42,13 +42,15 @@ Must never import: ``cli/``, ``rich``, ``argparse``, a journal backend.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any
 
-from .._exceptions import CredentialsError, KooDriveError, TaskFailedError
+from .._exceptions import CreateVetoedError, CredentialsError, KooDriveError, TaskFailedError
 from .._models import Job, JobOutcome, Request, ShareTask, Task
 from .._pacing import SubmissionPacer
-from ._journal import Journal, LineRecord, State
+from .._policies import RetryPolicy
+from ._claims import Claimer
+from ._journal import Journal, LeaseLostError, LineRecord, Pacer, State
 from ._options import DRAIN_SECONDS, UNREACHABLE_LIMIT, RunOptions, Stop, StopReason
 from ._plan import Plan
 from ._progress import Progress, RunStats
@@ -109,18 +111,46 @@ class LineBook:
         self.stats = stats
         #: Lines that went in doubt since the runner last cleared it.
         self.doubted: set[int] = set()
+        #: Lines another worker took over from this one during the run.
+        self.lost: set[int] = set()
 
-    def finish(self, line: int, verdict: LineVerdict, *, was_in_flight: bool) -> None:
+    def lose(self, line: int) -> None:
+        """``line`` is another worker's now: record nothing more about it."""
+        self.lost.add(line)
+        self.progress.update()
+
+    async def finish(self, line: int, verdict: LineVerdict, *, was_in_flight: bool) -> None:
         """Record ``verdict`` for ``line`` and tell the progress."""
         stats = self.stats
         if was_in_flight:
             stats.in_flight -= 1
+        try:
+            await self._write(line, verdict)
+        except LeaseLostError:
+            self.lose(line)
+            return
+        if verdict.state == State.SUBMITTED:
+            stats.unresolved += 1
+        elif verdict.state == State.SUCCEEDED:
+            stats.succeeded += 1
+        elif verdict.state == State.FAILED:
+            stats.failed += 1
+        else:
+            stats.in_doubt += 1
+            self.doubted.add(line)
+        if verdict.state != State.IN_DOUBT:
+            # In-doubt lines are reported at the end, if no reconciliation settles them.
+            self.progress.line_done(_record(line, verdict))
+        self.progress.update()
+
+    async def _write(self, line: int, verdict: LineVerdict) -> None:
         if verdict.state == State.SUBMITTED:
             if verdict.error_type is not None and verdict.error is not None:
-                self.journal.note_error(line, error_type=verdict.error_type, error=verdict.error)
-            stats.unresolved += 1
+                await self.journal.note_error(
+                    line, error_type=verdict.error_type, error=verdict.error
+                )
         else:
-            self.journal.mark_finished(
+            await self.journal.mark_finished(
                 line,
                 state=verdict.state,
                 task_id=verdict.task_id,
@@ -131,22 +161,17 @@ class LineBook:
                 failed_files=verdict.failed_files,
                 download_url=verdict.download_url,
             )
-            if verdict.state == State.SUCCEEDED:
-                stats.succeeded += 1
-            elif verdict.state == State.FAILED:
-                stats.failed += 1
-            else:
-                stats.in_doubt += 1
-                self.doubted.add(line)
-        if verdict.state != State.IN_DOUBT:
-            # In-doubt lines are reported at the end, if no reconciliation settles them.
-            self.progress.line_done(_record(line, verdict))
-        self.progress.update()
 
-    def not_sent(self, line: int, verdict: LineVerdict) -> None:
+    async def not_sent(self, line: int, verdict: LineVerdict) -> None:
         """Put ``line`` back to pending: its create provably was not acted on."""
         assert verdict.error_type is not None and verdict.error is not None
-        self.journal.mark_not_sent(line, error_type=verdict.error_type, error=verdict.error)
+        try:
+            await self.journal.mark_not_sent(
+                line, error_type=verdict.error_type, error=verdict.error
+            )
+        except LeaseLostError:
+            self.lose(line)
+            return
         self.progress.update()
 
 
@@ -166,8 +191,35 @@ def _record(line: int, verdict: LineVerdict) -> LineRecord:
     )
 
 
+#: Longest a 429 seen by one worker holds back the others: the transport's
+#: own cap on a Retry-After it waits (``RetryPolicy.max_retry_after``).
+_HOLD_CAP = RetryPolicy().max_retry_after
+
+
+class _LocalPacer:
+    """This process's pace (a 429's hold is the fan-out's own business here)."""
+
+    def __init__(self, pacer: SubmissionPacer) -> None:
+        self._pacer = pacer
+
+    async def acquire(self) -> object:
+        return await self._pacer.acquire()
+
+    async def hold(self, seconds: float) -> None:
+        del seconds  # the fan-out already holds this process's creates back
+
+
 class Submissions:
-    """The new lines of a run: feed them to the fan-out and record what comes back."""
+    """The new lines of a run: feed them to the fan-out and record what comes back.
+
+    Args:
+        plan: The plan.
+        session: The open session.
+        options: How to run.
+        book: Where verdicts are recorded.
+        control: How the run stops.
+        pacer: The pace of the submissions (default: ``options.rate`` in this process).
+    """
 
     def __init__(
         self,
@@ -176,12 +228,18 @@ class Submissions:
         options: RunOptions,
         book: LineBook,
         control: Control,
+        pacer: Pacer | None = None,
     ) -> None:
         self.plan = plan
         self.session = session
         self.options = options
         self.book = book
         self.control = control
+        # The run's pace (``rate``): the journal's shared one when many workers
+        # share the plan, else this process's own.
+        self.pacer: Pacer | None = pacer
+        if pacer is None and options.rate is not None:
+            self.pacer = _LocalPacer(SubmissionPacer(options.rate))
         # id(request) -> (line, request): keeps the objects alive (so ids stay
         # unique) while they are in the fan-out.
         self.pulled: dict[int, tuple[int, Request]] = {}
@@ -194,31 +252,63 @@ class Submissions:
         self.unreachable: list[tuple[int, LineVerdict]] = []
         self.dead_endpoint = False
 
-    async def feed(self, lines: list[int]) -> AsyncIterator[Request]:
-        """The requests of ``lines``, each marked "submitting" just before it is handed over."""
-        pacer = SubmissionPacer(self.options.rate) if self.options.rate is not None else None
-        for index, line in enumerate(lines):
-            if index:
-                # The fan-out pulls requests in a tight loop while it has room.
-                # Yield first, so the request just handed over is on the wire
-                # before the next line is marked: a crash then leaves in doubt
-                # only lines that were really being sent, not a whole burst.
-                await asyncio.sleep(0)
-            if self.control.closed:
-                return
-            if pacer is not None:
-                await pacer.acquire()
+    async def feed(self, claimer: Claimer) -> AsyncIterator[Request]:
+        """The claimed lines' requests, each marked "submitting" right before it is handed over."""
+        pacer = self.pacer
+        first = True
+        try:
+            while True:
+                if not first:
+                    # The fan-out pulls requests in a tight loop while it has room.
+                    # Yield first, so the request just handed over is on the wire
+                    # before the next line is marked: a crash then leaves in doubt
+                    # only lines that were really being sent, not a whole burst.
+                    await asyncio.sleep(0)
+                first = False
                 if self.control.closed:
                     return
-            request = self.plan.request(line)
-            key = id(request)
-            # The offset known now: the create is sent after this, so its task's
-            # createTime is later than this moment in the service's clock.
-            self.book.journal.mark_submitting(line, clock_offset=self.session.clock_offset)
-            self.pulled[key] = (line, request)
-            self.unacked.add(key)
-            self.drained.clear()
-            yield request
+                line = await claimer.next_line()
+                if line is None or self.control.closed:
+                    # A line claimed and not marked stays pending (released at the end).
+                    return
+                if pacer is not None:
+                    await pacer.acquire()
+                    if self.control.closed:
+                        return
+                request = self.plan.request(line)
+                key = id(request)
+                try:
+                    # The offset known now: the create is sent after this, so its
+                    # task's createTime is later than this moment in the service's clock.
+                    await self.book.journal.mark_submitting(
+                        line, clock_offset=self.session.clock_offset
+                    )
+                except LeaseLostError:
+                    self.book.lose(line)
+                    continue
+                self.pulled[key] = (line, request)
+                self.unacked.add(key)
+                self.drained.clear()
+                yield request
+        finally:
+            claimer.finish()
+
+    async def guard(self, request: Request) -> None:
+        """Right before each attempt of a line's create: is the line still this worker's?
+
+        Raises:
+            CreateVetoedError: Another worker took the line over; the attempt
+                must not be sent.
+        """
+        entry = self.pulled.get(id(request))
+        if entry is None or entry[1] is not request:
+            return
+        try:
+            await self.book.journal.check_lease(entry[0])
+        except LeaseLostError as exc:
+            raise CreateVetoedError(
+                f"plan line {entry[0]}: not sent, another worker holds it now ({exc})"
+            ) from None
 
     async def on_submitted(self, request: Request, task_id: str) -> None:
         """Commit the task id of a create as soon as it returns."""
@@ -226,9 +316,9 @@ class Submissions:
         entry = self.pulled.get(key)
         if entry is None or entry[1] is not request:
             raise RuntimeError("on_submitted for a request this run did not submit")
-        self.book.journal.mark_submitted(entry[0], task_id)
+        await self.book.journal.mark_submitted(entry[0], task_id)
         self._ack(key)
-        self.reached()
+        await self.reached()
         self.book.stats.submitted += 1
         self.book.stats.in_flight += 1
         self.book.progress.update()
@@ -238,23 +328,22 @@ class Submissions:
         if not self.unacked:
             self.drained.set()
 
-    async def consume(self, lines: list[int]) -> None:
-        """Submit ``lines`` through the session's fan-out and record every outcome."""
-        if not lines:
-            return
+    async def consume(self, claimer: Claimer) -> None:
+        """Submit the claimed lines through the session's fan-out and record every outcome."""
         stream = self.session.stream_jobs(
-            self.feed(lines),
+            self.feed(claimer),
             max_concurrency=self.options.concurrency,
             # Pacing is done by feed(), before a line is marked submitting.
             max_per_second=None,
             timeout=self.options.timeout,
             poll=self.options.poll,
             on_submitted=self.on_submitted,
+            before_create=self.guard,
         )
         async for outcome in stream:
-            self.outcome(outcome)
+            await self.outcome(outcome)
 
-    def outcome(self, outcome: JobOutcome) -> None:
+    async def outcome(self, outcome: JobOutcome) -> None:
         """Record one outcome of the fan-out."""
         key = id(outcome.request)
         entry = self.pulled.pop(key, None)
@@ -263,28 +352,35 @@ class Submissions:
         line = entry[0]
         had_id = key not in self.unacked
         self._ack(key)
+        if isinstance(outcome.error, CreateVetoedError):
+            # Lost to another worker before the create was sent: its line now.
+            self.book.lose(line)
+            return
         verdict = line_verdict(outcome.task_id, outcome.task, outcome.error)
         if outcome.task_id is not None or outcome.error is None:
-            self.book.finish(line, verdict, was_in_flight=had_id)
+            await self.book.finish(line, verdict, was_in_flight=had_id)
         elif could_not_connect(outcome.error):
-            self._unreachable(line, verdict)
+            await self._unreachable(line, verdict)
         else:
-            self._refused(line, verdict, outcome.error)
+            await self._refused(line, verdict, outcome.error)
 
-    def _refused(self, line: int, verdict: LineVerdict, error: KooDriveError) -> None:
+    async def _refused(self, line: int, verdict: LineVerdict, error: KooDriveError) -> None:
         """A create answered (or not sent) without a task id."""
         wait = asks_to_wait(error)
         if wait is not None:
-            self.reached()  # the service answered a create
-            self.book.not_sent(line, verdict)
+            await self.reached()  # the service answered a create
+            await self.book.not_sent(line, verdict)
+            if self.pacer is not None:
+                # Every worker of the plan holds back, not only this one.
+                await self.pacer.hold(min(wait, _HOLD_CAP))
             notice = self._notice(StopReason.RATE_LIMITED, verdict, retry_after=wait)
             self.control.halt(notice, soft=True, progress=self.book.progress)
             return
         if isinstance(error, CredentialsError):
-            self.book.not_sent(line, verdict)  # nothing was sent for it
+            await self.book.not_sent(line, verdict)  # nothing was sent for it
         else:
-            self.reached()
-            self.book.finish(line, verdict, was_in_flight=False)
+            await self.reached()
+            await self.book.finish(line, verdict, was_in_flight=False)
         if credentials_refused(error):
             notice = self._notice(StopReason.CREDENTIALS, verdict)
             self.control.halt(notice, soft=False, progress=self.book.progress)
@@ -298,9 +394,9 @@ class Submissions:
             **extra,  # type: ignore[arg-type]
         )
 
-    def _unreachable(self, line: int, verdict: LineVerdict) -> None:
+    async def _unreachable(self, line: int, verdict: LineVerdict) -> None:
         """A create that could not connect: pending until the endpoint proves alive."""
-        self.book.not_sent(line, verdict)
+        await self.book.not_sent(line, verdict)
         self.unreachable.append((line, verdict))
         if self.dead_endpoint or len(self.unreachable) < UNREACHABLE_LIMIT:
             return
@@ -308,17 +404,17 @@ class Submissions:
         notice = self._notice(StopReason.UNREACHABLE, verdict, count=len(self.unreachable))
         self.control.halt(notice, soft=False, progress=self.book.progress)
 
-    def reached(self) -> None:
+    async def reached(self) -> None:
         """A create got an answer: the creates before it that could not connect fail."""
         if self.dead_endpoint or not self.unreachable:
             return
         held, self.unreachable = self.unreachable, []
         for line, verdict in held:
-            self.book.finish(line, verdict, was_in_flight=False)
+            await self.book.finish(line, verdict, was_in_flight=False)
 
 
 async def wait_resumed(
-    records: list[LineRecord],
+    records: AsyncIterable[LineRecord],
     plan: Plan,
     session: BulkSession,
     options: RunOptions,
@@ -330,8 +426,6 @@ async def wait_resumed(
     Each at the endpoint of its kind (:func:`~._waits.wait_for_line`): a job
     line at job detail, a share line at share-task detail, as the fan-out does.
     """
-    if not records:
-        return
     limit = asyncio.Semaphore(max(1, options.concurrency))
 
     async def wait_one(record: LineRecord) -> None:
@@ -354,11 +448,14 @@ async def wait_resumed(
                 task, error = exc.task, exc
             except KooDriveError as exc:
                 error = exc
-            book.finish(record.line, line_verdict(task_id, task, error), was_in_flight=True)
+            await book.finish(record.line, line_verdict(task_id, task, error), was_in_flight=True)
 
-    book.stats.in_flight += len(records)
-    book.progress.update()
-    await asyncio.gather(*(wait_one(r) for r in records))
+    waits: list[asyncio.Task[None]] = []
+    async for record in records:
+        book.stats.in_flight += 1
+        book.progress.update()
+        waits.append(asyncio.create_task(wait_one(record)))
+    await asyncio.gather(*waits)
 
 
 def _first_error(
@@ -401,14 +498,12 @@ async def _drain(subs: Submissions, work: set[asyncio.Task[None]]) -> BaseExcept
     return error
 
 
-async def run_round(
-    subs: Submissions, new_lines: list[int], resumed: list[LineRecord]
-) -> BaseException | None:
-    """Submit ``new_lines`` and wait for ``resumed``; return what aborted the round, if anything."""
+async def run_round(subs: Submissions, claimer: Claimer) -> BaseException | None:
+    """Submit the claimed lines, wait for the claimed submitted ones; return what aborted it."""
     control = subs.control
-    consumer = asyncio.create_task(subs.consume(new_lines))
+    consumer = asyncio.create_task(subs.consume(claimer))
     waiter = asyncio.create_task(
-        wait_resumed(resumed, subs.plan, subs.session, subs.options, subs.book, control)
+        wait_resumed(claimer.waits(), subs.plan, subs.session, subs.options, subs.book, control)
     )
     stopper = asyncio.create_task(control.stop.wait())
     work: set[asyncio.Task[None]] = {consumer, waiter}
@@ -426,5 +521,5 @@ async def run_round(
         stopper.cancel()
         await asyncio.gather(stopper, return_exceptions=True)
     # Fewer than UNREACHABLE_LIMIT at the end of the plan: refused creates, as before.
-    subs.reached()
+    await subs.reached()
     return error

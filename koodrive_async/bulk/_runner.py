@@ -24,31 +24,35 @@ Must never import: ``cli/``, ``rich``, ``argparse``, a journal backend (but
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
 from .._exceptions import KooDriveError
+from ._claims import Claimer
 from ._growth import compare_plan
-from ._journal import Journal, JournalMismatchError, LineRecord, State
+from ._journal import Journal, JournalMismatchError, LineRecord, Pacer, State, SyncJournal
 from ._listing import Reconciled, reconcile_in_doubt
 from ._options import MAX_RECONCILIATIONS, RunOptions, RunResult
 from ._plan import Plan, PlanError, load_plan
 from ._progress import NoProgress, Progress, RunStats
 from ._round import Control, LineBook, Submissions, run_round
 from ._session import BulkSession
+from ._sync_adapter import as_async
 from ._verdict import error_type
 
 __all__ = ["PlanRun", "attach_plan", "run_plan"]
 
 
-def attach_plan(journal: Journal, plan: Plan) -> int:
+async def attach_plan(journal: Journal | SyncJournal, plan: Plan) -> int:
     """Record ``plan`` in a new journal, or check that the journal holds this plan.
 
     A plan may grow: lines appended after the last line the journal recorded
     are added to it (pending, or invalid). Every recorded line must be
-    unchanged (see ``_growth.py``).
+    unchanged (see ``_growth.py``). Workers sharing a journal do this under
+    its attach lock: the first one loads the plan, the others check it.
 
     Returns:
         How many lines were appended to the journal's plan (0 for a new journal).
@@ -58,11 +62,17 @@ def attach_plan(journal: Journal, plan: Plan) -> int:
             the message and in ``line``).
         JournalError: The journal cannot record it.
     """
+    journal = as_async(journal)
+    async with journal.attach_lock():
+        return await _attach(journal, plan)
+
+
+async def _attach(journal: Journal, plan: Plan) -> int:
     entries = ((ln.number, ln.line_hash, ln.kind, ln.error) for ln in plan.lines)
-    if journal.is_new:
-        journal.initialize(plan_hash=plan.plan_hash, plan_name=plan.path.name, lines=entries)
+    if await journal.is_new():
+        await journal.initialize(plan_hash=plan.plan_hash, plan_name=plan.path.name, lines=entries)
         return 0
-    comparison = compare_plan(journal.line_hashes(), plan)
+    comparison = compare_plan(await journal.line_hashes(), plan)
     if comparison.first_difference is not None:
         line = comparison.first_difference
         raise JournalMismatchError(
@@ -73,13 +83,13 @@ def attach_plan(journal: Journal, plan: Plan) -> int:
             line=line,
         )
     if comparison.appended:
-        journal.extend_plan(
+        await journal.extend_plan(
             plan_hash=plan.plan_hash, plan_name=plan.path.name, lines=comparison.appended
         )
     return len(comparison.appended)
 
 
-def _worth_another_look(done: Reconciled | None, journal: Journal, new_ids: int) -> bool:
+async def _worth_another_look(done: Reconciled | None, journal: Journal, new_ids: int) -> bool:
     """After a round: may a new reconciliation settle lines the last one could not?
 
     Yes when it deferred lines, or left lines in doubt for want of a witness of
@@ -92,35 +102,44 @@ def _worth_another_look(done: Reconciled | None, journal: Journal, new_ids: int)
     decision = done.decision
     if not decision.in_doubt or decision.contradicting or not new_ids:
         return False
-    kinds = {r.kind for r in journal.records(State.IN_DOUBT)}
+    kinds = {r.kind for r in await journal.records(State.IN_DOUBT)}
     return any(kind not in decision.trusted_kinds for kind in kinds)
 
 
 class PlanRun:
     """One invocation of a plan against its journal (attached with :func:`attach_plan`).
 
-    Call :meth:`prepare` (journal only: resumes what an earlier run left),
-    then, if :attr:`needs_session`, :meth:`execute` with an open session (or
+    Await :meth:`prepare` (journal only: resumes what an earlier run left),
+    then, if :meth:`needs_session`, :meth:`execute` with an open session (or
     ``execute(None)`` when it does not). :meth:`interrupt` may be called at
     any time from the event loop's thread (a signal handler).
 
     Args:
         plan: The loaded plan.
-        journal: The open journal holding that plan.
+        journal: The open journal holding that plan (a blocking one, such as
+            :class:`~._sqlite.SQLiteJournal`, is wrapped).
         options: How to run.
         progress: Where progress goes (default: nowhere).
+        pacer: The pace of the submissions shared by every worker of the plan
+            (a many-worker journal's); default: ``options.rate`` in this process.
     """
 
     def __init__(
         self,
         plan: Plan,
-        journal: Journal,
+        journal: Journal | SyncJournal,
         options: RunOptions | None = None,
         progress: Progress | None = None,
+        *,
+        pacer: Pacer | None = None,
     ) -> None:
         self.plan = plan
-        self.journal = journal
+        self.journal = journal = as_async(journal)
         self.options = options if options is not None else RunOptions()
+        if pacer is None and self.options.rate is not None:
+            # Many workers share one budget (None for a one-machine journal).
+            pacer = journal.shared_pacer(self.options.rate)
+        self._pacer = pacer
         self.progress: Progress = progress if progress is not None else NoProgress()
         self.control = Control()
         self.stats = RunStats()
@@ -147,31 +166,36 @@ class PlanRun:
 
     # ---------------------------------------------------------------- phases
 
-    def prepare(self) -> None:
+    async def prepare(self) -> None:
         """Resume: lines an earlier run left "submitting" go in doubt; record the run's start."""
         journal = self.journal
         # The interrupted run's last journal write: any create it sent was sent before.
-        last_activity = journal.last_activity()
-        newly_in_doubt = journal.mark_interrupted_in_doubt()
+        last_activity = await journal.last_activity()
+        newly_in_doubt = await journal.mark_interrupted_in_doubt()
         if last_activity is not None:
             self._sent_before = {line: last_activity for line in newly_in_doubt}
         if self.options.retry_rejected:
-            journal.reset_rejected()
+            await journal.reset_rejected()
         if newly_in_doubt:
             self.progress.message(
                 f"{len(newly_in_doubt)} line(s) were interrupted between sending and recording "
                 "the answer; they are in doubt"
             )
-        self._run_no = journal.begin_run()
+        self._run_no = await journal.begin_run()
 
-    @property
-    def needs_session(self) -> bool:
-        """True when there is something to submit, wait for or reconcile."""
+    async def needs_session(self) -> bool:
+        """True when there is something to submit, wait for or reconcile.
+
+        With many workers, lines another worker is still sending count too:
+        this one may have to take them over.
+        """
         journal, options = self.journal, self.options
-        in_doubt = bool(journal.lines_in(State.IN_DOUBT))
+        counts = await journal.counts()
+        in_doubt = bool(counts.get(State.IN_DOUBT))
         return bool(
-            journal.lines_in(State.PENDING)
-            or journal.lines_in(State.SUBMITTED)
+            counts.get(State.PENDING)
+            or counts.get(State.SUBMITTED)
+            or counts.get(State.SUBMITTING)
             or (in_doubt and (options.reconcile or options.resubmit_in_doubt))
         )
 
@@ -190,8 +214,8 @@ class PlanRun:
             :attr:`RunResult.error`, not raised.
         """
         if self._run_no is None:
-            self.prepare()
-        had_work = self.needs_session
+            await self.prepare()
+        had_work = await self.needs_session()
         error: BaseException | None = None
         if had_work:
             if session is None:
@@ -199,21 +223,21 @@ class PlanRun:
             try:
                 error = await self._rounds(session)
             finally:
-                self._report_in_doubt()
+                await self._report_in_doubt()
                 self.progress.stop()
         else:
-            self._report_in_doubt()
+            await self._report_in_doubt()
         self.stats.requests = requests_made() if requests_made is not None else 0
-        return self._result(error, had_work)
+        return await self._result(error, had_work)
 
     # ---------------------------------------------------------------- internals
 
-    def _report_in_doubt(self) -> None:
-        for record in self.journal.records(State.IN_DOUBT):
+    async def _report_in_doubt(self) -> None:
+        for record in await self.journal.records(State.IN_DOUBT):
             self.progress.line_done(record)
 
     async def _reconcile(self, session: BulkSession, *, wait: bool) -> Reconciled | None:
-        count = len(self.journal.lines_in(State.IN_DOUBT))
+        count = len(await self.journal.lines_in(State.IN_DOUBT))
         self.progress.message(
             f"reconciling {count} in-doubt line(s) with the service's task list (all pages)"
         )
@@ -255,11 +279,11 @@ class PlanRun:
         """The reconciliation and forced resubmissions before the first round."""
         done: Reconciled | None = None
         looks = 0
-        if self.journal.lines_in(State.IN_DOUBT) and self.options.reconcile:
+        if await self.journal.lines_in(State.IN_DOUBT) and self.options.reconcile:
             looks += 1
             done = await self._reconcile(session, wait=False)
         if self.options.resubmit_in_doubt:
-            forced = self.journal.reset_in_doubt()
+            forced = await self.journal.reset_in_doubt()
             if forced:
                 self.progress.message(
                     f"--resubmit-in-doubt: sending {forced} in-doubt line(s) again (they "
@@ -268,34 +292,86 @@ class PlanRun:
         return done, looks
 
     async def _rounds(self, session: BulkSession) -> BaseException | None:
-        subs = self._subs = Submissions(self.plan, session, self.options, self._book, self.control)
+        renewer = (
+            asyncio.create_task(self._renew_leases(self.journal.lease))
+            if self.journal.lease is not None
+            else None
+        )
+        try:
+            return await self._rounds_leased(session)
+        finally:
+            if renewer is not None:
+                renewer.cancel()
+                await asyncio.gather(renewer, return_exceptions=True)
+            # Lines claimed and never started go back to the other workers at once.
+            with contextlib.suppress(Exception):
+                await self.journal.release()
+
+    async def _renew_leases(self, lease: float) -> None:
+        """Keep this worker's leases alive while it runs (a third of the lease apart)."""
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                held = await self.journal.renew()
+            except Exception as exc:  # noqa: BLE001 - a lost database: the lease guard stops the creates
+                self.progress.message(f"could not renew the leases ({type(exc).__name__}: {exc})")
+                continue
+            if not held:
+                self.progress.message(
+                    "another worker took over some of this worker's lines (their lease expired); "
+                    "they are its now"
+                )
+
+    def _claimer(self, pending: Sequence[int] = (), resumed: Sequence[LineRecord] = ()) -> Claimer:
+        # A claim of a few times the concurrency keeps the fan-out fed without
+        # taking from the other workers lines this one cannot start soon.
+        return Claimer(
+            self.journal,
+            self.options.concurrency * 2,
+            self.control.stop,
+            pending=pending,
+            submitted=resumed,
+        )
+
+    async def _rounds_leased(self, session: BulkSession) -> BaseException | None:
+        subs = self._subs = Submissions(
+            self.plan, session, self.options, self._book, self.control, self._pacer
+        )
         done, looks = await self._start(session)
         stats, journal = self.stats, self.journal
-        pending = journal.lines_in(State.PENDING)
-        resumed = list(journal.records(State.SUBMITTED))
-        stats.total = len(pending) + len(resumed)
+        counts = await journal.counts()
+        stats.total = counts.get(State.PENDING, 0) + counts.get(State.SUBMITTED, 0)
         self.progress.start(stats)
+        # Lines the first reconciliation proved not created are this run's to
+        # send (the journal hands them out through the reconciliation, not a claim).
+        claimer = self._claimer(pending=done.resent if done is not None else ())
         while True:
             submitted_before = stats.submitted
             self._book.doubted.clear()
-            error = await run_round(subs, pending, resumed)
+            error = await run_round(subs, claimer)
+            # Lines taken over in "submitting" from a stopped worker: in doubt, to reconcile.
+            self._book.doubted.update(claimer.in_doubt)
+            stats.in_doubt += len(claimer.in_doubt)
+            stats.total += len(claimer.in_doubt)
             if error is not None or self.control.closed or not self.options.reconcile:
                 return error
             if looks >= MAX_RECONCILIATIONS or not (
                 self._book.doubted
-                or _worth_another_look(done, journal, stats.submitted - submitted_before)
+                or await _worth_another_look(done, journal, stats.submitted - submitted_before)
             ):
                 return None
             looks += 1
             done = await self._reconcile(session, wait=True)
             if done is None:
                 return None
-            next_round = self._after_reconciliation(done)
+            next_round = await self._after_reconciliation(done)
             if next_round is None:
                 return None
-            pending, resumed = next_round
+            claimer = self._claimer(*next_round)
 
-    def _after_reconciliation(self, done: Reconciled) -> tuple[list[int], list[LineRecord]] | None:
+    async def _after_reconciliation(
+        self, done: Reconciled
+    ) -> tuple[list[int], list[LineRecord]] | None:
         """The next round's lines after a reconciliation, or None when it settled nothing."""
         settled = set(done.decision.matched) | set(done.resent)
         if not settled and not done.deferred:
@@ -306,23 +382,25 @@ class PlanRun:
         self.stats.in_doubt -= len(ours)
         self.stats.total += len(settled - ours)
         resumed = [
-            r for r in self.journal.records(State.SUBMITTED) if r.line in done.decision.matched
+            r
+            for r in await self.journal.records(State.SUBMITTED)
+            if r.line in done.decision.matched
         ]
         return list(done.resent), resumed
 
-    def _result(self, error: BaseException | None, had_work: bool) -> RunResult:
+    async def _result(self, error: BaseException | None, had_work: bool) -> RunResult:
         journal, control = self.journal, self.control
         assert self._run_no is not None
         outcome = "interrupted" if control.interrupted else ("aborted" if error else "completed")
-        journal.end_run(self._run_no, outcome=outcome, requests=self.stats.requests)
+        await journal.end_run(self._run_no, outcome=outcome, requests=self.stats.requests)
         stats = self.stats
         cut_short = control.interrupted or error is not None
         return RunResult(
-            counts=journal.counts(),
-            failures=journal.failure_groups(),
-            in_doubt=list(journal.records(State.IN_DOUBT)),
-            in_flight=list(journal.records(State.SUBMITTED)) if cut_short else [],
-            unacknowledged=journal.lines_in(State.SUBMITTING),
+            counts=await journal.counts(),
+            failures=await journal.failure_groups(),
+            in_doubt=await journal.records(State.IN_DOUBT),
+            in_flight=await journal.records(State.SUBMITTED) if cut_short else [],
+            unacknowledged=await journal.lines_in(State.SUBMITTING),
             finished_now=stats.succeeded + stats.failed + stats.in_doubt,
             requests=stats.requests,
             wall_time=time.monotonic() - self._started,
@@ -331,7 +409,7 @@ class PlanRun:
             stop=control.notice,
             had_work=had_work,
             submitted_now=stats.submitted,
-            outcomes=journal.outcome_counts(),
+            outcomes=await journal.outcome_counts(),
         )
 
 
@@ -339,7 +417,7 @@ async def run_plan(
     plan: Plan | str | Path,
     session: BulkSession,
     *,
-    journal: Journal | str | Path | None = None,
+    journal: Journal | SyncJournal | str | Path | None = None,
     options: RunOptions | None = None,
     progress: Progress | None = None,
 ) -> RunResult:
@@ -351,8 +429,10 @@ async def run_plan(
     Args:
         plan: A loaded :class:`Plan` or the plan file's path.
         session: An open session (``KooDriveSession``); it is not closed.
-        journal: An open journal, or the SQLite journal file (default:
-            ``PLAN.journal.sqlite`` beside the plan), opened and closed here.
+        journal: An open journal (SQLite, or PostgreSQL for many workers:
+            see :func:`~._open.open_journal`), or where one lives (a SQLite
+            file, default ``PLAN.journal.sqlite`` beside the plan, or a
+            ``postgresql://`` URL), then opened and closed here.
         options: How to run.
         progress: Where progress goes (default: nowhere).
 
@@ -363,7 +443,7 @@ async def run_plan(
         PlanError: The plan cannot be read, or has invalid lines.
         JournalError: The journal cannot be used or belongs to another plan.
     """
-    from ._sqlite import SQLiteJournal, default_journal_path
+    from ._open import open_journal
 
     loaded = plan if isinstance(plan, Plan) else load_plan(plan)
     if loaded.errors:
@@ -373,12 +453,11 @@ async def run_plan(
             f"{first.error})"
         )
     if journal is None or isinstance(journal, str | Path):
-        path = Path(journal) if journal is not None else default_journal_path(loaded.path)
-        with SQLiteJournal.open(path) as opened:
+        async with open_journal(journal, plan=loaded.path) as opened:
             return await run_plan(
                 loaded, session, journal=opened, options=options, progress=progress
             )
-    attach_plan(journal, loaded)
+    await attach_plan(journal, loaded)
     run = PlanRun(loaded, journal, options, progress)
-    run.prepare()
+    await run.prepare()
     return await run.execute(session)

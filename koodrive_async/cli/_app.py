@@ -15,11 +15,13 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import IO
 
 from .._exceptions import KooDriveError
 from ..bulk._mask import mask
+from ..bulk._open import is_database_url
 from ._codes import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 from ._connect import Connection, connection_from
 from ._jobs import job_command, share_command
@@ -30,10 +32,26 @@ from ._tasks import poll_policy, task_get, task_list, task_wait
 __all__ = ["build_parser", "main"]
 
 
+def journal_target(
+    given: str | None, env: Mapping[str, str] | None = None
+) -> Path | str | None:
+    """Where the journal is: ``--journal``, else ``KOODRIVE_JOURNAL_URL``, else None (default).
+
+    A ``postgresql://`` URL stays a string; anything else is a file path.
+    """
+    env = os.environ if env is None else env
+    target = given if given is not None else (env.get("KOODRIVE_JOURNAL_URL") or None)
+    if target is None or is_database_url(target):
+        return target
+    return Path(target)
+
+
 def _run_command(args: argparse.Namespace) -> RunCommand:
     return RunCommand(
         plan=args.plan,
-        journal=args.journal,
+        journal=journal_target(args.journal),
+        worker_id=args.worker_id,
+        lease=args.lease,
         concurrency=args.concurrency,
         rate=args.rate,
         timeout=args.timeout,

@@ -46,7 +46,10 @@ def print_dry_run(plan: Plan, command: RunCommand, options: RunOptions, out: IO[
         write(f"  {f'{kind} {action}'.ljust(width)}  {count:>8}\n")
     rate = f"at most {options.rate:g} submissions/s" if options.rate else "no rate limit (--rate)"
     write(f"concurrency {options.concurrency} task(s) in flight, {rate}\n")
-    if journal.exists():
+    if isinstance(journal, str):
+        # A shared database is not opened by a dry run: no connection is made at all.
+        write(f"journal {mask(journal)}: a real run uses (or creates) it; not opened now\n")
+    elif journal.exists():
         write(f"journal {journal} exists: a real run resumes it (finished lines are skipped)\n")
     else:
         write(f"journal {journal} would be created\n")

@@ -222,10 +222,25 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("plan", type=Path, metavar="PLAN.jsonl")
     run.add_argument(
         "--journal",
-        type=Path,
         default=None,
-        metavar="PATH",
-        help="the journal (default: PLAN.journal.sqlite beside the plan)",
+        metavar="PATH|URL",
+        help="the journal: a SQLite file (default: PLAN.journal.sqlite beside the plan), or a "
+        "postgresql:// URL that many workers share (koodrive-async[postgres]; default from "
+        "KOODRIVE_JOURNAL_URL)",
+    )
+    run.add_argument(
+        "--worker-id",
+        default=None,
+        metavar="W",
+        help="this worker's name in a PostgreSQL journal (default: host, pid and a random part)",
+    )
+    run.add_argument(
+        "--lease",
+        type=_positive_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long a worker's claim on its lines lasts unless renewed (PostgreSQL journal; "
+        "default 60): a stopped worker's lines move to the others after this",
     )
     run.add_argument(
         "--concurrency",

@@ -18,7 +18,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -38,13 +38,13 @@ from ..bulk import (
     Progress,
     RunOptions,
     RunResult,
-    SQLiteJournal,
     State,
     attach_plan,
-    default_journal_path,
     load_plan,
+    open_journal,
 )
 from ..bulk._mask import mask
+from ..bulk._open import DEFAULT_LEASE
 from ._codes import PROG, UsageError, run_exit_code
 from ._connect import Connection, OpenedSession, open_session
 from ._dryrun import print_dry_run
@@ -74,7 +74,10 @@ class RunCommand:
 
     Attributes:
         plan: The plan file.
-        journal: The journal file (default: ``PLAN.journal.sqlite`` beside the plan).
+        journal: The journal: a SQLite file (default: ``PLAN.journal.sqlite``
+            beside the plan) or a ``postgresql://`` URL shared by many workers.
+        worker_id: This worker's name in a PostgreSQL journal.
+        lease: Seconds a PostgreSQL claim lasts unless renewed.
         output: ``auto`` (rich bar on a terminal, plain otherwise), ``json``,
             ``plain`` or ``rich``.
         skip_invalid: Run the valid lines even when some are invalid.
@@ -87,7 +90,9 @@ class RunCommand:
     """
 
     plan: Path
-    journal: Path | None = None
+    journal: Path | str | None = None
+    worker_id: str | None = None
+    lease: float = DEFAULT_LEASE
     concurrency: int = 16
     rate: float | None = None
     timeout: float | None = None
@@ -181,9 +186,9 @@ def _manifest(path: Path | None, progress: Progress) -> Iterator[Progress]:
         yield ManifestProgress(progress, RowWriter(handle, row_format(path)))
 
 
-def _nothing_to_do(journal: Journal, plan: Path) -> str:
+async def _nothing_to_do(journal: Journal, plan: Path) -> str:
     """The "nothing to do" message, with what the user can do next."""
-    failed = list(journal.records(State.FAILED))
+    failed = await journal.records(State.FAILED)
     refused = sum(1 for r in failed if r.task_id is None)
     steps = []
     if len(failed) > refused:
@@ -228,7 +233,7 @@ async def _execute(
     run: PlanRun, connection: Connection, progress: Progress, factory: SessionFactory | None
 ) -> RunResult:
     """Open a session only when the run has work, run it, close the session."""
-    if not run.needs_session:
+    if not await run.needs_session():
         return await run.execute(None)
     opener = factory or (lambda c, n: open_session(c, max_connections=n))
     session, requests_made, close = await opener(connection, max(run.options.concurrency + 4, 16))
@@ -273,13 +278,17 @@ async def run_command(
         raise UsageError("a run needs the connection settings (--base-url, --user-id, --token)")
     started = time.monotonic()
     plan = _checked_plan(command, connection, err)
-    try:
-        journal = SQLiteJournal.open(command.journal or default_journal_path(command.plan))
-    except JournalError as exc:
-        raise UsageError(str(exc)) from exc
-    with journal:
+    async with AsyncExitStack() as stack:
         try:
-            appended = attach_plan(journal, plan)
+            journal = await stack.enter_async_context(
+                open_journal(
+                    command.journal,
+                    plan=command.plan,
+                    worker_id=command.worker_id,
+                    lease=command.lease,
+                )
+            )
+            appended = await attach_plan(journal, plan)
         except JournalError as exc:
             raise UsageError(str(exc)) from exc
         progress, use_rich = _reporter(command, out, err)
@@ -288,10 +297,10 @@ async def run_command(
             progress.message(f"{appended} line(s) appended to the plan since the last run")
         with _manifest(command.report, progress) as progress:
             run = PlanRun(plan, journal, options, progress)
-            run.prepare()
+            await run.prepare()
             result = await _execute(run, connection, progress, session_factory)
             if not result.had_work and not result.in_doubt:
-                progress.message(_nothing_to_do(journal, command.plan))
+                progress.message(await _nothing_to_do(journal, command.plan))
     code = run_exit_code(result)
     if result.error is not None:
         err.write(mask(f"run aborted: {type(result.error).__name__}: {result.error}") + "\n")

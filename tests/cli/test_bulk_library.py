@@ -39,10 +39,10 @@ async def test_an_interrupted_plan_run_sends_nothing_new(
 ) -> None:
     plan = load_plan(write_plan(tmp_path / "plan.jsonl", [job_line("F1"), job_line("F2")]))
     with SQLiteJournal.open(tmp_path / "j.sqlite") as journal:
-        attach_plan(journal, plan)
+        await attach_plan(journal, plan)
         run = PlanRun(plan, journal, RunOptions(poll=PollPolicy(initial=0.02)))
-        run.prepare()
-        assert run.needs_session
+        await run.prepare()
+        assert await run.needs_session()
         assert run.interrupt() and not run.interrupt()  # the second call forces
         async with KooDriveSession(emu.url, user_id=USER_ID, token=TOKEN) as session:
             result = await run.execute(session)

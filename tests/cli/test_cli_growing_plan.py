@@ -53,20 +53,20 @@ def test_a_secret_changed_in_a_recorded_line_is_a_change_of_nothing(tmp_path: Pa
     assert compare_plan(recorded, again).same
 
 
-def test_attach_plan_extends_the_journal_atomically(tmp_path: Path) -> None:
+async def test_attach_plan_extends_the_journal_atomically(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
     with SQLiteJournal.open(path) as journal:
-        assert attach_plan(journal, load_plan(write_plan(tmp_path / "p.jsonl", _lines(2)))) == 0
+        assert await attach_plan(journal, load_plan(write_plan(tmp_path / "p.jsonl", _lines(2)))) == 0
     grown = load_plan(write_plan(tmp_path / "p.jsonl", [*_lines(2), *_lines(2, 2), "{"]))
     with SQLiteJournal.open(path) as journal:
-        assert attach_plan(journal, grown) == 3
+        assert await attach_plan(journal, grown) == 3
         assert journal.counts() == {"pending": 4, "invalid": 1}
         assert journal.get_meta("plan_hash") == grown.plan_hash
-        assert attach_plan(journal, grown) == 0
+        assert await attach_plan(journal, grown) == 0
     edited = [job_line("X"), *_lines(4, 1)]
     with SQLiteJournal.open(path) as journal:
         with pytest.raises(JournalMismatchError, match="line 1 is changed") as raised:
-            attach_plan(journal, load_plan(write_plan(tmp_path / "p.jsonl", edited)))
+            await attach_plan(journal, load_plan(write_plan(tmp_path / "p.jsonl", edited)))
         assert raised.value.line == 1
         assert journal.counts() == {"pending": 4, "invalid": 1}
 
