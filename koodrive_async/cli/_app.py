@@ -32,9 +32,7 @@ from ._tasks import poll_policy, task_get, task_list, task_wait
 __all__ = ["build_parser", "main"]
 
 
-def journal_target(
-    given: str | None, env: Mapping[str, str] | None = None
-) -> Path | str | None:
+def journal_target(given: str | None, env: Mapping[str, str] | None = None) -> Path | str | None:
     """Where the journal is: ``--journal``, else ``KOODRIVE_JOURNAL_URL``, else None (default).
 
     A ``postgresql://`` URL stays a string; anything else is a file path.

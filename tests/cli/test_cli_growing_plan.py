@@ -56,7 +56,9 @@ def test_a_secret_changed_in_a_recorded_line_is_a_change_of_nothing(tmp_path: Pa
 async def test_attach_plan_extends_the_journal_atomically(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
     with SQLiteJournal.open(path) as journal:
-        assert await attach_plan(journal, load_plan(write_plan(tmp_path / "p.jsonl", _lines(2)))) == 0
+        assert (
+            await attach_plan(journal, load_plan(write_plan(tmp_path / "p.jsonl", _lines(2)))) == 0
+        )
     grown = load_plan(write_plan(tmp_path / "p.jsonl", [*_lines(2), *_lines(2, 2), "{"]))
     with SQLiteJournal.open(path) as journal:
         assert await attach_plan(journal, grown) == 3

@@ -47,10 +47,12 @@ async def test_the_guard_runs_before_every_attempt(
     emu.clock.speed = 200.0
     # A 503 proves the service did not act: the create is retried once.
     emu.inject(FaultKind.UNAVAILABLE, route="create_job", count=1)
-    session = make_session(retry=RetryPolicy(max_attempts=3, initial_backoff=0.001, max_backoff=0.001))
+    session = make_session(
+        retry=RetryPolicy(max_attempts=3, initial_backoff=0.001, max_backoff=0.001)
+    )
     checks: list[int] = []
 
-    async def guard(request: JobRequest) -> None:
+    async def guard(_request: JobRequest) -> None:
         # What was sent so far: the guard runs before its attempt goes out.
         checks.append(len(creates(emu)))
 
@@ -66,10 +68,12 @@ async def test_a_veto_on_a_retry_leaves_nothing_created(
 ) -> None:
     emu.clock.speed = 200.0
     emu.inject(FaultKind.UNAVAILABLE, route="create_job", count=1)
-    session = make_session(retry=RetryPolicy(max_attempts=3, initial_backoff=0.001, max_backoff=0.001))
+    session = make_session(
+        retry=RetryPolicy(max_attempts=3, initial_backoff=0.001, max_backoff=0.001)
+    )
     calls = 0
 
-    async def guard(request: JobRequest) -> None:
+    async def guard(_request: JobRequest) -> None:
         nonlocal calls
         calls += 1
         if calls > 1:
