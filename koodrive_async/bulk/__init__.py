@@ -18,8 +18,12 @@ part of ``koodrive_async.__all__``.
 The pieces: :func:`load_plan` reads and validates a plan (:class:`Plan`,
 :class:`PlanError`); :class:`Journal` is the interface a journal backend
 implements, :class:`SQLiteJournal` the embedded one; :func:`reconcile` is the
-pure reconciliation rule over a complete task listing, and
-:func:`reconcile_in_doubt` applies it to a journal; :class:`PlanRun` is one
+pure reconciliation rule over a complete task listing (for transfers and
+imports), :func:`reconcile_jobs` the one over the job list and job details
+(for batch jobs), and :func:`reconcile_in_doubt` applies both to a journal;
+:func:`reconcile_outcomes` applies them to the in-doubt outcomes of
+``run_jobs`` / ``stream_jobs``, no journal needed (:class:`Reconciliation`,
+:class:`ReconciliationResult`); :class:`PlanRun` is one
 invocation (prepare, execute, interrupt) reporting through a
 :class:`Progress`; :func:`run_plan` does it all in one call; :func:`cancel_plan` cancels the
 batch jobs of a plan still running and records it (:class:`Outcome`: how a
@@ -30,6 +34,8 @@ imports ``koodrive_async.cli``, ``rich`` or ``argparse``.
 """
 
 from ._cancel import CancelResult, cancel_plan
+from ._job_match import JobDecision, JobKey, JobLine, JobWitness
+from ._job_match import decide_jobs as reconcile_jobs
 from ._journal import (
     Journal,
     JournalBusyError,
@@ -40,7 +46,15 @@ from ._journal import (
     ReconciliationRow,
     State,
 )
-from ._listing import MAX_LIST_PAGES, Reconciled, list_every_task, reconcile_in_doubt
+from ._listing import (
+    MAX_JOB_DETAILS,
+    MAX_LIST_PAGES,
+    JobListing,
+    Reconciled,
+    list_every_job,
+    list_every_task,
+    reconcile_in_doubt,
+)
 from ._options import (
     DRAIN_SECONDS,
     UNREACHABLE_LIMIT,
@@ -49,6 +63,7 @@ from ._options import (
     Stop,
     StopReason,
 )
+from ._outcomes import Reconciliation, ReconciliationResult, reconcile_outcomes
 from ._plan import Plan, PlanError, PlanLine, load_plan
 from ._progress import NoProgress, Progress, RunStats
 from ._reconcile import SETTLE_SECONDS, Decision, KnownLine, LineInDoubt
@@ -59,6 +74,7 @@ from ._sqlite import SQLiteJournal, default_journal_path
 
 __all__ = [
     "DRAIN_SECONDS",
+    "MAX_JOB_DETAILS",
     "MAX_LIST_PAGES",
     "SETTLE_SECONDS",
     "UNREACHABLE_LIMIT",
@@ -68,6 +84,11 @@ __all__ = [
     "Journal",
     "JournalBusyError",
     "JournalError",
+    "JobDecision",
+    "JobKey",
+    "JobLine",
+    "JobListing",
+    "JobWitness",
     "JournalMismatchError",
     "KnownLine",
     "LineInDoubt",
@@ -80,6 +101,8 @@ __all__ = [
     "PlanRun",
     "Progress",
     "Reconciled",
+    "Reconciliation",
+    "ReconciliationResult",
     "ReconciliationRow",
     "RunOptions",
     "RunResult",
@@ -91,9 +114,12 @@ __all__ = [
     "attach_plan",
     "cancel_plan",
     "default_journal_path",
+    "list_every_job",
     "list_every_task",
     "load_plan",
     "reconcile",
     "reconcile_in_doubt",
+    "reconcile_jobs",
+    "reconcile_outcomes",
     "run_plan",
 ]
