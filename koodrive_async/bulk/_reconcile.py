@@ -9,7 +9,12 @@ no answer was recorded: the process was killed between "submitting" and the
 task id, or the create failed with ``possibly_created`` (a 500 to the POST, a
 connection lost after sending, a 200 that is not JSON). Sending it again could
 create the task twice; not sending it could lose it. This module looks at
-what the service holds (``GET task/list``, every page) and decides, per line:
+what the service holds (``GET task/list``, every page) and decides, per line
+of a transfer or an import (and of every kind for a session whose
+``job_tracking`` is ``"task"``, a deployment that lists jobs there). Batch
+jobs are listed only by ``GET /jobs``, without their bodies: their rule is in
+``_job_match.py``. Share tasks are listed nowhere: their lines stay in doubt.
+Per line:
 
 * **matched**: an existing task is this line's; the line becomes "submitted"
   with that task id and is waited on like any other.
