@@ -235,6 +235,17 @@ def looked_up_as(session: BulkSession, request: Request) -> str | None:
     return "job" if isinstance(request, JobRequest) else "task"
 
 
+#: Where each plan kind is looked up (see :func:`looked_up_as`).
+_KIND_OF_LOOKUP = {"job": "job", "share": None, "transfer": "task", "import": "task"}
+
+
+def _looked_up_by_kind(session: BulkSession, kind: str) -> str | None:
+    """:func:`looked_up_as` from a journal line's kind (no request rebuilt: ~0.1 ms each)."""
+    if job_tracking_of(session) == "task":
+        return "task"
+    return _KIND_OF_LOOKUP.get(kind, "task")
+
+
 def _in_service_time(moment: datetime | None, offset: float | None) -> datetime | None:
     """A time of this machine in the service's clock, or None when the offset was unknown."""
     if moment is None or offset is None:
@@ -280,9 +291,9 @@ def _evidence(
             evidence.claimed.add(row.task_id)
         if row.kind is None:
             continue
-        request = plan.request(row.line)
-        where = looked_up_as(session, request)
+        where = _looked_up_by_kind(session, row.kind)
         if row.state == State.IN_DOUBT:
+            request = plan.request(row.line)
             if where is None:
                 evidence.unsearchable.append(row.line)
             elif where == "job":
@@ -422,7 +433,7 @@ async def reconcile_in_doubt(
         if row.state == State.IN_DOUBT and row.changed_at is not None
     }
     wanted = {
-        looked_up_as(session, plan.request(row.line))
+        _looked_up_by_kind(session, row.kind)
         for row in rows
         if row.state == State.IN_DOUBT and row.kind is not None
     }
