@@ -49,6 +49,7 @@ from collections.abc import (
     Iterable,
     Iterator,
 )
+from datetime import UTC, datetime
 from typing import Any
 
 from ._call import create_guard
@@ -303,8 +304,10 @@ class FanOut:
             self._wake_consumer()
             self._wake_feeder()
 
-    async def _submit(self, request: Request) -> str:
+    async def _submit(self, request: Request, times: list[datetime]) -> str:
         sent_at = await self.pacer.acquire(max_wait=self._timeout)
+        # After the pacer's hold: the create is sent after this moment.
+        times.append(datetime.now(UTC))
         if self._before_create is not None:
             # This job's own task: the guard reaches this create's attempts only.
             guard = self._before_create
@@ -318,10 +321,19 @@ class FanOut:
             raise
 
     async def _run_one(self, request: Request) -> JobOutcome:
+        sent: list[datetime] = []
         try:
-            task_id = await self._submit(request)
+            task_id = await self._submit(request, sent)
         except KooDriveError as exc:
-            return JobOutcome(request, None, None, exc)
+            return JobOutcome(
+                request,
+                None,
+                None,
+                exc,
+                submitted_at=sent[0] if sent else None,
+                answered_at=datetime.now(UTC) if sent else None,
+            )
+        times = {"submitted_at": sent[0], "answered_at": datetime.now(UTC)}
         started = self._loop.time()
         if self._on_submitted is not None:
             # Not caught here: a failing journal ends the run (module docstring).
@@ -340,9 +352,9 @@ class FanOut:
                 tracker=self._waits.tracker_for(request),
             )
         except TaskFailedError as exc:
-            return JobOutcome(request, task_id, exc.task, exc)
+            return JobOutcome(request, task_id, exc.task, exc, **times)
         except TaskTimeoutError as exc:
-            return JobOutcome(request, task_id, exc.last, exc)
+            return JobOutcome(request, task_id, exc.last, exc, **times)
         except KooDriveError as exc:
-            return JobOutcome(request, task_id, None, exc)
-        return JobOutcome(request, task_id, task, None)
+            return JobOutcome(request, task_id, None, exc, **times)
+        return JobOutcome(request, task_id, task, None, **times)

@@ -617,12 +617,19 @@ class JobOutcome:
             :class:`TaskFailedError` (:class:`JobFailedError` for a job or
             share task with failed files, :class:`JobCancelledError` when it
             was cancelled), :class:`TaskTimeoutError`, or a polling error.
+        submitted_at: When the create was about to be sent (this machine's
+            clock, UTC; after any rate-limit hold), or None when it never was
+            (or the outcome was made by hand). ``reconcile_outcomes`` reads it.
+        answered_at: When the create call ended, with an answer or an error
+            (every attempt of it was sent before), or None.
     """
 
     request: Request
     task_id: str | None = None
     task: Unit | None = None
     error: KooDriveError | None = None
+    submitted_at: datetime | None = attrs.field(default=None, kw_only=True, eq=False)
+    answered_at: datetime | None = attrs.field(default=None, kw_only=True, eq=False)
 
     @property
     def state(self) -> State | None:

@@ -40,6 +40,7 @@ PURE = {
     "_session_api.py",
     "_signing.py",
     "_validate.py",
+    "bulk/_job_match.py",
     "bulk/_reconcile.py",
     "bulk/_verdict.py",
 }

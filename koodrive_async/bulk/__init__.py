@@ -20,8 +20,12 @@ The pieces: :func:`load_plan` reads and validates a plan (:class:`Plan`,
 and :func:`open_journal` opens one by where it lives: :class:`SQLiteJournal`
 (the embedded one, blocking, seen through :class:`SyncJournalAdapter`) or the
 PostgreSQL one many workers share (``koodrive-async[postgres]``); :func:`reconcile` is the
-pure reconciliation rule over a complete task listing, and
-:func:`reconcile_in_doubt` applies it to a journal; :class:`PlanRun` is one
+pure reconciliation rule over a complete task listing (for transfers and
+imports), :func:`reconcile_jobs` the one over the job list and job details
+(for batch jobs), and :func:`reconcile_in_doubt` applies both to a journal;
+:func:`reconcile_outcomes` applies them to the in-doubt outcomes of
+``run_jobs`` / ``stream_jobs``, no journal needed (:class:`Reconciliation`,
+:class:`ReconciliationResult`); :class:`PlanRun` is one
 invocation (prepare, execute, interrupt) reporting through a
 :class:`Progress`; :func:`run_plan` does it all in one call; :func:`cancel_plan` cancels the
 batch jobs of a plan still running and records it (:class:`Outcome`: how a
@@ -32,6 +36,8 @@ imports ``koodrive_async.cli``, ``rich`` or ``argparse``.
 """
 
 from ._cancel import CancelResult, cancel_plan
+from ._job_match import JobDecision, JobKey, JobLine, JobWitness
+from ._job_match import decide_jobs as reconcile_jobs
 from ._journal import (
     Claim,
     Journal,
@@ -46,7 +52,15 @@ from ._journal import (
     State,
     SyncJournal,
 )
-from ._listing import MAX_LIST_PAGES, Reconciled, list_every_task, reconcile_in_doubt
+from ._listing import (
+    MAX_JOB_DETAILS,
+    MAX_LIST_PAGES,
+    JobListing,
+    Reconciled,
+    list_every_job,
+    list_every_task,
+    reconcile_in_doubt,
+)
 from ._open import DEFAULT_LEASE, is_database_url, open_journal
 from ._options import (
     DRAIN_SECONDS,
@@ -56,6 +70,7 @@ from ._options import (
     Stop,
     StopReason,
 )
+from ._outcomes import Reconciliation, ReconciliationResult, reconcile_outcomes
 from ._plan import Plan, PlanError, PlanLine, load_plan
 from ._progress import NoProgress, Progress, RunStats
 from ._reconcile import SETTLE_SECONDS, Decision, KnownLine, LineInDoubt
@@ -68,6 +83,7 @@ from ._sync_adapter import SyncJournalAdapter, as_async
 __all__ = [
     "DEFAULT_LEASE",
     "DRAIN_SECONDS",
+    "MAX_JOB_DETAILS",
     "MAX_LIST_PAGES",
     "SETTLE_SECONDS",
     "UNREACHABLE_LIMIT",
@@ -78,6 +94,11 @@ __all__ = [
     "Journal",
     "JournalBusyError",
     "JournalError",
+    "JobDecision",
+    "JobKey",
+    "JobLine",
+    "JobListing",
+    "JobWitness",
     "JournalMismatchError",
     "KnownLine",
     "LeaseLostError",
@@ -92,6 +113,8 @@ __all__ = [
     "PlanRun",
     "Progress",
     "Reconciled",
+    "Reconciliation",
+    "ReconciliationResult",
     "ReconciliationRow",
     "RunOptions",
     "RunResult",
@@ -107,10 +130,13 @@ __all__ = [
     "cancel_plan",
     "default_journal_path",
     "is_database_url",
+    "list_every_job",
     "list_every_task",
     "load_plan",
     "open_journal",
     "reconcile",
     "reconcile_in_doubt",
+    "reconcile_jobs",
+    "reconcile_outcomes",
     "run_plan",
 ]

@@ -9,7 +9,12 @@ no answer was recorded: the process was killed between "submitting" and the
 task id, or the create failed with ``possibly_created`` (a 500 to the POST, a
 connection lost after sending, a 200 that is not JSON). Sending it again could
 create the task twice; not sending it could lose it. This module looks at
-what the service holds (``GET task/list``, every page) and decides, per line:
+what the service holds (``GET task/list``, every page) and decides, per line
+of a transfer or an import (and of every kind for a session whose
+``job_tracking`` is ``"task"``, a deployment that lists jobs there). Batch
+jobs are listed only by ``GET /jobs``, without their bodies: their rule is in
+``_job_match.py``. Share tasks are listed nowhere: their lines stay in doubt.
+Per line:
 
 * **matched**: an existing task is this line's; the line becomes "submitted"
   with that task id and is waited on like any other.
@@ -88,7 +93,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -96,6 +101,9 @@ from .._codec import request_body
 from .._models import Request, Task
 from ._bodies import plan_body
 from ._plan import SECRET_FIELDS
+
+if TYPE_CHECKING:
+    from ._job_match import JobDecision
 
 __all__ = [
     "CLOCK_MARGIN",
@@ -247,8 +255,13 @@ class Decision:
         listed: Tasks in the listing.
         agreeing: Witnesses whose task carries their own body.
         contradicting: Witnesses whose task does not.
-        trusted_kinds: Kinds for which the listing is trusted (rule 5).
+        trusted_kinds: Kinds for which the listing is trusted (rule 5; "job"
+            when the job clock was calibrated, see ``_job_match.py``).
         time_bound: False when rule 2's time bound was dropped (rule 4).
+        jobs: The job rule's part of the decision (``_job_match.py``), when
+            job lines were looked up in the job list.
+        tasks_listed: False when the task list was not read (no transfer or
+            import line was in doubt).
     """
 
     matched: dict[int, str]
@@ -259,6 +272,8 @@ class Decision:
     contradicting: int
     trusted_kinds: frozenset[str]
     time_bound: bool
+    jobs: JobDecision | None = None
+    tasks_listed: bool = True
 
     def describe(self, deferred: int = 0) -> str:
         """One sentence for the user about what was decided and why.
@@ -280,13 +295,24 @@ class Decision:
                 "the other lines)"
             )
         parts.append(f"{len(self.in_doubt)} still in doubt")
-        basis = (
-            f"{self.listed} task(s) listed; {self.agreeing} known task(s) carry their "
-            f"request body, {self.contradicting} do not"
-        )
-        if not self.time_bound:
-            basis += "; createTime ignored (inconsistent with the journal)"
-        return ", ".join(parts) + f" ({basis})"
+        bases = []
+        if self.tasks_listed:
+            basis = (
+                f"{self.listed} task(s) listed; {self.agreeing} known task(s) carry their "
+                f"request body, {self.contradicting} do not"
+            )
+            if not self.time_bound:
+                basis += "; createTime ignored (inconsistent with the journal)"
+            bases.append(basis)
+        jobs = self.jobs
+        if jobs is not None:
+            basis = f"{jobs.listed} job(s) listed, {jobs.read} read in detail"
+            if jobs.offset is None:
+                basis += "; no job of this journal listed to calibrate createTime, no time bound"
+            if not jobs.filtered:
+                basis += "; the job list's fields ignored (inconsistent with the journal)"
+            bases.append(basis)
+        return ", ".join(parts) + (f" ({'; '.join(bases)})" if bases else "")
 
 
 @attrs.frozen

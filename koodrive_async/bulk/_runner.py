@@ -8,7 +8,7 @@ and say what the journal holds at the end) and the one-call
 
 On resume: lines left in "submitting" become ``in_doubt``, "submitted" lines
 are waited on (never sent again), finished lines are skipped. In-doubt lines
-are reconciled with the service's task list at the start of a run that finds
+are reconciled with the service's task and job lists at the start of a run that finds
 them, and again after a round that left new lines in doubt (at most
 :data:`~._options.MAX_RECONCILIATIONS` times per run), so a
 ``possibly_created`` create is usually settled by the run that sent it.
@@ -239,7 +239,8 @@ class PlanRun:
     async def _reconcile(self, session: BulkSession, *, wait: bool) -> Reconciled | None:
         count = len(await self.journal.lines_in(State.IN_DOUBT))
         self.progress.message(
-            f"reconciling {count} in-doubt line(s) with the service's task list (all pages)"
+            f"reconciling {count} in-doubt line(s) with the service's task and job lists "
+            "(all pages)"
         )
         listing = asyncio.ensure_future(
             reconcile_in_doubt(
@@ -268,8 +269,8 @@ class PlanRun:
             done = listing.result()
         except KooDriveError as exc:
             self.progress.message(
-                f"could not list the tasks ({error_type(exc)}: {exc}); the in-doubt lines stay "
-                "in doubt"
+                f"could not list the tasks or jobs ({error_type(exc)}: {exc}); the in-doubt "
+                "lines stay in doubt"
             )
             return None
         self.progress.message("reconciliation: " + done.decision.describe(len(done.deferred)))

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
+from .._enums import JobStatus, JobType
 from .._models import Job, JobOutcome, Request, ShareTask, Task, TaskPage
 from .._policies import PollPolicy
 
@@ -73,7 +74,18 @@ class BulkSession(Protocol):
         ...
 
     async def get_job(self, job_id: str) -> Job:
-        """One batch job's detail (what a cancelled job became)."""
+        """One batch job's detail (what a cancelled job became, an in-doubt job's files)."""
+        ...
+
+    async def list_jobs(
+        self,
+        *,
+        task_type: JobType | int | None = None,
+        status: JobStatus | int | None = None,
+        offset: int = 0,
+        limit: int = ...,
+    ) -> list[Job]:
+        """One page of the job list (the reconciliation of job lines reads them all)."""
         ...
 
     async def cancel_job(self, job_id: str) -> None:

@@ -214,8 +214,8 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "it, recording everything in a SQLite journal. Running the same command again "
         "resumes: finished lines are skipped, submitted ones are waited for, and lines "
         "interrupted between sending and recording (in doubt) are looked up in the "
-        "service's task list: found ones are waited for, ones proven not created are sent, "
-        "the others are reported as in doubt.",
+        "service's task list (batch jobs: its job list and job detail): found ones are "
+        "waited for, ones proven not created are sent, the others are reported as in doubt.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -310,7 +310,7 @@ def _add_run_recovery(run: argparse.ArgumentParser) -> None:
         type=_non_negative_float,
         default=SETTLE_SECONDS,
         metavar="S",
-        help="seconds after a create may have been sent before the task list may show it "
+        help="seconds after a create may have been sent before the task or job list may show it "
         f"was not created (default {SETTLE_SECONDS:g}; raise it behind a slow proxy)",
     )
     run.add_argument(
@@ -318,15 +318,15 @@ def _add_run_recovery(run: argparse.ArgumentParser) -> None:
         type=_positive_int,
         default=MAX_LIST_PAGES,
         metavar="N",
-        help="most task-list pages (of up to 100 tasks) one reconciliation reads; a longer "
-        f"listing leaves the in-doubt lines in doubt (default {MAX_LIST_PAGES})",
+        help="most task-list (and job-list) pages of up to 100 one reconciliation reads; a "
+        f"longer listing leaves the in-doubt lines in doubt (default {MAX_LIST_PAGES})",
     )
     run.add_argument(
         "--no-reconcile",
         dest="reconcile",
         action="store_false",
-        help="do not look for the in-doubt lines' tasks in the service's task list; leave "
-        "them in doubt",
+        help="do not look for the in-doubt lines' tasks and jobs in the service's task and "
+        "job lists; leave them in doubt",
     )
     run.add_argument(
         "--retry-rejected",

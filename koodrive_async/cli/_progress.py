@@ -439,9 +439,10 @@ def _notes(summary: Summary) -> list[str]:
     notes: list[str] = []
     if summary.in_doubt:
         notes.append(
-            "in doubt (the create may or may not have happened, and the service's task list "
-            "could not tell; check the service, then run again with --resubmit-in-doubt to "
-            "send them again): lines " + _abbreviate([r.line for r in summary.in_doubt])
+            "in doubt (the create may or may not have happened, and the service's task and "
+            "job lists could not tell; check the service, then run again with "
+            "--resubmit-in-doubt to send them again): lines "
+            + _abbreviate([r.line for r in summary.in_doubt])
         )
     if summary.unacknowledged:
         notes.append(

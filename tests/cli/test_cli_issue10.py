@@ -345,6 +345,12 @@ def _json(status: int, payload: Any) -> web.Response:
     return web.Response(status=status, text=json.dumps(payload), content_type="application/json")
 
 
+def _transfer_plan(tmp_path: Path) -> Path:
+    # A transfer is looked up in the task list (a batch job in the job list).
+    line = {"kind": "transfer", "srcUserId": "C1", "dstUserId": "1507947856550550784"}
+    return write_plan(tmp_path / "plan.jsonl", [line])
+
+
 def _listing_server(next_cursor: Callable[[str | None], str], pages: list[str | None]) -> Handler:
     """Creates answer 500 (in doubt); every listing page has one task and a next cursor."""
 
@@ -369,11 +375,11 @@ async def test_a_cycling_cursor_ends_the_reconciliation_and_names_the_cursor(
 ) -> None:
     pages: list[str | None] = []
     cycle = {None: "A", "A": "B", "B": "A"}
-    plan = _plan(tmp_path, ["C1"])
+    plan = _transfer_plan(tmp_path)
     async with _server(_listing_server(lambda c: cycle[c], pages)) as url:
         result = await _run_bounded("run", str(plan), "--json", *SETTLE, env=_env(url))
     assert result.code == 3, result.err
-    assert "could not list the tasks (ResponseValidationError" in result.err
+    assert "could not list the tasks or jobs (ResponseValidationError" in result.err
     assert "returned the cursor 'A' a second time" in result.err
     assert pages == [None, "A", "B"]  # stopped at the first repeat, every page read once
     rows = journal_rows(tmp_path / "plan.journal.sqlite")
@@ -382,7 +388,7 @@ async def test_a_cycling_cursor_ends_the_reconciliation_and_names_the_cursor(
 
 async def test_a_listing_that_never_ends_is_bounded_by_max_list_pages(tmp_path: Path) -> None:
     pages: list[str | None] = []
-    plan = _plan(tmp_path, ["C1"])
+    plan = _transfer_plan(tmp_path)
     fresh = lambda _c: f"c{len(pages)}"  # noqa: E731 - a new cursor on every page
     async with _server(_listing_server(fresh, pages)) as url:
         result = await _run_bounded(

@@ -1,9 +1,12 @@
-"""Reconciliation of in-doubt lines with the service's task list.
+"""Reconciliation of in-doubt lines with the service's task list (and job list).
 
-The rule itself (``decide``) is tested on hand-made listings; the command is
-tested as a child process against the emulator, with the faults that leave a
-create in doubt (the task created but a 500 or a broken 200 answered, or no
+The task rule itself (``decide``) is tested on hand-made listings; the command
+is tested as a child process against the emulator, with the faults that leave
+a create in doubt (the task created but a 500 or a broken 200 answered, or no
 answer at all) and with an emulator whose listing does not carry the bodies.
+The emulator shows batch jobs in ``GET /jobs`` only, as the reference pages
+say: transfer lines exercise the task rule, job lines the job rule
+(``tests/cli/test_cli_job_reconcile.py`` has its own cases).
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ def emulator_config(request: pytest.FixtureRequest) -> EmulatorConfig:
         clock_speed=CLOCK_SPEED,
         seed=7,
         echo_init_params=getattr(request, "param", True),
+        task_routes_show_jobs=False,
     )
 
 
@@ -241,25 +245,39 @@ _DOUBTFUL = (
 )
 
 
-def _inject_doubt(emu: KooDriveEmulator) -> None:
-    for kind in _DOUBTFUL:
-        emu.inject(kind, route="create_job", count=1)
+def _inject_doubt(emu: KooDriveEmulator, kind: str = "job") -> None:
+    for fault in _DOUBTFUL:
+        emu.inject(fault, route=_CREATE[kind], count=1)
 
 
-def _plan(tmp_path: Path, markers: list[str]) -> Path:
-    return write_plan(tmp_path / "plan.jsonl", [job_line(m) for m in markers])
+#: The create route of each kind of plan line these tests use.
+_CREATE = {"job": "create_job", "transfer": "create_task"}
+
+#: Both rules: jobs (job list and detail) and transfers (task list).
+_KINDS = pytest.mark.parametrize("kind", ["job", "transfer"])
+
+
+def _line(kind: str, marker: str) -> dict[str, Any]:
+    if kind == "transfer":
+        return {"kind": "transfer", "srcUserId": marker, "dstUserId": "1507947856550550784"}
+    return job_line(marker)
+
+
+def _plan(tmp_path: Path, markers: list[str], kind: str = "job") -> Path:
+    return write_plan(tmp_path / "plan.jsonl", [_line(kind, m) for m in markers])
 
 
 def _journal(tmp_path: Path) -> dict[int, dict[str, Any]]:
     return journal_rows(tmp_path / "plan.journal.sqlite")
 
 
+@_KINDS
 async def test_possibly_created_creates_are_settled_by_the_same_run(
-    emu: KooDriveEmulator, cli: Cli, tmp_path: Path
+    emu: KooDriveEmulator, cli: Cli, tmp_path: Path, kind: str
 ) -> None:
     markers = [f"F{i}" for i in range(1, 9)]
-    plan = _plan(tmp_path, markers)
-    _inject_doubt(emu)
+    plan = _plan(tmp_path, markers, kind)
+    _inject_doubt(emu, kind)
     result = await cli("run", str(plan), "--concurrency", "1", "--json", *POLL, *SETTLE)
     assert result.code == 0, result.err
     assert "reconciliation: 2 found on the service, 2 proven not created" in result.err
@@ -274,11 +292,12 @@ async def test_possibly_created_creates_are_settled_by_the_same_run(
     assert creates_sent(emu) == 10  # 8 lines + the 2 proven not created, sent again
 
 
+@_KINDS
 async def test_in_doubt_lines_are_settled_by_the_next_run(
-    emu: KooDriveEmulator, cli: Cli, tmp_path: Path
+    emu: KooDriveEmulator, cli: Cli, tmp_path: Path, kind: str
 ) -> None:
-    plan = _plan(tmp_path, ["F1", "F2", "F3", "F4", "F5"])
-    _inject_doubt(emu)
+    plan = _plan(tmp_path, ["F1", "F2", "F3", "F4", "F5"], kind)
+    _inject_doubt(emu, kind)
     first = await cli(
         "run", str(plan), "--concurrency", "1", "--json", "--no-reconcile", *POLL, *SETTLE
     )
@@ -299,8 +318,9 @@ async def test_in_doubt_lines_are_settled_by_the_next_run(
 async def test_without_bodies_in_the_listing_lines_stay_in_doubt(
     emu: KooDriveEmulator, cli: Cli, tmp_path: Path
 ) -> None:
-    plan = _plan(tmp_path, ["F1", "F2", "F3", "F4", "F5", "F6"])
-    _inject_doubt(emu)
+    # The task rule: a task list without initParams cannot tell whose task is whose.
+    plan = _plan(tmp_path, ["F1", "F2", "F3", "F4", "F5", "F6"], "transfer")
+    _inject_doubt(emu, "transfer")
     result = await cli("run", str(plan), "--concurrency", "1", "--json", *POLL, *SETTLE)
     assert result.code == 3, result.err
     assert "0 found on the service, 0 proven not created (sent again), 4 still in doubt" in (
@@ -329,12 +349,13 @@ async def test_without_bodies_in_the_listing_lines_stay_in_doubt(
 
 
 @pytest.mark.parametrize("emulator_config", [False], indirect=True)
+@_KINDS
 async def test_without_bodies_nothing_created_is_still_provable(
-    emu: KooDriveEmulator, cli: Cli, tmp_path: Path
+    emu: KooDriveEmulator, cli: Cli, tmp_path: Path, kind: str
 ) -> None:
-    plan = _plan(tmp_path, ["F1", "F2", "F3"])
-    emu.inject(FaultKind.SERVER_ERROR, route="create_job", count=1)
-    emu.inject(FaultKind.DROP, route="create_job", count=1)
+    plan = _plan(tmp_path, ["F1", "F2", "F3"], kind)
+    emu.inject(FaultKind.SERVER_ERROR, route=_CREATE[kind], count=1)
+    emu.inject(FaultKind.DROP, route=_CREATE[kind], count=1)
     result = await cli("run", str(plan), "--concurrency", "1", *POLL, *SETTLE)
     # No task exists that no line holds: neither in-doubt create happened.
     assert result.code == 0, result.err
@@ -342,13 +363,14 @@ async def test_without_bodies_nothing_created_is_still_provable(
     assert all(len(ids) == 1 for ids in created_by_marker(emu).values())
 
 
+@_KINDS
 async def test_identical_plan_lines_are_matched_count_wise(
-    emu: KooDriveEmulator, cli: Cli, tmp_path: Path
+    emu: KooDriveEmulator, cli: Cli, tmp_path: Path, kind: str
 ) -> None:
     # Lines 1-3 are the same request; two of them go in doubt, one really created.
-    plan = _plan(tmp_path, ["D", "D", "D", "E"])
-    emu.inject(FaultKind.CREATED_BUT_500, route="create_job", count=1)
-    emu.inject(FaultKind.DROP, route="create_job", count=1)
+    plan = _plan(tmp_path, ["D", "D", "D", "E"], kind)
+    emu.inject(FaultKind.CREATED_BUT_500, route=_CREATE[kind], count=1)
+    emu.inject(FaultKind.DROP, route=_CREATE[kind], count=1)
     result = await cli("run", str(plan), "--concurrency", "1", "--json", *POLL, *SETTLE)
     assert result.code == 0, result.err
     assert "1 found on the service, 1 proven not created" in result.err
@@ -407,15 +429,17 @@ async def test_not_created_is_deferred_until_the_settle_time_has_passed(
             }
 
 
+@_KINDS
 async def test_a_failed_listing_leaves_the_lines_in_doubt(
-    emu: KooDriveEmulator, cli: Cli, tmp_path: Path
+    emu: KooDriveEmulator, cli: Cli, tmp_path: Path, kind: str
 ) -> None:
-    plan = _plan(tmp_path, ["F1", "F2"])
-    emu.inject(FaultKind.CREATED_BUT_500, route="create_job", count=1)
-    emu.inject(FaultKind.SERVER_ERROR, route="list_tasks")  # every listing fails
+    plan = _plan(tmp_path, ["F1", "F2"], kind)
+    emu.inject(FaultKind.CREATED_BUT_500, route=_CREATE[kind], count=1)
+    listing = "list_jobs" if kind == "job" else "list_tasks"
+    emu.inject(FaultKind.SERVER_ERROR, route=listing)  # every listing fails
     result = await cli("run", str(plan), "--concurrency", "1", "--json", *POLL, *SETTLE)
     assert result.code == 3, result.err
-    assert "could not list the tasks" in result.err
+    assert "could not list the tasks or jobs" in result.err
     rows = _journal(tmp_path)
     assert rows[1]["state"] == "in_doubt" and rows[2]["state"] == "succeeded"
     emu.clear_faults()
