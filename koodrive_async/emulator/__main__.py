@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--clock-skew", type=float, default=0.0, help="seconds added to the server's wall clock"
     )
+    p.add_argument(
+        "--x-date-max-age",
+        type=float,
+        default=15 * 60.0,
+        help="seconds an X-Date may be old before a request is refused (default 900)",
+    )
     p.add_argument("--page-size-cap", type=int, default=100, help="most tasks per list page")
     p.add_argument("--empty-page-every", type=int, default=0, help="every Nth list page is empty")
     p.add_argument("--partial-pages", action="store_true", help="list pages come back short")
@@ -125,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 token_form=args.token_form,
             ),
             clock_skew=args.clock_skew,
+            x_date_max_age=args.x_date_max_age,
             clock_speed=args.clock_speed,
             empty_page_every=args.empty_page_every,
             partial_pages=args.partial_pages,

@@ -81,6 +81,11 @@ def _check_speed(_inst: object, _attr: object, value: float) -> None:
         raise ValueError(f"clock_speed must be >= 0, got {value!r}")
 
 
+def _check_age(_inst: object, _attr: object, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"x_date_max_age must be > 0, got {value!r}")
+
+
 @attrs.frozen
 class ResponseVariant:
     """Which of the shapes the endpoint pages document the emulator answers with.
@@ -169,6 +174,9 @@ class EmulatorConfig:
         response_variant: Which documented response shape to answer with.
         clock_skew: Seconds added to the server's wall clock, for the ``X-Date``
             check and the ``Date`` response header.
+        x_date_max_age: How old (seconds, on the server's wall clock) an
+            ``X-Date`` may be before a request is refused (the pages: 15
+            minutes). Tests of a fence built on it set it short.
         clock_speed: How many times faster than real time the virtual task
             clock runs.
         empty_page_every: When > 0, every Nth ``task/list`` page before the end
@@ -221,6 +229,7 @@ class EmulatorConfig:
     page_size_cap: int = attrs.field(default=100, converter=int, validator=_check_positive)
     response_variant: ResponseVariant = attrs.field(factory=ResponseVariant)
     clock_skew: float = attrs.field(default=0.0, converter=float)
+    x_date_max_age: float = attrs.field(default=15 * 60.0, converter=float, validator=_check_age)
     clock_speed: float = attrs.field(default=1.0, converter=float, validator=_check_speed)
     empty_page_every: int = attrs.field(default=0, converter=int, validator=_check_non_negative_int)
     partial_pages: bool = attrs.field(default=False, converter=bool)

@@ -181,8 +181,14 @@ def _check_x_date(core: EmulatorCore, x_date: str, stale_status: int = 400) -> N
     # minutes old is still "within 15 minutes", and the current second is not
     # "later than the current time" (a client stamping floored seconds passes).
     now = math.floor(core.server_now())
-    if now - stamped > X_DATE_MAX_AGE:
-        raise _stale(stale_status, "X-Date is more than 15 minutes old")
+    max_age = core.config.x_date_max_age
+    if now - stamped > max_age:
+        raise _stale(
+            stale_status,
+            "X-Date is more than 15 minutes old"
+            if max_age == X_DATE_MAX_AGE
+            else f"X-Date is more than {max_age:g} seconds old",
+        )
     if stamped > now:
         raise _stale(stale_status, "X-Date is later than the current time")
 

@@ -190,3 +190,12 @@ async def test_header_names_are_case_insensitive(api) -> None:
 async def test_authorization_is_checked_before_the_other_headers(api) -> None:
     reply = await api.call("create_task", headers={"X-Date": "garbage"})
     assert_error(reply, 401, 13000103)
+
+
+async def test_the_x_date_age_limit_is_configurable(start_emulator) -> None:
+    # A fence built on the service's X-Date rule is tested with a short limit.
+    _emu, short = await start_emulator(x_date_max_age=5)
+    fresh = await short.call("list_tasks", headers=short.headers(X_Date=x_date(-3)))
+    assert fresh.status == 200, fresh.text
+    stale = await short.call("list_tasks", headers=short.headers(X_Date=x_date(-8)))
+    assert stale.status == 400 and "more than 5 seconds old" in stale.json["msg"]
