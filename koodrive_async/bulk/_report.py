@@ -22,11 +22,19 @@ from typing import Any
 
 import attrs
 
-from ._journal import LineRecord, State, SyncJournal
+from ._journal import Journal, LineRecord, State, SyncJournal
 from ._mask import mask
 from ._meanings import code_of, meaning
 
-__all__ = ["FIELDS", "ReportRow", "Verdict", "report_rows", "row_from_record", "verdict_of"]
+__all__ = [
+    "FIELDS",
+    "ReportRow",
+    "Verdict",
+    "collect_rows",
+    "report_rows",
+    "row_from_record",
+    "verdict_of",
+]
 
 
 class Verdict:
@@ -170,3 +178,23 @@ def report_rows(journal: SyncJournal, *, failed_only: bool = False) -> Iterator[
         row = row_from_record(record, times.get(record.line, (None, None, None)))
         if not failed_only or row.failed:
             yield row
+
+
+async def collect_rows(journal: Journal, *, failed_only: bool = False) -> list[ReportRow]:
+    """The report of a journal's plan, by line number, through the async interface.
+
+    The whole plan, every worker's lines (a PostgreSQL journal shared by many).
+
+    Args:
+        journal: The open journal.
+        failed_only: Only the failed, refused and invalid lines.
+
+    Returns:
+        One row per plan line.
+    """
+    times = await journal.line_times()
+    rows = (
+        row_from_record(record, times.get(record.line, (None, None, None)))
+        for record in await journal.records()
+    )
+    return [row for row in rows if not failed_only or row.failed]

@@ -91,8 +91,8 @@ def _dispatch(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         from ._report import report_command
 
         return report_command(
-            args.plan, journal=args.journal, failed=args.failed, fmt=args.fmt, html=args.html,
-            out=out,
+            args.plan, journal=journal_target(args.journal), failed=args.failed, fmt=args.fmt,
+            html=args.html, out=out, err=err,
         )  # fmt: skip
     if args.command == "run" and args.dry_run:
         # A dry run talks to no service: the settings are used when present

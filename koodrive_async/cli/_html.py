@@ -18,9 +18,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from ..bulk import SQLiteJournal
 from ..bulk._mask import mask
-from ..bulk._report import ReportRow, report_rows
+from ..bulk._report import ReportRow
 
 __all__ = ["render_html", "write_html"]
 
@@ -194,7 +193,6 @@ def render_html(rows: Sequence[ReportRow], *, plan_name: str, journal: str) -> s
     return "\n".join(out) + "\n"
 
 
-def write_html(path: Path, journal: SQLiteJournal, *, plan_name: str, journal_name: str) -> None:
-    """Write the page of ``journal``'s plan to ``path`` (every line, failed or not)."""
-    rows = list(report_rows(journal))
+def write_html(path: Path, rows: Sequence[ReportRow], *, plan_name: str, journal_name: str) -> None:
+    """Write the page of a plan's report ``rows`` to ``path`` (every line, failed or not)."""
     path.write_text(render_html(rows, plan_name=plan_name, journal=journal_name), encoding="utf-8")

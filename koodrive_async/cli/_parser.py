@@ -346,10 +346,10 @@ def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     report.add_argument("plan", type=Path, metavar="PLAN.jsonl")
     report.add_argument(
         "--journal",
-        type=Path,
         default=None,
-        metavar="PATH",
-        help="the journal (default: PLAN.journal.sqlite beside the plan)",
+        metavar="PATH|URL",
+        help="the journal: a SQLite file (default: PLAN.journal.sqlite beside the plan) or a "
+        "postgresql:// URL (the whole plan, every worker; default from KOODRIVE_JOURNAL_URL)",
     )
     report.add_argument(
         "--failed", action="store_true", help="only the failed, refused and invalid lines"

@@ -13,9 +13,9 @@ Must never import: ``argparse`` (options arrive as arguments), ``rich``.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -26,12 +26,12 @@ from ..bulk import (
     LineRecord,
     Progress,
     RunStats,
-    SQLiteJournal,
     Stop,
     default_journal_path,
+    open_journal,
 )
 from ..bulk._mask import mask
-from ..bulk._report import FIELDS, ReportRow, report_rows, row_from_record
+from ..bulk._report import FIELDS, ReportRow, collect_rows, row_from_record
 from ._codes import EXIT_OK, UsageError
 
 __all__ = ["FORMATS", "ManifestProgress", "RowWriter", "report_command", "row_format"]
@@ -127,43 +127,58 @@ class ManifestProgress:
         self._inner.stop()
 
 
-def _open_existing(path: Path) -> SQLiteJournal:
-    if not path.exists():
-        raise UsageError(
-            f"no journal at {path}: the plan has not been run yet (or pass --journal PATH)"
-        )
+async def _read_report(
+    target: Path | str, *, failed: bool
+) -> tuple[list[ReportRow], list[ReportRow], str, dict[str, int]]:
+    """``(rows shown, every row, where the journal is, {worker: lines held})``."""
     try:
-        return SQLiteJournal.open(path)
+        async with open_journal(target) as journal:
+            every = await collect_rows(journal)
+            holders = await journal.holders()
+            location = journal.location
     except JournalBusyError as exc:
         raise UsageError(f"{exc}; report again when it ends") from exc
     except JournalError as exc:
         raise UsageError(str(exc)) from exc
+    shown = [row for row in every if row.failed] if failed else every
+    return shown, every, location, holders
 
 
 def report_command(
     plan: Path,
     *,
-    journal: Path | None,
+    journal: Path | str | None,
     failed: bool,
     fmt: str,
     html: Path | None,
     out: IO[str],
+    err: IO[str] | None = None,
 ) -> int:
     """``report PLAN [--journal J] [--failed] [--format F] [--html FILE]``.
+
+    A PostgreSQL journal (``--journal postgresql://…``) shows the whole plan,
+    every worker's lines, and which worker holds how many lines now (on
+    standard error).
 
     Returns:
         0 (the report was written).
 
     Raises:
-        UsageError: No journal, or one in use by a run.
+        UsageError: No journal, or one in use by a run (SQLite).
     """
-    path = journal or default_journal_path(plan)
-    with _open_existing(path) as opened:
-        rows: Iterable[ReportRow] = list(report_rows(opened, failed_only=failed))
-        if html is not None:
-            from ._html import write_html
+    target: Path | str = journal if journal is not None else default_journal_path(plan)
+    if isinstance(target, Path) and not target.exists():
+        raise UsageError(
+            f"no journal at {target}: the plan has not been run yet (or pass --journal PATH)"
+        )
+    rows, every, location, holders = asyncio.run(_read_report(target, failed=failed))
+    if html is not None:
+        from ._html import write_html
 
-            write_html(html, opened, plan_name=plan.name, journal_name=str(path))
+        write_html(html, every, plan_name=plan.name, journal_name=location)
+    if holders and err is not None:
+        for worker, count in sorted(holders.items()):
+            err.write(f"worker {worker} holds {count} line(s)\n")
     writer = RowWriter(out, fmt)
     writer.header()
     for row in rows:
