@@ -11,6 +11,10 @@ What is measured, and how often:
 - ``overhead_ratio``: ``bench_session_overhead.py``, session ``get_task``
   against a bare aiohttp loop in interleaved A/B rounds; the median over the
   rounds of (session req/s ÷ bare req/s of that round);
+- ``instruction_ratio``: ``bench_instructions.py``, client-side instructions
+  per sequential ``get_task`` (session ÷ bare aiohttp) counted by callgrind
+  around the measured loops only, the emulator in its own process (not
+  counted): the figure that does not move with the machine's load;
 - ``httpx_ratio``: ``bench_httpx.py``, the same against a bare
   ``httpx.AsyncClient`` loop (null, with a note, when httpx is not installed);
 - ``emulator_rps``: ``bench_emulator.py``, median of its rounds;
@@ -91,6 +95,10 @@ METRICS: tuple[Metric, ...] = (
         "session get_task req/s ÷ bare aiohttp req/s (concurrency 64)",
     ),
     Metric(
+        "instruction_ratio", "instructions", "instruction_ratio", "<=", 1.10, 3,
+        "session get_task instructions ÷ bare aiohttp instructions per call (callgrind)",
+    ),
+    Metric(
         "httpx_ratio", "httpx", "pairwise_ratio_median", None, None, 3,
         "session get_task req/s ÷ bare httpx.AsyncClient req/s (concurrency 64)",
     ),
@@ -120,6 +128,8 @@ DETAILS: tuple[tuple[str, str, str, int], ...] = (
     ("overhead", "ratio", "overhead: ratio of the two sides' medians", 3),
     ("overhead", "bare_aiohttp_client_cpu_us_per_call", "bare aiohttp client CPU µs per call", 1),
     ("overhead", "session_client_cpu_us_per_call", "session client CPU µs per call", 1),
+    ("instructions", "session_instructions_per_call", "session instructions per get_task", 0),
+    ("instructions", "bare_aiohttp_instructions_per_call", "bare aiohttp instructions per GET", 0),
     ("httpx", "session_median_rps", "session get_task req/s (vs httpx run)", 1),
     ("httpx", "bare_httpx_median_rps", "bare httpx req/s", 1),
     ("httpx", "ratio", "httpx: ratio of the two sides' medians", 3),
@@ -153,6 +163,9 @@ def plan(quick: bool) -> list[Step]:
                  "emulator: 3 rounds of 2 s"),
             Step("overhead", "bench_session_overhead.py", ("--rounds", "5", "--requests", "4000"),
                  1, 90, "overhead: 5 interleaved rounds of 4,000 calls each side"),
+            Step("instructions", "bench_instructions.py", ("--calls", "300", "--warmup", "50"),
+                 1, 300, "instructions: 300 sequential calls each side under callgrind "
+                 "(2,000 in the full mode)"),
             Step("httpx", "bench_httpx.py", ("--rounds", "5", "--requests", "1000"), 1, 90,
                  "httpx: 5 interleaved rounds of 1,000 calls each side"),
             Step("fanout", "bench_fanout.py", ("--quick",), 3, 90,
@@ -165,6 +178,8 @@ def plan(quick: bool) -> list[Step]:
              "emulator: 5 rounds of 5 s"),
         Step("overhead", "bench_session_overhead.py", ("--rounds", "15", "--requests", "10000"),
              1, 300, "overhead: 15 interleaved rounds of 10,000 calls each side"),
+        Step("instructions", "bench_instructions.py", ("--calls", "2000", "--warmup", "200"),
+             1, 900, "instructions: 2,000 sequential calls each side under callgrind"),
         Step("httpx", "bench_httpx.py", ("--rounds", "9", "--requests", "3000"), 1, 300,
              "httpx: 9 interleaved rounds of 3,000 calls each side"),
         Step("fanout", "bench_fanout.py", ("--jobs", "10000"), 3, 300,
@@ -473,7 +488,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         metavar="NAMES",
-        help="comma-separated subset of: emulator, overhead, httpx, fanout, memory",
+        help="comma-separated subset of: emulator, overhead, instructions, httpx, fanout, memory",
     )
     args = parser.parse_args(argv)
     steps = plan(args.quick)

@@ -9,9 +9,9 @@ Owns:
   mapping, timeouts, redirects, decompression, middlewares);
 * the timeout of an attempt as a whole (pool wait, connect, send, the full
   response);
-* whether a failed attempt was sent: an owned session knows it from an
-  aiohttp trace hook (``on_request_headers_sent``), a caller's one only from
-  the exception's type;
+* whether a failed attempt was sent: an owned session knows it from its
+  request class (``_MarkingRequest``), a caller's one only from the
+  exception's type;
 * the body size cap, and the "cannot be sent" refusal of a header HTTP
   cannot carry.
 
@@ -27,6 +27,7 @@ Must never import ``_sender``, ``_session`` or the waiting code.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import platform
 import re
@@ -210,18 +211,27 @@ class _Sent:
         self.sent = False
 
 
-async def _on_headers_sent(_session: object, context: Any, _params: object) -> None:
-    # Called by aiohttp before the first byte of the request is written, so
-    # "not set" proves nothing reached the server, whatever the exception.
-    sent = context.trace_request_ctx
-    if isinstance(sent, _Sent):
-        sent.sent = True
+#: The _Sent of the attempt this task is making (set around ``session.request``).
+_ATTEMPT_SENT: Final[contextvars.ContextVar[_Sent | None]] = contextvars.ContextVar(
+    "koodrive_attempt_sent", default=None
+)
 
 
-def _trace_config() -> aiohttp.TraceConfig:
-    config = aiohttp.TraceConfig()
-    config.on_request_headers_sent.append(_on_headers_sent)
-    return config
+class _MarkingRequest(aiohttp.ClientRequest):
+    """A ClientRequest that marks its attempt as sent when it starts writing it.
+
+    ``send`` is the one place aiohttp writes a request on its connection, so
+    "not marked" proves nothing reached the server, whatever the exception.
+    An aiohttp trace hook (``on_request_headers_sent``) could tell the same,
+    but any trace config makes aiohttp build and await a trace event at
+    every step of every request: about a sixth of a call's instructions.
+    """
+
+    async def send(self, conn: Any) -> aiohttp.ClientResponse:
+        sent = _ATTEMPT_SENT.get()
+        if sent is not None:
+            sent.sent = True
+        return await super().send(conn)
 
 
 async def _lifetime(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
@@ -249,7 +259,9 @@ class _TooLarge(Exception):
 async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
     """The body, or _TooLarge after reading at most ``cap + 1`` bytes."""
     length = resp.content_length
-    if length is not None and length > cap and not resp.headers.get("Content-Encoding"):
+    if length is not None and resp.headers.get("Content-Encoding"):
+        length = None  # the length of the compressed body, not of what is read
+    if length is not None and length > cap:
         raise _TooLarge(b"")
     chunks: list[bytes] = []
     size = 0
@@ -261,6 +273,10 @@ async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
         size += len(chunk)
         if size > cap:
             raise _TooLarge(b"".join(chunks)[: MAX_BODY_CHARS * 4])
+        if size == length:
+            # aiohttp's parser stops a body at its Content-Length (and fails
+            # a short one): the whole body is here, no read to wait for EOF.
+            return chunk if len(chunks) == 1 else b"".join(chunks)
 
 
 class HTTP:
@@ -307,7 +323,7 @@ class HTTP:
         # One timer per attempt (total), plus sock_connect for new connections.
         # Every field is given: a per-request ClientTimeout replaces the
         # session's, so a caller's session default (sock_read=...) cannot
-        # apply. Whether a failed attempt was sent is told by the trace hook.
+        # apply. Whether a failed attempt was sent is told by _MarkingRequest.
         self._timeout = aiohttp.ClientTimeout(
             total=timeout, connect=None, sock_connect=timeout, sock_read=None
         )
@@ -359,7 +375,8 @@ class HTTP:
             connector=aiohttp.TCPConnector(limit=self._max_connections),
             # No cookies: a service API needs none, and a shared jar costs per response.
             cookie_jar=aiohttp.DummyCookieJar(),
-            trace_configs=[_trace_config(), *self._trace_configs],
+            trace_configs=list(self._trace_configs) or None,
+            request_class=_MarkingRequest,
             trust_env=self._trust_env,
         )
         lifetime = _lifetime(session)
@@ -428,9 +445,11 @@ class HTTP:
         Returns:
             The Answer, or the Failure (nothing of the aiohttp exception kept).
         """
-        # Only an owned session carries our trace hook; a caller's
-        # trace configs would get an object they do not expect.
+        # Only an owned session makes its requests with _MarkingRequest; a
+        # caller's session tells nothing (None), and its trace configs would
+        # get an object they do not expect.
         sent = _Sent() if self._owns_session else None
+        marking = _ATTEMPT_SENT.set(sent)
         try:
             async with session.request(
                 method,
@@ -457,6 +476,8 @@ class HTTP:
             # not send); the session validates its inputs, so this is a last
             # line of defence. Nothing was sent.
             return Failure(UNSENDABLE, "ValueError", "")
+        finally:
+            _ATTEMPT_SENT.reset(marking)
 
 
 class StreamFailure(Exception):

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import os
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Final
@@ -74,12 +75,33 @@ def _load() -> Any:
     return _api
 
 
+# The environment variable through which OpenTelemetry loads a global provider
+# (``opentelemetry.environment_variables.OTEL_PYTHON_TRACER_PROVIDER``), as
+# ``os.environ`` stores it, and the dict that stores it: ``key in os.environ``
+# raises and catches a KeyError when the key is absent, the most expensive
+# step of a call with tracing off.
+_ENV_DATA: Final[Any] = getattr(os.environ, "_data", None)
+_ENV_KEY: Final[Any] = (
+    os.environ.encodekey("OTEL_PYTHON_TRACER_PROVIDER")
+    if _ENV_DATA is not None and hasattr(os.environ, "encodekey")
+    else None
+)
+
+
+def _no_provider_yet(api: Any) -> bool:
+    # What get_tracer_provider() would decide ("no provider: the proxy"), read
+    # without its environment lookup; False when it cannot be told so cheaply.
+    if _ENV_KEY is None or getattr(api, "_TRACER_PROVIDER", True) is not None:
+        return False
+    return _ENV_KEY not in _ENV_DATA
+
+
 def _tracer_of_global() -> Any:
     global _global_tracer
     if _global_tracer is not None:
         return _global_tracer
     api = _api if _api is not _UNLOADED else _load()
-    if api is None:
+    if api is None or _no_provider_yet(api):
         return None
     provider = api.get_tracer_provider()
     # The API's defaults: nothing configured yet (the proxy) or disabled.

@@ -14,6 +14,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 HEADLINE = (
     "overhead_ratio",
+    "instruction_ratio",
     "httpx_ratio",
     "emulator_rps",
     "fanout_ratio",
@@ -63,6 +64,15 @@ def _fake_results(runner: ModuleType, *, httpx: bool) -> dict[str, object]:
     return {
         "emulator": step(runs=[{"requests_per_second": 4321.04, "errors": 0}]),
         "overhead": step(runs=[{"ratio": 0.87, "pairwise_ratio_median": 0.93}]),
+        "instructions": step(
+            runs=[
+                {
+                    "instruction_ratio": 1.0912,
+                    "session_instructions_per_call": 470_000,
+                    "bare_aiohttp_instructions_per_call": 430_700,
+                }
+            ]
+        ),
         "httpx": step(runs=[httpx_run]),
         "fanout": step(
             runs=[
@@ -102,6 +112,7 @@ def test_assemble_takes_medians_and_judges_targets(runner: ModuleType) -> None:
         assert isinstance(decoded[key], float), key
     assert out["overhead_ratio"] == 0.93  # the paired median, not the ratio of medians
     assert out["httpx_ratio"] == 9.5
+    assert out["instruction_ratio"] == 1.091
     assert out["emulator_rps"] == 4321.0
     assert out["fanout_ratio"] == 1.12  # median of 1.10, 1.30, 1.12
     assert out["gets_per_job"] == 2.8
@@ -109,6 +120,7 @@ def test_assemble_takes_medians_and_judges_targets(runner: ModuleType) -> None:
     assert out["bytes_per_waiting_task"] == 1990.0
     assert out["met"] == {
         "overhead_ratio": True,
+        "instruction_ratio": True,
         "httpx_ratio": None,
         "emulator_rps": True,
         "fanout_ratio": True,
@@ -147,3 +159,14 @@ def test_last_json_object_skips_stray_output(runner: ModuleType) -> None:
     text = 'starting\n{"a": 1}\nnoise {"b": 2}\n{\n  "c": {"d": [1, 2]}\n}\n'
     assert last_json_object(text) == {"c": {"d": [1, 2]}}
     assert last_json_object("no json here\n") is None
+
+
+def test_the_instruction_bench_reads_a_callgrind_total(tmp_path: Path) -> None:
+    from benchmarks.bench_instructions import read_total
+
+    out = tmp_path / "callgrind.out.1"
+    out.write_text("version: 1\ncreator: callgrind-3.19.0\nevents: Ir\nsummary: 123456\n")
+    assert read_total(out) == 123456
+    out.write_text("events: Ir\n")
+    with pytest.raises(RuntimeError, match="no totals"):
+        read_total(out)

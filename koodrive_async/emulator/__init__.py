@@ -26,6 +26,7 @@ from ._clock import EmulatorClock
 from ._config import EmulatorConfig, ResponseVariant
 from ._faults import Fault, FaultKind
 from ._ledger import LedgerEntry
+from ._quota import Quota, QuotaCounters
 from ._server import KooDriveEmulator
 from ._state import EmulatedFile, EmulatedTask, EmulatorState
 
@@ -41,6 +42,8 @@ __all__ = [
     "FaultKind",
     "KooDriveEmulator",
     "LedgerEntry",
+    "Quota",
+    "QuotaCounters",
     "ResponseVariant",
     "create_app",
 ]

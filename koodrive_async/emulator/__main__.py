@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from ._config import EmulatorConfig, ResponseVariant
+from ._quota import Quota
 from ._server import KooDriveEmulator
 
 
@@ -86,7 +87,28 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("documented", "bare", "bearer_space", "bearer_plus", "at_space"),
         default="documented",
     )
+    p.add_argument(
+        "--quota",
+        type=float,
+        default=None,
+        metavar="RATE",
+        help="per-user quota: creates (or requests, see --quota-scope) per second, then 429",
+    )
+    p.add_argument(
+        "--quota-burst", type=float, default=None, help="the quota's burst (default: one second's)"
+    )
+    p.add_argument("--quota-scope", choices=("creates", "all"), default="creates")
     return p
+
+
+def _quota(args: argparse.Namespace) -> Quota | None:
+    if args.quota is None:
+        if args.quota_burst is not None:
+            raise ValueError("--quota-burst needs --quota")
+        return None
+    if args.quota_burst is None:
+        return Quota(args.quota, scope=args.quota_scope)
+    return Quota(args.quota, args.quota_burst, scope=args.quota_scope)
 
 
 def _pair(value: str) -> tuple[str, str]:
@@ -141,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             apps=dict(args.app),
             session_idle_timeout=args.session_idle_timeout,
             carrier_expires_in=args.carrier_expires_in,
+            quota=_quota(args),
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

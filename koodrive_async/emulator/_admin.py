@@ -1,7 +1,7 @@
 """The ``/_emulator/`` admin routes: inspect and steer an emulator over HTTP.
 
 For tests and demos in another process (``python -m koodrive_async.emulator``):
-the ledger, the tasks, faults, the virtual clock, forced finishes, reset, a
+the ledger, the tasks, faults, the per-user quota, the virtual clock, forced finishes, reset, a
 health check, the session and refresh counters and the OpenAPI document;
 and the package downloads a job's ``downloadUrl`` points to (``_downloads``).
 They are not the service: no authentication, no faults, no ledger entry, and
@@ -21,6 +21,7 @@ from aiohttp import web
 
 from ._core import EmulatorCore
 from ._downloads import DOWNLOAD_PATH, serve_download
+from ._quota import make_quota
 from ._rules import NO_BODY, parse_body
 
 __all__ = ["AdminRoutes"]
@@ -67,6 +68,8 @@ class AdminRoutes:
             (post, "/_emulator/faults", self.post_fault),
             (delete, "/_emulator/faults", self.delete_faults),
             (post, "/_emulator/clock", self.post_clock),
+            (get, "/_emulator/quota", self.get_quota),
+            (post, "/_emulator/quota", self.post_quota),
             (post, "/_emulator/reset", self.post_reset),
             (get, "/_emulator/health", self.health),
             (get, "/_emulator/auth", self.get_auth),
@@ -171,6 +174,33 @@ class AdminRoutes:
         except (ValueError, TypeError) as exc:
             return _bad(str(exc))
         return web.json_response({"now": clock.now(), "speed": clock.speed})
+
+    async def get_quota(self, _request: web.Request) -> web.Response:
+        """``GET /_emulator/quota``: the quota in force (or null) and the per-user counters."""
+        book = self._core.quota
+        return web.json_response(
+            {
+                "quota": None if book.quota is None else book.quota.to_json(),
+                "counters": {
+                    user: {"accepted": c.accepted, "throttled": c.throttled}
+                    for user, c in book.counters.items()
+                },
+            }
+        )
+
+    async def post_quota(self, request: web.Request) -> web.Response:
+        """``POST /_emulator/quota``: set the quota (``rate``, ``burst``, ``scope``, ...).
+
+        ``{"quota": null}`` lifts it; every bucket starts full.
+        """
+        body = await _json_object(request)
+        value: object = body.get("quota") if set(body) == {"quota"} else body
+        try:
+            quota = make_quota(value)
+        except ValueError as exc:
+            return _bad(str(exc))
+        self._core.quota.set(quota)
+        return web.json_response({"quota": None if quota is None else quota.to_json()})
 
     async def post_reset(self, _request: web.Request) -> web.Response:
         """``POST /_emulator/reset``: forget tasks, ledger and faults."""

@@ -9,6 +9,8 @@ from typing import Literal
 
 import attrs
 
+from ._quota import Quota, make_quota
+
 __all__ = ["EmulatorConfig", "ResponseVariant", "TaskDuration"]
 
 #: A fixed duration in seconds, or a function drawing one from the emulator's seeded RNG.
@@ -217,6 +219,10 @@ class EmulatorConfig:
             the tasks of ``task/create``, as the reference pages suggest.
         job_time_utc_offset: Hours east of UTC in which the 14-digit job and
             share-task times are written (the pages name no zone).
+        quota: A per-user :class:`Quota` (a token bucket per ``X-User-Id``:
+            above it, 429 with ``Retry-After``), a dict of its fields, or
+            None (the default) for no throttling. It can be changed while
+            running (``KooDriveEmulator.set_quota``, ``POST /_emulator/quota``).
 
     Raises:
         ValueError: A value is out of range.
@@ -255,3 +261,4 @@ class EmulatorConfig:
     file_failure_rate: float = attrs.field(default=0.0, converter=float, validator=_check_rate)
     task_routes_show_jobs: bool = attrs.field(default=True, converter=bool)
     job_time_utc_offset: float = attrs.field(default=0.0, converter=float)
+    quota: Quota | None = attrs.field(default=None, converter=make_quota)

@@ -25,6 +25,7 @@ from ._clock import EmulatorClock
 from ._config import EmulatorConfig
 from ._faults import Fault, FaultBook, FaultKind, make_fault
 from ._ledger import LedgerEntry
+from ._quota import QuotaBook
 from ._render import Rendered
 from ._state import EmulatorState
 from ._tokens import TokenBook
@@ -45,6 +46,8 @@ class EmulatorCore:
         self.state = EmulatorState(config, self.clock)
         self.faults = FaultBook(config.seed)
         self.ledger: deque[LedgerEntry] = deque(maxlen=config.ledger_limit)
+        #: The per-user quota in force and its buckets, on the virtual clock.
+        self.quota = QuotaBook(config.quota, self.clock.now)
         #: Sessions and the access / refresh tokens the session routes issued.
         self.auth = TokenBook(config.refresh_tokens)
         #: Unexpected exceptions caught in handlers (each became a 500); should stay 0.
@@ -84,8 +87,12 @@ class EmulatorCore:
         return self.faults.add(make_fault(kind, **kwargs))
 
     def reset(self) -> None:
-        """Forget tasks, ledger, faults and issued tokens; put the clock back to real time."""
+        """Forget tasks, ledger, faults, issued tokens and quota counters; clock back to real time.
+
+        The quota goes back to the configured one, its buckets full.
+        """
         self.clock.reset()
+        self.quota.reset()
         self.state.clear()
         self.auth.clear()
         self.rendered.clear()

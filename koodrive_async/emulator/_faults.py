@@ -39,6 +39,13 @@ class FaultKind(str, enum.Enum):
             answered 504, as a gateway that gave up waiting; a create the
             service refuses keeps its refusal (the fault is used up all the
             same); on a GET it is a SERVER_ERROR.
+        CREATED_THEN_HELD: the request is handled first (a create creates: the
+            task is in the state and the ledger at once), then its answer is
+            held ``latency`` real seconds and sent as normal. Unlike LATENCY,
+            which holds a request *before* handling it, a client killed or
+            timed out during this hold leaves a task whose id it never
+            learnt (the window a journal must survive). On a GET the answer
+            is held the same way.
     """
 
     LATENCY = "latency"
@@ -50,6 +57,7 @@ class FaultKind(str, enum.Enum):
     MALFORMED_JSON = "malformed_json"
     CREATED_BUT_500 = "created_but_500"
     CREATED_BUT_504 = "created_but_504"
+    CREATED_THEN_HELD = "created_then_held"
 
 
 @attrs.define(eq=False)
@@ -62,7 +70,7 @@ class Fault:
         method: HTTP method it applies to (upper case), or None for any.
         count: Apply to the next ``count`` matching requests, then stop.
         rate: Apply to each matching request with this probability (seeded RNG).
-        latency: Real seconds of delay (LATENCY).
+        latency: Real seconds of delay (LATENCY) or of the hold (CREATED_THEN_HELD).
         retry_after: ``Retry-After`` seconds (RATE_LIMIT, UNAVAILABLE).
         remaining: Applications left when ``count`` was given, else None.
         hits: How many requests it was applied to.
@@ -132,7 +140,7 @@ def make_fault(
         method: HTTP method, or None for any.
         count: Next N matching requests.
         rate: Probability per matching request.
-        latency: Real seconds of delay for LATENCY.
+        latency: Real seconds of delay for LATENCY, of the hold for CREATED_THEN_HELD.
         retry_after: Retry-After seconds for RATE_LIMIT / UNAVAILABLE.
 
     Returns:

@@ -180,6 +180,7 @@ class LedgerEntry:
             session id replaced by ``"***"``), or None.
         task_id: Id of the task this request created, or None.
         fault: The fault applied (other than LATENCY), or None.
+        throttled: True when the per-user quota answered it 429 (``_quota``).
     """
 
     time: float
@@ -193,6 +194,7 @@ class LedgerEntry:
     response: Any
     task_id: str | None
     fault: FaultKind | None
+    throttled: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """Return the entry as the admin route shows it.
@@ -212,4 +214,5 @@ class LedgerEntry:
             "response": self.response,
             "task_id": self.task_id,
             "fault": None if self.fault is None else self.fault.value,
+            "throttled": self.throttled,
         }

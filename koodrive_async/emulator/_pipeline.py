@@ -7,10 +7,12 @@ this order:
 1. picks the injected faults for the route (LATENCY waits here);
 2. reads and parses the body (a parse failure is a marker, not an error);
 3. answers a refusing fault (429, 500, 502 page, 503, dropped connection), or
-   authenticates and runs the handler, rendering ``Invalid`` / ``ApiError``
-   as ``{code, msg}``; then applies an after-the-fact fault (CREATED_BUT_500, CREATED_BUT_504,
-   MALFORMED_JSON);
-4. records the request in the ledger (secrets redacted), whatever happened.
+   a 429 of the per-user quota (``_quota``), or authenticates and runs the
+   handler, rendering ``Invalid`` / ``ApiError`` as ``{code, msg}``; then
+   applies an after-the-fact fault (CREATED_BUT_500, CREATED_BUT_504,
+   MALFORMED_JSON, CREATED_THEN_HELD's hold);
+4. records the request in the ledger (secrets redacted), whatever happened
+   (CREATED_THEN_HELD records it before its hold).
 
 Keeping this in one place means a new route group is a file of handlers and a
 ``ROUTES`` tuple, and cannot forget the ledger or the faults. The common case
@@ -41,6 +43,7 @@ from ._render import (
     ApiError,
     fault_refusal,
     json_response,
+    quota_refusal,
 )
 from ._rules import NO_BODY, NOT_JSON, Invalid, parse_body
 
@@ -116,6 +119,8 @@ def api_handler(
         status: int | None = None
         payload: Any = None
         task_id: str | None = None
+        throttled = False
+        recorded = False
         response: web.StreamResponse
         try:
             fault: Fault | None = None
@@ -130,19 +135,36 @@ def api_handler(
             if request.body_exists:
                 raw = await request.read()
                 body = parse_body(raw)
-            if fault is None:
+            wait: str | None = None
+            if name is not None and (fault is None or fault.kind not in _REFUSING):
+                # The quota sits in front of the service: a refusing fault
+                # (the network, the gateway) answers first and spends nothing.
+                wait = core.quota.take(name, request.headers.get("X-User-Id", ""))
+            if wait is not None:
+                throttled, kind = True, None
+                status, payload, response = quota_refusal(core, request, wait)
+            elif fault is None:
                 status, payload, task_id = _handle(core, route, request, raw, body)
                 response = json_response(status, payload, request, core.date_header())
             else:
                 status, payload, task_id, response = _faulted(
                     core, route, request, raw, body, fault
                 )
+                if fault.kind is FaultKind.CREATED_THEN_HELD:
+                    # Carried out and in the ledger before the hold: a client
+                    # that dies during it leaves a task it never heard of.
+                    recorded = True
+                    _record(
+                        core, arrival, request, name, body, status, payload, task_id, kind, secret
+                    )
+                    await core.sleep(fault.latency)
         except web.HTTPException as exc:
             # e.g. a body over client_max_size: keep the status, answer JSON.
             status, payload = exc.status, core.error_payload(BAD_REQUEST, exc.reason)
             response = json_response(status, payload, request, core.date_header())
         except asyncio.CancelledError:
-            _record(core, arrival, request, name, body, None, None, task_id, kind, secret)
+            if not recorded:
+                _record(core, arrival, request, name, body, None, None, task_id, kind, secret)
             raise
         except ConnectionResetError:
             # The client hung up before its body was read (say it timed out
@@ -156,7 +178,20 @@ def api_handler(
             status = 500
             payload = core.error_payload(INNER_INVOKE_FAILURE, "emulator internal error")
             response = json_response(status, payload, request, core.date_header())
-        _record(core, arrival, request, name, body, status, payload, task_id, kind, secret)
+        if not recorded:
+            _record(
+                core,
+                arrival,
+                request,
+                name,
+                body,
+                status,
+                payload,
+                task_id,
+                kind,
+                secret,
+                throttled=throttled,
+            )
         return response
 
     return handler
@@ -236,9 +271,13 @@ def _record(
     task_id: str | None,
     fault: FaultKind | None,
     secret: bool,
+    *,
+    throttled: bool = False,
 ) -> None:
     try:
         entry = _entry(arrival, request, route, body, status, payload, task_id, fault, secret)
+        if throttled:
+            entry = attrs.evolve(entry, throttled=True)
     except Exception:
         # The ledger must never cost the client its answer; keep what is safe.
         core.internal_errors += 1

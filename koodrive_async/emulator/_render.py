@@ -61,6 +61,7 @@ __all__ = [
     "fault_refusal",
     "json_response",
     "ok",
+    "quota_refusal",
     "render_cached",
 ]
 
@@ -211,3 +212,22 @@ def fault_refusal(
     response = json_response(status, payload, request, core.date_header())
     response.headers.update(extra)
     return status, payload, response
+
+
+def quota_refusal(
+    core: EmulatorCore, request: web.Request, retry_after: str
+) -> tuple[int, Any, web.Response]:
+    """Answer 429 for a request the per-user quota throttles.
+
+    Args:
+        core: The emulator.
+        request: The request.
+        retry_after: The ``Retry-After`` value (``QuotaBook.take``).
+
+    Returns:
+        (429, payload for the ledger, the response).
+    """
+    payload = {"code": "APIGW.0308", "msg": "The throttling threshold has been reached"}
+    response = json_response(429, payload, request, core.date_header())
+    response.headers["Retry-After"] = retry_after
+    return 429, payload, response

@@ -12,6 +12,7 @@ from ._clock import EmulatorClock
 from ._config import EmulatorConfig
 from ._faults import Fault, FaultKind
 from ._ledger import LedgerEntry
+from ._quota import Quota, QuotaCounters, make_quota
 from ._state import EmulatorState
 
 __all__ = ["KooDriveEmulator"]
@@ -154,6 +155,24 @@ class KooDriveEmulator:
         return dict(self._core.auth.counters)
 
     @property
+    def quota(self) -> Quota | None:
+        """The per-user quota in force (``EmulatorConfig.quota`` or :meth:`set_quota`)."""
+        return self._core.quota.quota
+
+    @property
+    def quota_counters(self) -> dict[str, QuotaCounters]:
+        """Per ``X-User-Id``: requests the quota accepted and throttled (copies).
+
+        Only requests the quota counts appear (its ``scope``); they add up
+        across :meth:`set_quota` calls and are zeroed by :meth:`reset`.
+        ``GET /_emulator/quota`` shows the same.
+        """
+        return {
+            user: QuotaCounters(c.accepted, c.throttled)
+            for user, c in self._core.quota.counters.items()
+        }
+
+    @property
     def internal_errors(self) -> int:
         """How many requests hit an emulator bug (answered 500); always 0 unless broken."""
         return self._core.internal_errors
@@ -191,7 +210,8 @@ class KooDriveEmulator:
             method: HTTP method, or None for any.
             count: Apply to the next ``count`` matching requests.
             rate: Probability per matching request (0..1).
-            latency: Real seconds of delay (LATENCY).
+            latency: Real seconds of delay (LATENCY), or of the hold of the
+                answer after the request was carried out (CREATED_THEN_HELD).
             retry_after: ``Retry-After`` seconds (RATE_LIMIT, UNAVAILABLE).
 
         Returns:
@@ -210,12 +230,27 @@ class KooDriveEmulator:
             retry_after=retry_after,
         )
 
+    def set_quota(self, quota: Quota | dict[str, object] | None) -> None:
+        """Put a per-user quota in force (every bucket starts full), or None to lift it.
+
+        Args:
+            quota: A :class:`Quota`, a dict of its fields (``{"rate": 5,
+                "burst": 10}``), or None.
+
+        Raises:
+            ValueError: A bad quota.
+        """
+        self._core.quota.set(make_quota(quota))
+
     def clear_faults(self) -> None:
         """Remove every fault."""
         self._core.faults.clear()
 
     def reset(self) -> None:
-        """Forget tasks, ledger, faults and issued tokens, and put the clock back to real time."""
+        """Forget tasks, ledger, faults, tokens and quota counters; clock back to real time.
+
+        The quota goes back to the configured one.
+        """
         self._core.reset()
 
     def __repr__(self) -> str:

@@ -1,5 +1,8 @@
 """kill -9 of a running ``run`` at random points, then resume: nothing twice, nothing lost.
 
+Every kill lands while the emulator holds the answers of creates it has
+already carried out (the CREATED_THEN_HELD fault): the task exists, the
+journal has no id for it, the window a resume must settle from the listing.
 With a task list that carries the request bodies (the emulator's default), the
 resume settles every line the kills left in doubt: each plan line ends
 succeeded or failed and was created exactly once. With a task list that does
@@ -52,20 +55,22 @@ async def _kill_three_times(
     rng: random.Random,
     journal: Path,
 ) -> tuple[int, set[int], int]:
-    """Start and SIGKILL the run three times, each time while creates are unanswered.
+    """Start and SIGKILL the run three times, each time while created tasks are unanswered.
 
     Returns:
         (kills, lines reported in doubt, lines left "submitting" by the kills in all).
     """
     kills = 0
     unanswered = 0
+    window = 0  # lines whose task existed at the kill while the journal had no id
     reported_in_doubt: set[int] = set()
     for _ in range(3):
         proc = await start_cli(*args, env=env)
         assert proc.stdout is not None
         # Kill after a random number of finished lines, at a moment when the
-        # emulator holds creates unanswered, so every kill leaves lines in
-        # doubt (the case the resume must settle) whatever the machine's load.
+        # emulator has carried out creates and holds their answers, so every
+        # kill leaves lines in doubt whose task exists (the case the resume
+        # must settle from the listing) whatever the machine's load.
         target = rng.randint(5, 60)
         finished = 0
         while finished < target:
@@ -75,19 +80,27 @@ async def _kill_three_times(
             if b'"in_doubt"' in line:
                 reported_in_doubt.add(int(line.split(b'"line": ')[1].split(b",")[0]))
             finished += 1
-        # Held 0.2 s: shorter than the runs' --settle-time, so a held create
-        # lands before any resume may conclude it never happened.
-        hold = emu.inject(FaultKind.LATENCY, route="create_job", latency=0.2)
+        # The hold outlasts the kill: the killed run never sees these answers.
+        # Creates still on their way when it dies land (and are held) too,
+        # within the runs' --settle-time, before any resume may conclude.
+        hold = emu.inject(FaultKind.CREATED_THEN_HELD, route="create_job", latency=5.0)
         # The create comes from another process: poll (bounded) for it to arrive.
         deadline = time.monotonic() + 10
         while hold.hits == 0 and proc.returncode is None and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
+        created_at_kill = set(created_by_marker(emu))
         if proc.returncode is None:
             proc.kill()
             kills += 1
         await proc.wait()
         emu.clear_faults()
-        unanswered += sum(r["state"] == "submitting" for r in journal_rows(journal).values())
+        rows = journal_rows(journal)
+        unanswered += sum(r["state"] == "submitting" for r in rows.values())
+        window += sum(
+            r["state"] == "submitting" and f"F{n}" in created_at_kill for n, r in rows.items()
+        )
+    # The window was really reached: tasks existed that the journal had no id for.
+    assert window > 0
     return kills, reported_in_doubt, unanswered
 
 

@@ -324,6 +324,24 @@ def test_the_global_tracer_provider_is_used_once_it_is_set() -> None:
     assert result.stdout.strip() == "['GET /koodrive/ose/v1/task/list', 'list_tasks']"
 
 
+def test_a_provider_named_in_the_environment_later_is_still_found() -> None:
+    # The tracing-off check skips get_tracer_provider()'s environment lookup
+    # (a KeyError each call); it must still see the variable once it is set.
+    result = _run(
+        """
+        import os
+        from koodrive_async import _tracing
+
+        assert _tracing.Tracing().tracer() is None
+        os.environ["OTEL_PYTHON_TRACER_PROVIDER"] = "sdk_tracer_provider"
+        tracer = _tracing.Tracing().tracer()
+        print(type(tracer).__module__)
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "opentelemetry.sdk.trace"
+
+
 async def test_a_job_wait_is_an_operation_over_its_job_detail_polls(
     koodrive_emulator: KooDriveEmulator, provider: TracerProvider, exporter: InMemorySpanExporter
 ) -> None:

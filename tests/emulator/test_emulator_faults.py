@@ -249,3 +249,60 @@ async def test_close_releases_requests_sleeping_on_latency(http) -> None:
     assert time.monotonic() - t0 < 5
     reply = await pending
     assert reply.status == 200
+
+
+async def _until(predicate, limit: float = 10.0) -> None:
+    # The request runs in this loop's server: yield until it got there (bounded).
+    deadline = time.monotonic() + limit
+    while not predicate():
+        assert time.monotonic() < deadline, "the emulator never got the request"
+        await asyncio.sleep(0.005)
+
+
+@pytest.mark.parametrize("route", CREATES)
+async def test_created_then_held_carries_out_the_create_before_the_hold(
+    api, koodrive_emulator, route
+) -> None:
+    emu = koodrive_emulator
+    fault = emu.inject(FaultKind.CREATED_THEN_HELD, route=route, count=1, latency=60)
+    pending = asyncio.ensure_future(api.call(route))
+    await _until(lambda: len(emu.requests) == 1)
+    # The task exists and the ledger holds its id while the client still waits.
+    entry = emu.requests[0]
+    assert entry.fault is FaultKind.CREATED_THEN_HELD and entry.status == 200
+    assert entry.task_id is not None and emu.state.get(entry.task_id) is not None
+    assert not pending.done() and fault.hits == 1
+    # A client that dies during the hold never learns the id; nothing else changes.
+    pending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await pending
+    await api.create(route)
+    assert len(emu.requests) == 2 and len(emu.state.tasks()) == 2
+
+
+async def test_created_then_held_answers_normally_after_the_hold(api, koodrive_emulator) -> None:
+    emu = koodrive_emulator
+    emu.inject(FaultKind.CREATED_THEN_HELD, route="create_task", count=1, latency=0.05)
+    reply = await api.call("create_task")
+    assert reply.status == 200
+    assert [e.task_id for e in emu.requests] == [str(reply.json["taskId"])]
+
+
+async def test_latency_holds_before_carrying_out(api, koodrive_emulator) -> None:
+    # The contrast with CREATED_THEN_HELD: nothing exists during a LATENCY hold.
+    emu = koodrive_emulator
+    emu.inject(FaultKind.LATENCY, route="create_task", count=1, latency=60)
+    pending = asyncio.ensure_future(api.call("create_task"))
+    await _until(lambda: emu.faults[0].hits == 1)
+    assert emu.state.tasks() == [] and emu.requests == []
+    pending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await pending
+
+
+async def test_created_then_held_is_injected_over_the_admin_route(koodrive_emulator, http) -> None:
+    body = {"kind": "created_then_held", "route": "create_job", "latency": 2.5}
+    async with http.post(koodrive_emulator.url + "/_emulator/faults", json=body) as resp:
+        assert resp.status == 201
+        assert (await resp.json())["kind"] == "created_then_held"
+    assert koodrive_emulator.faults[0].latency == 2.5
