@@ -41,6 +41,7 @@ PURE = {
     "_signing.py",
     "_validate.py",
     "bulk/_reconcile.py",
+    "bulk/_retry.py",
     "bulk/_verdict.py",
 }
 

@@ -31,6 +31,7 @@ imports ``koodrive_async.cli``, ``rich`` or ``argparse``.
 
 from ._cancel import CancelResult, cancel_plan
 from ._journal import (
+    AttemptRecord,
     Journal,
     JournalBusyError,
     JournalError,
@@ -62,6 +63,7 @@ __all__ = [
     "MAX_LIST_PAGES",
     "SETTLE_SECONDS",
     "UNREACHABLE_LIMIT",
+    "AttemptRecord",
     "BulkSession",
     "CancelResult",
     "Decision",

@@ -32,6 +32,7 @@ from ._reconcile import (
     request_identity,
     request_key,
 )
+from ._retry import subset_request
 from ._session import BulkSession
 
 __all__ = ["MAX_LIST_PAGES", "Reconciled", "list_every_task", "reconcile_in_doubt"]
@@ -142,7 +143,8 @@ def _evidence(plan: Plan, rows: list[ReconciliationRow], listed_ids: set[str]) -
         # time in the service's clock, or not at all.
         service_submitting = _in_service_time(row.submitting_at, row.clock_offset)
         if row.state == State.IN_DOUBT:
-            request = plan.request(row.line)
+            # The body its attempt sent: a retry may have sent only some files.
+            request = subset_request(plan.request(row.line), row.retry_files)
             in_doubt.append(
                 LineInDoubt(
                     row.line,
@@ -159,12 +161,12 @@ def _evidence(plan: Plan, rows: list[ReconciliationRow], listed_ids: set[str]) -
     # Rebuilding every line's body costs ~0.1 ms a line: the most recent
     # witnesses of each kind say what the service does now, and suffice.
     known: dict[str, KnownLine] = {}
+    files = {row.line: row.retry_files for row in rows}
     for kind, entries in witnesses.items():
         entries.sort(key=lambda e: (e[0] is not None, e[0], e[1]), reverse=True)
         for _submitting, line, task_id, service_submitting in entries[:WITNESSES_PER_KIND]:
-            known[task_id] = KnownLine(
-                line, kind, request_key(plan.request(line)), service_submitting
-            )
+            sent = subset_request(plan.request(line), files.get(line, ()))
+            known[task_id] = KnownLine(line, kind, request_key(sent), service_submitting)
     return _Evidence(in_doubt, known, claimed)
 
 
@@ -224,6 +226,9 @@ async def reconcile_in_doubt(
     tasks = await list_every_task(session, max_pages=max_pages)
     # Read again: nothing else writes the journal, but be exact about what we decide on.
     evidence = _evidence(plan, journal.reconciliation_rows(), {t.task_id for t in tasks})
+    # The tasks of earlier attempts (a line retried after its task failed) are
+    # the line's, never a match for another in-doubt line.
+    evidence.claimed.update(a.task_id for a in journal.attempts() if a.task_id is not None)
     decision = decide(evidence.in_doubt, evidence.known, tasks, claimed=evidence.claimed)
     resent: list[int] = []
     deferred: list[int] = []

@@ -82,7 +82,7 @@ class RunCommand:
         report: A manifest file written as the lines finish (``.jsonl`` or ``.csv``).
         log_format: ``text``, or ``json`` (one JSON log object per event on stderr).
         concurrency, rate, timeout, poll, resubmit_in_doubt, retry_rejected,
-        reconcile, settle, max_list_pages: As
+        retry_failed, reconcile, settle, max_list_pages: As
             :class:`koodrive_async.bulk.RunOptions`.
     """
 
@@ -96,6 +96,7 @@ class RunCommand:
     skip_invalid: bool = False
     resubmit_in_doubt: bool = False
     retry_rejected: bool = False
+    retry_failed: bool = False
     reconcile: bool = True
     settle: float = SETTLE_SECONDS
     max_list_pages: int = MAX_LIST_PAGES
@@ -117,6 +118,7 @@ class RunCommand:
                 poll=self.poll,
                 resubmit_in_doubt=self.resubmit_in_doubt,
                 retry_rejected=self.retry_rejected,
+                retry_failed=self.retry_failed,
                 reconcile=self.reconcile,
                 settle=self.settle,
                 max_list_pages=self.max_list_pages,
