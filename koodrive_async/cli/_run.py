@@ -45,6 +45,7 @@ from ..bulk import (
     load_plan,
 )
 from ..bulk._mask import mask
+from ..bulk._retry import retryable
 from ._codes import PROG, UsageError, run_exit_code
 from ._connect import Connection, OpenedSession, open_session
 from ._dryrun import print_dry_run
@@ -187,11 +188,11 @@ def _nothing_to_do(journal: Journal, plan: Path) -> str:
     """The "nothing to do" message, with what the user can do next."""
     failed = list(journal.records(State.FAILED))
     refused = sum(1 for r in failed if r.task_id is None)
+    # Cancelled jobs and vanished tasks are neither: the flags leave them alone.
+    again = sum(1 for r in failed if retryable(r))
     steps = []
-    if len(failed) > refused:
-        steps.append(
-            f"--retry-failed sends the {len(failed) - refused} line(s) whose task failed again"
-        )
+    if again:
+        steps.append(f"--retry-failed sends the {again} line(s) whose task failed again")
     if refused:
         steps.append(f"--retry-rejected sends the {refused} refused line(s) again")
     steps.append(f"`{PROG} report {plan}` lists every line (--failed: the failed ones)")
