@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
 from ..bulk import (
+    AttemptRecord,
     JournalBusyError,
     JournalError,
     LineRecord,
@@ -97,11 +98,20 @@ class RowWriter:
 
 
 class ManifestProgress:
-    """``run --report FILE``: each finished line's row goes to FILE, then to ``inner``."""
+    """``run --report FILE``: each finished line's row goes to FILE, then to ``inner``.
 
-    def __init__(self, inner: Progress, writer: RowWriter) -> None:
+    ``history`` (the journal's ``attempts``) gives a row its earlier attempts.
+    """
+
+    def __init__(
+        self,
+        inner: Progress,
+        writer: RowWriter,
+        history: Callable[[int], list[AttemptRecord]] | None = None,
+    ) -> None:
         self._inner = inner
         self._writer = writer
+        self._history = history
         self._writer.header()
 
     def start(self, stats: RunStats) -> None:
@@ -115,7 +125,8 @@ class ManifestProgress:
     def line_done(self, record: LineRecord) -> None:
         """Write the line's row (finished now), then pass on."""
         now = datetime.now(UTC)
-        self._writer.write(row_from_record(record, (None, None, now)))
+        attempts = tuple(self._history(record.line)) if self._history is not None else ()
+        self._writer.write(row_from_record(record, (None, None, now), attempts))
         self._inner.line_done(record)
 
     def message(self, text: str) -> None:

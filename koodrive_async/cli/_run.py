@@ -171,7 +171,7 @@ def _reporter(command: RunCommand, out: IO[str], err: IO[str]) -> tuple[Progress
 
 
 @contextmanager
-def _manifest(path: Path | None, progress: Progress) -> Iterator[Progress]:
+def _manifest(path: Path | None, progress: Progress, journal: Journal) -> Iterator[Progress]:
     """``--report FILE``: the progress that also writes each finished line's row to FILE."""
     if path is None:
         yield progress
@@ -181,7 +181,7 @@ def _manifest(path: Path | None, progress: Progress) -> Iterator[Progress]:
     except OSError as exc:
         raise UsageError(f"cannot write the report {path}: {exc.strerror or exc}") from exc
     with handle:
-        yield ManifestProgress(progress, RowWriter(handle, row_format(path)))
+        yield ManifestProgress(progress, RowWriter(handle, row_format(path)), journal.attempts)
 
 
 def _nothing_to_do(journal: Journal, plan: Path) -> str:
@@ -289,7 +289,7 @@ async def run_command(
         display = progress
         if appended:
             progress.message(f"{appended} line(s) appended to the plan since the last run")
-        with _manifest(command.report, progress) as progress:
+        with _manifest(command.report, progress, journal) as progress:
             run = PlanRun(plan, journal, options, progress)
             run.prepare()
             result = await _execute(run, connection, progress, session_factory)

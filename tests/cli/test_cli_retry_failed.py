@@ -9,6 +9,7 @@ journal (schema 4), with the task it made and how it ended.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -115,8 +116,16 @@ async def test_done_when_retry_failed_resubmits_only_what_failed(
     # The service stops failing; the failed lines go again, and nothing else.
     emu.set_failure_rates(failure_rate=0.0, file_failure_rate=0.0)
     jobs_before = len(_jobs_sent(emu))
-    retried = await cli("run", str(plan), "--retry-failed", "--json", *POLL)
+    manifest = tmp_path / "retry.jsonl"
+    retried = await cli(
+        "run", str(plan), "--retry-failed", "--json", "--report", str(manifest), *POLL
+    )
     assert retried.code == 0, retried.err
+    # The manifest's rows, written as the lines finished, count the attempts too.
+    written = [json.loads(x) for x in manifest.read_text(encoding="utf-8").splitlines()]
+    assert sorted(r["line"] for r in written) == sorted(failed)
+    assert all(r["attempts"] == 2 and r["kind"] == "job" for r in written)
+    assert all(r["previous_task_ids"] == [failed[r["line"]].task_id] for r in written)
     assert f"--retry-failed: sending {len(failed)} line(s)" in retried.out + retried.err
     assert sorted(o["line"] for o in retried.json_lines()) == sorted(failed)
     assert {o["state"] for o in retried.json_lines()} == {"succeeded"}
