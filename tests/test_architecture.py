@@ -42,6 +42,7 @@ PURE = {
     "_validate.py",
     "bulk/_job_match.py",
     "bulk/_reconcile.py",
+    "bulk/_retry.py",
     "bulk/_verdict.py",
 }
 

@@ -39,6 +39,7 @@ from ._cancel import CancelResult, cancel_plan
 from ._job_match import JobDecision, JobKey, JobLine, JobWitness
 from ._job_match import decide_jobs as reconcile_jobs
 from ._journal import (
+    AttemptRecord,
     Claim,
     Journal,
     JournalBusyError,
@@ -87,6 +88,7 @@ __all__ = [
     "MAX_LIST_PAGES",
     "SETTLE_SECONDS",
     "UNREACHABLE_LIMIT",
+    "AttemptRecord",
     "BulkSession",
     "CancelResult",
     "Claim",

@@ -17,6 +17,13 @@ Per plan line the journal holds a state::
                     └──► in_doubt     (no answer, or one that does not prove the
                                        server did nothing: the task may exist)
 
+A line is sent again only by a new *attempt* (a refused create with
+``--retry-rejected``, an in-doubt line proven not created or forced, a task
+the service reported FAILED with ``--retry-failed``); the journal keeps one
+:class:`AttemptRecord` per attempt (which task it made and how it ended),
+and a line retried after a partial failure remembers the files its next
+create sends (:attr:`LineRecord.retry_files`).
+
 ``submitting`` must be durable *before* the create request is sent and the
 task id right after the answer: a line found in ``submitting`` when a run
 starts was interrupted between the two and becomes ``in_doubt``. A backend
@@ -42,6 +49,7 @@ from typing import NamedTuple, Protocol
 import attrs
 
 __all__ = [
+    "AttemptRecord",
     "Claim",
     "Journal",
     "JournalBusyError",
@@ -140,6 +148,8 @@ class LineRecord:
         failed_files: The ids of the files that failed (partial or whole failures).
         download_url: The package's download link (its query holds a token:
             mask it before printing, see ``_mask.mask_url``).
+        retry_files: The file ids the line's next (or current) create sends,
+            when it is a retry of a partial failure; empty: the whole line.
     """
 
     line: int
@@ -152,6 +162,50 @@ class LineRecord:
     attempts: int
     outcome: str | None = None
     failed_files: tuple[str, ...] = ()
+    download_url: str | None = attrs.field(default=None, repr=False)
+    retry_files: tuple[str, ...] = ()
+    #: The line's attempts, oldest first, when whoever made the record read them
+    #: (the run's own records of finished lines do); empty otherwise.
+    history: tuple[AttemptRecord, ...] = attrs.field(default=(), repr=False)
+
+
+@attrs.frozen
+class AttemptRecord:
+    """One attempt of a plan line: one "submitting" mark and what became of it.
+
+    Attributes:
+        line: The plan line number.
+        attempt: Its number (1 for the first; the line's ``attempts`` count
+            when it was made).
+        state: The line's state when the attempt last changed: ``submitting``,
+            ``submitted``, ``succeeded``, ``failed``, ``in_doubt``, or
+            ``pending`` (provably not sent, or proven not created).
+        task_id: The task it made, once known.
+        outcome: How its job or share task ended (an :class:`Outcome`), or None.
+        result_code: The failed task's resultCode.
+        error_type: A short grouping key of its error.
+        error: Its error text (masked).
+        failed_files: The ids of its failed files.
+        sent_files: The file ids its create sent; empty: the whole line.
+        submitting_at: When it was marked submitting (this machine's clock).
+        submitted_at: When its task id was recorded.
+        finished_at: When its end was recorded.
+        download_url: A package's link (its query holds a token: mask it).
+    """
+
+    line: int
+    attempt: int
+    state: str
+    task_id: str | None = None
+    outcome: str | None = None
+    result_code: str | None = None
+    error_type: str | None = None
+    error: str | None = None
+    failed_files: tuple[str, ...] = ()
+    sent_files: tuple[str, ...] = ()
+    submitting_at: datetime | None = None
+    submitted_at: datetime | None = None
+    finished_at: datetime | None = None
     download_url: str | None = attrs.field(default=None, repr=False)
 
 
@@ -167,6 +221,8 @@ class ReconciliationRow(NamedTuple):
         changed_at: When it last changed (this machine's clock).
         clock_offset: The service's clock minus ours at the "submitting"
             mark, in seconds (None: unknown).
+        retry_files: The files its current attempt sent (empty: the whole
+            line), to rebuild the body that attempt sent.
     """
 
     line: int
@@ -181,6 +237,7 @@ class ReconciliationRow(NamedTuple):
     #: create that worker could still send then carries an X-Date the service
     #: refuses. None: no such bound (the line's own process is gone).
     fence_until: datetime | None = None
+    retry_files: tuple[str, ...] = ()
 
 
 #: ``(line, line_hash, kind, error)`` of one plan line, as a journal records it.
@@ -259,6 +316,16 @@ class SyncJournal(Protocol):
         """Put failed lines without a task id back to ``pending``; return how many."""
         ...
 
+    def reset_failed(self) -> int:
+        """Put the lines whose task the service reported FAILED back to ``pending``.
+
+        Only the lines ``_retry.retryable`` accepts (never an in-doubt,
+        refused or cancelled line). Their finished attempt stays in
+        :meth:`attempts`; after a partial failure the line's ``retry_files``
+        become the failed files (``_retry.next_files``). Returns how many.
+        """
+        ...
+
     # ------------------------------------------------------------------ transitions
 
     def mark_submitting(self, line: int, *, clock_offset: float | None = None) -> None:
@@ -313,6 +380,9 @@ class SyncJournal(Protocol):
     def outcome_counts(self) -> dict[str, int]:
         """The number of finished lines per :class:`Outcome` (lines without one left out)."""
         ...
+
+    def attempts(self, line: int | None = None) -> list[AttemptRecord]:
+        """Every attempt (of ``line``, or of every line), by line then attempt number."""
 
 
 class Pacer(Protocol):
@@ -474,6 +544,10 @@ class Journal(Protocol):
         """As :meth:`SyncJournal.reset_rejected`."""
         ...
 
+    async def reset_failed(self) -> int:
+        """As :meth:`SyncJournal.reset_failed` (``--retry-failed``)."""
+        ...
+
     # ------------------------------------------------------------------ transitions
 
     async def mark_submitting(self, line: int, *, clock_offset: float | None = None) -> None:
@@ -529,6 +603,10 @@ class Journal(Protocol):
 
     async def outcome_counts(self) -> dict[str, int]:
         """As :meth:`SyncJournal.outcome_counts`."""
+        ...
+
+    async def attempts(self, line: int | None = None) -> list[AttemptRecord]:
+        """As :meth:`SyncJournal.attempts`."""
         ...
 
     async def holders(self) -> dict[str, int]:

@@ -39,6 +39,7 @@ from ._reconcile import (
     request_identity,
     request_key,
 )
+from ._retry import subset_request
 from ._session import BulkSession
 from ._sync_adapter import as_async
 from ._waits import job_tracking_of
@@ -294,7 +295,8 @@ def _evidence(
             continue
         where = _looked_up_by_kind(session, row.kind)
         if row.state == State.IN_DOUBT:
-            request = plan.request(row.line)
+            # The body its attempt sent: a retry may have sent only some files.
+            request = subset_request(plan.request(row.line), row.retry_files)
             if where is None:
                 evidence.unsearchable.append(row.line)
             elif where == "job":
@@ -333,11 +335,11 @@ def _evidence(
             evidence.known[task_id] = KnownLine(
                 line,
                 kind,
-                request_key(plan.request(line)),
+                request_key(subset_request(plan.request(line), row.retry_files)),
                 _in_service_time(row.submitting_at, row.clock_offset),
             )
     for line, job_id in _most_recent(job_witnesses):
-        request = plan.request(line)
+        request = subset_request(plan.request(line), by_line[line].retry_files)
         assert isinstance(request, JobRequest)
         evidence.job_witnesses.append(
             JobWitness(job_id, job_key(request), by_line[line].submitting_at)
@@ -462,6 +464,11 @@ async def reconcile_in_doubt(
         {t.task_id for t in tasks or ()},
         {j.job_id for j in jobs.jobs} if jobs is not None else set(),
         since,
+    )
+    # The tasks of earlier attempts (a line retried after its task failed) are
+    # the line's, never a match for another in-doubt line.
+    evidence.claimed.update(
+        attempt.task_id for attempt in await journal.attempts() if attempt.task_id is not None
     )
     task_decision = (
         decide(evidence.in_doubt, evidence.known, tasks, claimed=evidence.claimed)

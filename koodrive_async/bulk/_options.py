@@ -65,6 +65,10 @@ class RunOptions:
         resubmit_in_doubt: Send again the in-doubt lines the reconciliation
             could not settle (they may then exist twice).
         retry_rejected: Send again the lines whose create was refused.
+        retry_failed: Send again the lines whose task the service reported
+            FAILED (after a partial failure, only the failed files, as a new
+            job of the same kind); never a line in doubt, refused or
+            cancelled (``_retry.py``).
         reconcile: Settle in-doubt lines from the service's task list
             (``_reconcile.py``); False leaves them all in doubt.
         settle: Seconds after a create may have been sent before a listing
@@ -82,6 +86,7 @@ class RunOptions:
     poll: PollPolicy = PollPolicy()
     resubmit_in_doubt: bool = False
     retry_rejected: bool = False
+    retry_failed: bool = False
     reconcile: bool = True
     settle: float = SETTLE_SECONDS
     max_list_pages: int = MAX_LIST_PAGES

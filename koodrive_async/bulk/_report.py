@@ -1,10 +1,12 @@
 """The report of a plan: one row per plan line, from its journal (pure over the journal).
 
 Owns :class:`ReportRow` (what ``koodrive-async report`` and ``run --report``
-show of a line), the verdict words rows use, :func:`report_rows` (every row,
-or the failed ones) and :func:`row_from_record` (one row, as a run finishes a
-line). Rows carry masked texts only: the journal never holds a secret, and
-the error texts are masked again here since a row may be written anywhere.
+show of a line, with its attempts history: the task ids of the attempts
+before the last one, and in JSON every attempt), the verdict words rows
+use, :func:`report_rows` (every row, or the failed ones) and
+:func:`row_from_record` (one row, as a run finishes a line). Rows carry
+masked texts only: the journal never holds a secret, and the error texts are
+masked again here since a row may be written anywhere.
 
 Verdicts (the ``verdict`` column): ``succeeded``; ``failed`` (the task ran and
 FAILED); ``refused`` (the create was refused: nothing was created); ``in_doubt``
@@ -22,11 +24,12 @@ from typing import Any
 
 import attrs
 
-from ._journal import Journal, LineRecord, State, SyncJournal
+from ._journal import AttemptRecord, Journal, LineRecord, State, SyncJournal
 from ._mask import mask
 from ._meanings import code_of, meaning
 
 __all__ = [
+    "ATTEMPT_FIELDS",
     "FIELDS",
     "ReportRow",
     "Verdict",
@@ -65,6 +68,21 @@ FIELDS = (
     "finished_at",
     "outcome",
     "failed_files",
+    "sent_files",
+    "previous_task_ids",
+)
+
+#: The keys of one attempt in a JSON row's ``history``.
+ATTEMPT_FIELDS = (
+    "attempt",
+    "state",
+    "task_id",
+    "outcome",
+    "code",
+    "failed_files",
+    "sent_files",
+    "submitting_at",
+    "finished_at",
 )
 
 _TimeTriple = tuple[datetime | None, datetime | None, datetime | None]
@@ -102,6 +120,9 @@ class ReportRow:
         submitting_at, submitted_at, finished_at: When (this machine's clock).
         outcome: How its job or share task ended (``bulk.Outcome``), or None.
         failed_files: The ids of its failed files (partial or whole failures).
+        sent_files: The files its current (or, pending, its next) attempt
+            sends, for a retry of a partial failure; empty: the whole line.
+        history: Every attempt, oldest first (see ``Journal.attempts``).
     """
 
     line: int
@@ -118,6 +139,20 @@ class ReportRow:
     finished_at: datetime | None = None
     outcome: str | None = None
     failed_files: tuple[str, ...] = ()
+    sent_files: tuple[str, ...] = ()
+    history: tuple[AttemptRecord, ...] = ()
+
+    @property
+    def previous_task_ids(self) -> tuple[str, ...]:
+        """The task ids the attempts before the line's current task made, oldest first."""
+        return tuple(
+            a.task_id for a in self.history if a.task_id is not None and a.task_id != self.task_id
+        )
+
+    @property
+    def retried(self) -> bool:
+        """True when the line was sent more than once."""
+        return len(self.history) > 1 or self.attempts > 1
 
     @property
     def failed(self) -> bool:
@@ -133,16 +168,42 @@ class ReportRow:
 
     def as_dict(self) -> dict[str, Any]:
         """The row as JSON-ready values (times as ISO 8601), in :data:`FIELDS` order."""
-        values = attrs.asdict(self)
+        values = attrs.asdict(self, recurse=False)
         for key in ("submitting_at", "submitted_at", "finished_at"):
-            value = values[key]
-            values[key] = value.isoformat() if value is not None else None
+            values[key] = _iso(values[key])
         values["failed_files"] = list(self.failed_files)
+        values["sent_files"] = list(self.sent_files)
+        values["previous_task_ids"] = list(self.previous_task_ids)
         return {key: values[key] for key in FIELDS}
 
+    def history_dicts(self) -> list[dict[str, Any]]:
+        """Every attempt as JSON-ready values (:data:`ATTEMPT_FIELDS`), oldest first."""
+        return [
+            {
+                "attempt": a.attempt,
+                "state": a.state,
+                "task_id": a.task_id,
+                "outcome": a.outcome,
+                "code": code_of(a.result_code, a.error_type),
+                "failed_files": list(a.failed_files),
+                "sent_files": list(a.sent_files),
+                "submitting_at": _iso(a.submitting_at),
+                "finished_at": _iso(a.finished_at),
+            }
+            for a in self.history
+        ]
 
-def row_from_record(record: LineRecord, times: _TimeTriple = (None, None, None)) -> ReportRow:
-    """The report row of one journal row (and its times)."""
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def row_from_record(
+    record: LineRecord,
+    times: _TimeTriple = (None, None, None),
+    history: tuple[AttemptRecord, ...] = (),
+) -> ReportRow:
+    """The report row of one journal row (and its times and attempts)."""
     code = code_of(record.result_code, record.error_type)
     error = record.error
     return ReportRow(
@@ -160,6 +221,8 @@ def row_from_record(record: LineRecord, times: _TimeTriple = (None, None, None))
         finished_at=times[2],
         outcome=record.outcome,
         failed_files=record.failed_files,
+        sent_files=record.retry_files,
+        history=history,
     )
 
 
@@ -174,8 +237,15 @@ def report_rows(journal: SyncJournal, *, failed_only: bool = False) -> Iterator[
         One row per plan line.
     """
     times = journal.line_times()
+    history: dict[int, list[AttemptRecord]] = {}
+    for attempt in journal.attempts():
+        history.setdefault(attempt.line, []).append(attempt)
     for record in journal.records():
-        row = row_from_record(record, times.get(record.line, (None, None, None)))
+        row = row_from_record(
+            record,
+            times.get(record.line, (None, None, None)),
+            tuple(history.get(record.line, ())),
+        )
         if not failed_only or row.failed:
             yield row
 
@@ -193,8 +263,15 @@ async def collect_rows(journal: Journal, *, failed_only: bool = False) -> list[R
         One row per plan line.
     """
     times = await journal.line_times()
+    history: dict[int, list[AttemptRecord]] = {}
+    for attempt in await journal.attempts():
+        history.setdefault(attempt.line, []).append(attempt)
     rows = (
-        row_from_record(record, times.get(record.line, (None, None, None)))
+        row_from_record(
+            record,
+            times.get(record.line, (None, None, None)),
+            tuple(history.get(record.line, ())),
+        )
         for record in await journal.records()
     )
     return [row for row in rows if not failed_only or row.failed]

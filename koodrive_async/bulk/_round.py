@@ -42,7 +42,7 @@ Must never import: ``cli/``, ``rich``, ``argparse``, a journal backend.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from typing import Any
 
 from .._exceptions import CreateVetoedError, CredentialsError, KooDriveError, TaskFailedError
@@ -50,10 +50,11 @@ from .._models import Job, JobOutcome, Request, ShareTask, Task
 from .._pacing import SubmissionPacer
 from .._policies import RetryPolicy
 from ._claims import Claimer
-from ._journal import Journal, LeaseLostError, LineRecord, Pacer, State
+from ._journal import AttemptRecord, Journal, LeaseLostError, LineRecord, Pacer, State
 from ._options import DRAIN_SECONDS, UNREACHABLE_LIMIT, RunOptions, Stop, StopReason
 from ._plan import Plan
 from ._progress import Progress, RunStats
+from ._retry import subset_request
 from ._session import BulkSession
 from ._verdict import (
     LineVerdict,
@@ -105,10 +106,18 @@ class Control:
 class LineBook:
     """Records the verdicts of one run's lines in the journal and the counters."""
 
-    def __init__(self, journal: Journal, progress: Progress, stats: RunStats) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        progress: Progress,
+        stats: RunStats,
+        kinds: Mapping[int, str | None] | None = None,
+    ) -> None:
         self.journal = journal
         self.progress = progress
         self.stats = stats
+        #: ``{line: kind}`` of the plan, for the records the progress is told about.
+        self.kinds: Mapping[int, str | None] = kinds or {}
         #: Lines that went in doubt since the runner last cleared it.
         self.doubted: set[int] = set()
         #: Lines another worker took over from this one during the run.
@@ -140,7 +149,8 @@ class LineBook:
             self.doubted.add(line)
         if verdict.state != State.IN_DOUBT:
             # In-doubt lines are reported at the end, if no reconciliation settles them.
-            self.progress.line_done(_record(line, verdict))
+            history = tuple(await self.journal.attempts(line))
+            self.progress.line_done(_record(line, verdict, self.kinds.get(line), history))
         self.progress.update()
 
     async def _write(self, line: int, verdict: LineVerdict) -> None:
@@ -175,19 +185,24 @@ class LineBook:
         self.progress.update()
 
 
-def _record(line: int, verdict: LineVerdict) -> LineRecord:
+def _record(
+    line: int, verdict: LineVerdict, kind: str | None, history: tuple[AttemptRecord, ...]
+) -> LineRecord:
+    last = history[-1] if history else None
     return LineRecord(
         line=line,
-        kind=None,
+        kind=kind,
         state=verdict.state,
         task_id=verdict.task_id,
         result_code=verdict.result_code,
         error_type=verdict.error_type,
         error=verdict.error,
-        attempts=0,
+        attempts=last.attempt if last is not None else 0,
         outcome=verdict.outcome,
         failed_files=verdict.failed_files,
         download_url=verdict.download_url,
+        retry_files=last.sent_files if last is not None else (),
+        history=history,
     )
 
 
@@ -251,6 +266,8 @@ class Submissions:
         # pending in the journal; failed once another create gets through.
         self.unreachable: list[tuple[int, LineVerdict]] = []
         self.dead_endpoint = False
+        #: ``{line: files}``: the lines a retry sends only some files of (the runner sets it).
+        self.retry_files: dict[int, tuple[str, ...]] = {}
 
     async def feed(self, claimer: Claimer) -> AsyncIterator[Request]:
         """The claimed lines' requests, each marked "submitting" right before it is handed over."""
@@ -276,6 +293,10 @@ class Submissions:
                     if self.control.closed:
                         return
                 request = self.plan.request(line)
+                files = self.retry_files.get(line)
+                if files:
+                    # A retry of a partial failure: the same job, only the failed files.
+                    request = subset_request(request, files)
                 key = id(request)
                 try:
                     # The offset known now: the create is sent after this, so its

@@ -143,7 +143,9 @@ class PlanRun:
         self.progress: Progress = progress if progress is not None else NoProgress()
         self.control = Control()
         self.stats = RunStats()
-        self._book = LineBook(journal, self.progress, self.stats)
+        self._book = LineBook(
+            journal, self.progress, self.stats, {ln.number: ln.kind for ln in plan.lines}
+        )
         self._subs: Submissions | None = None
         self._sent_before: dict[int, datetime] = {}
         self._run_no: int | None = None
@@ -176,6 +178,13 @@ class PlanRun:
             self._sent_before = {line: last_activity for line in newly_in_doubt}
         if self.options.retry_rejected:
             await journal.reset_rejected()
+        if self.options.retry_failed:
+            retried = await journal.reset_failed()
+            if retried:
+                self.progress.message(
+                    f"--retry-failed: sending {retried} line(s) whose task failed again "
+                    "(after a partial failure, only its failed files)"
+                )
         if newly_in_doubt:
             self.progress.message(
                 f"{len(newly_in_doubt)} line(s) were interrupted between sending and recording "
@@ -338,6 +347,10 @@ class PlanRun:
         subs = self._subs = Submissions(
             self.plan, session, self.options, self._book, self.control, self._pacer
         )
+        # Every state: a retry in doubt now may be proven not created and sent again.
+        subs.retry_files = {
+            r.line: r.retry_files for r in await self.journal.records() if r.retry_files
+        }
         done, looks = await self._start(session)
         stats, journal = self.stats, self.journal
         counts = await journal.counts()

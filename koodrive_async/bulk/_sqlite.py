@@ -2,8 +2,17 @@
 
 Owns the schema (versions and migrations, each when the journal is opened:
 version 1, without ``clock_offset``, to 2; version 2, without the columns of
-how a job ended, to 3; a later version is refused), the durability levels
-and the file lock. The states and the interface are in ``_journal.py``.
+how a job ended, to 3; version 3, without the ``attempts`` history and
+``retry_files``, to 4; a later version is refused), the durability levels
+and the file lock.
+
+Attempts: every "submitting" mark inserts a row in ``attempts`` (line,
+attempt number, the files it sends) in the same transaction, and every later
+transition of the line updates that row too (task id, state, how it ended),
+so the table holds what each attempt did and which task did it, even when
+the line is sent again. A reset (``reset_failed`` and the others) changes
+only the line: the attempt it ends keeps its final state. The states and
+the interface are in ``_journal.py``.
 
 ``submitting`` is committed *before* the create request is sent and the task id
 right after the response, both with ``synchronous=FULL`` so that they survive
@@ -37,6 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ._journal import (
+    AttemptRecord,
     JournalBusyError,
     JournalError,
     JournalMismatchError,
@@ -45,14 +55,16 @@ from ._journal import (
     ReconciliationRow,
     State,
 )
+from ._retry import next_files, retryable
 
 __all__ = ["SCHEMA_VERSION", "SQLiteJournal", "default_journal_path"]
 
-#: The schema this release writes. Versions 1 (no ``clock_offset``) and 2 (no
-#: ``outcome``, ``failed_files``, ``download_url``) are migrated to it when
-#: opened; a journal of a later version is refused.
-SCHEMA_VERSION = "3"
-_READABLE_VERSIONS = frozenset({"1", "2", SCHEMA_VERSION})
+#: The schema this release writes. Versions 1 (no ``clock_offset``), 2 (no
+#: ``outcome``, ``failed_files``, ``download_url``) and 3 (no ``attempts``
+#: table, no ``retry_files``) are migrated to it when opened; a journal of a
+#: later version is refused.
+SCHEMA_VERSION = "4"
+_READABLE_VERSIONS = frozenset({"1", "2", "3", SCHEMA_VERSION})
 
 
 _SCHEMA = """
@@ -77,9 +89,27 @@ CREATE TABLE IF NOT EXISTS lines (
     updated_at    TEXT NOT NULL,
     outcome       TEXT,                 -- how a job or share task ended (bulk Outcome), or NULL
     failed_files  TEXT,                 -- JSON array of the ids of its failed files, or NULL
-    download_url  TEXT                  -- a package's link (its query holds a token), or NULL
+    download_url  TEXT,                 -- a package's link (its query holds a token), or NULL
+    retry_files   TEXT                  -- JSON array of the files the next create sends, or NULL
 );
 CREATE INDEX IF NOT EXISTS lines_by_state ON lines (state);
+CREATE TABLE IF NOT EXISTS attempts (
+    line          INTEGER NOT NULL,     -- the plan line
+    attempt       INTEGER NOT NULL,     -- the line's attempts count when it was marked
+    state         TEXT NOT NULL,        -- the line's state when the attempt last changed
+    task_id       TEXT,
+    outcome       TEXT,
+    result_code   TEXT,
+    error_type    TEXT,
+    error         TEXT,
+    failed_files  TEXT,                 -- JSON array, or NULL
+    sent_files    TEXT,                 -- JSON array of the files it sent, NULL: the whole line
+    download_url  TEXT,
+    submitting_at TEXT,
+    submitted_at  TEXT,
+    finished_at   TEXT,
+    PRIMARY KEY (line, attempt)
+);
 CREATE TABLE IF NOT EXISTS runs (
     run        INTEGER PRIMARY KEY,
     started_at TEXT NOT NULL,
@@ -113,7 +143,28 @@ def _offset(value: object) -> float | None:
 
 _COLUMNS = (
     "line, kind, state, task_id, result_code, error_type, error, attempts, outcome,"
-    " failed_files, download_url"
+    " failed_files, download_url, retry_files"
+)
+
+_ATTEMPT_COLUMNS = (
+    "line, attempt, state, task_id, outcome, result_code, error_type, error, failed_files,"
+    " sent_files, submitting_at, submitted_at, finished_at, download_url"
+)
+
+#: The current attempt of a line takes what the line now holds (run after
+#: each transition, in its transaction). Parameters: the line, twice.
+_SYNC_ATTEMPT = (
+    "UPDATE attempts SET (state, task_id, outcome, result_code, error_type, error,"
+    " failed_files, download_url, submitted_at, finished_at) = (SELECT state, task_id,"
+    " outcome, result_code, error_type, error, failed_files, download_url, submitted_at,"
+    " finished_at FROM lines WHERE lines.line = attempts.line)"
+    " WHERE line = ? AND attempt = (SELECT attempts FROM lines WHERE line = ?)"
+)
+
+#: The attempt a "submitting" mark starts (after the line's update). Parameter: the line.
+_NEW_ATTEMPT = (
+    "INSERT OR REPLACE INTO attempts (line, attempt, state, sent_files, submitting_at)"
+    " SELECT line, attempts, state, retry_files, submitting_at FROM lines WHERE line = ?"
 )
 
 #: Columns added by version 3, with their types, in the order they are added.
@@ -131,9 +182,34 @@ def _file_ids(value: object) -> tuple[str, ...]:
     return tuple(str(i) for i in ids) if isinstance(ids, list) else ()
 
 
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _attempt(row: tuple[object, ...]) -> AttemptRecord:
+    line, attempt, state, task_id, outcome, result_code, error_type, error = row[:8]
+    failed_files, sent_files, submitting_at, submitted_at, finished_at, download_url = row[8:]
+    return AttemptRecord(
+        line=int(line),  # type: ignore[call-overload]
+        attempt=int(attempt),  # type: ignore[call-overload]
+        state=str(state),
+        task_id=_text(task_id),
+        outcome=_text(outcome),
+        result_code=_text(result_code),
+        error_type=_text(error_type),
+        error=_text(error),
+        failed_files=_file_ids(failed_files),
+        sent_files=_file_ids(sent_files),
+        submitting_at=_parse_time(submitting_at),
+        submitted_at=_parse_time(submitted_at),
+        finished_at=_parse_time(finished_at),
+        download_url=_text(download_url),
+    )
+
+
 def _record(row: tuple[object, ...]) -> LineRecord:
     line, kind, state, task_id, result_code, error_type, error, attempts = row[:8]
-    outcome, failed_files, download_url = row[8:]
+    outcome, failed_files, download_url, retry_files = row[8:]
     return LineRecord(
         line=int(line),  # type: ignore[call-overload]
         kind=kind,  # type: ignore[arg-type]
@@ -146,6 +222,7 @@ def _record(row: tuple[object, ...]) -> LineRecord:
         outcome=outcome if isinstance(outcome, str) else None,
         failed_files=_file_ids(failed_files),
         download_url=download_url if isinstance(download_url, str) else None,
+        retry_files=_file_ids(retry_files),
     )
 
 
@@ -175,6 +252,18 @@ def _migrate(conn: sqlite3.Connection) -> str | None:
             # 2 -> 3: how a job or share task ended. Lines finished by an
             # earlier release have none (NULL: not recorded).
             conn.execute(f"ALTER TABLE lines ADD COLUMN {name} {kind}")
+    if "retry_files" not in columns:
+        # 3 -> 4: the attempts history. An earlier release kept only a line's
+        # last attempt: it becomes the line's one known attempt (its number
+        # the attempts count), as having sent the whole line.
+        conn.execute("ALTER TABLE lines ADD COLUMN retry_files TEXT")
+        conn.execute(
+            "INSERT OR IGNORE INTO attempts (line, attempt, state, task_id, outcome, result_code,"
+            " error_type, error, failed_files, download_url, submitting_at, submitted_at,"
+            " finished_at) SELECT line, attempts, state, task_id, outcome, result_code,"
+            " error_type, error, failed_files, download_url, submitting_at, submitted_at,"
+            " finished_at FROM lines WHERE attempts > 0"
+        )
     if version is not None and version != SCHEMA_VERSION:
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
         version = SCHEMA_VERSION
@@ -285,6 +374,19 @@ class SQLiteJournal:
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             cursor = self._conn.execute(sql, tuple(params))
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        return cursor.rowcount
+
+    def _write_line(self, level: str, line: int, sql: str, params: Iterable[object]) -> int:
+        """One change of ``line``, and its current attempt following it, in one transaction."""
+        self._synchronous(level)
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            cursor = self._conn.execute(sql, tuple(params))
+            self._conn.execute(_SYNC_ATTEMPT, (line, line))
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")
@@ -437,19 +539,26 @@ class SQLiteJournal:
         """
         lines = self.lines_in(State.SUBMITTING)
         if lines:
-            self._write(
-                "FULL",
-                "UPDATE lines SET state = ?, error_type = ?, error = ?, updated_at = ?"
-                " WHERE state = ?",
-                (
-                    State.IN_DOUBT,
-                    "interrupted",
-                    "the run stopped after the create request was sent (or about to be) and "
-                    "before its answer was recorded: the task may or may not exist",
-                    _now(),
-                    State.SUBMITTING,
-                ),
-            )
+            self._synchronous("FULL")
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute(
+                    "UPDATE lines SET state = ?, error_type = ?, error = ?, updated_at = ?"
+                    " WHERE state = ?",
+                    (
+                        State.IN_DOUBT,
+                        "interrupted",
+                        "the run stopped after the create request was sent (or about to be) "
+                        "and before its answer was recorded: the task may or may not exist",
+                        _now(),
+                        State.SUBMITTING,
+                    ),
+                )
+                self._conn.executemany(_SYNC_ATTEMPT, ((line, line) for line in lines))
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
         return lines
 
     def last_activity(self, state: str | None = None) -> datetime | None:
@@ -471,8 +580,8 @@ class SQLiteJournal:
             ``submitting_at`` (None: unknown).
         """
         rows = self._conn.execute(
-            "SELECT line, kind, state, task_id, submitting_at, updated_at, clock_offset"
-            " FROM lines WHERE state = ? OR task_id IS NOT NULL ORDER BY line",
+            "SELECT line, kind, state, task_id, submitting_at, updated_at, clock_offset,"
+            " retry_files FROM lines WHERE state = ? OR task_id IS NOT NULL ORDER BY line",
             (State.IN_DOUBT,),
         ).fetchall()
         return [
@@ -484,6 +593,7 @@ class SQLiteJournal:
                 _parse_time(r[4]),
                 _parse_time(r[5]),
                 _offset(r[6]),
+                retry_files=_file_ids(r[7]),
             )
             for r in rows
         ]
@@ -498,6 +608,7 @@ class SQLiteJournal:
 
         Only lines still ``in_doubt`` are changed.
         """
+        not_created = list(not_created)
         now = _now()
         self._synchronous("FULL")
         self._conn.execute("BEGIN IMMEDIATE")
@@ -514,6 +625,10 @@ class SQLiteJournal:
                 "UPDATE lines SET state = ?, error_type = NULL, error = NULL, updated_at = ?"
                 " WHERE line = ? AND state = ?",
                 ((State.PENDING, now, line, State.IN_DOUBT) for line in not_created),
+            )
+            # Their attempts: matched ones made that task, the others created nothing.
+            self._conn.executemany(
+                _SYNC_ATTEMPT, ((line, line) for line in [*matched, *not_created])
             )
             self._conn.execute("COMMIT")
         except BaseException:
@@ -547,6 +662,48 @@ class SQLiteJournal:
             (State.PENDING, _now(), State.FAILED),
         )
 
+    def reset_failed(self) -> int:
+        """Put the lines whose task the service reported FAILED back to ``pending``.
+
+        For ``--retry-failed``.
+
+        Which lines: ``_retry.retryable`` (never in doubt, refused or
+        cancelled). The finished attempt stays as it is in ``attempts``; the
+        line forgets its task and outcome, and its ``retry_files`` become
+        the files the next create sends (``_retry.next_files``: after a
+        partial failure the failed files only). One durable transaction.
+
+        Returns:
+            How many lines were reset.
+        """
+        moves = [(next_files(r), r.line) for r in self.records(State.FAILED) if retryable(r)]
+        if not moves:
+            return 0
+        now = _now()
+        self._synchronous("FULL")
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.executemany(
+                "UPDATE lines SET state = ?, retry_files = ?, task_id = NULL, result_code = NULL,"
+                " error_type = NULL, error = NULL, outcome = NULL, failed_files = NULL,"
+                " download_url = NULL, updated_at = ? WHERE line = ? AND state = ?",
+                (
+                    (
+                        State.PENDING,
+                        json.dumps(list(files)) if files else None,
+                        now,
+                        line,
+                        State.FAILED,
+                    )
+                    for files, line in moves
+                ),  # fmt: skip
+            )
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        return len(moves)
+
     # ------------------------------------------------------------------ transitions
 
     def mark_submitting(self, line: int, *, clock_offset: float | None = None) -> None:
@@ -560,20 +717,28 @@ class SQLiteJournal:
                 ``createTime`` of listed tasks.
         """
         now = _now()
-        self._write(
-            "FULL",
-            "UPDATE lines SET state = ?, attempts = attempts + 1, submitting_at = ?,"
-            " clock_offset = ?, task_id = NULL, result_code = NULL, error_type = NULL,"
-            " error = NULL, outcome = NULL, failed_files = NULL, download_url = NULL,"
-            " updated_at = ? WHERE line = ?",
-            (State.SUBMITTING, now, clock_offset, now, line),
-        )
+        self._synchronous("FULL")
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute(
+                "UPDATE lines SET state = ?, attempts = attempts + 1, submitting_at = ?,"
+                " clock_offset = ?, task_id = NULL, result_code = NULL, error_type = NULL,"
+                " error = NULL, outcome = NULL, failed_files = NULL, download_url = NULL,"
+                " submitted_at = NULL, finished_at = NULL, updated_at = ? WHERE line = ?",
+                (State.SUBMITTING, now, clock_offset, now, line),
+            )
+            self._conn.execute(_NEW_ATTEMPT, (line,))
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
 
     def mark_submitted(self, line: int, task_id: str) -> None:
         """Commit (durably) the task id the create call returned for ``line``."""
         now = _now()
-        self._write(
+        self._write_line(
             "FULL",
+            line,
             "UPDATE lines SET state = ?, task_id = ?, submitted_at = ?, updated_at = ?"
             " WHERE line = ?",
             (State.SUBMITTED, task_id, now, now, line),
@@ -584,8 +749,9 @@ class SQLiteJournal:
 
         The error is kept, to say why it is pending.
         """
-        self._write(
+        self._write_line(
             "FULL",
+            line,
             "UPDATE lines SET state = ?, error_type = ?, error = ?, updated_at = ?"
             " WHERE line = ? AND task_id IS NULL",
             (State.PENDING, error_type, error, _now(), line),
@@ -623,8 +789,9 @@ class SQLiteJournal:
             raise ValueError(f"not a final state: {state!r}")
         now = _now()
         files = json.dumps(list(failed_files)) if failed_files else None
-        self._write(
+        self._write_line(
             "NORMAL" if state != State.IN_DOUBT else "FULL",
+            line,
             "UPDATE lines SET state = ?, task_id = COALESCE(?, task_id), result_code = ?,"
             " error_type = ?, error = ?, outcome = ?, failed_files = ?, download_url = ?,"
             " finished_at = ?, updated_at = ? WHERE line = ?",
@@ -645,8 +812,9 @@ class SQLiteJournal:
 
     def note_error(self, line: int, *, error_type: str, error: str) -> None:
         """Record an error on a line without changing its state (a lost wait)."""
-        self._write(
+        self._write_line(
             "NORMAL",
+            line,
             "UPDATE lines SET error_type = ?, error = ?, updated_at = ? WHERE line = ?",
             (error_type, error, _now(), line),
         )
@@ -713,6 +881,19 @@ class SQLiteJournal:
             "SELECT outcome, COUNT(*) FROM lines WHERE outcome IS NOT NULL GROUP BY outcome"
         ).fetchall()
         return {str(r[0]): int(r[1]) for r in rows}
+
+    def attempts(self, line: int | None = None) -> list[AttemptRecord]:
+        """Return every attempt (of ``line``, or of every line), by line then attempt number."""
+        if line is None:
+            rows = self._conn.execute(
+                f"SELECT {_ATTEMPT_COLUMNS} FROM attempts ORDER BY line, attempt"
+            ).fetchall()
+        else:
+            rows = self._conn.execute(
+                f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE line = ? ORDER BY attempt",
+                (line,),
+            ).fetchall()
+        return [_attempt(r) for r in rows]
 
 
 def default_journal_path(plan: Path) -> Path:

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import cast
 
 from ._journal import (
+    AttemptRecord,
     Claim,
     Journal,
     LineRecord,
@@ -172,6 +173,10 @@ class SyncJournalAdapter:
         """Failed lines without a task id back to pending."""
         return self.inner.reset_rejected()
 
+    async def reset_failed(self) -> int:
+        """Lines whose task failed back to pending (``--retry-failed``)."""
+        return self.inner.reset_failed()
+
     async def mark_submitting(self, line: int, *, clock_offset: float | None = None) -> None:
         """Durably record that a create is about to be sent."""
         self.inner.mark_submitting(line, clock_offset=clock_offset)
@@ -239,6 +244,10 @@ class SyncJournalAdapter:
     async def outcome_counts(self) -> dict[str, int]:
         """Finished lines per outcome."""
         return self.inner.outcome_counts()
+
+    async def attempts(self, line: int | None = None) -> list[AttemptRecord]:
+        """Every attempt (of ``line``, or of every line)."""
+        return self.inner.attempts(line)
 
     async def holders(self) -> dict[str, int]:
         """No leases: empty."""

@@ -58,6 +58,7 @@ def _run_command(args: argparse.Namespace) -> RunCommand:
         skip_invalid=args.skip_invalid,
         resubmit_in_doubt=args.resubmit_in_doubt,
         retry_rejected=args.retry_rejected,
+        retry_failed=args.retry_failed,
         reconcile=args.reconcile,
         settle=args.settle_time,
         max_list_pages=args.max_list_pages,

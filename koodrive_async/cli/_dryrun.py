@@ -53,6 +53,14 @@ def print_dry_run(plan: Plan, command: RunCommand, options: RunOptions, out: IO[
         write(f"journal {journal} exists: a real run resumes it (finished lines are skipped)\n")
     else:
         write(f"journal {journal} would be created\n")
+    if command.retry_failed or command.retry_rejected:
+        # The journal is not opened (it would be locked and migrated): the
+        # report reads it, and names the lines a real run would send again.
+        write(
+            "a dry run does not read the journal: `koodrive-async report "
+            f"{command.plan} --failed` lists the failed lines --retry-failed / "
+            "--retry-rejected would send again\n"
+        )
     if preview.first_bodies:
         write(f"first {len(preview.first_bodies)} request(s) (secrets masked):\n")
     for number, kind, body in preview.first_bodies:

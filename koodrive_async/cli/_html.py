@@ -185,6 +185,23 @@ def render_html(rows: Sequence[ReportRow], *, plan_name: str, journal: str) -> s
         out.append("</table>")
     else:
         out.append("<p>None.</p>")
+    retried = [r for r in rows if r.retried]
+    out.append(f"<h2>Retried lines ({len(retried)})</h2>")
+    if retried:
+        out.append('<table class="failures"><tr><th>line</th><th>kind</th><th>verdict</th>'
+                   "<th>attempts</th><th>task id</th><th>earlier task ids</th>"
+                   "<th>files of the last attempt</th></tr>")  # fmt: skip
+        for r in retried:
+            sent = " ".join(r.sent_files) if r.sent_files else "the whole line"
+            out.append(
+                f'<tr><td class="n">{r.line}</td><td>{_t(r.kind or "-")}</td>'
+                f'<td class="{_t(r.verdict)}">{_t(r.verdict)}</td><td class="n">{r.attempts}</td>'
+                f"<td>{_t(r.task_id or '-')}</td><td>{_t(' '.join(r.previous_task_ids) or '-')}"
+                f"</td><td>{_t(sent)}</td></tr>"
+            )
+        out.append("</table>")
+    else:
+        out.append("<p>None.</p>")
     out.append("<h2>The run over time</h2>")
     out.append(_timeline_svg(rows))
     out.append("<h2>Task durations</h2>")

@@ -333,6 +333,13 @@ def _add_run_recovery(run: argparse.ArgumentParser) -> None:
         action="store_true",
         help="send again the lines whose create was refused (nothing was created for them)",
     )
+    run.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="send again the lines whose task the service reported FAILED; after a partial "
+        "failure only the failed files, as a new job of the same kind. Never a line in doubt, "
+        "a refused line (--retry-rejected) or a cancelled job",
+    )
 
 
 def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -80,10 +80,14 @@ class RowWriter:
         if self._csv is not None:
             self._csv.writerow([_cell(data[k]) for k in FIELDS])
         elif self._fmt == "jsonl":
+            # JSON holds every attempt; CSV and the table the earlier task ids.
+            data["history"] = mask(row.history_dicts())
             self._out.write(json.dumps(data, ensure_ascii=False) + "\n")
         else:
             ended = data["outcome"] if data["outcome"] not in (None, "succeeded") else None
-            detail = " - ".join(t for t in (ended, data["meaning"], data["error"]) if t)
+            earlier = data["previous_task_ids"]
+            before = f"earlier tasks {' '.join(earlier)}" if earlier else None
+            detail = " - ".join(t for t in (ended, data["meaning"], data["error"], before) if t)
             self._out.write(
                 f"{row.line:>6}  {_cell(row.kind):<8} {row.verdict:<11} "
                 f"{_cell(row.task_id) or '-':<20} {_cell(row.code) or '-':<9} "
@@ -93,7 +97,10 @@ class RowWriter:
 
 
 class ManifestProgress:
-    """``run --report FILE``: each finished line's row goes to FILE, then to ``inner``."""
+    """``run --report FILE``: each finished line's row goes to FILE, then to ``inner``.
+
+    A row's earlier attempts come with its record (``LineRecord.history``).
+    """
 
     def __init__(self, inner: Progress, writer: RowWriter) -> None:
         self._inner = inner
@@ -111,7 +118,7 @@ class ManifestProgress:
     def line_done(self, record: LineRecord) -> None:
         """Write the line's row (finished now), then pass on."""
         now = datetime.now(UTC)
-        self._writer.write(row_from_record(record, (None, None, now)))
+        self._writer.write(row_from_record(record, (None, None, now), record.history))
         self._inner.line_done(record)
 
     def message(self, text: str) -> None:

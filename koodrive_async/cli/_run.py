@@ -45,6 +45,7 @@ from ..bulk import (
 )
 from ..bulk._mask import mask
 from ..bulk._open import DEFAULT_LEASE
+from ..bulk._retry import retryable
 from ._codes import PROG, UsageError, run_exit_code
 from ._connect import Connection, OpenedSession, open_session
 from ._dryrun import print_dry_run
@@ -85,7 +86,7 @@ class RunCommand:
         report: A manifest file written as the lines finish (``.jsonl`` or ``.csv``).
         log_format: ``text``, or ``json`` (one JSON log object per event on stderr).
         concurrency, rate, timeout, poll, resubmit_in_doubt, retry_rejected,
-        reconcile, settle, max_list_pages: As
+        retry_failed, reconcile, settle, max_list_pages: As
             :class:`koodrive_async.bulk.RunOptions`.
     """
 
@@ -101,6 +102,7 @@ class RunCommand:
     skip_invalid: bool = False
     resubmit_in_doubt: bool = False
     retry_rejected: bool = False
+    retry_failed: bool = False
     reconcile: bool = True
     settle: float = SETTLE_SECONDS
     max_list_pages: int = MAX_LIST_PAGES
@@ -122,6 +124,7 @@ class RunCommand:
                 poll=self.poll,
                 resubmit_in_doubt=self.resubmit_in_doubt,
                 retry_rejected=self.retry_rejected,
+                retry_failed=self.retry_failed,
                 reconcile=self.reconcile,
                 settle=self.settle,
                 max_list_pages=self.max_list_pages,
@@ -190,11 +193,11 @@ async def _nothing_to_do(journal: Journal, plan: Path) -> str:
     """The "nothing to do" message, with what the user can do next."""
     failed = await journal.records(State.FAILED)
     refused = sum(1 for r in failed if r.task_id is None)
+    # Cancelled jobs and vanished tasks are neither: the flags leave them alone.
+    again = sum(1 for r in failed if retryable(r))
     steps = []
-    if len(failed) > refused:
-        steps.append(
-            f"--retry-failed sends the {len(failed) - refused} line(s) whose task failed again"
-        )
+    if again:
+        steps.append(f"--retry-failed sends the {again} line(s) whose task failed again")
     if refused:
         steps.append(f"--retry-rejected sends the {refused} refused line(s) again")
     steps.append(f"`{PROG} report {plan}` lists every line (--failed: the failed ones)")

@@ -70,6 +70,8 @@ class AdminRoutes:
             (post, "/_emulator/clock", self.post_clock),
             (get, "/_emulator/quota", self.get_quota),
             (post, "/_emulator/quota", self.post_quota),
+            (get, "/_emulator/failures", self.get_failures),
+            (post, "/_emulator/failures", self.post_failures),
             (post, "/_emulator/reset", self.post_reset),
             (get, "/_emulator/health", self.health),
             (get, "/_emulator/auth", self.get_auth),
@@ -201,6 +203,37 @@ class AdminRoutes:
             return _bad(str(exc))
         self._core.quota.set(quota)
         return web.json_response({"quota": None if quota is None else quota.to_json()})
+
+    def _failures(self) -> web.Response:
+        config = self._core.config
+        return web.json_response(
+            {"failure_rate": config.failure_rate, "file_failure_rate": config.file_failure_rate}
+        )
+
+    async def get_failures(self, _request: web.Request) -> web.Response:
+        """``GET /_emulator/failures``: how often new tasks and their files fail."""
+        return self._failures()
+
+    async def post_failures(self, request: web.Request) -> web.Response:
+        """``POST /_emulator/failures``: set ``failure_rate`` / ``file_failure_rate`` (0..1).
+
+        For the tasks created from now on; ``{"failure_rate": 0,
+        "file_failure_rate": 0}`` stops failing.
+        """
+        body = await _json_object(request)
+        unknown = set(body) - {"failure_rate", "file_failure_rate"}
+        if unknown:
+            return _bad(f"unknown fields: {sorted(unknown)}")
+        rates = {}
+        for name, value in body.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return _bad(f"{name} must be a number within 0..1")
+            rates[name] = float(value)
+        try:
+            self._core.set_failure_rates(**rates)
+        except ValueError as exc:
+            return _bad(str(exc))
+        return self._failures()
 
     async def post_reset(self, _request: web.Request) -> web.Response:
         """``POST /_emulator/reset``: forget tasks, ledger and faults."""

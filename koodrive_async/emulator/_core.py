@@ -19,6 +19,7 @@ from collections.abc import Callable
 from email.utils import formatdate
 from typing import Any
 
+import attrs
 from aiohttp import web
 
 from ._clock import EmulatorClock
@@ -85,6 +86,32 @@ class EmulatorCore:
             The fault.
         """
         return self.faults.add(make_fault(kind, **kwargs))
+
+    def set_failure_rates(
+        self, *, failure_rate: float | None = None, file_failure_rate: float | None = None
+    ) -> EmulatorConfig:
+        """Change how often the tasks created from now on fail (None: unchanged).
+
+        Args:
+            failure_rate: See ``EmulatorConfig.failure_rate``.
+            file_failure_rate: See ``EmulatorConfig.file_failure_rate``.
+
+        Returns:
+            The configuration now in use.
+
+        Raises:
+            ValueError: A rate outside 0..1.
+        """
+        config = self.config
+        self.config = attrs.evolve(
+            config,
+            failure_rate=config.failure_rate if failure_rate is None else failure_rate,
+            file_failure_rate=(
+                config.file_failure_rate if file_failure_rate is None else file_failure_rate
+            ),
+        )
+        self.state.reconfigure(self.config)
+        return self.config
 
     def reset(self) -> None:
         """Forget tasks, ledger, faults, issued tokens and quota counters; clock back to real time.

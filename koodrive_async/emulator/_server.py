@@ -242,6 +242,28 @@ class KooDriveEmulator:
         """
         self._core.quota.set(make_quota(quota))
 
+    def set_failure_rates(
+        self, *, failure_rate: float | None = None, file_failure_rate: float | None = None
+    ) -> EmulatorConfig:
+        """Change how often the tasks created from now on fail (``POST /_emulator/failures``).
+
+        The tasks already created keep their fate. Set both to 0 to stop
+        failing, for instance before a ``run --retry-failed``.
+
+        Args:
+            failure_rate: Share of tasks that fail (None: unchanged).
+            file_failure_rate: Share of each job's files that fail (None: unchanged).
+
+        Returns:
+            The configuration now in use (also :attr:`config`).
+
+        Raises:
+            ValueError: A rate outside 0..1.
+        """
+        return self._core.set_failure_rates(
+            failure_rate=failure_rate, file_failure_rate=file_failure_rate
+        )
+
     def clear_faults(self) -> None:
         """Remove every fault."""
         self._core.faults.clear()

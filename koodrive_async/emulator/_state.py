@@ -366,6 +366,10 @@ class EmulatorState:
         self._lock = threading.Lock()
         self.clear()
 
+    def reconfigure(self, config: EmulatorConfig) -> None:
+        """Use ``config`` for the tasks created from now on (the tasks held keep their fate)."""
+        self._config = config
+
     def clear(self) -> None:
         """Forget every task and re-seed the outcome RNG."""
         self._rng = random.Random(self._config.seed)

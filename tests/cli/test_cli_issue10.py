@@ -155,18 +155,26 @@ _EARLIER = "2020-01-01T00:00:00.000Z"
 
 
 def _v1_journal(
-    path: Path, plan: Path, states: dict[int, tuple[str, str | None]], *, version: str = "1"
+    path: Path,
+    plan: Path,
+    states: dict[int, tuple[str, str | None]],
+    *,
+    version: str = "1",
+    attempts: int = 1,
 ) -> None:
-    """Write a version 1 (or 2: with ``clock_offset``) journal of ``plan``.
+    """Write a version 1 (2: with ``clock_offset``; 3: and how jobs ended) journal of ``plan``.
 
-    ``states``: ``{line: (state, task id)}``.
+    ``states``: ``{line: (state, task id)}``; ``attempts``: of every line not pending.
     """
     loaded = load_plan(plan)
     conn = sqlite3.connect(path)
     try:
         conn.executescript(_SCHEMA_V1)
-        if version == "2":
+        if version in ("2", "3"):
             conn.execute("ALTER TABLE lines ADD COLUMN clock_offset REAL")
+        if version == "3":
+            for column in ("outcome", "failed_files", "download_url"):
+                conn.execute(f"ALTER TABLE lines ADD COLUMN {column} TEXT")
         conn.executemany(
             "INSERT INTO meta (key, value) VALUES (?, ?)",
             [
@@ -187,7 +195,7 @@ def _v1_journal(
                     ln.kind,
                     state,
                     task_id,
-                    0 if state == State.PENDING else 1,
+                    0 if state == State.PENDING else attempts,
                     None if state == State.PENDING else _EARLIER,
                     _EARLIER,
                 ),
@@ -228,6 +236,52 @@ async def test_a_version_1_journal_is_migrated_and_resumed(
     assert rows[2]["clock_offset"] is None and rows[3]["clock_offset"] is not None
     with Journal.open(journal) as opened:
         assert opened.get_meta("schema_version") == SCHEMA_VERSION
+        # Through the whole chain (1 -> 4): the attempts the journal knew, and the new one.
+        history = [(a.line, a.attempt, a.task_id) for a in opened.attempts()]
+    assert history == [(1, 1, first), (2, 1, created["V2"][0]), (3, 1, created["V3"][0])]
+
+
+async def test_a_version_3_journal_is_migrated_and_its_partial_failure_retried(
+    emu: KooDriveEmulator, cli: Cli, tmp_path: Path
+) -> None:
+    files = [{"fileId": f} for f in ("A", "B", "C")]
+    line = job_line("A", taskInfo={"srcContainerId": "IAABsrc", "fileInfo": files})
+    plan = write_plan(tmp_path / "plan.jsonl", [line, job_line("Z")])
+    loaded = load_plan(plan)
+    async with KooDriveSession(emu.url, user_id=USER_ID, token="t") as session:
+        ids = [await session.submit(loaded.request(n)) for n in (1, 2)]
+    journal = tmp_path / "plan.journal.sqlite"
+    # Release 3 finished line 1 on its second attempt, B failed; line 2 succeeded.
+    _v1_journal(
+        journal,
+        plan,
+        {1: (State.FAILED, ids[0]), 2: (State.SUCCEEDED, ids[1])},
+        version="3",
+        attempts=2,
+    )
+    conn = sqlite3.connect(journal)
+    conn.execute(
+        "UPDATE lines SET outcome = 'partially_failed', failed_files = ?, result_code ="
+        " '18000205' WHERE line = 1",
+        (json.dumps(["B"]),),
+    )
+    conn.execute("UPDATE lines SET outcome = 'succeeded' WHERE line = 2")
+    conn.commit()
+    conn.close()
+    emu.clear_requests()
+    result = await cli("run", str(plan), "--retry-failed", "--json", *POLL)
+    assert result.code == 0, result.err
+    (create,) = [e for e in emu.requests if e.route == "create_job"]
+    assert create.body["taskInfo"]["fileInfo"] == [{"fileId": "B"}]
+    with Journal.open(journal) as opened:
+        assert opened.get_meta("schema_version") == SCHEMA_VERSION == "4"
+        history = opened.attempts(1)
+        assert [(a.attempt, a.state, a.task_id) for a in history] == [
+            (2, State.FAILED, ids[0]),
+            (3, State.SUCCEEDED, create.task_id),
+        ]
+        assert history[0].failed_files == ("B",) and history[1].sent_files == ("B",)
+        assert [(a.attempt, a.task_id) for a in opened.attempts(2)] == [(2, ids[1])]
 
 
 async def test_a_version_2_journal_is_migrated_and_its_jobs_waited_for_at_job_detail(

@@ -207,3 +207,27 @@ async def test_admin_routes_need_no_auth_and_are_not_recorded(http, koodrive_emu
         assert resp.status == 200
         assert json.loads(await resp.text())["status"] == "ok"
     assert koodrive_emulator.requests == []
+
+
+async def test_admin_failures_switch_how_often_new_tasks_fail(start_emulator) -> None:
+    emu, api = await start_emulator(failure_rate=1.0, file_failure_rate=1.0)
+    doomed = await api.create("create_job")
+    reply = await api.request("GET", "/_emulator/failures")
+    assert reply.json == {"failure_rate": 1.0, "file_failure_rate": 1.0}
+    # Stop failing: the tasks created from now on succeed; the one before keeps its fate.
+    reply = await api.request(
+        "POST", "/_emulator/failures", json_body={"failure_rate": 0, "file_failure_rate": 0}
+    )
+    assert reply.status == 200 and reply.json == {"failure_rate": 0.0, "file_failure_rate": 0.0}
+    assert emu.config.failure_rate == 0.0 and emu.config.file_failure_rate == 0.0
+    fine = await api.create("create_job")
+    held = {t.task_id: t for t in emu.state.tasks()}
+    assert held[doomed].will_fail and all(f.failed for f in held[doomed].files)
+    assert not held[fine].will_fail and not any(f.failed for f in held[fine].files)
+    # One rate alone; the other stays.
+    assert emu.set_failure_rates(file_failure_rate=0.25).failure_rate == 0.0
+    assert emu.config.file_failure_rate == 0.25
+    for bad in ({"failure_rate": 2}, {"failure_rate": "0"}, {"file_failure_rate": True},
+                {"colour": 1}, [0]):  # fmt: skip
+        assert (await api.request("POST", "/_emulator/failures", json_body=bad)).status == 400
+    assert emu.config.file_failure_rate == 0.25 and emu.config.failure_rate == 0.0
