@@ -41,10 +41,12 @@ from typing import NamedTuple, Protocol
 import attrs
 
 __all__ = [
+    "Claim",
     "Journal",
     "JournalBusyError",
     "JournalError",
     "JournalMismatchError",
+    "LeaseLostError",
     "LineRecord",
     "Outcome",
     "PlanEntry",
@@ -102,6 +104,21 @@ class JournalMismatchError(JournalError):
         self.line = line
 
 
+class LeaseLostError(JournalError):
+    """This worker no longer holds the lease on a line: another worker took it over.
+
+    Raised by a shared journal's guarded writes (and its lease check right
+    before a create): the line must not be worked any further by this worker.
+
+    Attributes:
+        line: The plan line whose lease was lost.
+    """
+
+    def __init__(self, message: str, *, line: int) -> None:
+        super().__init__(message)
+        self.line = line
+
+
 @attrs.frozen
 class LineRecord:
     """One row of the journal.
@@ -146,6 +163,10 @@ class ReconciliationRow(NamedTuple):
         changed_at: When it last changed (this machine's clock).
         clock_offset: The service's clock minus ours at the "submitting"
             mark, in seconds (None: unknown).
+        fence_until: For a line taken over from a stopped worker while it was
+            "submitting": until when (this machine's clock) a create that worker
+            may still send would be accepted by the service; the line must not
+            be declared not created before then (None: no such fence).
     """
 
     line: int
@@ -155,6 +176,30 @@ class ReconciliationRow(NamedTuple):
     submitting_at: datetime | None
     changed_at: datetime | None
     clock_offset: float | None
+    fence_until: datetime | None = None
+
+
+@attrs.frozen
+class Claim:
+    """The lines one claim of a shared journal gave this worker (its lease held on each).
+
+    Attributes:
+        pending: Lines to submit.
+        submitted: Lines holding a task id to wait on (taken over from a
+            stopped worker, or resumed).
+        in_doubt: Lines a stopped worker left "submitting": now in doubt,
+            fenced (see :attr:`ReconciliationRow.fence_until`), for the
+            reconciliation to settle.
+    """
+
+    pending: tuple[int, ...] = ()
+    submitted: tuple[LineRecord, ...] = ()
+    in_doubt: tuple[int, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        """True when the claim gave nothing."""
+        return not (self.pending or self.submitted or self.in_doubt)
 
 
 #: ``(line, line_hash, kind, error)`` of one plan line, as a journal records it.
