@@ -46,7 +46,8 @@ _ACQUIRE = (
     f" granted = {_TAKE}, stamp = greatest(stamp, statement_timestamp())"
     " WHERE name = %(name)s"
     " RETURNING granted, tokens,"
-    " greatest(0.0, extract(epoch FROM hold_until - statement_timestamp())::float8)"
+    " extract(epoch FROM greatest(hold_until, statement_timestamp()) - statement_timestamp())"
+    "::float8"
 )
 _CREATE = (
     "INSERT INTO koodrive_rate (name, tokens, stamp)"

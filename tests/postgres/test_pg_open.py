@@ -1,4 +1,4 @@
-"""Opening the PostgreSQL journal: the schema (versioned, concurrent openers), masking, the driver."""
+"""Opening the PostgreSQL journal: the versioned schema, concurrent openers, masking, the driver."""
 
 from __future__ import annotations
 

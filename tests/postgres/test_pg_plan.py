@@ -1,4 +1,4 @@
-"""Loading a plan into the PostgreSQL journal: one plan, loaded once, by whichever worker is first."""
+"""Loading a plan into the PostgreSQL journal: one plan, loaded once, by the first worker."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ async def test_a_plan_with_lines_appended_is_extended(open_journal: JournalOpene
     # The grown plan is now the journal's plan: loading it again verifies it.
     assert await load(first, grown, "plan-a-grown") == "verified"
     (invalid,) = await first.records(State.INVALID)
-    assert (invalid.line, invalid.error, invalid.error_type) == (16, "not JSON", "invalid plan line")
+    assert (invalid.line, invalid.error) == (16, "not JSON")
+    assert invalid.error_type == "invalid plan line"
 
 
 async def test_a_journal_of_another_plan_is_refused(open_journal: JournalOpener) -> None:
@@ -57,3 +58,24 @@ async def test_a_plan_is_initialised_once_and_a_line_recorded_once(
     # Both refusals were atomic: nothing of them was kept.
     assert await journal.counts() == {State.PENDING: 3}
     assert await journal.get_meta("plan_hash") == "plan-a"
+
+
+async def test_two_plans_live_in_one_database_in_two_schemas(pg_url: str) -> None:
+    import psycopg
+
+    from koodrive_async.bulk._postgres import PostgresJournal
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA moves")
+        conn.execute("CREATE SCHEMA copies")
+    moves = await PostgresJournal.open(pg_url + "?options=-csearch_path%3Dmoves")
+    copies = await PostgresJournal.open(pg_url + "?options=-csearch_path%3Dcopies")
+    try:
+        await load(moves, entries(3), "plan-moves")
+        await load(copies, entries(5, salt="c"), "plan-copies")
+        assert await moves.counts() == {State.PENDING: 3}
+        assert await copies.counts() == {State.PENDING: 5}
+        assert "search_path" in moves.location
+    finally:
+        await moves.close()
+        await copies.close()
