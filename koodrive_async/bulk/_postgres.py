@@ -78,6 +78,12 @@ _COLUMNS = (
     " failed_files, download_url"
 )
 _LEASED = "holder = %(me)s AND lease_until > clock_timestamp()"
+#: Not held by this journal, and with no live lease (or one of an earlier process
+#: of the same worker id: a restarted worker takes its lines back at once).
+_FREE = (
+    "holder IS DISTINCT FROM %(me)s AND (lease_until IS NULL"
+    " OR lease_until <= clock_timestamp() OR worker = %(worker)s)"
+)
 _LEASE = "clock_timestamp() + %(lease)s::float8 * interval '1 second'"
 _INTERRUPTED = (
     "the worker stopped after the create request was sent (or about to be) and before its "
@@ -443,13 +449,21 @@ class PostgresJournal:
         if limit <= 0:
             return Claim()
         rows = await self._run(
-            "WITH picked AS ("
-            "  SELECT line, state AS was, lease_until AS old_lease FROM koodrive_lines"
-            "  WHERE (state IN ('pending', 'submitted') AND holder IS DISTINCT FROM %(me)s"
-            "         AND (lease_until IS NULL OR lease_until <= clock_timestamp()"
-            "              OR worker = %(worker)s))"
-            "     OR (state = 'submitting' AND lease_until <= clock_timestamp())"
-            "  ORDER BY line LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+            # One index range per state (koodrive_lines_by_state), so a claim
+            # reads about `limit` rows, not the whole plan; the lines a stopped
+            # worker left "submitting" first, then those with a task id.
+            "WITH doubt AS (SELECT line, state, lease_until, 0 AS rank FROM koodrive_lines"
+            "  WHERE state = 'submitting' AND lease_until <= clock_timestamp()"
+            "  ORDER BY line LIMIT %(limit)s FOR UPDATE SKIP LOCKED),"
+            " waits AS (SELECT line, state, lease_until, 1 AS rank FROM koodrive_lines"
+            f"  WHERE state = 'submitted' AND {_FREE}"
+            "  ORDER BY line LIMIT %(limit)s FOR UPDATE SKIP LOCKED),"
+            " sends AS (SELECT line, state, lease_until, 2 AS rank FROM koodrive_lines"
+            f"  WHERE state = 'pending' AND {_FREE}"
+            "  ORDER BY line LIMIT %(limit)s FOR UPDATE SKIP LOCKED),"
+            " picked AS (SELECT line, state AS was, lease_until AS old_lease FROM"
+            "  (SELECT * FROM doubt UNION ALL SELECT * FROM waits UNION ALL SELECT * FROM sends)"
+            "  AS u ORDER BY rank, line LIMIT %(limit)s)"
             " UPDATE koodrive_lines AS l SET"
             "  state = CASE WHEN p.was = 'submitting' THEN 'in_doubt' ELSE l.state END,"
             "  fence_until = CASE WHEN p.was = 'submitting'"

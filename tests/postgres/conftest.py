@@ -13,7 +13,7 @@ import os
 import secrets
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,10 +27,9 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 psycopg = __import__("psycopg") if IN_CI else pytest.importorskip("psycopg")
 
-from koodrive_async.bulk._postgres import PostgresJournal  # noqa: E402
+from pg_helpers import JournalOpener  # noqa: E402
 
-#: Opens a journal on the test's database: ``await open_journal(worker_id=..., lease=...)``.
-JournalOpener = Callable[..., Awaitable[PostgresJournal]]
+from koodrive_async.bulk._postgres import PostgresJournal  # noqa: E402
 
 
 def _unavailable(reason: str) -> None:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 
 from koodrive_async.bulk._journal import JournalMismatchError, PlanEntry
 from koodrive_async.bulk._postgres import PostgresJournal
+
+#: Opens a journal on the test's database: ``await open_journal(worker_id=..., lease=...)``.
+JournalOpener = Callable[..., Awaitable[PostgresJournal]]
 
 
 def entries(count: int, *, start: int = 1, salt: str = "") -> list[PlanEntry]:

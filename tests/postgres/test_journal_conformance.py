@@ -11,8 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import JournalOpener
-from pg_helpers import entries
+from pg_helpers import JournalOpener, entries
 
 from koodrive_async.bulk._journal import Outcome, State
 

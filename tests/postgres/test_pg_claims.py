@@ -11,8 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from conftest import JournalOpener
-from pg_helpers import entries, load
+from pg_helpers import JournalOpener, entries, load
 
 from koodrive_async.bulk._journal import LeaseLostError, State
 from koodrive_async.bulk._postgres import FENCE_MARGIN, X_DATE_WINDOW, PostgresJournal

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
-from conftest import JournalOpener
+from pg_helpers import JournalOpener
 
 from koodrive_async.bulk._journal import JournalError
 from koodrive_async.bulk._pg_schema import SCHEMA_VERSION

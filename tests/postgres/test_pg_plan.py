@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import JournalOpener
-from pg_helpers import entries, load
+from pg_helpers import JournalOpener, entries, load
 
 from koodrive_async.bulk._journal import JournalError, JournalMismatchError, State
 

@@ -9,7 +9,7 @@ import asyncio
 import time
 
 import pytest
-from conftest import JournalOpener
+from pg_helpers import JournalOpener
 
 from koodrive_async.bulk._pg_rate import SharedPacer
 
