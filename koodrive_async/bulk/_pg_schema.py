@@ -63,6 +63,9 @@ STATEMENTS = (
         fence_until   timestamptz            -- in doubt: not "not created" before this
     )""",
     "CREATE INDEX IF NOT EXISTS koodrive_lines_by_state ON koodrive_lines (state, line)",
+    # The lines under a lease (few: a claim's worth per worker), by the lease's end.
+    "CREATE INDEX IF NOT EXISTS koodrive_lines_leased ON koodrive_lines (lease_until)"
+    " WHERE holder IS NOT NULL",
     """CREATE TABLE IF NOT EXISTS koodrive_runs (
         run        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         worker     text,

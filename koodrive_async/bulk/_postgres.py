@@ -276,8 +276,17 @@ class PostgresJournal:
         )
 
     async def close(self) -> None:
-        """Close the pool (leases still held expire, or go with :meth:`release`)."""
-        await self._pool.close()
+        """Give back the lines not started (:meth:`release`, best effort), close the pool.
+
+        Lines left "submitting" keep their lease until it runs out.
+        """
+        try:
+            if self._held and not self._pool.closed:
+                await self.release()
+        except JournalError:
+            pass  # the database is gone: the leases run out by themselves
+        finally:
+            await self._pool.close()
 
     async def __aenter__(self) -> PostgresJournal:
         return self
@@ -529,6 +538,21 @@ class PostgresJournal:
         )
         self._held.clear()
 
+    async def next_expiry(self) -> float | None:
+        """Seconds until the first lease another worker holds on unfinished work ends, or None.
+
+        A worker that has nothing left to claim waits that long (then claims
+        again) rather than ending while a stopped worker's lines may still move.
+        """
+        row = await self._one(
+            "SELECT extract(epoch FROM min(lease_until) - clock_timestamp())::float8"
+            " FROM koodrive_lines WHERE holder IS NOT NULL AND holder <> %(me)s"
+            " AND lease_until > clock_timestamp()"
+            " AND state IN ('pending', 'submitting', 'submitted')",
+            self._p(),
+        )
+        return None if row is None or row[0] is None else max(0.0, float(row[0]))
+
     async def holders(self) -> dict[str, int]:
         """``{worker id: lines it holds with a live lease}``, for progress and reports."""
         rows = await self._run(
@@ -605,19 +629,24 @@ class PostgresJournal:
 
     async def apply_reconciliation(
         self, matched: dict[int, str], not_created: Iterable[int]
-    ) -> None:
+    ) -> list[int]:
         """Commit a reconciliation's decision (durably, in one transaction).
 
         Matched in-doubt lines become ``submitted`` with their task id, proven
         not created ones ``pending``; both become this worker's (leased), as
         the run goes on with them. A line whose fence has not passed yet stays
         ``in_doubt`` (skipped, not an error): a stopped worker's create could
-        still be accepted. Only lines still ``in_doubt`` are changed.
+        still be accepted. Only lines still ``in_doubt`` are changed (another
+        worker's reconciliation may have settled some first).
+
+        Returns:
+            The lines now pending and held by this worker: only those may be
+            sent again.
         """
         resent = sorted(set(not_created))
+        pending: list[int] = []
         with self._errors():
             async with self._pool.connection() as conn, conn.transaction():
-                done: list[int] = []
                 if matched:
                     cursor = await conn.execute(
                         "UPDATE koodrive_lines AS l SET state = 'submitted', task_id = m.task_id,"
@@ -628,7 +657,7 @@ class PostgresJournal:
                         " WHERE l.line = m.line AND l.state = 'in_doubt' RETURNING l.line",
                         self._p(lines=list(matched), ids=list(matched.values())),
                     )
-                    done += [int(r[0]) for r in await cursor.fetchall()]
+                    self._held.update(int(r[0]) for r in await cursor.fetchall())
                 if resent:
                     cursor = await conn.execute(
                         "UPDATE koodrive_lines SET state = 'pending', error_type = NULL,"
@@ -639,8 +668,9 @@ class PostgresJournal:
                         " RETURNING line",
                         self._p(lines=resent),
                     )
-                    done += [int(r[0]) for r in await cursor.fetchall()]
-        self._held.update(done)
+                    pending = sorted(int(r[0]) for r in await cursor.fetchall())
+        self._held.update(pending)
+        return pending
 
     async def reset_in_doubt(self) -> int:
         """Put every ``in_doubt`` line back to ``pending`` (forced, fences ignored); how many."""

@@ -106,7 +106,8 @@ async def test_reconciliation_reads_and_commits_the_decision(journal_factory: Fa
     ]
     assert rows[1].clock_offset == pytest.approx(-2.0, abs=0.5)
     assert rows[1].submitting_at is not None and rows[1].fence_until is None
-    await journal.apply_reconciliation({2: "T2"}, [3, 1])  # line 1 is not in doubt: untouched
+    # Line 1 is not in doubt: untouched, and not among the lines to send again.
+    assert await journal.apply_reconciliation({2: "T2"}, [3, 1]) == [3]
     assert [(r.line, r.state, r.task_id) for r in await journal.records()][:3] == [
         (1, State.SUBMITTED, "T1"),
         (2, State.SUBMITTED, "T2"),

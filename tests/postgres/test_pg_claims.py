@@ -166,14 +166,14 @@ async def test_a_fenced_line_is_not_declared_not_created_before_its_fence(
     await _expire(stopped)
     assert (await taker.claim(10)).in_doubt == (1,)
 
-    await taker.apply_reconciliation({}, [1, 2])
+    assert await taker.apply_reconciliation({}, [1, 2]) == [2]
     assert (await taker.record(1)).state == State.IN_DOUBT  # type: ignore[union-attr]
     assert (await taker.record(2)).state == State.PENDING  # type: ignore[union-attr]
     await taker.check_lease(2)  # the reconciling worker goes on with it
     # Once the fence has passed (moved back here, as 17 minutes would), it may.
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("UPDATE koodrive_lines SET fence_until = now() - interval '1 s'")
-    await taker.apply_reconciliation({}, [1])
+    assert await taker.apply_reconciliation({}, [1]) == [1]
     assert (await taker.record(1)).state == State.PENDING  # type: ignore[union-attr]
 
 
@@ -223,7 +223,7 @@ async def test_a_restarted_worker_with_the_same_id_resumes_its_lines(
     await before.mark_submitting(1)
     await before.mark_submitting(2)
     await before.mark_submitted(2, "TASK-2")
-    await before.close()  # killed: its leases are still live for 30 s
+    await before._pool.close()  # killed (no release): its leases are live for 30 s more
 
     after = await open_journal(worker_id="pod-7", lease=30)
     assert await after.mark_interrupted_in_doubt() == [1]
@@ -237,3 +237,29 @@ async def test_a_restarted_worker_with_the_same_id_resumes_its_lines(
     other = await open_journal(worker_id="pod-8", lease=30)
     assert await other.mark_interrupted_in_doubt() == []
     assert (await other.claim(10)).empty
+
+
+async def test_next_expiry_says_when_another_workers_lease_ends(
+    open_journal: JournalOpener,
+) -> None:
+    holder = await open_journal(worker_id="w1", lease=30)
+    idle = await open_journal(worker_id="w2", lease=30)
+    await load(holder, entries(2), "plan")
+    assert await idle.next_expiry() is None  # nothing held: nothing to wait for
+    await holder.claim(1)
+    expiry = await idle.next_expiry()
+    assert expiry is not None and 25 < expiry <= 30
+    assert await holder.next_expiry() is None  # its own leases do not count
+    await holder.mark_finished(1, state=State.SUCCEEDED)
+    assert await idle.next_expiry() is None  # finished work holds no lease
+
+
+async def test_closing_gives_back_the_lines_not_started(open_journal: JournalOpener) -> None:
+    leaving = await open_journal(worker_id="w1", lease=30)
+    staying = await open_journal(worker_id="w2", lease=30)
+    await load(leaving, entries(3), "plan")
+    await leaving.claim(3)
+    await leaving.mark_submitting(1)
+    await leaving.close()
+    assert (await staying.claim(10)).pending == (2, 3)
+    assert await staying.holders() == {"w1": 1, "w2": 2}
