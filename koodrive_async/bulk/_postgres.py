@@ -164,6 +164,7 @@ class PostgresJournal:
         lease: float,
         fence_margin: float,
         skew: float,
+        force_sync: bool = False,
     ) -> None:
         self._pool = pool
         self._location = mask_database_url(url)
@@ -173,6 +174,7 @@ class PostgresJournal:
         self.fence_margin = float(fence_margin)
         # The database's clock minus ours (seconds), measured when opened.
         self._skew = skew
+        self._force_sync = force_sync
         # This instance's lease token: a restarted worker with the same id is
         # another holder, so the guards never mistake one process for the other.
         self._holder = f"{worker_id}/{secrets.token_hex(8)}"
@@ -245,7 +247,7 @@ class PostgresJournal:
             ) from _cause(exc, secret)
         try:
             async with conn:
-                skew = await _migrate(conn, location)
+                skew, synchronous = await _migrate(conn, location)
         except psycopg.Error as exc:
             raise _masked(
                 f"cannot prepare the journal database {location}", exc, secret
@@ -273,6 +275,7 @@ class PostgresJournal:
             lease=lease,
             fence_margin=fence_margin,
             skew=skew,
+            force_sync=synchronous == "off",
         )
 
     async def close(self) -> None:
@@ -307,10 +310,20 @@ class PostgresJournal:
                 exc, self._secret
             )
 
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Any]:
+        """A pooled connection in a transaction, committed durably when it ends."""
+        async with self._pool.connection() as conn, conn.transaction():
+            if self._force_sync:
+                # The server's default was changed to "off": durable anyway,
+                # and SET LOCAL lasts one transaction (PgBouncer-safe).
+                await conn.execute("SET LOCAL synchronous_commit = on")
+            yield conn
+
     async def _run(self, sql: str, params: Mapping[str, object] | None = None) -> list[Any]:
         """Run one statement in its own transaction; its rows (none for a statement without)."""
         with self._errors():
-            async with self._pool.connection() as conn, conn.transaction():
+            async with self._transaction() as conn:
                 cursor = await conn.execute(sql, params)
                 return await cursor.fetchall() if cursor.description is not None else []
 
@@ -366,7 +379,7 @@ class PostgresJournal:
         import psycopg
 
         try:
-            async with self._pool.connection() as conn, conn.transaction():
+            async with self._transaction() as conn:
                 await conn.execute(
                     "INSERT INTO koodrive_meta (key, value) VALUES ('plan_hash', %(h)s),"
                     " ('plan_name', %(n)s), ('created_at', clock_timestamp()::text)",
@@ -393,7 +406,7 @@ class PostgresJournal:
         if await self.is_new():
             raise JournalError(f"journal {self._location} holds no plan to extend")
         try:
-            async with self._pool.connection() as conn, conn.transaction():
+            async with self._transaction() as conn:
                 await _copy_lines(conn, lines)
                 await conn.execute(
                     "INSERT INTO koodrive_meta (key, value) VALUES ('plan_hash', %(h)s),"
@@ -646,7 +659,7 @@ class PostgresJournal:
         resent = sorted(set(not_created))
         pending: list[int] = []
         with self._errors():
-            async with self._pool.connection() as conn, conn.transaction():
+            async with self._transaction() as conn:
                 if matched:
                     cursor = await conn.execute(
                         "UPDATE koodrive_lines AS l SET state = 'submitted', task_id = m.task_id,"
@@ -901,11 +914,12 @@ async def _copy_lines(conn: Any, lines: Iterable[PlanEntry]) -> None:
             )
 
 
-async def _migrate(conn: Any, location: str) -> float:
-    """Create or check the schema under the migration lock; return the clocks' offset.
+async def _migrate(conn: Any, location: str) -> tuple[float, str]:
+    """Create or check the schema under the migration lock; read the clock and durability.
 
     Returns:
-        The database's clock minus this machine's, in seconds.
+        The database's clock minus this machine's, in seconds, and the
+        session's ``synchronous_commit``.
     """
     async with conn.transaction():
         await conn.execute(MIGRATION_LOCK)
@@ -925,11 +939,11 @@ async def _migrate(conn: Any, location: str) -> float:
             f"cannot read (it reads version {SCHEMA_VERSION}): it was written by a later release"
         )
     before = time.time()
-    cursor = await conn.execute("SELECT clock_timestamp()")
+    cursor = await conn.execute("SELECT clock_timestamp(), current_setting('synchronous_commit')")
     row = await cursor.fetchone()
     after = time.time()
     await conn.rollback()
-    return float(row[0].timestamp()) - (before + after) / 2
+    return float(row[0].timestamp()) - (before + after) / 2, str(row[1])
 
 
 def _masked(context: str, exc: BaseException, secret: str | None) -> JournalError:

@@ -142,3 +142,14 @@ def test_without_the_driver_opening_says_which_extra_to_install() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "koodrive-async[postgres]" in done.stdout
+
+
+async def test_commits_stay_durable_when_the_database_default_is_not(
+    open_journal: JournalOpener, pg_url: str
+) -> None:
+    database = urlsplit(pg_url).path.lstrip("/")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{database}" SET synchronous_commit = off')
+    journal = await open_journal(worker_id="w1")
+    (setting,) = await journal._one("SELECT current_setting('synchronous_commit')")
+    assert setting == "on"
