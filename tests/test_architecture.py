@@ -45,6 +45,9 @@ PURE = {
     "bulk/_retry.py",
     "bulk/_verdict.py",
 }
+#: A database driver belongs to its journal backend's module alone.
+DRIVERS = {"sqlite3": {"bulk/_sqlite.py"}, "psycopg": {"bulk/_postgres.py"},
+           "psycopg_pool": {"bulk/_postgres.py"}}  # fmt: skip
 
 
 def _code_map() -> dict[str, set[str]]:
@@ -113,6 +116,14 @@ def test_only_the_http_attempt_does_client_io(module: str) -> None:
         assert "aiohttp" not in imports, f"{module} imports aiohttp; client I/O lives in _http.py"
     if module in PURE:
         assert not imports & {"aiohttp", "asyncio", "socket"}, f"{module} must stay pure"
+
+
+@pytest.mark.parametrize("driver", sorted(DRIVERS))
+def test_a_database_driver_is_imported_by_its_backend_module_only(driver: str) -> None:
+    importers = {
+        str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if driver in _imports(p)
+    }
+    assert importers <= DRIVERS[driver], f"{driver} imported outside its backend: {importers}"
 
 
 def test_nothing_in_the_package_is_built_with_exec() -> None:

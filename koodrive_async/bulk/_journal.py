@@ -223,6 +223,10 @@ class ReconciliationRow(NamedTuple):
             mark, in seconds (None: unknown).
         retry_files: The files its current attempt sent (empty: the whole
             line), to rebuild the body that attempt sent.
+        fence_until: For a line taken over from a stopped worker while it was
+            "submitting": until when (this machine's clock) a create that worker
+            may still send would be accepted by the service; the line must not
+            be declared not created before then (None: no such fence).
     """
 
     line: int
@@ -233,7 +237,7 @@ class ReconciliationRow(NamedTuple):
     changed_at: datetime | None
     clock_offset: float | None
     #: A line taken over from a stopped worker (many-worker journals) may be
-    #: declared not created only after this time (database clock, UTC): any
+    #: declared not created only after this time (this machine's clock): any
     #: create that worker could still send then carries an X-Date the service
     #: refuses. None: no such bound (the line's own process is gone).
     fence_until: datetime | None = None
