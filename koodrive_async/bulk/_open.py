@@ -15,7 +15,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from ._journal import Journal
+from ._journal import Journal, JournalError
 from ._sqlite import SQLiteJournal, default_journal_path
 from ._sync_adapter import SyncJournalAdapter
 
@@ -39,6 +39,8 @@ async def open_journal(
     plan: str | Path | None = None,
     worker_id: str | None = None,
     lease: float = DEFAULT_LEASE,
+    x_date_window: float | None = None,
+    fence_margin: float | None = None,
 ) -> AsyncIterator[Journal]:
     """Open the journal at ``target`` for a run, and close it at the end.
 
@@ -49,6 +51,12 @@ async def open_journal(
         worker_id: This worker's name in a PostgreSQL journal (default: host,
             process id and a random part).
         lease: Seconds a PostgreSQL claim lasts unless renewed.
+        x_date_window: How old an X-Date the service accepts (default: the
+            pages' 15 minutes): a line a stopped worker left "submitting" is
+            declared not created only this long (plus ``fence_margin``) after
+            that worker's lease ended.
+        fence_margin: Seconds added to that window for the clocks' disagreement
+            (default 120).
 
     Yields:
         The open journal.
@@ -61,7 +69,18 @@ async def open_journal(
         from ._postgres import PostgresJournal
 
         assert isinstance(target, str)
-        journal = await PostgresJournal.open(target, worker_id=worker_id, lease=lease)
+        from ._postgres import FENCE_MARGIN, X_DATE_WINDOW
+
+        try:
+            journal = await PostgresJournal.open(
+                target,
+                worker_id=worker_id,
+                lease=lease,
+                x_date_window=X_DATE_WINDOW if x_date_window is None else x_date_window,
+                fence_margin=FENCE_MARGIN if fence_margin is None else fence_margin,
+            )
+        except ValueError as exc:
+            raise JournalError(str(exc)) from None
         try:
             yield journal
         finally:

@@ -153,7 +153,8 @@ class PostgresJournal:
     Attributes:
         worker_id: This worker's name (shown in reports: who holds what).
         lease: How long a claim or a renewal holds a line (seconds).
-        fence_margin: Added to the 15 minutes of the X-Date window in a fence.
+        fence_margin: Added to the X-Date window in a fence.
+        x_date_window: How old an X-Date the service still accepts (seconds).
     """
 
     def __init__(
@@ -166,6 +167,7 @@ class PostgresJournal:
         fence_margin: float,
         skew: float,
         force_sync: bool = False,
+        x_date_window: float = X_DATE_WINDOW,
     ) -> None:
         self._pool = pool
         self._location = mask_database_url(url)
@@ -173,6 +175,7 @@ class PostgresJournal:
         self.worker_id = worker_id
         self.lease = float(lease)
         self.fence_margin = float(fence_margin)
+        self.x_date_window = float(x_date_window)
         # The database's clock minus ours (seconds), measured when opened.
         self._skew = skew
         self._force_sync = force_sync
@@ -201,6 +204,7 @@ class PostgresJournal:
         pool_size: int = 4,
         fence_margin: float = FENCE_MARGIN,
         connect_timeout: float = 10.0,
+        x_date_window: float = X_DATE_WINDOW,
     ) -> PostgresJournal:
         """Connect, create or migrate the schema, and open a pool of connections.
 
@@ -213,6 +217,9 @@ class PostgresJournal:
                 holds one while the others load the plan).
             fence_margin: Seconds added to the X-Date window in a fence.
             connect_timeout: Seconds to wait for the database.
+            x_date_window: How old (seconds) an X-Date the service still
+                accepts: the pages' 15 minutes. A fence is this plus the margin
+                after the stopped worker's lease ended.
 
         Raises:
             JournalError: psycopg is not installed, the database cannot be
@@ -221,6 +228,7 @@ class PostgresJournal:
         """
         _check_positive("lease", lease)
         _check_positive("connect_timeout", connect_timeout)
+        _check_positive("x_date_window", x_date_window)
         if not (isinstance(fence_margin, int | float) and fence_margin >= 0):
             raise ValueError(f"fence_margin must be >= 0 seconds, not {fence_margin!r}")
         if not isinstance(pool_size, int) or pool_size < 2:
@@ -277,6 +285,7 @@ class PostgresJournal:
             fence_margin=fence_margin,
             skew=skew,
             force_sync=synchronous == "off",
+            x_date_window=x_date_window,
         )
 
     async def close(self) -> None:
@@ -342,7 +351,7 @@ class PostgresJournal:
         return value.astimezone(UTC) - timedelta(seconds=self._skew)
 
     def _fence_window(self) -> float:
-        return X_DATE_WINDOW + self.fence_margin
+        return self.x_date_window + self.fence_margin
 
     async def get_meta(self, key: str) -> str | None:
         """Return the meta value stored under ``key``, or None."""

@@ -50,6 +50,8 @@ def _run_command(args: argparse.Namespace) -> RunCommand:
         journal=journal_target(args.journal),
         worker_id=args.worker_id,
         lease=args.lease,
+        x_date_window=args.x_date_window,
+        fence_margin=args.fence_margin,
         concurrency=args.concurrency,
         rate=args.rate,
         timeout=args.timeout,

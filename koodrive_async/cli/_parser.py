@@ -243,6 +243,22 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "default 60): a stopped worker's lines move to the others after this",
     )
     run.add_argument(
+        "--x-date-window",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="how old an X-Date the service accepts (PostgreSQL journal; default 900, the "
+        "pages' 15 minutes): a line a stopped worker left being sent is declared not created "
+        "only this long, plus --fence-margin, after that worker's lease ended",
+    )
+    run.add_argument(
+        "--fence-margin",
+        type=_non_negative_float,
+        default=None,
+        metavar="SECONDS",
+        help="added to --x-date-window for clocks that disagree (default 120)",
+    )
+    run.add_argument(
         "--concurrency",
         type=_positive_int,
         default=16,

@@ -79,6 +79,8 @@ class RunCommand:
             beside the plan) or a ``postgresql://`` URL shared by many workers.
         worker_id: This worker's name in a PostgreSQL journal.
         lease: Seconds a PostgreSQL claim lasts unless renewed.
+        x_date_window, fence_margin: The fence of lines taken over from a
+            stopped worker (see :func:`koodrive_async.bulk.open_journal`).
         output: ``auto`` (rich bar on a terminal, plain otherwise), ``json``,
             ``plain`` or ``rich``.
         skip_invalid: Run the valid lines even when some are invalid.
@@ -94,6 +96,8 @@ class RunCommand:
     journal: Path | str | None = None
     worker_id: str | None = None
     lease: float = DEFAULT_LEASE
+    x_date_window: float | None = None
+    fence_margin: float | None = None
     concurrency: int = 16
     rate: float | None = None
     timeout: float | None = None
@@ -289,6 +293,8 @@ async def run_command(
                     plan=command.plan,
                     worker_id=command.worker_id,
                     lease=command.lease,
+                    x_date_window=command.x_date_window,
+                    fence_margin=command.fence_margin,
                 )
             )
             appended = await attach_plan(journal, plan)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,6 +21,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# The many-worker tests run the command line against an emulator, as tests/cli does.
+sys.path.insert(0, str(ROOT / "tests" / "cli"))
 SCRIPT = ROOT / ".ci" / "postgres"
 
 #: With CI set, nothing is skipped: a missing driver or server fails the run.
@@ -27,9 +30,12 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 psycopg = __import__("psycopg") if IN_CI else pytest.importorskip("psycopg")
 
+from cli_fixtures import cli_env, emu, emulator_config  # noqa: E402
 from pg_helpers import JournalOpener  # noqa: E402
 
 from koodrive_async.bulk._postgres import PostgresJournal  # noqa: E402
+
+__all__ = ["cli_env", "emu", "emulator_config", "open_journal", "pg_server", "pg_url"]
 
 
 def _unavailable(reason: str) -> None:
