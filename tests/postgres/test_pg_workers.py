@@ -35,7 +35,8 @@ def emulator_config() -> EmulatorConfig:
 def worker_args(plan: Path, url: str, worker: str, *extra: str) -> tuple[str, ...]:
     return (
         "run", str(plan), "--journal", url, "--worker-id", worker, "--json",
-        "--lease", "1", "--x-date-window", "3", "--fence-margin", "1", "--settle-time", "0.5", *POLL, *extra,
+        "--lease", "1", "--x-date-window", "3", "--fence-margin", "1", "--settle-time", "0.5",
+        *POLL, *extra,
     )  # fmt: skip
 
 
