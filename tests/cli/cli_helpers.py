@@ -49,8 +49,12 @@ async def start_cli(*args: str, env: dict[str, str]) -> asyncio.subprocess.Proce
     )
 
 
-async def finish(proc: asyncio.subprocess.Process, timeout: float = 45.0) -> Result:
-    """Wait for a child and collect its output."""
+async def finish(proc: asyncio.subprocess.Process, timeout: float = 150.0) -> Result:
+    """Wait for a child and collect its output.
+
+    ``timeout`` only guards against a hang (a 3,000-line run takes about 15 s
+    on a quiet machine, several times that when CI runs three suites at once).
+    """
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode is not None
     return Result(proc.returncode, out.decode(), err.decode())
