@@ -95,9 +95,16 @@ def ideal_makespan(durations: list[float], slots: int) -> float:
     return end
 
 
-def _requests(n: int) -> Iterator[JobRequest]:
+#: Files per copy job. Each finishes at its own seeded random time inside the
+#: job's run (the emulator's realism), so ``progress`` rises in uneven steps;
+#: the last one ends the job.
+FILES_PER_JOB = 10
+
+
+def _requests(n: int, files: int = FILES_PER_JOB) -> Iterator[JobRequest]:
     for i in range(n):
-        yield JobRequest(JobType.COPY, "src", "dst", [FileInfo(f"file-{i}")])
+        infos = [FileInfo(f"file-{i}-{k}") for k in range(files)]
+        yield JobRequest(JobType.COPY, "src", "dst", infos)
 
 
 def _epoch(iso: str) -> float:
@@ -121,14 +128,16 @@ async def _clock_offset(admin: aiohttp.ClientSession, url: str) -> float:
     return best[1]
 
 
-async def run_fanout(url: str, jobs: int, concurrency: int) -> dict[str, Any]:
+async def run_fanout(
+    url: str, jobs: int, concurrency: int, files: int = FILES_PER_JOB
+) -> dict[str, Any]:
     """Run the fan-out benchmark against the emulator at ``url``; return its figures."""
     async with KooDriveSession(url, user_id=USER, token=TOKEN) as session:
         seen: dict[str, float] = {}
         errors = 0
         start = time.monotonic()
         async for outcome in session.stream_jobs(
-            _requests(jobs), max_concurrency=concurrency, poll=PollPolicy()
+            _requests(jobs, files), max_concurrency=concurrency, poll=PollPolicy()
         ):
             if outcome.task_id is not None:
                 seen[outcome.task_id] = time.monotonic()
@@ -160,6 +169,7 @@ async def run_fanout(url: str, jobs: int, concurrency: int) -> dict[str, Any]:
     mean_duration = statistics.fmean(durations)
     return {
         "jobs": jobs,
+        "files_per_job": files,
         "max_concurrency": concurrency,
         "errors": errors,
         "creates": creates,
@@ -275,6 +285,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true", help="1,000 jobs")
     parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--files", type=int, default=FILES_PER_JOB, help="files per copy job")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--memory", action="store_true", help="also measure bytes per waiter")
     parser.add_argument("--memory-only", action="store_true", help="only the memory mode")
@@ -302,7 +313,7 @@ def main() -> None:
             str(args.seed),
         ]
         with url_child(cmd) as url:
-            result.update(asyncio.run(run_fanout(url, jobs, args.concurrency)))
+            result.update(asyncio.run(run_fanout(url, jobs, args.concurrency, args.files)))
     if args.memory or args.memory_only:
         result.update(run_memory(args.memory_tasks))
 
