@@ -102,13 +102,13 @@ METRICS: tuple[Metric, ...] = (
         "fanout_ratio", "fanout", "fanout_ratio", "<=", 1.15, 3,
         "fan-out makespan ÷ ideal makespan",
     ),
-    Metric("gets_per_job", "fanout", "gets_per_job", "<=", 3.0, 3, "GETs per job (fan-out)"),
+    Metric("gets_per_job", "fanout", "gets_per_job", "<=", 2.5, 3, "GETs per job (fan-out)"),
     Metric(
-        "detect_p95_fraction", "fanout", "detect_p95_fraction", "<=", 0.25, 3,
+        "detect_p95_fraction", "fanout", "detect_p95_fraction", "<=", 0.30, 3,
         "p95 detection delay ÷ mean task duration",
     ),
     Metric(
-        "bytes_per_waiting_task", "memory", "bytes_per_waiting_task", "<=", 2048.0, 1,
+        "bytes_per_waiting_task", "memory", "bytes_per_waiting_task", "<=", 1280.0, 1,
         "client bytes per waiting task",
     ),
 )  # fmt: skip
@@ -157,8 +157,8 @@ def plan(quick: bool) -> list[Step]:
                  "httpx: 5 interleaved rounds of 1,000 calls each side"),
             Step("fanout", "bench_fanout.py", ("--quick",), 3, 90,
                  "fan-out: 3 runs of 1,000 jobs (the 10,000-job run is the full mode)"),
-            Step("memory", "bench_fanout.py", ("--memory-only", "--memory-tasks", "10000"), 3, 90,
-                 "memory: 3 runs of 10,000 waiters (100,000 in the full mode)"),
+            Step("memory", "bench_fanout.py", ("--memory-only", "--memory-tasks", "100000"), 1, 120,
+                 "memory: 1 run of 100,000 waiters (the full mode takes the median of 3)"),
         ]  # fmt: skip
     return [
         Step("emulator", "bench_emulator.py", ("--seconds", "5", "--rounds", "5"), 1, 120,
@@ -370,11 +370,10 @@ def assemble(
     )
     if quick:
         notes.append(
-            "quick mode: the targets are set for the full run (10,000 jobs, 100,000 waiters); "
-            "in a 1,000-job fan-out the first wave of 200 tasks (20% of the run, 2% of 10,000) "
-            "is polled on the plain PollPolicy schedule before the scheduler has learned the "
-            "task durations, and ramp-up and tail weigh ten times more, so fanout_ratio and "
-            "detect_p95_fraction come out higher than in the full run"
+            "quick mode: the targets are judged on it; in a 1,000-job fan-out the first wave "
+            "of 200 jobs (20% of the run, 2% of 10,000) is polled before any job of the run "
+            "has finished (by the progress each job reports, then re-planned after the first "
+            "few completions), and ramp-up and tail weigh ten times more than in the full run"
         )
     info = machine()
     busy = [x for x in (load_before, info["load_average"]) if x is not None]

@@ -1,6 +1,7 @@
 """Fan-out and polling benchmark against the emulator in a child process.
 
-Default mode: submit N copy jobs (default 10,000) through ``stream_jobs`` with
+Default mode: submit N copy jobs (default 10,000; 10 files each, so their ``progress``
+rises in uneven steps) through ``stream_jobs`` with
 ``max_concurrency=200``; the emulator gives each task a random duration
 (uniform 0.5-1.5 s, seeded). Prints:
 
@@ -9,15 +10,15 @@ Default mode: submit N copy jobs (default 10,000) through ``stream_jobs`` with
   order, on the same number of slots, a slot freed the instant its job
   finished (no submission or detection cost at all);
 - their ratio (target <= 1.15);
-- GETs per job (target <= 3), counted in the emulator's ledger;
+- GETs per job (target <= 2.5), counted in the emulator's ledger;
 - detection delay: from the task finishing on the emulator (``created_at +
   duration`` on its clock, which at speed 1 is wall time; converted to the
   client's monotonic clock) to the client yielding its outcome: p50, p95,
-  p95 as a fraction of the mean task duration (target <= 0.25), and the
+  p95 as a fraction of the mean task duration (target <= 0.30), and the
   p95 of each task's own delay / duration for reference.
 
 ``--memory``: wait on 100,000 tasks at once in one process (tasks long
-enough that none finishes) and report bytes per waiting task (target < 2 KB),
+enough that none finishes) and report bytes per waiting task (target <= 1,280),
 measured with tracemalloc from just before the waits start to when every
 waiter has polled once and sits idle in the scheduler. It counts everything a
 waiting task costs: the caller's asyncio Task and coroutine, the waiter, its
@@ -328,13 +329,13 @@ def main() -> None:
             ("makespan", f"{result['makespan_s']:.2f} s", ""),
             ("ideal makespan", f"{result['ideal_makespan_s']:.2f} s", ""),
             ("ratio", f"{result['fanout_ratio']:.3f}", "<= 1.15"),
-            ("GETs per job", f"{result['gets_per_job']:.2f}", "<= 3"),
+            ("GETs per job", f"{result['gets_per_job']:.2f}", "<= 2.5"),
             ("detection delay p50", f"{result['detect_p50_s'] * 1000:.0f} ms", ""),
             ("detection delay p95", f"{result['detect_p95_s'] * 1000:.0f} ms", ""),
             (
                 "p95 delay / mean duration",
                 f"{result['detect_p95_fraction']:.3f}",
-                "<= 0.25",
+                "<= 0.30",
             ),
             (
                 "p95 of delay / own duration",
@@ -345,7 +346,7 @@ def main() -> None:
     if "bytes_per_waiting_task" in result:
         rows += [
             ("waiting tasks at once", f"{result['waiting_tasks']:,}", "100,000"),
-            ("bytes per waiting task", f"{result['bytes_per_waiting_task']:.0f}", "< 2048"),
+            ("bytes per waiting task", f"{result['bytes_per_waiting_task']:.0f}", "<= 1280"),
             ("time for every first poll", f"{result['first_polls_s']:.1f} s", ""),
             ("GETs after cancelling all", str(result["gets_after_cancel"]), "0"),
         ]
