@@ -157,8 +157,8 @@ def plan(quick: bool) -> list[Step]:
                  "httpx: 5 interleaved rounds of 1,000 calls each side"),
             Step("fanout", "bench_fanout.py", ("--quick",), 3, 90,
                  "fan-out: 3 runs of 1,000 jobs (the 10,000-job run is the full mode)"),
-            Step("memory", "bench_fanout.py", ("--memory-only", "--memory-tasks", "100000"), 1, 120,
-                 "memory: 1 run of 100,000 waiters (the full mode takes the median of 3)"),
+            Step("memory", "bench_fanout.py", ("--memory-only", "--memory-tasks", "10000"), 3, 90,
+                 "memory: 3 runs of 10,000 waiters (100,000 in the full mode)"),
         ]  # fmt: skip
     return [
         Step("emulator", "bench_emulator.py", ("--seconds", "5", "--rounds", "5"), 1, 120,

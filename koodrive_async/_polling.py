@@ -475,7 +475,10 @@ class PollScheduler:
             if remaining is not None:
                 floor = COLD_PROGRESS_FLOOR * (elapsed + remaining)
                 gap = max(COLD_PROGRESS_SHARE * remaining, floor, MIN_STEP, 2.0 * self._rtt)
-                due = min(due, max(waiter.started + elapsed + gap, now + MIN_STEP))
+                target = waiter.started + elapsed + gap
+                if target > now:
+                    # (Passed already: progress stalled since; back off as usual.)
+                    due = min(due, target)
         return due
 
     def _by_progress(self, waiter: _Waiter) -> float | None:

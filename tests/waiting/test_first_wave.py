@@ -170,6 +170,10 @@ async def test_progress_closes_in_on_the_end_before_anything_was_learnt(
         scheduler._saw_progress(waiter, tracker.progress(_job(50)), now)
         due = scheduler._next_due(waiter, now)
         assert due == pytest.approx(now + 1.0, abs=0.01)
+        # Progress that stalled past that point: the policy's backoff, not a
+        # poll every few milliseconds.
+        later = now + 5.0
+        assert scheduler._next_due(waiter, later) >= later + BLIND.initial
     finally:
         scheduler.discard(waiter)
 
