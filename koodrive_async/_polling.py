@@ -94,7 +94,7 @@ LAST_POLL_LEAD = 0.25
 #: units are still running when it comes (those polls see progress again,
 #: and the step schedule takes over near the end), high enough to skip the
 #: polls a unit far from its end does not need.
-PROGRESS_QUANTILE = 0.4
+PROGRESS_QUANTILE = 0.3
 #: Before any unit of its kind finished: poll a unit that reports progress
 #: again after this fraction of the remaining time its progress predicts
 #: (a bisection towards the predicted end)...
@@ -751,17 +751,8 @@ class PollScheduler:
         started = waiter.started
         kind = waiter.kind
         running = waiter.prev_poll if waiter.prev_poll >= 0 else None
-        upper = max(0.0, now - started)
-        if running is not None:
-            lower = max(0.0, running - started)
-        else:
-            # It ended before its first poll: that says only "at most upper".
-            # Learnt as the midpoint of [0, upper] it would drag the fast end
-            # down, and every later first poll earlier, run after run; no
-            # faster than the fast end known so far is the better guess.
-            estimate = self.estimator.estimate(kind)
-            lower = min(upper, estimate[0]) if estimate is not None else 0.0
-        upper = max(lower, upper)
+        lower = max(0.0, running - started) if running is not None else 0.0
+        upper = max(lower, now - started)
         bounds = waiter.tracker.server_bounds(task, started, running, now)
         duration = bracket_duration(lower, upper, bounds)
         self.estimator.observe(kind, duration)

@@ -136,28 +136,6 @@ def test_seed_durations_refuses_what_is_not_a_request(session: KooDriveSession) 
     assert info.value.field == "like"
 
 
-async def test_a_unit_that_ended_before_its_first_poll_is_not_learnt_below_the_fast_end(
-    session: KooDriveSession,
-) -> None:
-    # Before: learnt as the midpoint of [0, 2 s] (1 s), below the known 1.5 s
-    # fast end, and every later first poll moved earlier.
-    scheduler = session._scheduler()
-    tracker = JobTracker(session.get_job)
-    for _ in range(MIN_SAMPLES):
-        scheduler.estimator.observe("K", 1.5)
-    now = scheduler.loop.time()
-    waiter = scheduler.add("J1", policy=BLIND, kind="K", started=now - 2.0, tracker=tracker)
-    try:
-        done = Job("J1", status=JobStatus.COMPLETED, progress=100)  # no times: no server bounds
-        scheduler._learn(waiter, done, now)
-        low, median, _high = scheduler.estimator.estimate("K")  # type: ignore[misc]
-        assert low == 1.5
-        assert median == pytest.approx(1.5)  # (1.5 + 2.0) / 2 = 1.75 is the one learnt
-        assert max(scheduler.estimator._kinds["K"].ring) == pytest.approx(1.75)
-    finally:
-        scheduler.discard(waiter)
-
-
 async def test_progress_closes_in_on_the_end_before_anything_was_learnt(
     session: KooDriveSession,
 ) -> None:
