@@ -110,13 +110,13 @@ METRICS: tuple[Metric, ...] = (
         "fanout_ratio", "fanout", "fanout_ratio", "<=", 1.15, 3,
         "fan-out makespan ÷ ideal makespan",
     ),
-    Metric("gets_per_job", "fanout", "gets_per_job", "<=", 3.0, 3, "GETs per job (fan-out)"),
+    Metric("gets_per_job", "fanout", "gets_per_job", "<=", 2.5, 3, "GETs per job (fan-out)"),
     Metric(
-        "detect_p95_fraction", "fanout", "detect_p95_fraction", "<=", 0.25, 3,
+        "detect_p95_fraction", "fanout", "detect_p95_fraction", "<=", 0.30, 3,
         "p95 detection delay ÷ mean task duration",
     ),
     Metric(
-        "bytes_per_waiting_task", "memory", "bytes_per_waiting_task", "<=", 2048.0, 1,
+        "bytes_per_waiting_task", "memory", "bytes_per_waiting_task", "<=", 1280.0, 1,
         "client bytes per waiting task",
     ),
 )  # fmt: skip
@@ -385,11 +385,10 @@ def assemble(
     )
     if quick:
         notes.append(
-            "quick mode: the targets are set for the full run (10,000 jobs, 100,000 waiters); "
-            "in a 1,000-job fan-out the first wave of 200 tasks (20% of the run, 2% of 10,000) "
-            "is polled on the plain PollPolicy schedule before the scheduler has learned the "
-            "task durations, and ramp-up and tail weigh ten times more, so fanout_ratio and "
-            "detect_p95_fraction come out higher than in the full run"
+            "quick mode: the targets are judged on it; in a 1,000-job fan-out the first wave "
+            "of 200 jobs (20% of the run, 2% of 10,000) is polled before any job of the run "
+            "has finished (by the progress each job reports, then re-planned after the first "
+            "few completions), and ramp-up and tail weigh ten times more than in the full run"
         )
     info = machine()
     busy = [x for x in (load_before, info["load_average"]) if x is not None]

@@ -1,6 +1,7 @@
 """Fan-out and polling benchmark against the emulator in a child process.
 
-Default mode: submit N copy jobs (default 10,000) through ``stream_jobs`` with
+Default mode: submit N copy jobs (default 10,000; 10 files each, so their ``progress``
+rises in uneven steps) through ``stream_jobs`` with
 ``max_concurrency=200``; the emulator gives each task a random duration
 (uniform 0.5-1.5 s, seeded). Prints:
 
@@ -9,15 +10,15 @@ Default mode: submit N copy jobs (default 10,000) through ``stream_jobs`` with
   order, on the same number of slots, a slot freed the instant its job
   finished (no submission or detection cost at all);
 - their ratio (target <= 1.15);
-- GETs per job (target <= 3), counted in the emulator's ledger;
+- GETs per job (target <= 2.5), counted in the emulator's ledger;
 - detection delay: from the task finishing on the emulator (``created_at +
   duration`` on its clock, which at speed 1 is wall time; converted to the
   client's monotonic clock) to the client yielding its outcome: p50, p95,
-  p95 as a fraction of the mean task duration (target <= 0.25), and the
+  p95 as a fraction of the mean task duration (target <= 0.30), and the
   p95 of each task's own delay / duration for reference.
 
 ``--memory``: wait on 100,000 tasks at once in one process (tasks long
-enough that none finishes) and report bytes per waiting task (target < 2 KB),
+enough that none finishes) and report bytes per waiting task (target <= 1,280),
 measured with tracemalloc from just before the waits start to when every
 waiter has polled once and sits idle in the scheduler. It counts everything a
 waiting task costs: the caller's asyncio Task and coroutine, the waiter, its
@@ -95,9 +96,16 @@ def ideal_makespan(durations: list[float], slots: int) -> float:
     return end
 
 
-def _requests(n: int) -> Iterator[JobRequest]:
+#: Files per copy job. Each finishes at its own seeded random time inside the
+#: job's run (the emulator's realism), so ``progress`` rises in uneven steps;
+#: the last one ends the job.
+FILES_PER_JOB = 10
+
+
+def _requests(n: int, files: int = FILES_PER_JOB) -> Iterator[JobRequest]:
     for i in range(n):
-        yield JobRequest(JobType.COPY, "src", "dst", [FileInfo(f"file-{i}")])
+        infos = [FileInfo(f"file-{i}-{k}") for k in range(files)]
+        yield JobRequest(JobType.COPY, "src", "dst", infos)
 
 
 def _epoch(iso: str) -> float:
@@ -121,14 +129,16 @@ async def _clock_offset(admin: aiohttp.ClientSession, url: str) -> float:
     return best[1]
 
 
-async def run_fanout(url: str, jobs: int, concurrency: int) -> dict[str, Any]:
+async def run_fanout(
+    url: str, jobs: int, concurrency: int, files: int = FILES_PER_JOB
+) -> dict[str, Any]:
     """Run the fan-out benchmark against the emulator at ``url``; return its figures."""
     async with KooDriveSession(url, user_id=USER, token=TOKEN) as session:
         seen: dict[str, float] = {}
         errors = 0
         start = time.monotonic()
         async for outcome in session.stream_jobs(
-            _requests(jobs), max_concurrency=concurrency, poll=PollPolicy()
+            _requests(jobs, files), max_concurrency=concurrency, poll=PollPolicy()
         ):
             if outcome.task_id is not None:
                 seen[outcome.task_id] = time.monotonic()
@@ -160,6 +170,7 @@ async def run_fanout(url: str, jobs: int, concurrency: int) -> dict[str, Any]:
     mean_duration = statistics.fmean(durations)
     return {
         "jobs": jobs,
+        "files_per_job": files,
         "max_concurrency": concurrency,
         "errors": errors,
         "creates": creates,
@@ -275,6 +286,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true", help="1,000 jobs")
     parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--files", type=int, default=FILES_PER_JOB, help="files per copy job")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--memory", action="store_true", help="also measure bytes per waiter")
     parser.add_argument("--memory-only", action="store_true", help="only the memory mode")
@@ -302,7 +314,7 @@ def main() -> None:
             str(args.seed),
         ]
         with url_child(cmd) as url:
-            result.update(asyncio.run(run_fanout(url, jobs, args.concurrency)))
+            result.update(asyncio.run(run_fanout(url, jobs, args.concurrency, args.files)))
     if args.memory or args.memory_only:
         result.update(run_memory(args.memory_tasks))
 
@@ -317,13 +329,13 @@ def main() -> None:
             ("makespan", f"{result['makespan_s']:.2f} s", ""),
             ("ideal makespan", f"{result['ideal_makespan_s']:.2f} s", ""),
             ("ratio", f"{result['fanout_ratio']:.3f}", "<= 1.15"),
-            ("GETs per job", f"{result['gets_per_job']:.2f}", "<= 3"),
+            ("GETs per job", f"{result['gets_per_job']:.2f}", "<= 2.5"),
             ("detection delay p50", f"{result['detect_p50_s'] * 1000:.0f} ms", ""),
             ("detection delay p95", f"{result['detect_p95_s'] * 1000:.0f} ms", ""),
             (
                 "p95 delay / mean duration",
                 f"{result['detect_p95_fraction']:.3f}",
-                "<= 0.25",
+                "<= 0.30",
             ),
             (
                 "p95 of delay / own duration",
@@ -334,7 +346,7 @@ def main() -> None:
     if "bytes_per_waiting_task" in result:
         rows += [
             ("waiting tasks at once", f"{result['waiting_tasks']:,}", "100,000"),
-            ("bytes per waiting task", f"{result['bytes_per_waiting_task']:.0f}", "< 2048"),
+            ("bytes per waiting task", f"{result['bytes_per_waiting_task']:.0f}", "<= 1280"),
             ("time for every first poll", f"{result['first_polls_s']:.1f} s", ""),
             ("GETs after cancelling all", str(result["gets_after_cancel"]), "0"),
         ]

@@ -82,6 +82,10 @@ class Tracker(Protocol[UnitT]):
         """For a finished unit: the error its wait ends with, or None on success."""
         ...
 
+    def progress(self, unit: UnitT) -> float | None:
+        """How far an unfinished unit got, 0 to 1, or None if its kind reports no progress."""
+        ...
+
     def server_bounds(
         self, unit: UnitT, started: float, running: float | None, done: float
     ) -> tuple[float, float] | None:

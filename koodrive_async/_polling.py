@@ -51,10 +51,10 @@ import logging
 import math
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
-from ._estimator import DurationEstimator, bracket_duration
+from ._estimator import DurationEstimator, bracket_duration, remaining_from_progress
 from ._exceptions import (
     APIConnectionError,
     RateLimitError,
@@ -76,6 +76,10 @@ logger = logging.getLogger("koodrive_async.polling")
 #: duration of the kind. 0.2 keeps the detection delay under ~20% of a typical
 #: task while a typical task needs 2 to 3 GETs.
 STEP_FRACTION = 0.2
+#: The first poll comes this fraction of a step after the fast end: the units
+#: that end before it are the ones whose detection delay is longest, and the
+#: progress they report makes the later polls cheaper than the early one costs.
+FIRST_FRACTION = 0.75
 #: Never poll one task more often than this, whatever was learned.
 MIN_STEP = 0.01
 #: Most waiters per kind remembered for re-planning when the first estimate arrives.
@@ -85,6 +89,22 @@ DEFAULT_MAX_POLLS = 32
 #: How long before its deadline a waiter caught in a pause gets its last
 #: poll (at least; more when GETs are slow), so the answer can still count.
 LAST_POLL_LEAD = 0.25
+#: Which quantile of a kind's past "actual remaining ÷ predicted by progress"
+#: places the next poll of a unit that reports progress: low enough that most
+#: units are still running when it comes (those polls see progress again,
+#: and the step schedule takes over near the end), high enough to skip the
+#: polls a unit far from its end does not need.
+PROGRESS_QUANTILE = 0.3
+#: Before any unit of its kind finished: poll a unit that reports progress
+#: again after this fraction of the remaining time its progress predicts
+#: (a bisection towards the predicted end)...
+COLD_PROGRESS_SHARE = 0.5
+#: ...but not sooner than this fraction of the whole duration it predicts.
+COLD_PROGRESS_FLOOR = 0.1
+
+#: The second field of a heap entry (small ints: no allocation per entry).
+_DEADLINE = 0
+_POLL = 1
 
 GetTask = Callable[[str], Awaitable[Task]]
 OnStatus = Callable[[Any], Any]
@@ -118,13 +138,14 @@ class _Waiter:
         "timeout",
         "interval",
         "last",
-        "seq",
+        "entry",
         "poll",
         "kind",
         "started",
         "step",
         "window_end",
         "prev_poll",
+        "seen",
         "invalid",
         "final",
         "tracker",
@@ -153,13 +174,18 @@ class _Waiter:
         self.interval = 0.0
         # The last model read (a Task, Job or ShareTask: the tracker's kind).
         self.last: Any = None
-        self.seq = 0
+        # Its live poll entry in the heap; an entry that is not this one is
+        # stale (lazy deletion). A tuple, not a sequence number: no int per push.
+        self.entry: tuple[float, int, _Waiter] | None = None
         self.poll: asyncio.Task[None] | None = None
         self.kind = kind
         self.started = started
         self.step = 0.0
         self.window_end = 0.0
         self.prev_poll = -1.0
+        # Progress seen: (elapsed, fraction) of the latest answer whose
+        # progress moved, then those of the one before (if any); or None.
+        self.seen: tuple[float, ...] | None = None
         # Unparseable answers in a row (PollPolicy.max_invalid_responses).
         self.invalid = 0
         # It had its last poll before a deadline that falls inside a pause.
@@ -169,6 +195,10 @@ class _Waiter:
         # The context its polls run in (the waiting caller's, for tracing), or
         # None for the driver's.
         self.context = context
+
+    def __lt__(self, other: _Waiter) -> bool:
+        # Breaks ties of heap entries due at the same instant (any order will do).
+        return id(self) < id(other)
 
 
 class PollScheduler:
@@ -200,6 +230,7 @@ class PollScheduler:
         self._max_pause = max_pause
         self._rng = rng or random.Random()
         self._loop = asyncio.get_running_loop()
+        # (due, _DEADLINE or _POLL, waiter): one small tuple per entry.
         self._heap: list[tuple[float, int, _Waiter]] = []
         self._ready: deque[_Waiter] = deque()
         # Waiters whose last poll before their deadline may not wait for a pause.
@@ -208,7 +239,6 @@ class PollScheduler:
         # Waiters of a kind with no estimate yet, to re-plan once there is one.
         self._cold: dict[Hashable, list[_Waiter]] = {}
         self._inflight = 0
-        self._seq = 0
         self._stale = 0
         self._pause_until = 0.0
         self._wake: asyncio.Future[None] | None = None
@@ -291,10 +321,9 @@ class PollScheduler:
         )
         first = self._first_due(waiter, now)
         if deadline is not None:
-            self._seq += 1
-            # Negative sequence numbers mark deadline entries; they sort before a
-            # poll due at the same instant, so an expired waiter is not polled.
-            heapq.heappush(self._heap, (deadline, -self._seq, waiter))
+            # Flag 0 marks a deadline entry; it sorts before a poll (flag 1)
+            # due at the same instant, so an expired waiter is not polled.
+            heapq.heappush(self._heap, (deadline, _DEADLINE, waiter))
         self._push_poll(waiter, first)
         self._ensure_driver()
         return waiter
@@ -309,6 +338,8 @@ class PollScheduler:
         if poll is not None:
             waiter.poll = None
             poll.cancel()
+        # Its heap entry refers to it; it must not refer back (no cycle to collect).
+        waiter.entry = None
         # Its heap entries stay until they surface (lazy deletion); count them
         # so a heap full of abandoned entries gets compacted.
         if not waiter.future.done():
@@ -318,6 +349,24 @@ class PollScheduler:
             self._stale += 1  # its deadline entry
         if self._stale > 1024 and self._stale > len(self._heap) // 2:
             self._compact()
+
+    def seed_durations(self, kind: Hashable, durations: Iterable[float]) -> int:
+        """Plan waiters of ``kind`` from durations known before any of them finished.
+
+        A previous run of the same plan recorded them; waiters of that kind
+        already waiting on the policy's blind schedule are re-planned at once.
+
+        Args:
+            kind: The kind key (``_estimator.duration_key`` of the request).
+            durations: Seconds from submission to the end, oldest first.
+
+        Returns:
+            How many were taken (non-finite and negative values are skipped).
+        """
+        taken = self.estimator.seed(kind, durations)
+        if taken and kind in self._cold and self.estimator.estimate(kind) is not None:
+            self._replan_cold(kind, self._loop.time())
+        return taken
 
     async def close(self) -> None:
         """Stop polling; pending waiters fail with RuntimeError."""
@@ -386,7 +435,7 @@ class PollScheduler:
         waiter.step = step
         waiter.interval = step
         waiter.window_end = waiter.started + high + step
-        first = waiter.started + low + self._shortened(step, policy)
+        first = waiter.started + low + self._shortened(FIRST_FRACTION * step, policy)
         # A waiter re-planned late may be past that point already: poll it
         # soon, spread over one step so a whole cold wave does not fire at once.
         return max(first, now + self._rng.random() * step)
@@ -409,10 +458,42 @@ class PollScheduler:
             if estimate is not None:
                 return self._plan(waiter, estimate, now)
         if waiter.step and now < waiter.window_end:
-            # Inside the learned window: poll at a fixed short step.
-            return now + self._shortened(waiter.step, policy)
+            # Inside the learned window: poll at a fixed short step, or later
+            # when the unit's progress says its end is further off.
+            due = now + self._shortened(waiter.step, policy)
+            ahead = self._by_progress(waiter)
+            if ahead is not None:
+                due = max(due, min(ahead - 0.5 * waiter.step, now + policy.max_interval))
+            return due
         waiter.interval = min(waiter.interval * policy.multiplier, policy.max_interval)
-        return now + self._jittered(waiter.interval, policy)
+        due = now + self._jittered(waiter.interval, policy)
+        if not waiter.step and waiter.seen is not None and waiter.started is not None:
+            # Nothing learned yet, but the unit says how far it got: close in
+            # on the end it predicts instead of backing off past it.
+            elapsed, fraction = waiter.seen[0], waiter.seen[1]
+            remaining = remaining_from_progress(elapsed, fraction, _before(waiter.seen))
+            if remaining is not None:
+                floor = COLD_PROGRESS_FLOOR * (elapsed + remaining)
+                gap = max(COLD_PROGRESS_SHARE * remaining, floor, MIN_STEP, 2.0 * self._rtt)
+                target = waiter.started + elapsed + gap
+                if target > now:
+                    # (Passed already: progress stalled since; back off as usual.)
+                    due = min(due, target)
+        return due
+
+    def _by_progress(self, waiter: _Waiter) -> float | None:
+        # When the unit will (most likely not yet) have ended by its progress,
+        # calibrated on how far such predictions were off for its kind.
+        seen = waiter.seen
+        if seen is None or waiter.started is None:
+            return None
+        remaining = remaining_from_progress(seen[0], seen[1], _before(seen))
+        if remaining is None:
+            return None
+        ratio = self.estimator.ratio_quantile(waiter.kind, PROGRESS_QUANTILE)
+        if ratio is None:
+            return None
+        return waiter.started + seen[0] + ratio * remaining
 
     def _push_poll(self, waiter: _Waiter, due: float) -> None:
         deadline = waiter.deadline
@@ -422,9 +503,8 @@ class PollScheduler:
             due = deadline - max(2.0 * self._rtt, 0.001)
             if due <= self._loop.time():
                 return  # the deadline entry will end the wait
-        self._seq += 1
-        waiter.seq = self._seq
-        heapq.heappush(self._heap, (due, self._seq, waiter))
+        waiter.entry = entry = (due, _POLL, waiter)
+        heapq.heappush(self._heap, entry)
         if due < self._sleep_until:
             self._kick()
 
@@ -449,12 +529,14 @@ class PollScheduler:
             heap = self._heap  # _compact may have replaced the list
             now = loop.time()
             while heap and heap[0][0] <= now:
-                _, seq, waiter = heapq.heappop(heap)
+                entry = heapq.heappop(heap)
+                waiter = entry[2]
                 if waiter.future.done():
                     continue
-                if seq < 0:
+                if entry[1] == _DEADLINE:
                     self._expire(waiter)
-                elif seq == waiter.seq:
+                elif entry is waiter.entry:
+                    waiter.entry = None
                     self._make_ready(waiter, now)
             self._launch_ready(now)
             wake_at = heap[0][0] if heap else math.inf
@@ -485,9 +567,8 @@ class PollScheduler:
             lead = max(4.0 * self._rtt, LAST_POLL_LEAD)
             last = deadline - lead
             if now < last:
-                self._seq += 1
-                waiter.seq = self._seq
-                heapq.heappush(self._heap, (last, self._seq, waiter))
+                waiter.entry = entry = (last, _POLL, waiter)
+                heapq.heappush(self._heap, entry)
                 return
             waiter.final = True
             self._urgent.append(waiter)
@@ -560,6 +641,8 @@ class PollScheduler:
         waiter.invalid = 0
         previous = waiter.last
         waiter.last = task = tracker.keep(task, waiter.task_id)
+        if waiter.kind is not None and waiter.started is not None:
+            self._saw_progress(waiter, tracker.progress(task), (started + now) / 2.0)
         try:
             if waiter.on_status is not None and tracker.changed(previous, task):
                 result = waiter.on_status(task)
@@ -577,8 +660,19 @@ class PollScheduler:
         if tracker.finished(task):
             self._settle(waiter, task, now)
             return
-        waiter.prev_poll = started
+        if waiter.kind is not None:
+            waiter.prev_poll = started  # only learning needs it (no float per plain wait)
         self._push_poll(waiter, self._next_due(waiter, loop.time()))
+
+    def _saw_progress(self, waiter: _Waiter, fraction: float | None, at: float) -> None:
+        assert waiter.started is not None
+        if fraction is None or not 0.0 < fraction < 1.0:
+            return
+        seen = waiter.seen
+        if seen is not None and fraction <= seen[1]:
+            return  # not moved: the moment it reached this value says more
+        elapsed = at - waiter.started
+        waiter.seen = (elapsed, fraction) if seen is None else (elapsed, fraction, seen[0], seen[1])
 
     def _poll_failed(self, waiter: _Waiter, exc: Exception) -> None:
         if not is_transient(exc):
@@ -655,10 +749,21 @@ class PollScheduler:
         # bracket (tasks: exact; jobs: whole seconds read against our clock);
         # the bracket bounds them, so a skewed or virtual clock cannot mislead.
         started = waiter.started
+        kind = waiter.kind
         running = waiter.prev_poll if waiter.prev_poll >= 0 else None
         lower = max(0.0, running - started) if running is not None else 0.0
         upper = max(lower, now - started)
         bounds = waiter.tracker.server_bounds(task, started, running, now)
-        self.estimator.observe(waiter.kind, bracket_duration(lower, upper, bounds))
-        if waiter.kind in self._cold and self.estimator.estimate(waiter.kind) is not None:
-            self._replan_cold(waiter.kind, now)
+        duration = bracket_duration(lower, upper, bounds)
+        self.estimator.observe(kind, duration)
+        seen = waiter.seen
+        if seen is not None:
+            predicted = remaining_from_progress(seen[0], seen[1], _before(seen))
+            if predicted:
+                self.estimator.observe_ratio(kind, max(0.0, duration - seen[0]) / predicted)
+        if kind in self._cold and self.estimator.estimate(kind) is not None:
+            self._replan_cold(kind, now)
+
+
+def _before(seen: tuple[float, ...]) -> tuple[float, float] | None:
+    return (seen[2], seen[3]) if len(seen) == 4 else None

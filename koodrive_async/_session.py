@@ -42,6 +42,7 @@ from ._decode import (
 )
 from ._download import ProgressCallback, download_package
 from ._enums import JobAction, JobStatus, JobType, ShareTaskType, State, TaskStatus, TaskType
+from ._estimator import duration_key
 from ._exceptions import BadRequestError, InvalidRequestError, KooDriveError
 from ._http import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_USER_AGENT, HTTP
 from ._interfaces import Tracker
@@ -1056,6 +1057,35 @@ class KooDriveSession:
     @max_concurrent_polls.setter
     def max_concurrent_polls(self, value: int) -> None:
         self._waiting.max_polls = value
+
+    def seed_durations(self, like: Request, durations: Iterable[float]) -> int:
+        """Plan the waits of tasks like ``like`` from durations a previous run recorded.
+
+        Before any task of a kind has finished, ``run_jobs`` and
+        ``stream_jobs`` poll it on the plain ``PollPolicy`` schedule; given
+        the durations a previous run of the same plan saw (its journal), the
+        first wave is polled where its tasks are likely to end instead. The
+        session's own observations replace them as its tasks finish.
+
+        Args:
+            like: A request of the kind (its model, task type and action
+                decide the kind; other fields are ignored).
+            durations: Seconds from submission to the end, oldest first;
+                non-finite and negative values are skipped.
+
+        Returns:
+            How many durations were taken (at most the newest 64).
+
+        Raises:
+            InvalidRequestError: ``like`` is not a request model.
+        """
+        if not isinstance(
+            like, TransferTaskRequest | ImportTaskRequest | ShareTaskRequest | JobRequest
+        ):
+            raise InvalidRequestError(
+                f"like must be a request model, got {type(like).__name__}", field="like"
+            )
+        return self._waiting.seed_durations(duration_key(like), durations)
 
     def _scheduler(self) -> PollScheduler:
         # The shared poll scheduler, for tests and benchmarks that count its GETs.

@@ -91,6 +91,10 @@ class TaskTracker:
         """:class:`TaskFailedError` for a FAILED task, None for SUCCESS."""
         return None if unit.status == TaskStatus.SUCCESS else TaskFailedError(unit)
 
+    def progress(self, unit: Task) -> float | None:  # noqa: ARG002 - tasks report none
+        """None: task detail has no progress field."""
+        return None
+
     def server_bounds(
         self,
         unit: Task,
@@ -145,6 +149,13 @@ def _final(unit: Job | ShareTask) -> bool:
     return state is State.SUCCESS or state is State.FAILED or state is State.CANCELLED
 
 
+def _progress(unit: Job | ShareTask) -> float | None:
+    value = unit.progress
+    if value is None or not 0 <= value <= 100:
+        return None
+    return value / 100.0
+
+
 def _moved(previous: Job | ShareTask | None, unit: Job | ShareTask) -> bool:
     return (
         previous is None
@@ -187,6 +198,10 @@ class JobTracker:
     def failure(self, unit: Job) -> Exception | None:
         """JobFailedError (FAILED), JobCancelledError (CANCELLED), None for SUCCESS."""
         return _job_failure(unit)
+
+    def progress(self, unit: Job) -> float | None:
+        """Its ``progress`` as a fraction (0 to 1), or None when absent or out of range."""
+        return _progress(unit)
 
     def server_bounds(
         self, unit: Job, started: float, running: float | None, done: float
@@ -245,6 +260,10 @@ class ShareTaskTracker:
     def failure(self, unit: ShareTask) -> Exception | None:
         """JobFailedError (FAILED), JobCancelledError (CANCELLED), None for SUCCESS."""
         return _job_failure(unit)
+
+    def progress(self, unit: ShareTask) -> float | None:
+        """Its ``progress`` as a fraction (0 to 1), or None when absent or out of range."""
+        return _progress(unit)
 
     def server_bounds(
         self, unit: ShareTask, started: float, running: float | None, done: float

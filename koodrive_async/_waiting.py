@@ -25,6 +25,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable, Hashable, Iterab
 from typing import Any
 
 from . import _validate as check
+from ._estimator import WINDOW
 from ._exceptions import InvalidRequestError
 from ._fanout import FanOut
 from ._interfaces import TaskAPI, Tracker
@@ -51,6 +52,8 @@ DEFAULT_POLL = PollPolicy()
 JOB_TRACKING = ("job", "task")
 #: Share trackers kept for reuse (one per share id and kdstoken) before starting afresh.
 _MAX_SHARE_TRACKERS = 1024
+#: Kinds whose prior durations are kept (a plan has a handful).
+_MAX_PRIOR_KINDS = 256
 
 
 # ---------------------------------------------------------------------- argument checks
@@ -139,6 +142,9 @@ class Waiting:
         self._job_tracker: JobTracker | None = None
         self._share_trackers: dict[tuple[str, str | None], ShareTaskTracker] = {}
         self._scheduler: PollScheduler | None = None
+        # Durations known before this session saw any unit end (a previous
+        # run's), per kind: every scheduler this session makes starts from them.
+        self._priors: dict[Hashable, list[float]] = {}
         #: Most GETs the shared poll scheduler runs at once; read when the
         #: scheduler is made (first wait in each event loop).
         self.max_polls = DEFAULT_MAX_POLLS
@@ -171,8 +177,35 @@ class Waiting:
             scheduler = PollScheduler(
                 self._api.get_task, max_polls=self.max_polls, max_pause=self._max_pause
             )
+            for kind, durations in self._priors.items():
+                scheduler.seed_durations(kind, durations)
             self._scheduler = scheduler
         return scheduler
+
+    def seed_durations(self, kind: Hashable, durations: Iterable[float]) -> int:
+        """Plan the waits of ``kind`` from durations a previous run recorded.
+
+        Kept for every scheduler this session makes (one per event loop),
+        and given to the current one at once.
+
+        Args:
+            kind: ``_estimator.duration_key`` of the request.
+            durations: Seconds from submission to the end, oldest first.
+
+        Returns:
+            How many were taken.
+        """
+        kept = [float(d) for d in durations if isinstance(d, int | float) and math.isfinite(d)]
+        kept = [d for d in kept if d >= 0][-WINDOW:]
+        if not kept:
+            return 0
+        if kind not in self._priors and len(self._priors) >= _MAX_PRIOR_KINDS:
+            self._priors.clear()
+        self._priors[kind] = kept
+        scheduler = self._scheduler
+        if scheduler is not None and not scheduler.closed:
+            scheduler.seed_durations(kind, kept)
+        return len(kept)
 
     def job_tracker(self) -> JobTracker:
         """The tracker of every batch job of this session (job detail)."""

@@ -78,26 +78,26 @@ def _fake_results(runner: ModuleType, *, httpx: bool) -> dict[str, object]:
             runs=[
                 {
                     "fanout_ratio": 1.10,
-                    "gets_per_job": 2.9,
+                    "gets_per_job": 2.4,
                     "detect_p95_fraction": 0.3,
                     "errors": 0,
                 },
                 {
                     "fanout_ratio": 1.30,
-                    "gets_per_job": 2.7,
+                    "gets_per_job": 2.2,
                     "detect_p95_fraction": 0.2,
                     "errors": 0,
                 },
                 {
                     "fanout_ratio": 1.12,
-                    "gets_per_job": 2.8,
+                    "gets_per_job": 2.3,
                     "detect_p95_fraction": 0.1,
                     "errors": 0,
                 },
             ]
         ),
         "memory": step(
-            runs=[{"bytes_per_waiting_task": b} for b in (1900.0, 2100.0, 1990.0)],
+            runs=[{"bytes_per_waiting_task": b} for b in (1200.0, 1300.0, 1250.0)],
             problems=["bench_fanout.py: exit status 1"],
         ),
     }
@@ -115,9 +115,9 @@ def test_assemble_takes_medians_and_judges_targets(runner: ModuleType) -> None:
     assert out["instruction_ratio"] == 1.091
     assert out["emulator_rps"] == 4321.0
     assert out["fanout_ratio"] == 1.12  # median of 1.10, 1.30, 1.12
-    assert out["gets_per_job"] == 2.8
+    assert out["gets_per_job"] == 2.3
     assert out["detect_p95_fraction"] == 0.2
-    assert out["bytes_per_waiting_task"] == 1990.0
+    assert out["bytes_per_waiting_task"] == 1250.0
     assert out["met"] == {
         "overhead_ratio": True,
         "instruction_ratio": True,

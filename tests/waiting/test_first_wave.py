@@ -1,0 +1,244 @@
+"""No blind first wave: prior durations, progress, the first few completions (issue 17).
+
+The statistics are pure (tested without I/O); the scheduler's placement is
+read off the waiters it plans, for units read from the emulator over loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from waiting_helpers import job
+
+from koodrive_async import FileInfo, InvalidRequestError, Job, JobRequest, JobType, PollPolicy
+from koodrive_async._enums import JobStatus
+from koodrive_async._estimator import (
+    MIN_SAMPLES,
+    WINDOW,
+    DurationEstimator,
+    duration_key,
+    remaining_from_progress,
+)
+from koodrive_async._models import Request
+from koodrive_async._polling import (
+    FIRST_FRACTION,
+    PROGRESS_QUANTILE,
+    STEP_FRACTION,
+)
+from koodrive_async._session import KooDriveSession
+from koodrive_async._trackers import JobTracker
+from koodrive_async.bulk._priors import seed_from_journal
+from koodrive_async.emulator import KooDriveEmulator
+
+#: A policy whose blind schedule is far from every learnt placement below.
+BLIND = PollPolicy(initial=30.0, multiplier=2.0, max_interval=60.0, jitter=0.0)
+
+
+# ------------------------------------------------------------------ pure statistics
+
+
+def test_a_few_completions_are_enough_for_an_estimate() -> None:
+    est = DurationEstimator()
+    for _ in range(3):
+        est.observe("k", 1.0)
+    assert MIN_SAMPLES <= 3
+    assert est.estimate("k") == (1.0, 1.0, 1.0)
+
+
+def test_seed_gives_an_estimate_before_any_completion_and_keeps_the_newest() -> None:
+    est = DurationEstimator()
+    taken = est.seed("k", [math.nan, -1.0, *[100.0] * WINDOW, 2.0, 2.0, 2.0])
+    assert taken == WINDOW
+    assert est.estimate("k") is not None
+    # The oldest valid values fell out; the three newest are among the kept.
+    ring = est._kinds["k"].ring
+    assert len(ring) == WINDOW and ring.count(2.0) == 3
+    assert est.seed("other", [math.inf, -3.0]) == 0
+    assert est.estimate("other") is None
+
+
+def test_remaining_from_progress_uses_the_rate_between_two_answers() -> None:
+    # 25% after 1 s since the start: 3 s to go at that rate.
+    assert remaining_from_progress(1.0, 0.25) == pytest.approx(3.0)
+    # A pending phase made the first answer show 10% at 2 s, then 60% at 3 s:
+    # 50% per second since then, so 0.8 s to go (the start-based rate says 2 s).
+    assert remaining_from_progress(3.0, 0.6, (2.0, 0.1)) == pytest.approx(0.8)
+    # Progress that did not move, or says nothing, is ignored.
+    assert remaining_from_progress(3.0, 0.6, (2.0, 0.6)) == pytest.approx(2.0)
+    for fraction in (0.0, 1.0, -0.5, 1.5):
+        assert remaining_from_progress(2.0, fraction) is None
+
+
+def test_ratio_quantile_needs_a_few_finished_units() -> None:
+    est = DurationEstimator()
+    for ratio in (0.5, 1.0):
+        est.observe_ratio("k", ratio)
+    assert est.ratio_quantile("k", 0.5) is None
+    est.observe_ratio("k", 2.0)
+    est.observe_ratio("k", math.nan)  # ignored
+    assert est.ratio_quantile("k", 0.0) == 0.5
+    assert est.ratio_quantile("k", 1.0) == 2.0
+
+
+# ------------------------------------------------------------------ the scheduler
+
+
+def _job(progress: int, status: JobStatus = JobStatus.PROCESSING) -> Job:
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    return Job("J1", status=status, progress=progress, create_time=created)
+
+
+async def test_seeded_durations_plan_the_first_waiter_of_a_kind(
+    session: KooDriveSession,
+) -> None:
+    like = job()
+    assert session.seed_durations(like, [2.0, 2.0, 2.0, math.nan]) == 3
+    task_id = await session.submit(like)
+    scheduler = session._scheduler()
+    now = scheduler.loop.time()
+    waiter = scheduler.add(task_id, policy=BLIND, kind=duration_key(like), started=now)
+    try:
+        # Planned from the seeded 2 s, not on the blind 30 s schedule.
+        step = STEP_FRACTION * 2.0
+        assert waiter.step == pytest.approx(step)
+        entry = waiter.entry
+        assert entry is not None
+        assert now + 2.0 + (FIRST_FRACTION * step) * (1 - BLIND.jitter) - 0.01 <= entry[0]
+        assert entry[0] <= now + 2.0 + FIRST_FRACTION * step + 0.01
+    finally:
+        scheduler.discard(waiter)
+
+
+async def test_seeding_replans_a_waiter_already_on_the_blind_schedule(
+    session: KooDriveSession,
+) -> None:
+    like = job()
+    task_id = await session.submit(like)
+    scheduler = session._scheduler()
+    now = scheduler.loop.time()
+    waiter = scheduler.add(task_id, policy=BLIND, kind=duration_key(like), started=now)
+    try:
+        assert waiter.entry is not None and waiter.entry[0] == pytest.approx(now + 30.0, abs=0.1)
+        session.seed_durations(like, [1.0] * MIN_SAMPLES)
+        assert waiter.step > 0
+        assert waiter.entry is not None and waiter.entry[0] < now + 2.0
+    finally:
+        scheduler.discard(waiter)
+
+
+def test_seed_durations_refuses_what_is_not_a_request(session: KooDriveSession) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        session.seed_durations("job", [1.0])  # type: ignore[arg-type]
+    assert info.value.field == "like"
+
+
+async def test_progress_closes_in_on_the_end_before_anything_was_learnt(
+    session: KooDriveSession,
+) -> None:
+    scheduler = session._scheduler()
+    tracker = JobTracker(session.get_job)
+    now = scheduler.loop.time()
+    waiter = scheduler.add("J1", policy=BLIND, kind="cold", started=now - 2.0, tracker=tracker)
+    try:
+        # 50% after 2 s: 2 s to go; the next poll is half-way there, not 60 s on.
+        scheduler._saw_progress(waiter, tracker.progress(_job(50)), now)
+        due = scheduler._next_due(waiter, now)
+        assert due == pytest.approx(now + 1.0, abs=0.01)
+        # Progress that stalled past that point: the policy's backoff, not a
+        # poll every few milliseconds.
+        later = now + 5.0
+        assert scheduler._next_due(waiter, later) >= later + BLIND.initial
+    finally:
+        scheduler.discard(waiter)
+
+
+async def test_progress_skips_the_polls_a_unit_far_from_its_end_does_not_need(
+    session: KooDriveSession,
+) -> None:
+    scheduler = session._scheduler()
+    tracker = JobTracker(session.get_job)
+    for _ in range(MIN_SAMPLES):
+        scheduler.estimator.observe("K", 10.0)
+        scheduler.estimator.observe_ratio("K", 1.0)
+    now = scheduler.loop.time()
+    policy = PollPolicy(initial=0.5, multiplier=1.5, max_interval=15.0, jitter=0.0)
+    waiter = scheduler.add("J1", policy=policy, kind="K", started=now - 1.0, tracker=tracker)
+    try:
+        step = waiter.step
+        assert step == pytest.approx(STEP_FRACTION * 10.0)
+        # No progress yet: the step schedule.
+        assert scheduler._next_due(waiter, now) == pytest.approx(now + step)
+        # 10% after 1 s: 9 s to go; the next poll comes near that end, not a step on.
+        scheduler._saw_progress(waiter, tracker.progress(_job(10)), now)
+        due = scheduler._next_due(waiter, now)
+        assert PROGRESS_QUANTILE and due == pytest.approx(now + 9.0 - 0.5 * step, abs=0.01)
+        # Progress that did not move keeps the moment it was first seen.
+        scheduler._saw_progress(waiter, 0.1, now + 1.0)
+        assert waiter.seen == pytest.approx((1.0, 0.1))
+    finally:
+        scheduler.discard(waiter)
+
+
+async def test_a_fan_out_of_jobs_reporting_progress_still_sees_every_end(
+    session: KooDriveSession, emu: KooDriveEmulator
+) -> None:
+    # Jobs of several files (their progress rises in uneven steps), a fast
+    # policy: every outcome arrives, each job read at job detail.
+    requests = [
+        JobRequest(JobType.COPY, "src", "dst", [FileInfo(f"f{i}-{k}") for k in range(5)])
+        for i in range(8)
+    ]
+    emu.clock.speed = 50.0  # 10 s jobs end within 0.2 s of real time
+    fast = PollPolicy(initial=0.01, multiplier=1.5, max_interval=0.05, jitter=0.1)
+    outcomes = await asyncio.wait_for(
+        session.run_jobs(requests, max_concurrency=4, poll=fast), timeout=30
+    )
+    assert [o.ok for o in outcomes] == [True] * 8
+
+
+# ------------------------------------------------------------------ bulk: a previous run's journal
+
+
+class _Journal:
+    def __init__(self, times: dict[int, tuple[datetime | None, ...]]) -> None:
+        self._times = times
+
+    def line_times(self) -> dict[int, tuple[datetime | None, ...]]:
+        return self._times
+
+
+class _Seeds:
+    def __init__(self) -> None:
+        self.got: list[tuple[object, list[float]]] = []
+
+    def seed_durations(self, like: Request, durations: Iterable[float]) -> int:
+        values = list(durations)
+        self.got.append((duration_key(like), values))
+        return len(values)
+
+
+def test_seed_from_journal_gives_each_kind_its_durations_oldest_first() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def at(seconds: float) -> datetime:
+        return t0 + timedelta(seconds=seconds)
+
+    journal = _Journal(
+        {
+            1: (at(0), at(0), at(5)),  # 5 s, ended second
+            2: (at(0), at(1), at(3)),  # 2 s, ended first
+            3: (at(0), at(1), None),  # never seen ending
+            4: (at(0), at(9), at(8)),  # the clock was set back
+            5: (at(0), at(0), at(1)),  # no request given for it
+        }
+    )
+    copy = job()
+    move = JobRequest(JobType.MOVE, "src", "dst", [FileInfo("f")])
+    seeds = _Seeds()
+    taken = seed_from_journal(seeds, journal, {1: copy, 2: copy, 3: move, 4: move})  # type: ignore[arg-type]
+    assert taken == 2
+    assert seeds.got == [(duration_key(copy), [2.0, 5.0])]
