@@ -21,10 +21,12 @@ The rule, precisely:
    witnesses is the offset (an upper bound of the true one, the 1-second
    flooring aside). With no witness there is no calibration and no time bound.
 3. *Window.* With an offset, a job is a candidate for a line only when its
-   ``createTime`` is within [submitting + offset - margin, sent by + offset +
-   margin] (:data:`~._reconcile.CLOCK_MARGIN`; "sent by" is when the create
-   may last have been sent; no upper end when it is unknown). A job without a
-   readable ``createTime`` is always in the window.
+   ``createTime`` is not earlier than submitting + offset - margin
+   (:data:`~._reconcile.CLOCK_MARGIN`). There is no upper end: a service clock
+   that runs ahead of the calibration (or a calibration from an older run)
+   would push the line's own job past it, and the line would be declared not
+   created and sent twice. A job without a readable ``createTime`` is always
+   in the window.
 4. *Filter.* A job is a candidate only when no journal line holds its id, it
    is in the window, and its listed type, action, container and file count do
    not differ from the line's (an absent field does not exclude). A witness
@@ -240,8 +242,8 @@ def _window(line: JobLine, offset: float | None, margin: timedelta) -> _Window:
         return _Window(None, None)
     shift = timedelta(seconds=offset)
     low = None if line.submitting_at is None else line.submitting_at + shift - margin
-    high = None if line.sent_by is None else line.sent_by + shift + margin
-    return _Window(low, high)
+    # No upper end (rule 3): the line's own job must never fall out of the window.
+    return _Window(low, None)
 
 
 @attrs.frozen

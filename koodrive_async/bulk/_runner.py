@@ -37,6 +37,7 @@ from ._journal import Journal, JournalMismatchError, LineRecord, Pacer, State, S
 from ._listing import Reconciled, reconcile_in_doubt
 from ._options import MAX_RECONCILIATIONS, RunOptions, RunResult
 from ._plan import Plan, PlanError, load_plan
+from ._priors import seed_from_journal
 from ._progress import NoProgress, Progress, RunStats
 from ._round import Control, LineBook, Submissions, run_round
 from ._session import BulkSession
@@ -351,6 +352,9 @@ class PlanRun:
         subs.retry_files = {
             r.line: r.retry_files for r in await self.journal.records() if r.retry_files
         }
+        # The durations an earlier run of this plan saw place this run's first
+        # polls (no blind first wave); nothing is sent for it.
+        await seed_from_journal(session, self.journal, self.plan.request)
         done, looks = await self._start(session)
         stats, journal = self.stats, self.journal
         counts = await journal.counts()

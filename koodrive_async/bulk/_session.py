@@ -92,6 +92,10 @@ class BulkSession(Protocol):
         """Cancel a batch job that is pending or processing."""
         ...
 
+    def seed_durations(self, like: Request, durations: Iterable[float]) -> int:
+        """Plan the first waits of tasks like ``like`` from a previous run's durations."""
+        ...
+
     def stream_jobs(
         self,
         requests: Iterable[Request] | AsyncIterable[Request],

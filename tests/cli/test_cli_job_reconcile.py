@@ -168,6 +168,18 @@ def test_the_window_is_calibrated_on_the_journals_own_jobs() -> None:
     }
 
 
+def test_a_job_written_long_after_its_line_was_sent_is_still_found() -> None:
+    # A service clock that runs ahead of the calibration (the emulator's fast
+    # virtual clock, or a calibration from an earlier run) writes the line's own
+    # job far past its send: an upper end of the window would declare the line
+    # not created and send it twice.
+    witness = JobWitness("w1", JobKey(1, 101, "IAABdst", ("W",)), T0 - timedelta(seconds=30))
+    listed_witness = _job("w1", ("W",), at=T0 - timedelta(seconds=29))
+    late = _job("j1", at=T0 + timedelta(hours=1))
+    decision = _decide([_line(1)], [listed_witness, late], witnesses=(witness,))
+    assert decision.matched == {1: "j1"} and decision.not_created == []
+
+
 def test_an_unreadable_candidate_blocks_the_proof() -> None:
     empty = Job(
         job_id="j1", task_type=JobType.COPY, action_type=101, container_id="IAABdst", file_count=1

@@ -221,7 +221,7 @@ class _Seeds:
         return len(values)
 
 
-def test_seed_from_journal_gives_each_kind_its_durations_oldest_first() -> None:
+async def test_seed_from_journal_gives_each_kind_its_durations_oldest_first() -> None:
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
 
     def at(seconds: float) -> datetime:
@@ -239,6 +239,6 @@ def test_seed_from_journal_gives_each_kind_its_durations_oldest_first() -> None:
     copy = job()
     move = JobRequest(JobType.MOVE, "src", "dst", [FileInfo("f")])
     seeds = _Seeds()
-    taken = seed_from_journal(seeds, journal, {1: copy, 2: copy, 3: move, 4: move})  # type: ignore[arg-type]
+    taken = await seed_from_journal(seeds, journal, {1: copy, 2: copy, 3: move, 4: move})  # type: ignore[arg-type]
     assert taken == 2
     assert seeds.got == [(duration_key(copy), [2.0, 5.0])]
