@@ -36,6 +36,10 @@ def test_documented_codes_have_a_meaning_and_task_codes_none() -> None:
     assert code_of("18000404", "x (HTTP 400, code 13000311)") == "18000404"
 
 
+# Four runs of a 3,000-line plan: the whole-suite run on 3.11 has it (slow), with
+# room for a loaded machine (the per-test default is 60 s).
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 async def test_done_when_report_failed_lists_the_failed_lines_and_a_grown_plan_sends_only_the_new(
     emu: KooDriveEmulator, cli: Cli, tmp_path: Path
 ) -> None:
