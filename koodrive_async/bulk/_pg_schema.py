@@ -11,6 +11,10 @@ The tables live in the connection's current schema (the first of its
 ``search_path``): one plan per database, or per schema with
 ``?options=-csearch_path%3Dmy_plan`` in the URL.
 
+``koodrive_attempts`` holds one row per attempt of a line (what the SQLite
+journal's ``attempts`` table holds, see ``_sqlite.py``); ``retry_files`` on a
+line, the files its next create sends after a partial failure.
+
 Times are the database's clock (``timestamptz``): one clock for every worker.
 Nothing here stores a plan line, a password or a token (see ``_journal.py``).
 
@@ -57,6 +61,7 @@ STATEMENTS = (
         outcome       text,
         failed_files  text[],
         download_url  text,                  -- a package's link (its query holds a token)
+        retry_files   text[],                -- the next create's files (NULL: the whole line)
         worker        text,                  -- the worker id that last held the line
         holder        text,                  -- the journal instance holding its lease
         lease_until   timestamptz,           -- the lease's end (database clock)
@@ -66,6 +71,25 @@ STATEMENTS = (
     # The lines under a lease (few: a claim's worth per worker), by the lease's end.
     "CREATE INDEX IF NOT EXISTS koodrive_lines_leased ON koodrive_lines (lease_until)"
     " WHERE holder IS NOT NULL",
+    # One row per "submitting" mark (inserted with it); the line's later
+    # changes update the row of its current attempt (line.attempts).
+    """CREATE TABLE IF NOT EXISTS koodrive_attempts (
+        line          integer NOT NULL,      -- the plan line (koodrive_lines.line)
+        attempt       integer NOT NULL,      -- the line's attempts count when it was marked
+        state         text NOT NULL,         -- the line's state when the attempt last changed
+        task_id       text,
+        outcome       text,
+        result_code   text,
+        error_type    text,
+        error         text,                  -- masked: never a token or a password
+        failed_files  text[],
+        sent_files    text[],                -- the files its create sent (NULL: the whole line)
+        download_url  text,                  -- a package's link (its query holds a token)
+        submitting_at timestamptz,
+        submitted_at  timestamptz,
+        finished_at   timestamptz,
+        PRIMARY KEY (line, attempt)
+    )""",
     """CREATE TABLE IF NOT EXISTS koodrive_runs (
         run        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         worker     text,

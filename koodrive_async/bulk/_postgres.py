@@ -19,6 +19,13 @@ lease check, so no create that stopped worker could still send is accepted
 after the fence: only then may the reconciliation declare the line not
 created (:meth:`PostgresJournal.apply_reconciliation` skips fenced lines).
 
+Attempts are kept as in the SQLite journal: each "submitting" mark inserts a
+row in ``koodrive_attempts`` in the same statement as the line's update (so
+under the same lease guard), and every later change of the line updates its
+current attempt in the same statement; a reset changes only the line, so the
+attempt it ends keeps how it ended. ``--retry-failed`` (:meth:`reset_failed`)
+applies the rules of ``_retry.py``.
+
 Every write of a line's fate is guarded by the lease (``holder = me AND
 lease_until > clock_timestamp()``) and raises :class:`LeaseLostError` when it
 fails, except :meth:`PostgresJournal.mark_submitted` (see there). No
@@ -63,6 +70,7 @@ from ._journal import (
 )
 from ._pg_rate import SharedPacer
 from ._pg_schema import ATTACH_LOCK, MIGRATION_LOCK, SCHEMA_VERSION, STATEMENTS
+from ._retry import next_files, retryable
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
@@ -76,7 +84,25 @@ FENCE_MARGIN = 120.0
 
 _COLUMNS = (
     "line, kind, state, task_id, result_code, error_type, error, attempts, outcome,"
-    " failed_files, download_url"
+    " failed_files, download_url, retry_files"
+)
+_ATTEMPT_COLUMNS = (
+    "line, attempt, state, task_id, outcome, result_code, error_type, error, failed_files,"
+    " sent_files, submitting_at, submitted_at, finished_at, download_url"
+)
+#: What a line's current attempt takes from the line after each change (as in
+#: the SQLite journal): everything but when it was marked and what it sent.
+_ATTEMPT_FOLLOWS = (
+    "state",
+    "task_id",
+    "outcome",
+    "result_code",
+    "error_type",
+    "error",
+    "failed_files",
+    "download_url",
+    "submitted_at",
+    "finished_at",
 )
 _LEASED = "holder = %(me)s AND lease_until > clock_timestamp()"
 #: Not held by this journal, and with no live lease (or one of an earlier process
@@ -132,6 +158,45 @@ def mask_database_url(url: str) -> str:
         netloc = f"{parts.username}@{netloc}"
     query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "password"])
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _following(update: str, table: str = "koodrive_lines") -> str:
+    """``update`` of lines (no RETURNING), their current attempts following it, one statement.
+
+    The attempts change in the same statement, so with the same guard and in
+    the same transaction as the lines: an attempt never says more than its
+    line. The statement returns the numbers of the lines it changed. ``table``
+    is how ``update`` names ``koodrive_lines`` (its alias, if it has one).
+    """
+    returned = ", ".join(f"{table}.{c}" for c in ("line", "attempts", *_ATTEMPT_FOLLOWS))
+    return (
+        f"WITH changed AS ({update} RETURNING {returned}),"
+        f" followed AS (UPDATE koodrive_attempts AS a SET ({', '.join(_ATTEMPT_FOLLOWS)})"
+        f" = ({', '.join('c.' + c for c in _ATTEMPT_FOLLOWS)}) FROM changed AS c"
+        "  WHERE a.line = c.line AND a.attempt = c.attempts)"
+        " SELECT line FROM changed"
+    )
+
+
+def _starting(update: str) -> str:
+    """``update`` (a "submitting" mark, no RETURNING) and the attempt it starts, one statement.
+
+    The new attempt is the line's attempts count after the mark, sending the
+    line's ``retry_files``. One of that number cannot exist (the count only
+    grows); if one did, the new attempt replaces it, as in the SQLite journal.
+    The statement returns the marked line's number.
+    """
+    return (
+        f"WITH changed AS ({update} RETURNING line, attempts, state, retry_files,"
+        " submitting_at),"
+        " started AS (INSERT INTO koodrive_attempts (line, attempt, state, sent_files,"
+        "  submitting_at) SELECT line, attempts, state, retry_files, submitting_at FROM changed"
+        "  ON CONFLICT (line, attempt) DO UPDATE SET state = EXCLUDED.state, task_id = NULL,"
+        "  outcome = NULL, result_code = NULL, error_type = NULL, error = NULL,"
+        "  failed_files = NULL, sent_files = EXCLUDED.sent_files, download_url = NULL,"
+        "  submitting_at = EXCLUDED.submitting_at, submitted_at = NULL, finished_at = NULL)"
+        " SELECT line FROM changed"
+    )
 
 
 def _default_worker_id() -> str:
@@ -495,8 +560,8 @@ class PostgresJournal:
             "  ORDER BY line LIMIT %(limit)s FOR UPDATE SKIP LOCKED),"
             " picked AS (SELECT line, state AS was, lease_until AS old_lease FROM"
             "  (SELECT * FROM doubt UNION ALL SELECT * FROM waits UNION ALL SELECT * FROM sends)"
-            "  AS u ORDER BY rank, line LIMIT %(limit)s)"
-            " UPDATE koodrive_lines AS l SET"
+            "  AS u ORDER BY rank, line LIMIT %(limit)s),"
+            " claimed AS (UPDATE koodrive_lines AS l SET"
             "  state = CASE WHEN p.was = 'submitting' THEN 'in_doubt' ELSE l.state END,"
             "  fence_until = CASE WHEN p.was = 'submitting'"
             "    THEN p.old_lease + %(fence)s::float8 * interval '1 second' ELSE l.fence_until END,"
@@ -509,7 +574,12 @@ class PostgresJournal:
             "  updated_at = CASE WHEN p.was = 'submitting' THEN clock_timestamp()"
             "    ELSE l.updated_at END"
             " FROM picked AS p WHERE l.line = p.line"
-            f" RETURNING p.was, {', '.join('l.' + c.strip() for c in _COLUMNS.split(','))}",
+            f"  RETURNING p.was, {', '.join('l.' + c.strip() for c in _COLUMNS.split(','))}),"
+            # The attempt a stopped worker left "submitting" is in doubt too.
+            " followed AS (UPDATE koodrive_attempts AS a SET (state, error_type, error)"
+            "  = (c.state, c.error_type, c.error) FROM claimed AS c"
+            "  WHERE c.was = 'submitting' AND a.line = c.line AND a.attempt = c.attempts)"
+            f" SELECT was, {_COLUMNS} FROM claimed",
             self._p(limit=limit, fence=self._fence_window(), why=_INTERRUPTED),
         )
         pending: list[int] = []
@@ -592,9 +662,17 @@ class PostgresJournal:
             line=line,
         )
 
-    async def _guarded(self, line: int, sql: str, **params: object) -> None:
-        rows = await self._run(sql + f" WHERE line = %(line)s AND {_LEASED} RETURNING line",
-                               self._p(line=line, **params))  # fmt: skip
+    async def _guarded(
+        self, line: int, update: str, *, starts: bool = False, **params: object
+    ) -> None:
+        """Run ``update`` of ``line`` (no WHERE) if this journal holds its lease, else lose it.
+
+        The line's current attempt follows the change, or, when ``starts``
+        (a "submitting" mark), a new attempt begins, in the same statement.
+        """
+        guarded = f"{update} WHERE line = %(line)s AND {_LEASED}"
+        sql = _starting(guarded) if starts else _following(guarded)
+        rows = await self._run(sql, self._p(line=line, **params))
         if not rows:
             self._lost(line)
 
@@ -607,12 +685,14 @@ class PostgresJournal:
         margin). Returns their numbers.
         """
         rows = await self._run(
-            "UPDATE koodrive_lines SET state = 'in_doubt', error_type = 'interrupted',"
-            " error = %(why)s, updated_at = clock_timestamp(), holder = NULL,"
-            " fence_until = coalesce(lease_until, clock_timestamp())"
-            "   + %(fence)s::float8 * interval '1 second', lease_until = NULL"
-            " WHERE state = 'submitting' AND worker = %(worker)s"
-            " AND holder IS DISTINCT FROM %(me)s RETURNING line",
+            _following(
+                "UPDATE koodrive_lines SET state = 'in_doubt', error_type = 'interrupted',"
+                " error = %(why)s, updated_at = clock_timestamp(), holder = NULL,"
+                " fence_until = coalesce(lease_until, clock_timestamp())"
+                "   + %(fence)s::float8 * interval '1 second', lease_until = NULL"
+                " WHERE state = 'submitting' AND worker = %(worker)s"
+                " AND holder IS DISTINCT FROM %(me)s"
+            ),
             self._p(why=_INTERRUPTED, fence=self._fence_window()),
         )
         lines = sorted(int(r[0]) for r in rows)
@@ -633,8 +713,8 @@ class PostgresJournal:
         """The in-doubt lines and the lines holding a task id, by line number (with fences)."""
         rows = await self._run(
             "SELECT line, kind, state, task_id, submitting_at, updated_at, clock_offset,"
-            " fence_until FROM koodrive_lines WHERE state = 'in_doubt' OR task_id IS NOT NULL"
-            " ORDER BY line"
+            " fence_until, retry_files FROM koodrive_lines"
+            " WHERE state = 'in_doubt' OR task_id IS NOT NULL ORDER BY line"
         )
         return [
             ReconciliationRow(
@@ -646,6 +726,7 @@ class PostgresJournal:
                 self._local(r[5]),
                 None if r[6] is None else float(r[6]) + self._skew,
                 fence_until=self._local(r[7]),
+                retry_files=_files(r[8]),
             )
             for r in rows
         ]
@@ -671,24 +752,30 @@ class PostgresJournal:
         with self._errors():
             async with self._transaction() as conn:
                 if matched:
+                    # Their attempts made those tasks; the others' created nothing.
                     cursor = await conn.execute(
-                        "UPDATE koodrive_lines AS l SET state = 'submitted', task_id = m.task_id,"
-                        " submitted_at = clock_timestamp(), error_type = NULL, error = NULL,"
-                        " fence_until = NULL, updated_at = clock_timestamp(), holder = %(me)s,"
-                        f" worker = %(worker)s, lease_until = {_LEASE}"
-                        " FROM unnest(%(lines)s::integer[], %(ids)s::text[]) AS m(line, task_id)"
-                        " WHERE l.line = m.line AND l.state = 'in_doubt' RETURNING l.line",
+                        _following(
+                            "UPDATE koodrive_lines AS l SET state = 'submitted',"
+                            " task_id = m.task_id, submitted_at = clock_timestamp(),"
+                            " error_type = NULL, error = NULL, fence_until = NULL,"
+                            " updated_at = clock_timestamp(), holder = %(me)s,"
+                            f" worker = %(worker)s, lease_until = {_LEASE}"
+                            " FROM unnest(%(lines)s::integer[], %(ids)s::text[])"
+                            " AS m(line, task_id) WHERE l.line = m.line AND l.state = 'in_doubt'",
+                            table="l",
+                        ),
                         self._p(lines=list(matched), ids=list(matched.values())),
                     )
                     self._held.update(int(r[0]) for r in await cursor.fetchall())
                 if resent:
                     cursor = await conn.execute(
-                        "UPDATE koodrive_lines SET state = 'pending', error_type = NULL,"
-                        " error = NULL, fence_until = NULL, updated_at = clock_timestamp(),"
-                        f" holder = %(me)s, worker = %(worker)s, lease_until = {_LEASE}"
-                        " WHERE line = ANY(%(lines)s) AND state = 'in_doubt'"
-                        " AND (fence_until IS NULL OR fence_until <= clock_timestamp())"
-                        " RETURNING line",
+                        _following(
+                            "UPDATE koodrive_lines SET state = 'pending', error_type = NULL,"
+                            " error = NULL, fence_until = NULL, updated_at = clock_timestamp(),"
+                            f" holder = %(me)s, worker = %(worker)s, lease_until = {_LEASE}"
+                            " WHERE line = ANY(%(lines)s) AND state = 'in_doubt'"
+                            " AND (fence_until IS NULL OR fence_until <= clock_timestamp())"
+                        ),
                         self._p(lines=resent),
                     )
                     pending = sorted(int(r[0]) for r in await cursor.fetchall())
@@ -714,21 +801,72 @@ class PostgresJournal:
         return len(rows)
 
     async def reset_failed(self) -> int:
-        """``--retry-failed`` (not kept by this journal yet).
+        """Put the lines whose task the service reported FAILED back to ``pending`` (released).
 
-        Raises:
-            JournalError: Always: this journal does not keep the attempts a
-                retry must be told apart by.
+        For ``--retry-failed``; the same rule as the SQLite journal
+        (``_retry.retryable``, never in doubt, refused or cancelled). The
+        finished attempt stays as it ended in :meth:`attempts`; the line
+        forgets its task and outcome, its ``retry_files`` become the files
+        the next create sends (``_retry.next_files``: after a partial failure
+        the failed files only), and nobody holds it: any worker may claim it.
+        One transaction; the failed lines are locked while it decides, so two
+        workers starting with ``--retry-failed`` at once move each line once.
+
+        Returns:
+            How many lines were reset.
         """
-        raise JournalError(
-            f"journal {self.location}: --retry-failed needs a SQLite journal for now (the "
-            "PostgreSQL journal does not keep the history of attempts yet)"
-        )
+        with self._errors():
+            async with self._transaction() as conn:
+                cursor = await conn.execute(
+                    f"SELECT {_COLUMNS} FROM koodrive_lines WHERE state = 'failed'"
+                    " ORDER BY line FOR UPDATE"
+                )
+                records = [_record(r) for r in await cursor.fetchall()]
+                moves = [(r.line, next_files(r)) for r in records if retryable(r)]
+                if moves:
+                    await conn.cursor().executemany(
+                        "UPDATE koodrive_lines SET state = 'pending', retry_files = %(files)s,"
+                        " task_id = NULL, result_code = NULL, error_type = NULL, error = NULL,"
+                        " outcome = NULL, failed_files = NULL, download_url = NULL,"
+                        " fence_until = NULL, holder = NULL, lease_until = NULL,"
+                        " updated_at = clock_timestamp() WHERE line = %(line)s",
+                        [{"line": line, "files": list(files) or None} for line, files in moves],
+                    )
+        return len(moves)
 
     async def attempts(self, line: int | None = None) -> list[AttemptRecord]:
-        """The history of attempts: not kept by this journal yet (empty)."""
-        del line
-        return []
+        """Every attempt (of ``line``, or of every line), by line then attempt number."""
+        if line is None:
+            rows = await self._run(
+                f"SELECT {_ATTEMPT_COLUMNS} FROM koodrive_attempts ORDER BY line, attempt"
+            )
+        else:
+            rows = await self._run(
+                f"SELECT {_ATTEMPT_COLUMNS} FROM koodrive_attempts WHERE line = %(l)s"
+                " ORDER BY attempt",
+                {"l": line},
+            )
+        return [self._attempt(r) for r in rows]
+
+    def _attempt(self, row: tuple[Any, ...] | list[Any]) -> AttemptRecord:
+        line, attempt, state, task_id, outcome, result_code, error_type, error = row[:8]
+        failed_files, sent_files, submitting_at, submitted_at, finished_at, download_url = row[8:]
+        return AttemptRecord(
+            line=int(line),
+            attempt=int(attempt),
+            state=str(state),
+            task_id=task_id,
+            outcome=outcome,
+            result_code=result_code,
+            error_type=error_type,
+            error=error,
+            failed_files=_files(failed_files),
+            sent_files=_files(sent_files),
+            submitting_at=self._local(submitting_at),
+            submitted_at=self._local(submitted_at),
+            finished_at=self._local(finished_at),
+            download_url=download_url,
+        )
 
     # ------------------------------------------------------------------ transitions
 
@@ -746,7 +884,8 @@ class PostgresJournal:
             " submitting_at = clock_timestamp(), clock_offset = %(offset)s, task_id = NULL,"
             " result_code = NULL, error_type = NULL, error = NULL, outcome = NULL,"
             " failed_files = NULL, download_url = NULL, fence_until = NULL,"
-            " updated_at = clock_timestamp()",
+            " submitted_at = NULL, finished_at = NULL, updated_at = clock_timestamp()",
+            starts=True,
             offset=offset,
         )
 
@@ -764,10 +903,13 @@ class PostgresJournal:
                 id was not recorded (the line already holds its truth).
         """
         rows = await self._run(
-            "UPDATE koodrive_lines SET state = 'submitted', task_id = %(task)s,"
-            " submitted_at = clock_timestamp(), updated_at = clock_timestamp(),"
-            f" fence_until = NULL, holder = %(me)s, worker = %(worker)s, lease_until = {_LEASE}"
-            " WHERE line = %(line)s AND (holder = %(me)s OR state = 'in_doubt') RETURNING line",
+            _following(
+                "UPDATE koodrive_lines SET state = 'submitted', task_id = %(task)s,"
+                " submitted_at = clock_timestamp(), updated_at = clock_timestamp(),"
+                f" fence_until = NULL, holder = %(me)s, worker = %(worker)s,"
+                f" lease_until = {_LEASE}"
+                " WHERE line = %(line)s AND (holder = %(me)s OR state = 'in_doubt')"
+            ),
             self._p(line=line, task=task_id),
         )
         if not rows:
@@ -903,9 +1045,14 @@ class PostgresJournal:
         return SharedPacer(self._one, rate, burst)
 
 
+def _files(value: object) -> tuple[str, ...]:
+    """The file ids of a ``text[]`` cell (NULL: none)."""
+    return tuple(str(f) for f in value) if isinstance(value, list | tuple) else ()
+
+
 def _record(row: tuple[Any, ...] | list[Any]) -> LineRecord:
     line, kind, state, task_id, result_code, error_type, error, attempts = row[:8]
-    outcome, failed_files, download_url = row[8:11]
+    outcome, failed_files, download_url, retry_files = row[8:12]
     return LineRecord(
         line=int(line),
         kind=kind,
@@ -916,8 +1063,9 @@ def _record(row: tuple[Any, ...] | list[Any]) -> LineRecord:
         error=error,
         attempts=int(attempts),
         outcome=outcome,
-        failed_files=tuple(str(f) for f in failed_files or ()),
+        failed_files=_files(failed_files),
         download_url=download_url,
+        retry_files=_files(retry_files),
     )
 
 
