@@ -3,8 +3,9 @@
 Owns the line :class:`State` machine, :class:`LineRecord` (one line as the
 runner and the reports see it), :class:`ReconciliationRow` and the
 :class:`Journal` protocol, the operations the runner, the reconciliation and
-the summary call. Backends implement it (the SQLite one is ``_sqlite.py``; a
-PostgreSQL one can follow) so that the runner never knows where the rows live.
+the summary call. Backends implement it (the SQLite one is ``_sqlite.py``,
+through ``_sync_adapter.py``; the PostgreSQL one is ``_postgres.py``) so that
+the runner never knows where the rows live.
 
 Per plan line the journal holds a state::
 

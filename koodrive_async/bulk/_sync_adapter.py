@@ -159,9 +159,15 @@ class SyncJournalAdapter:
     async def apply_reconciliation(
         self, matched: dict[int, str], not_created: Iterable[int]
     ) -> list[int]:
-        """Commit a reconciliation; the lines now pending are this run's to send."""
-        resent = list(not_created)
-        self.inner.apply_reconciliation(matched, resent)
+        """Commit a reconciliation; the lines it put back to pending are this run's to send.
+
+        Only lines that were in doubt move: any other line given is left alone
+        and not returned (it must not be sent again).
+        """
+        wanted = list(not_created)
+        in_doubt = set(self.inner.lines_in(State.IN_DOUBT))
+        self.inner.apply_reconciliation(matched, wanted)
+        resent = [line for line in wanted if line in in_doubt]
         self._handed.update(resent)
         return resent
 

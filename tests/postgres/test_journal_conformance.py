@@ -289,10 +289,6 @@ async def test_reconciliation_changes_only_lines_still_in_doubt(
         (1, State.SUBMITTED, "T1"),
         (2, State.PENDING, None),
     ]
-    if journal_factory.name == "sqlite" and resent != [2]:
-        # The adapter hands back every line it was given, not only those
-        # the journal moved (the runner only gives it in-doubt lines).
-        pytest.xfail(f"SyncJournalAdapter.apply_reconciliation returned {resent}, not [2]")
     assert resent == [2]
 
 
