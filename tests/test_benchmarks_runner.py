@@ -246,13 +246,14 @@ def test_one_workers_run_is_summarised_from_the_emulator_and_the_journal() -> No
         ("q1", 1, 1_000, None), ("q2", 2, 1_000, None), ("q4", 4, 1_000, None),
         ("q4_rate", 4, 1_000, 50.0),
     ]  # fmt: skip
-    config = Config("q4", 4, 5, 2.0, None)
+    config = Config("q4", 4, 6, 2.0, None)
     created = {
         "L1": [(100.0, "t1")],
         "L2": [(100.5, "t2"), (101.0, "t2b")],  # created twice: a duplicate
         "L3": [(101.5, "t3")],
         "L4": [(102.0, "t4")],  # the journal holds another id: lost
         # L5: never created, and the journal left it pending: lost
+        # L6: never created, failed in the journal: its create was refused
     }
     journal = {
         1: ("succeeded", "t1"),
@@ -260,6 +261,7 @@ def test_one_workers_run_is_summarised_from_the_emulator_and_the_journal() -> No
         3: ("failed", "t3"),
         4: ("succeeded", "t-other"),
         5: ("pending", None),
+        6: ("failed", None),
     }
     run = summarise(
         config,
@@ -274,5 +276,28 @@ def test_one_workers_run_is_summarised_from_the_emulator_and_the_journal() -> No
     assert run["creates_per_s"] == 2.0  # 4 intervals over 2 s, first to last create
     assert run["quota_ratio"] == 1.0
     assert (run["duplicates"], run["lost"], run["throttled_429"]) == (1, 2, 7)
+    assert run["refused"] == 1
     assert run["lost_states"] == {"succeeded": 1, "pending, no task": 1}
     assert run["emulator_cpu_fraction"] == 0.25
+
+
+def test_the_quota_ratio_is_taken_after_the_quota_burst() -> None:
+    from benchmarks.bench_workers import Config, summarise
+
+    config = Config("q1", 1, 5, 2.0, None)
+    # Two creates at once (the burst), then one every half second: 2/s.
+    times = (100.0, 100.0, 100.5, 101.0, 101.5)
+    run = summarise(
+        config,
+        makespan=3.0,
+        created={f"L{n}": [(t, f"t{n}")] for n, t in enumerate(times, 1)},
+        throttled=0,
+        journal={n: ("succeeded", f"t{n}") for n in range(1, 6)},
+        emulator_cpu=0.0,
+        exit_codes=[0],
+        burst=2.0,
+    )
+    assert run["creates_per_s"] == 2.7  # first to last create, the burst included
+    assert run["steady_creates_per_s"] == 2.0
+    assert run["quota_ratio"] == 1.0
+    assert (run["lost"], run["refused"], run["duplicates"]) == (0, 0, 0)
