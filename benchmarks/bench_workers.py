@@ -384,7 +384,12 @@ async def run_config(
         exit_codes=codes,
         burst=0.0 if quota is None else quota.burst,
     )
-    if any(code != 0 for code in codes):
+    # Exit 1 is "some lines failed": under a quota without --rate, lines whose
+    # create stayed refused after the retries (``refused``). Anything else
+    # (in doubt, a crash, a kill) is a problem of the run.
+    if any(code not in (0, 1) for code in codes) or (
+        any(code == 1 for code in codes) and not result["refused"]
+    ):
         tails = []
         for n, code in enumerate(codes):
             if code != 0:
