@@ -21,7 +21,11 @@ What is measured, and how often:
 - ``fanout_ratio``, ``gets_per_job``, ``detect_p95_fraction``:
   ``bench_fanout.py``, run 3 times, median of each figure;
 - ``bytes_per_waiting_task``: ``bench_fanout.py --memory-only``, run 3 times
-  (a fresh process each time, so each run's tracemalloc sees one run only).
+  (a fresh process each time, so each run's tracemalloc sees one run only);
+- ``workers_quota_hold_error``, ``workers_duplicates``, ``workers_lost``:
+  ``bench_workers.py`` (full mode only: it needs PostgreSQL and runs several
+  worker processes), once; 1, 2 and 4 workers on one PostgreSQL journal,
+  with and without a service quota, and 4 workers sharing ``--rate Q``.
 """
 
 from __future__ import annotations
@@ -119,6 +123,19 @@ METRICS: tuple[Metric, ...] = (
         "bytes_per_waiting_task", "memory", "bytes_per_waiting_task", "<=", 1280.0, 1,
         "client bytes per waiting task",
     ),
+    # Full mode only (PostgreSQL and several worker processes; see plan()).
+    Metric(
+        "workers_quota_hold_error", "workers", "quota_hold_error", "<=", 0.10, 3,
+        "4 workers sharing --rate Q under a service quota Q: |creates/s ÷ Q - 1|",
+    ),
+    Metric(
+        "workers_duplicates", "workers", "duplicates", "<=", 0.0, 0,
+        "many workers: plan lines created twice (every run)",
+    ),
+    Metric(
+        "workers_lost", "workers", "lost", "<=", 0.0, 0,
+        "many workers: lines neither succeeded nor failed with their task (every run)",
+    ),
 )  # fmt: skip
 
 #: Supporting figures (step, key in its JSON, label, decimals) for the details table.
@@ -145,11 +162,17 @@ DETAILS: tuple[tuple[str, str, str, int], ...] = (
     ("memory", "waiting_tasks", "tasks waited on at once", 0),
     ("memory", "first_polls_s", "time until every waiter polled once (s)", 1),
     ("memory", "gets_after_cancel", "GETs after cancelling every waiter", 0),
+    ("workers", "quota", "many workers: service quota Q (creates/s)", 0),
+    ("workers", "quota_hold_ratio", "4 workers, --rate Q: creates/s ÷ Q", 3),
+    ("workers", "shared_rate_429s", "4 workers, --rate Q: 429s", 0),
+    ("workers", "one_worker_creates_per_s", "1 worker, no quota: creates/s", 1),
+    ("workers", "max_workers_creates_per_s", "4 workers, no quota: creates/s", 1),
+    ("workers", "emulator_cpu_fraction_max", "many workers: emulator CPU (cores, max)", 3),
 )
 
 
 def plan(quick: bool) -> list[Step]:
-    """The steps of a quick (< 2 min) or full (< 15 min) run, in order.
+    """The steps of a quick (< 2 min) or full (< 25 min) run, in order.
 
     Args:
         quick: The short variant.
@@ -186,6 +209,12 @@ def plan(quick: bool) -> list[Step]:
              "fan-out: 3 runs of 10,000 jobs"),
         Step("memory", "bench_fanout.py", ("--memory-only", "--memory-tasks", "100000"), 3, 400,
              "memory: 3 runs of 100,000 waiters"),
+        # Not in the quick plan: it needs PostgreSQL and runs up to 4 worker
+        # processes at once, and --quick stays single-process and < 2 min.
+        Step("workers", "bench_workers.py", (), 1, 1500,
+             "workers: 1, 2 and 4 workers on one PostgreSQL journal (20,000 lines for 4, "
+             "4,000 for 1 and 2), then under a quota of 40 creates/s (1,000 lines each), "
+             "and 4 workers sharing --rate 40; once (full mode only)"),
     ]  # fmt: skip
 
 
@@ -487,13 +516,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         metavar="NAMES",
-        help="comma-separated subset of: emulator, overhead, instructions, httpx, fanout, memory",
+        help="comma-separated subset of: emulator, overhead, instructions, httpx, fanout, "
+        "memory, workers (full mode only)",
     )
     args = parser.parse_args(argv)
     steps = plan(args.quick)
     if args.only:
         wanted = {name.strip() for name in args.only.split(",") if name.strip()}
         unknown = wanted - {step.name for step in steps}
+        full_only = unknown & {step.name for step in plan(False)}
+        if full_only:
+            parser.error(f"{', '.join(sorted(full_only))}: full mode only (drop --quick)")
         if unknown:
             parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
         steps = [step for step in steps if step.name in wanted]
