@@ -59,6 +59,10 @@ def emulator_config(request: pytest.FixtureRequest) -> EmulatorConfig:
 NO_FAILURES = pytest.mark.parametrize("emulator_config", [{"failure_rate": 0.0}], indirect=True)
 
 
+#: Fewer polls: the rate tests measure the creates, on a machine the children share.
+CALM = ("--poll-interval", "0.1")
+
+
 def worker_args(plan: Path, url: str, worker: str, *extra: str) -> tuple[str, ...]:
     return (
         "run", str(plan), "--journal", url, "--worker-id", worker, "--json",
@@ -318,7 +322,7 @@ async def test_three_workers_share_one_rate(
     rate, lines = 20.0, 240
     plan = write_plan(tmp_path / "plan.jsonl", [job_line(f"F{i}") for i in range(1, lines + 1)])
     workers = [
-        spawn(plan, pg_url, f"w{n}", cli_env, "--concurrency", "8", "--rate", f"{rate:g}")
+        spawn(plan, pg_url, f"w{n}", cli_env, "--concurrency", "8", "--rate", f"{rate:g}", *CALM)
         for n in range(3)
     ]
     results = [await w.done for w in workers]
@@ -339,7 +343,7 @@ async def test_four_workers_at_the_quota_hold_it_without_a_429_storm(
     quota, lines = 20.0, 240
     plan = write_plan(tmp_path / "plan.jsonl", [job_line(f"F{i}") for i in range(1, lines + 1)])
     workers = [
-        spawn(plan, pg_url, f"w{n}", cli_env, "--concurrency", "8", "--rate", f"{quota:g}")
+        spawn(plan, pg_url, f"w{n}", cli_env, "--concurrency", "8", "--rate", f"{quota:g}", *CALM)
         for n in range(4)
     ]
     results = [await w.done for w in workers]
