@@ -62,8 +62,11 @@ class Claimer:
         self.stop = stop
         self._pending: deque[int] = deque(pending)
         self._waits: asyncio.Queue[LineRecord | None] = asyncio.Queue()
+        # Lines already handed to waits(): a line given by a reconciliation may
+        # come again in a one-machine journal's first claim, and is waited on once.
+        self._waited: set[int] = set()
         for record in submitted:
-            self._waits.put_nowait(record)
+            self._wait(record)
         #: Lines taken over in "submitting" by this round's claims (now in doubt).
         self.in_doubt: list[int] = []
         #: Lines this round's claims handed over, of every kind (for the counters).
@@ -79,7 +82,7 @@ class Claimer:
             claim = await self.journal.claim(self.batch)
             self._pending.extend(claim.pending)
             for record in claim.submitted:
-                self._waits.put_nowait(record)
+                self._wait(record)
             self.in_doubt.extend(claim.in_doubt)
             self.claimed += len(claim.pending) + len(claim.submitted) + len(claim.in_doubt)
             if not claim.empty:
@@ -90,6 +93,11 @@ class Claimer:
                 return None
             await self._idle(min(max(expiry, 0.05), MAX_IDLE_WAIT))
         return self._pending.popleft()
+
+    def _wait(self, record: LineRecord) -> None:
+        if record.line not in self._waited:
+            self._waited.add(record.line)
+            self._waits.put_nowait(record)
 
     async def _idle(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

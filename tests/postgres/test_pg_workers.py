@@ -8,11 +8,12 @@ one emulator served by the test's event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import re
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -142,11 +143,26 @@ def created_count(emu: KooDriveEmulator) -> int:
     return sum(1 for e in emu.requests if e.task_id is not None)
 
 
+#: The worker children of the running test (killed at its end if still running).
+_CHILDREN: list[asyncio.subprocess.Process] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_child_left() -> Iterator[None]:
+    yield
+    while _CHILDREN:
+        proc = _CHILDREN.pop()
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+
+
 def spawn(plan: Path, url: str, worker: str, env: dict[str, str], *extra: str) -> Worker:
     """A worker child, its output read as it comes (a full pipe would stall it)."""
 
     async def run() -> Result:
         proc = await start_cli(*worker_args(plan, url, worker, *extra), env=env)
+        _CHILDREN.append(proc)
         started.set_result(proc)
         return await finish(proc, timeout=240)
 
@@ -195,11 +211,12 @@ async def settle_fenced_lines(
 # ---------------------------------------------------------------- SIGKILL
 
 
+@pytest.mark.timeout(240)
 async def test_two_of_four_workers_killed_twice_while_creates_are_held(
     emu: KooDriveEmulator, cli_env: dict[str, str], tmp_path: Path, pg_url: str
 ) -> None:
     rng = random.Random(20261201)
-    lines = 800
+    lines = 600
     plan = write_plan(tmp_path / "plan.jsonl", [job_line(f"F{i}") for i in range(1, lines + 1)])
     workers = {
         w: spawn(plan, pg_url, w, cli_env, "--concurrency", "16") for w in ("w0", "w1", "w2", "w3")
@@ -243,6 +260,7 @@ async def test_two_of_four_workers_killed_twice_while_creates_are_held(
 # ---------------------------------------------------------------- SIGSTOP
 
 
+@pytest.mark.timeout(180)
 async def test_a_stopped_worker_loses_its_lines_and_sends_nothing_for_them(
     emu: KooDriveEmulator, cli_env: dict[str, str], tmp_path: Path, pg_url: str
 ) -> None:
@@ -456,3 +474,28 @@ async def test_run_plan_from_python_with_a_postgresql_url(
     assert sum(r.finished_now for r in results) == lines
     assert not again.had_work
     assert_every_line_once(emu, await journal_states(pg_url), lines)
+
+
+@NO_FAILURES
+async def test_a_restarted_worker_waits_for_the_lines_its_first_reconciliation_finds(
+    emu: KooDriveEmulator, tmp_path: Path, pg_url: str
+) -> None:
+    # A worker killed after its creates were carried out, before their ids
+    # were recorded, restarted under its own id: the reconciliation at its
+    # start finds the tasks and leases the lines to it; it must wait on them
+    # (a claim never hands back lines a worker already holds).
+    plan = load_plan(write_plan(tmp_path / "plan.jsonl", [job_line(f"F{i}") for i in range(1, 7)]))
+    options = RunOptions(concurrency=4, settle=0.0, poll=PollPolicy(initial=0.02))
+    async with KooDriveSession(emu.url, user_id=USER_ID, token=TOKEN) as session:
+        async with open_journal(pg_url, worker_id="w", lease=30) as killed:
+            await attach_plan(killed, plan)
+            assert len((await killed.claim(10)).pending) == 6
+            for line in (1, 2, 3):
+                await killed.mark_submitting(line, clock_offset=session.clock_offset)
+                await session.submit(plan.request(line))  # the answer is lost
+        async with open_journal(pg_url, worker_id="w", lease=30) as restarted:
+            result = await asyncio.wait_for(
+                run_plan(plan, session, journal=restarted, options=options), 60
+            )
+    assert result.counts == {State.SUCCEEDED: 6}, result.counts
+    assert_every_line_once(emu, await journal_states(pg_url), 6)
