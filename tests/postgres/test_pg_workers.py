@@ -225,8 +225,10 @@ async def test_two_of_four_workers_killed_twice_while_creates_are_held(
     for round_no in range(2):
         target = created_count(emu) + rng.randint(60, 180)
         await wait_until(lambda t=target: created_count(emu) >= t, 90, f"{target} creates")
-        # The service carries out every create now and holds its answer past the kill.
-        hold = emu.inject(FaultKind.CREATED_THEN_HELD, route="create_job", latency=3.0)
+        # The service carries out every create now and holds its answer past the
+        # kill. Shorter than the X-Date window: the held answer's Date header is
+        # as old as the hold, and the survivors learn their clock from it.
+        hold = emu.inject(FaultKind.CREATED_THEN_HELD, route="create_job", latency=1.5)
         await wait_until(lambda h=hold: h.hits >= 24, 20, "creates held")
         victims = rng.sample(sorted(workers), 2)
         created_at_kill = set(created_by_marker(emu))
