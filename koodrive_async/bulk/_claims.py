@@ -10,8 +10,8 @@ and lines taken over in "submitting" (in doubt: for the reconciliation).
 When the journal has nothing left to claim but another worker still holds a
 lease on unfinished work, the claimer waits for that lease to expire and
 claims again, so that the survivors of a worker that died finish its lines;
-while the other workers are alive and renewing, it keeps waiting until they
-finish. A one-machine journal has no other worker: the first claim hands out
+while the other workers are alive and renewing, it keeps waiting as long as
+lines of the plan go on finishing (:data:`IDLE_LEASES`), then ends its run. A one-machine journal has no other worker: the first claim hands out
 everything, the second finds nothing and the feed ends.
 
 Must never import: ``cli/``, ``rich``, ``argparse``, a journal backend.
@@ -24,15 +24,25 @@ import contextlib
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 
-from ._journal import Journal, LineRecord
+from ._journal import Journal, LineRecord, State
 
-__all__ = ["CLAIM_BATCH_MIN", "MAX_IDLE_WAIT", "Claimer"]
+__all__ = ["CLAIM_BATCH_MIN", "IDLE_LEASES", "MAX_IDLE_WAIT", "MIN_IDLE_SECONDS", "Claimer"]
 
 #: Smallest batch of lines one claim asks for.
 CLAIM_BATCH_MIN = 32
 
 #: Longest the claimer sleeps before looking again for lines whose lease expired.
 MAX_IDLE_WAIT = 5.0
+
+#: With nothing left to claim, a worker waits for other workers' leases only
+#: while the plan moves on: after this many lease lengths (at least
+#: :data:`MIN_IDLE_SECONDS`) without a line finishing anywhere, it ends its
+#: run. Two workers each holding a line whose wait ended without a verdict
+#: would otherwise renew their leases and wait on each other for ever.
+IDLE_LEASES = 3
+MIN_IDLE_SECONDS = 5.0
+
+_UNFINISHED = frozenset({State.PENDING, State.SUBMITTING, State.SUBMITTED})
 
 
 class Claimer:
@@ -62,13 +72,18 @@ class Claimer:
         self.stop = stop
         self._pending: deque[int] = deque(pending)
         self._waits: asyncio.Queue[LineRecord | None] = asyncio.Queue()
+        # Lines already handed to waits(): a line given by a reconciliation may
+        # come again in a one-machine journal's first claim, and is waited on once.
+        self._waited: set[int] = set()
         for record in submitted:
-            self._waits.put_nowait(record)
+            self._wait(record)
         #: Lines taken over in "submitting" by this round's claims (now in doubt).
         self.in_doubt: list[int] = []
         #: Lines this round's claims handed over, of every kind (for the counters).
         self.claimed = 0
         self._done = False
+        # (lines finished in the whole plan, when that count last changed).
+        self._progress: tuple[int, float] | None = None
 
     async def next_line(self) -> int | None:
         """The next line to submit, or None when there is nothing left (or the run stops)."""
@@ -79,17 +94,33 @@ class Claimer:
             claim = await self.journal.claim(self.batch)
             self._pending.extend(claim.pending)
             for record in claim.submitted:
-                self._waits.put_nowait(record)
+                self._wait(record)
             self.in_doubt.extend(claim.in_doubt)
             self.claimed += len(claim.pending) + len(claim.submitted) + len(claim.in_doubt)
             if not claim.empty:
                 continue
             expiry = await self.journal.next_expiry()
-            if expiry is None:
+            if expiry is None or await self._stalled():
                 self.finish()
                 return None
             await self._idle(min(max(expiry, 0.05), MAX_IDLE_WAIT))
         return self._pending.popleft()
+
+    async def _stalled(self) -> bool:
+        """True when no line of the plan has finished for a while (see :data:`IDLE_LEASES`)."""
+        counts = await self.journal.counts()
+        finished = sum(n for state, n in counts.items() if state not in _UNFINISHED)
+        now = asyncio.get_running_loop().time()
+        if self._progress is None or self._progress[0] != finished:
+            self._progress = (finished, now)
+            return False
+        limit = max(IDLE_LEASES * (self.journal.lease or 0.0), MIN_IDLE_SECONDS)
+        return now - self._progress[1] > limit
+
+    def _wait(self, record: LineRecord) -> None:
+        if record.line not in self._waited:
+            self._waited.add(record.line)
+            self._waits.put_nowait(record)
 
     async def _idle(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -360,9 +360,15 @@ class PlanRun:
         counts = await journal.counts()
         stats.total = counts.get(State.PENDING, 0) + counts.get(State.SUBMITTED, 0)
         self.progress.start(stats)
-        # Lines the first reconciliation proved not created are this run's to
-        # send (the journal hands them out through the reconciliation, not a claim).
-        claimer = self._claimer(pending=done.resent if done is not None else ())
+        # Lines the first reconciliation settled are this run's: those proven
+        # not created to send, those found to wait on. The journal hands them
+        # out through the reconciliation, not a claim: a claim never returns a
+        # line this worker already holds, so they would sit leased and unwatched.
+        claimer = (
+            self._claimer(list(done.resent), await self._matched(done))
+            if done is not None
+            else self._claimer()
+        )
         while True:
             submitted_before = stats.submitted
             self._book.doubted.clear()
@@ -399,12 +405,15 @@ class PlanRun:
         ours = settled & self._book.doubted
         self.stats.in_doubt -= len(ours)
         self.stats.total += len(settled - ours)
-        resumed = [
+        return list(done.resent), await self._matched(done)
+
+    async def _matched(self, done: Reconciled) -> list[LineRecord]:
+        """The lines a reconciliation found on the service, now "submitted": to wait on."""
+        return [
             r
             for r in await self.journal.records(State.SUBMITTED)
             if r.line in done.decision.matched
         ]
-        return list(done.resent), resumed
 
     async def _result(self, error: BaseException | None, had_work: bool) -> RunResult:
         journal, control = self.journal, self.control

@@ -339,6 +339,8 @@ class Summary:
         interrupted: The run was stopped by a signal.
         exit_code: The process exit code.
         outcomes: Finished lines per job outcome (partially failed, cancelled, ...).
+        holders: ``{worker id: lines it holds}`` at the end (a many-worker
+            journal's; empty for SQLite).
     """
 
     plan: str
@@ -356,6 +358,7 @@ class Summary:
     exit_code: int
     submitted_now: int = 0
     outcomes: dict[str, int] = attrs.field(factory=dict)
+    holders: dict[str, int] = attrs.field(factory=dict)
 
     @classmethod
     def of(
@@ -367,8 +370,9 @@ class Summary:
         lines: int,
         wall_time: float,
         exit_code: int,
+        holders: dict[str, int] | None = None,
     ) -> Summary:
-        """The summary of a bulk run's result."""
+        """The summary of a bulk run's result (``holders``: who holds lines of the plan now)."""
         return cls(
             plan=plan,
             journal=journal,
@@ -385,6 +389,7 @@ class Summary:
             exit_code=exit_code,
             submitted_now=result.submitted_now,
             outcomes=result.outcomes,
+            holders=dict(holders or {}),
         )
 
     @property
@@ -455,6 +460,15 @@ def _notes(summary: Summary) -> list[str]:
             "still running on the service (the next run waits for them): "
             + ", ".join(f"line {r.line} task {r.task_id}" for r in shown)
             + (f", … ({len(summary.in_flight) - 20} more)" if len(summary.in_flight) > 20 else "")
+        )
+    if summary.holders:
+        # The counts above are the whole plan's; these lines are still moving.
+        notes.append(
+            "held by workers now: "
+            + ", ".join(
+                f"{worker} holds {count} line(s)"
+                for worker, count in sorted(summary.holders.items())
+            )
         )
     if summary.interrupted:
         notes.append("interrupted: run the same command again to continue")

@@ -310,6 +310,9 @@ async def run_command(
             result = await _execute(run, connection, progress, session_factory)
             if not result.had_work and not result.in_doubt:
                 progress.message(await _nothing_to_do(journal, command.plan))
+        # Many workers: who still holds lines of the plan (other workers, or
+        # this one's unanswered creates until their lease runs out).
+        holders = await journal.holders()
     code = run_exit_code(result)
     if result.error is not None:
         err.write(mask(f"run aborted: {type(result.error).__name__}: {result.error}") + "\n")
@@ -320,6 +323,7 @@ async def run_command(
         lines=len(plan.lines),
         wall_time=time.monotonic() - started,
         exit_code=code,
+        holders=holders,
     )
     if isinstance(display, JsonLogReporter):
         display.log("summary", exit_code=code, **{k.strip(): v for k, v in summary.rows()})
