@@ -11,7 +11,8 @@ When the journal has nothing left to claim but another worker still holds a
 lease on unfinished work, the claimer waits for that lease to expire and
 claims again, so that the survivors of a worker that died finish its lines;
 while the other workers are alive and renewing, it keeps waiting as long as
-lines of the plan go on finishing (:data:`IDLE_LEASES`), then ends its run. A one-machine journal has no other worker: the first claim hands out
+lines of the plan go on finishing (:data:`IDLE_LEASES`), then ends its run.
+A one-machine journal has no other worker: the first claim hands out
 everything, the second finds nothing and the feed ends.
 
 Must never import: ``cli/``, ``rich``, ``argparse``, a journal backend.

@@ -20,7 +20,7 @@ class _Idle:
         self.finished = finished
         self.claims = 0
 
-    async def claim(self, limit: int) -> Claim:
+    async def claim(self, _limit: int) -> Claim:
         self.claims += 1
         return Claim()
 
