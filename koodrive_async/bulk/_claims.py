@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 from ._journal import Journal, LineRecord, State
 
@@ -37,9 +37,10 @@ MAX_IDLE_WAIT = 5.0
 
 #: With nothing left to claim, a worker waits for other workers' leases only
 #: while the plan moves on: after this many lease lengths (at least
-#: :data:`MIN_IDLE_SECONDS`) without a line finishing anywhere, it ends its
-#: run. Two workers each holding a line whose wait ended without a verdict
-#: would otherwise renew their leases and wait on each other for ever.
+#: :data:`MIN_IDLE_SECONDS`) without a line finishing anywhere, and with no
+#: task of its own still waited on, it ends its run. Two workers each holding
+#: a line whose wait ended without a verdict would otherwise renew their
+#: leases and wait on each other for ever.
 IDLE_LEASES = 3
 MIN_IDLE_SECONDS = 5.0
 
@@ -57,6 +58,10 @@ class Claimer:
             back by a reconciliation).
         submitted: Lines holding a task id this worker already holds (matched
             by a reconciliation), to wait on.
+        busy: True while this worker still waits on tasks of its own: it then
+            never counts as stalled (a plan of long jobs finishes nothing for
+            a while, and a worker that stopped claiming then would leave the
+            lines of a worker dying later to the next run).
     """
 
     def __init__(
@@ -67,10 +72,12 @@ class Claimer:
         *,
         pending: Iterable[int] = (),
         submitted: Iterable[LineRecord] = (),
+        busy: Callable[[], bool] | None = None,
     ) -> None:
         self.journal = journal
         self.batch = max(CLAIM_BATCH_MIN, batch)
         self.stop = stop
+        self._busy = busy
         self._pending: deque[int] = deque(pending)
         self._waits: asyncio.Queue[LineRecord | None] = asyncio.Queue()
         # Lines already handed to waits(): a line given by a reconciliation may
@@ -112,6 +119,10 @@ class Claimer:
         counts = await self.journal.counts()
         finished = sum(n for state, n in counts.items() if state not in _UNFINISHED)
         now = asyncio.get_running_loop().time()
+        if self._busy is not None and self._busy():
+            # Waiting on its own tasks is progress of its own: keep claiming.
+            self._progress = (finished, now)
+            return False
         if self._progress is None or self._progress[0] != finished:
             self._progress = (finished, now)
             return False

@@ -347,6 +347,25 @@ def _evidence(
     return evidence
 
 
+def _sent_by(
+    rows: list[ReconciliationRow], sent_before: Mapping[int, datetime]
+) -> dict[int, datetime]:
+    """``{in-doubt line: the moment by which its create was sent}``.
+
+    What the caller knows (``sent_before``: an interrupted run's last write,
+    earlier than the moment the line was put in doubt), else when the line
+    last changed.
+    """
+    since: dict[int, datetime] = {}
+    for row in rows:
+        if row.state != State.IN_DOUBT:
+            continue
+        moment = sent_before.get(row.line) or row.changed_at
+        if moment is not None:
+            since[row.line] = moment
+    return since
+
+
 def _seconds_since(moment: datetime) -> float:
     return (datetime.now(UTC) - moment).total_seconds()
 
@@ -431,11 +450,7 @@ async def reconcile_in_doubt(
     journal = as_async(journal)
     sent_before = sent_before or {}
     rows = await journal.reconciliation_rows()
-    since = {
-        row.line: sent_before.get(row.line) or row.changed_at
-        for row in rows
-        if row.state == State.IN_DOUBT and row.changed_at is not None
-    }
+    since = _sent_by(rows, sent_before)
     wanted = {
         _looked_up_by_kind(session, row.kind)
         for row in rows
@@ -450,6 +465,13 @@ async def reconcile_in_doubt(
     jobs = await list_every_job(session, max_pages=max_pages) if "job" in wanted else None
     # Read again (other workers may have written meanwhile): decide on what is there now.
     rows = await journal.reconciliation_rows()
+    since = _sent_by(rows, sent_before)
+    # A line that went in doubt (again) while the listing was read (another
+    # worker's create, a second attempt) may have been created after the
+    # listing looked: it is deferred, never declared not created by it.
+    changed_late = {
+        row.line for row in rows if row.changed_at is not None and row.changed_at >= listing_started
+    }
     # A line taken over from a stopped worker may be declared not created only
     # once any create that worker could still send carries a refused X-Date.
     fenced = {
@@ -496,7 +518,9 @@ async def reconcile_in_doubt(
         moment = since.get(line)
         if line in fenced:
             continue  # stays in doubt until its fence; a later run settles it
-        if moment is None or (listing_started - moment).total_seconds() >= settle:
+        if line in changed_late:
+            deferred.append(line)
+        elif moment is None or (listing_started - moment).total_seconds() >= settle:
             resent.append(line)
         else:
             deferred.append(line)

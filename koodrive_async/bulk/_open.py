@@ -12,6 +12,7 @@ through the backend's module, lazily.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -25,11 +26,20 @@ __all__ = ["DEFAULT_LEASE", "is_database_url", "open_journal"]
 DEFAULT_LEASE = 60.0
 
 _URL_SCHEMES = ("postgresql://", "postgres://")
+#: A libpq ``key=value`` connection string (``host=db dbname=plans ...``).
+_CONNINFO = re.compile(r"^\s*[A-Za-z_]+\s*=")
 
 
 def is_database_url(target: str | Path | None) -> bool:
-    """True when ``target`` names a PostgreSQL journal (``postgresql://…``), not a file."""
-    return isinstance(target, str) and target.startswith(_URL_SCHEMES)
+    """True when ``target`` names a PostgreSQL journal, not a file.
+
+    A ``postgresql://`` or ``postgres://`` URL (any case), or a libpq
+    ``key=value`` connection string: never taken for a file name, which would
+    put a password in a file name and give each machine a journal of its own.
+    """
+    if not isinstance(target, str):
+        return False
+    return target.strip().lower().startswith(_URL_SCHEMES) or bool(_CONNINFO.match(target))
 
 
 @contextlib.asynccontextmanager

@@ -27,7 +27,7 @@ import attrs
 from .._models import JobRequest, Request, ShareTaskRequest
 from ._journal import LineRecord, Outcome, State
 
-__all__ = ["UNKNOWN_FILE", "next_files", "retryable", "subset_request"]
+__all__ = ["UNKNOWN_FILE", "cut_request", "next_files", "retryable", "subset_request"]
 
 #: The id recorded for a failed file the service named without an id: such a
 #: failure cannot be cut to its files.
@@ -41,6 +41,12 @@ def retryable(record: LineRecord) -> bool:
     if record.state != State.FAILED or record.task_id is None or record.kind is None:
         return False
     if record.outcome is not None:
+        if record.outcome == Outcome.PARTIALLY_FAILED and record.retry_files:
+            # A retry's partial failure naming none of the files it sent:
+            # sending its files again would repeat files that succeeded.
+            named = set(record.failed_files)
+            if UNKNOWN_FILE not in named and not named & set(record.retry_files):
+                return False
         return record.outcome in _FAILED_OUTCOMES
     # A transfer or import (or a job finished by a release that recorded no
     # outcome): FAILED with a resultCode, or FAILED without one ("TaskFailed").
@@ -59,7 +65,7 @@ def next_files(record: LineRecord) -> tuple[str, ...]:
     if record.retry_files:
         sent = set(record.retry_files)
         cut = tuple(f for f in failed if f in sent)
-        return cut or record.retry_files
+        return cut or record.retry_files  # (not retryable then: see retryable())
     return tuple(dict.fromkeys(failed))
 
 
@@ -81,3 +87,18 @@ def subset_request(request: Request, files: tuple[str, ...]) -> Request:
         ids = tuple(i for i in request.file_ids if i in wanted)
         return attrs.evolve(request, file_ids=ids) if ids else request
     return request
+
+
+def cut_request(request: Request, files: tuple[str, ...]) -> Request | None:
+    """What a retry sends: ``request`` cut to ``files``, or None when it cannot be cut.
+
+    None when ``files`` are given but the request holds none of them (the
+    service named failed files the line never sent): sending the whole line
+    would repeat the files that succeeded, so the retry must not be sent.
+    """
+    if not files:
+        return request
+    cut = subset_request(request, files)
+    if cut is request and isinstance(request, JobRequest | ShareTaskRequest):
+        return None
+    return cut

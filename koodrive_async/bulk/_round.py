@@ -54,7 +54,7 @@ from ._journal import AttemptRecord, Journal, LeaseLostError, LineRecord, Pacer,
 from ._options import DRAIN_SECONDS, UNREACHABLE_LIMIT, RunOptions, Stop, StopReason
 from ._plan import Plan
 from ._progress import Progress, RunStats
-from ._retry import subset_request
+from ._retry import cut_request
 from ._session import BulkSession
 from ._verdict import (
     LineVerdict,
@@ -296,7 +296,11 @@ class Submissions:
                 files = self.retry_files.get(line)
                 if files:
                     # A retry of a partial failure: the same job, only the failed files.
-                    request = subset_request(request, files)
+                    cut = cut_request(request, files)
+                    if cut is None:
+                        await self._not_retried(line, files)
+                        continue
+                    request = cut
                 key = id(request)
                 try:
                     # The offset known now: the create is sent after this, so its
@@ -313,6 +317,19 @@ class Submissions:
                 yield request
         finally:
             claimer.finish()
+
+    async def _not_retried(self, line: int, files: tuple[str, ...]) -> None:
+        """A retry whose failed files are none of the line's: failed again, nothing sent."""
+        verdict = LineVerdict(
+            State.FAILED,
+            None,
+            None,
+            "RetryNotCut",
+            f"plan line {line}: not sent again: the failed files the service named "
+            f"({', '.join(files[:3])}{', ...' if len(files) > 3 else ''}) are not in its "
+            "request, and sending the whole line would repeat the files that succeeded",
+        )
+        await self.book.finish(line, verdict, was_in_flight=False)
 
     async def guard(self, request: Request) -> None:
         """Right before each attempt of a line's create: is the line still this worker's?

@@ -342,6 +342,7 @@ class PlanRun:
             self.control.stop,
             pending=pending,
             submitted=resumed,
+            busy=lambda: self.stats.in_flight > 0,
         )
 
     async def _rounds_leased(self, session: BulkSession) -> BaseException | None:
@@ -364,6 +365,8 @@ class PlanRun:
         # not created to send, those found to wait on. The journal hands them
         # out through the reconciliation, not a claim: a claim never returns a
         # line this worker already holds, so they would sit leased and unwatched.
+        for line in done.resent if done is not None else ():
+            self._sent_before.pop(line, None)  # sent again now (see _after_reconciliation)
         claimer = (
             self._claimer(list(done.resent), await self._matched(done))
             if done is not None
@@ -397,6 +400,10 @@ class PlanRun:
         self, done: Reconciled
     ) -> tuple[list[int], list[LineRecord]] | None:
         """The next round's lines after a reconciliation, or None when it settled nothing."""
+        for line in done.resent:
+            # Sent again now: what the interrupted run's last write said about
+            # when its create was sent no longer holds for the next attempt.
+            self._sent_before.pop(line, None)
         settled = set(done.decision.matched) | set(done.resent)
         if not settled and not done.deferred:
             return None

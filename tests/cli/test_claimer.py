@@ -59,3 +59,19 @@ async def test_a_worker_keeps_waiting_while_the_plan_moves_on(
         assert not waiting.done()
         finished[0] += 1
     assert await asyncio.wait_for(waiting, 5) is None
+
+
+async def test_a_worker_waiting_on_its_own_tasks_keeps_claiming(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Long jobs: nothing finishes for a while, but this worker still waits on
+    # its own; it must keep looking for a dying worker's lines meanwhile.
+    monkeypatch.setattr(_claims, "MIN_IDLE_SECONDS", 0.2)
+    busy = [True]
+    journal = _Idle([5])
+    claimer = Claimer(journal, 8, asyncio.Event(), busy=lambda: busy[0])  # type: ignore[arg-type]
+    waiting = asyncio.ensure_future(claimer.next_line())
+    await asyncio.sleep(0.6)
+    assert not waiting.done()
+    busy[0] = False
+    assert await asyncio.wait_for(waiting, 5) is None

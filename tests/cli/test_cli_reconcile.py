@@ -446,3 +446,47 @@ async def test_a_failed_listing_leaves_the_lines_in_doubt(
     again = await cli("run", str(plan), *POLL, *SETTLE)
     assert again.code == 0, again.err
     assert len(created_by_marker(emu)["F1"]) == 1
+
+
+class _LineChangesWhileListed:
+    """A session whose listing sees line 2 go in doubt again while it is read."""
+
+    def __init__(self, session: KooDriveSession, journal: Journal) -> None:
+        self._session = session
+        self._journal = journal
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    async def list_jobs(self, **kwargs: Any) -> Any:
+        page = await self._session.list_jobs(**kwargs)
+        # Another worker (or a second attempt) sends line 2 now: its job may
+        # be created after this page was read.
+        if self._journal.record(2) is not None and self._journal.record(2).state == "in_doubt":  # type: ignore[union-attr]
+            self._journal.apply_reconciliation({}, [2])
+            self._journal.mark_submitting(2)
+            self._journal.mark_finished(2, state="in_doubt")
+        return page
+
+
+async def test_a_line_in_doubt_again_while_listed_is_not_declared_not_created(
+    emu: KooDriveEmulator, tmp_path: Path
+) -> None:
+    plan_path, journal = await _journal_in_doubt(tmp_path, ["F1", "F2"])
+    plan = load_plan(plan_path)
+    with journal:
+        async with KooDriveSession(emu.url, user_id=USER_ID, token=TOKEN) as session:
+            task_id = await session.submit(request_from_body("job", _body("F1")))
+            long_ago = datetime.now(UTC) - timedelta(seconds=61)
+            done = await reconcile_in_doubt(
+                plan,
+                journal,
+                _LineChangesWhileListed(session, journal),  # type: ignore[arg-type]
+                sent_before={1: long_ago, 2: long_ago},
+                settle=60.0,
+            )
+            assert done.decision.matched == {1: task_id}
+            # Without the check, line 2 (settled long ago, by what the caller
+            # knew) would be sent again although its new create may exist.
+            assert done.resent == [] and done.deferred == [2]
+            assert journal.record(2).state == State.IN_DOUBT  # type: ignore[union-attr]

@@ -35,7 +35,7 @@ from koodrive_async.bulk import (
     State,
     run_plan,
 )
-from koodrive_async.bulk._retry import next_files, retryable, subset_request
+from koodrive_async.bulk._retry import cut_request, next_files, retryable, subset_request
 from koodrive_async.emulator import EmulatorConfig, FaultKind, KooDriveEmulator
 
 Cli = Callable[..., Any]
@@ -330,6 +330,25 @@ def test_the_files_a_retry_sends() -> None:
     assert next_files(_record(outcome=Outcome.FAILED)) == ()
     # A failed file the service named without an id: the failure cannot be cut.
     assert next_files(_record(outcome=partial, failed_files=("B", "?"))) == ()
+
+
+def test_a_retry_never_repeats_files_that_succeeded() -> None:
+    # A retry's partial failure naming none of the files it sent: not retried.
+    partial = Outcome.PARTIALLY_FAILED
+    stray = _record(outcome=partial, failed_files=("Z",), retry_files=("B", "C"))
+    assert not retryable(stray)
+    assert retryable(_record(outcome=partial, failed_files=("C",), retry_files=("B", "C")))
+    # Failed files the request never held: no request to send at all.
+    job = JobRequest(
+        task_type=JobType.COPY,
+        src_container_id="S",
+        dst_container_id="D",
+        files=[FileInfo("A", "/a"), FileInfo("B", "/b")],
+    )
+    assert cut_request(job, ("Z",)) is None
+    assert cut_request(job, ()) is job
+    cut = cut_request(job, ("B",))
+    assert isinstance(cut, JobRequest) and [f.file_id for f in cut.files] == ["B"]
 
 
 def test_a_retry_request_keeps_everything_but_the_files() -> None:

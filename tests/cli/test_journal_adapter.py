@@ -71,6 +71,11 @@ def test_the_journal_flag_and_the_environment() -> None:
     url = "postgresql://koo@db.example/plans"
     assert is_database_url(url) and is_database_url("postgres://x/y")
     assert not is_database_url("journal.sqlite") and not is_database_url(Path("postgresql:"))
+    # Any case, and libpq's key=value form: never a file (it would hold the password).
+    assert is_database_url("POSTGRESQL://koo@db/plans")
+    assert is_database_url("host=db user=kd password=s3cret dbname=kd")
+    assert journal_target("host=db dbname=kd", {}) == "host=db dbname=kd"
+    assert not is_database_url("plans/journal=1.sqlite")
     assert journal_target(None, {}) is None
     assert journal_target("j.sqlite", {"KOODRIVE_JOURNAL_URL": url}) == Path("j.sqlite")
     assert journal_target(None, {"KOODRIVE_JOURNAL_URL": url}) == url
