@@ -97,7 +97,12 @@ async def test_three_workers_with_faults_send_every_line_once(
     emu.inject(FaultKind.UNAVAILABLE, route="create_job", rate=0.02)
     emu.inject(FaultKind.SERVER_ERROR, route="get_job", rate=0.02)
     procs = [
-        await start_cli(*worker_args(plan, pg_url, f"w{n}", "--concurrency", "32"), env=cli_env)
+        # No worker dies here: a lease long enough that a loaded machine's
+        # stalls never let one worker take another's lines (the last flag wins).
+        await start_cli(
+            *worker_args(plan, pg_url, f"w{n}", "--concurrency", "32", "--lease", "15"),
+            env=cli_env,
+        )
         for n in range(3)
     ]
     results = await asyncio.gather(*(finish(p, timeout=240) for p in procs))
