@@ -35,6 +35,14 @@ class EmulatorClock:
         self._base = time.time() + self._offset
         self._anchor = time.monotonic()
 
+    def wall(self) -> float:
+        """Return the server's wall clock: real time plus the ``offset`` (its ``clock_skew``).
+
+        Returns:
+            Epoch seconds; unlike :meth:`now`, never sped up or advanced.
+        """
+        return time.time() + self._offset
+
     @staticmethod
     def _check_speed(speed: float) -> None:
         # NaN compares false with everything, so "not >= 0" also refuses it.

@@ -153,12 +153,12 @@ def job_info(
             out["resultCode"] = int(task.result_code)
     if download_url is not None:
         out["downloadUrl"] = download_url
-    out["createTime"] = job_time(task.created_at, offset)
+    out["createTime"] = job_time(task.shown(task.created_at), offset)
     began = task.began_at(now)
     if began is not None:
-        out[begin_key] = job_time(began, offset)
+        out[begin_key] = job_time(task.shown(began), offset)
     if status == COMPLETED or task.cancelled:
-        out["endTime"] = job_time(task.ended_at, offset)
+        out["endTime"] = job_time(task.shown(task.ended_at), offset)
     return out
 
 

@@ -155,6 +155,8 @@ class EmulatedTask:
         task_type: ``taskType`` of the request.
         body: The request body, with ``password`` and ``kdstoken`` redacted.
         created_at: Virtual creation time (epoch seconds).
+        shown_offset: The server's wall clock minus the virtual clock at its
+            creation: its times are shown on the wall clock (see :meth:`shown`).
         duration: Virtual seconds from creation to the terminal state.
         will_fail: Whether it ends FAILED.
         result_code: The 18xxxxxx code it reports if it fails.
@@ -185,11 +187,30 @@ class EmulatedTask:
     files: tuple[EmulatedFile, ...] = ()
     cancelled: bool = False
     kdstoken_digest: str | None = attrs.field(default=None, repr=False)
+    shown_offset: float = 0.0
     _static: dict[str, Any] | None = attrs.field(default=None, repr=False)
     _done_times: tuple[float, ...] = attrs.field(init=False, default=(), repr=False)
 
     def __attrs_post_init__(self) -> None:
         self._done_times = tuple(sorted(f.done_at for f in self.files))
+
+    def shown(self, moment: float) -> float:
+        """A virtual moment of its timeline as the service shows it, on its wall clock.
+
+        ``createTime`` is when the server's wall clock (the one ``Date`` and
+        the X-Date check read) received the create; later moments add the
+        virtual seconds since. A sped-up virtual clock would otherwise show
+        every later task as created ever further in the future, and a client
+        calibrating the listing's times against its own clock (bulk
+        reconciliation) would miss its own jobs.
+
+        Args:
+            moment: Virtual epoch seconds.
+
+        Returns:
+            Epoch seconds on the server's wall clock.
+        """
+        return moment + self.shown_offset
 
     @property
     def natural_start(self) -> float:
@@ -314,7 +335,7 @@ class EmulatedTask:
                 "userId": self.user_id,
                 "initParams": json.dumps(self.body, separators=(",", ":"), sort_keys=True),
                 "locale": self.locale,
-                "createTime": iso_ms(self.created_at),
+                "createTime": iso_ms(self.shown(self.created_at)),
             }
             if not self.echo_body:
                 del self._static["initParams"]
@@ -344,9 +365,9 @@ class EmulatedTask:
         status = self.status_at(now)
         out["status"] = status
         if status != NEW:
-            out["startTime"] = iso_ms(self.started_at)
+            out["startTime"] = iso_ms(self.shown(self.started_at))
         if status in (SUCCESS, FAILED):
-            out["endTime"] = iso_ms(self.ended_at)
+            out["endTime"] = iso_ms(self.shown(self.ended_at))
         if status == FAILED:
             out["resultCode"] = self.result_code
         return out
@@ -437,6 +458,7 @@ class EmulatorState:
             task_type=task_type,
             body=body,
             created_at=now,
+            shown_offset=self._clock.wall() - now,
             duration=duration,
             will_fail=will_fail,
             result_code=code,

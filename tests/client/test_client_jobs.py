@@ -94,7 +94,8 @@ async def test_get_job_follows_the_job_through_its_life(
     emu: KooDriveEmulator, session: KooDriveSession
 ) -> None:
     job_id = await session.submit(copy_job(3))
-    created = emu.state.get(job_id).created_at
+    task = emu.state.get(job_id)
+    created = task.shown(task.created_at)
     job = await session.get_job(job_id)
     assert isinstance(job, Job) and job.job_id == job.task_id == job_id
     assert (job.task_type, job.action_type, job.status) == (
@@ -152,7 +153,8 @@ async def test_job_times_are_read_in_the_service_time_zone() -> None:
             naive = await utc.get_job(job_id)
     finally:
         await emu.close()
-    created = int(emu.state.get(job_id).created_at)
+    task = emu.state.get(job_id)
+    created = int(task.shown(task.created_at))
     assert job.create_time is not None and job.create_time.timestamp() == created
     assert naive.create_time is not None and naive.create_time.timestamp() == created + 8 * 3600
 

@@ -69,7 +69,8 @@ def stamp_epoch(value: str) -> int:
 async def test_job_detail_follows_the_timeline(start_emulator) -> None:
     emu, api = await start_emulator(task_duration=10.0, clock_speed=0.0)
     job_id = await api.create("create_job", files_job(1, 101, 3))
-    created = emu.state.get(job_id).created_at
+    task = emu.state.get(job_id)
+    created = task.shown(task.created_at)  # on the wall clock
     first = await detail(api, job_id)
     assert set(first) == {"data", "code", "msg"} and first["code"] == 0
     info = first["data"]["jobInfo"]
@@ -131,7 +132,7 @@ async def test_job_times_are_written_in_the_configured_zone(start_emulator) -> N
     emu, api = await start_emulator(job_time_utc_offset=8, clock_speed=0.0)
     job_id = await api.create("create_job")
     info = (await detail(api, job_id))["data"]["jobInfo"]
-    assert stamp_epoch(info["createTime"]) == int(emu.state.get(job_id).created_at) + 8 * 3600
+    assert stamp_epoch(info["createTime"]) == int((t := emu.state.get(job_id)).shown(t.created_at)) + 8 * 3600
 
 
 # --------------------------------------------------------------------------- files
@@ -255,7 +256,7 @@ async def test_cancel_a_pending_job(start_emulator) -> None:
     info = (await detail(api, job_id))["data"]["jobInfo"]
     assert info["status"] == 3 and info["progress"] == 0
     assert "beginTime" not in info and "taskResultCode" not in info
-    assert info["endTime"] == utc_stamp(emu.state.get(job_id).created_at)
+    assert info["endTime"] == utc_stamp((t := emu.state.get(job_id)).shown(t.created_at))
     assert (await api.get(job_id)).json["status"] == 3  # the task view: FAILED
 
 
@@ -390,7 +391,8 @@ async def test_share_detail_follows_the_timeline(start_emulator) -> None:
     emu, api = await start_emulator(task_duration=10.0, clock_speed=0.0)
     task_id = await api.create("create_share_task", body(SHARE_SAVE, fileIds=["A", "B"]))
     share_id = SHARE_SAVE["shareId"]
-    created = emu.state.get(task_id).created_at
+    task = emu.state.get(task_id)
+    created = task.shown(task.created_at)
     first = await share_detail(api, task_id, share_id, kdstoken=SHARE_SAVE["kdstoken"])
     assert first.status == 200, first.text
     assert set(first.json) == {"jobInfo", "taskInfos", "code", "msg"}

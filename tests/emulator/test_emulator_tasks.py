@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import calendar
 import re
+import time
 from datetime import datetime
 
 import pytest
-from emu_helpers import JOB_COPY, SHARE_PACKAGE
+from emu_helpers import JOB_COPY, PREFIX, SHARE_PACKAGE
 
 from koodrive_async.emulator import EmulatorConfig
 
@@ -18,6 +20,30 @@ def parse_iso(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
+@pytest.mark.parametrize("skew", [0.0, 600.0])
+async def test_times_are_on_the_servers_wall_clock_however_far_virtual_time_ran(
+    start_emulator, skew: float
+) -> None:
+    # Two virtual hours pass in no time: the service's clock (``Date``, the
+    # X-Date check) has not moved, so neither may a new task's createTime.
+    # A createTime ahead by the virtual hours made bulk reconciliation, which
+    # reads job times against its own clock, miss its own jobs and resend them.
+    emu, api = await start_emulator(task_duration=10.0, clock_speed=0.0, clock_skew=skew)
+    emu.clock.advance(7200.0)
+    task_id = await api.create()
+    job_id = await api.create("create_job", JOB_COPY)
+    wall = time.time() + skew
+    task = (await api.get(task_id)).json
+    assert abs(parse_iso(task["createTime"]) - wall) < 2.0, (task["createTime"], wall)
+    info = (await api.request("GET", f"{PREFIX}/{job_id}")).json["data"]["jobInfo"]
+    created = calendar.timegm(time.strptime(info["createTime"], "%Y%m%d%H%M%S"))
+    assert abs(created - wall) < 2.0, (info["createTime"], wall)
+    # Durations are still the virtual clock's: done 10 virtual seconds later.
+    emu.clock.advance(10.0)
+    done = (await api.get(task_id)).json
+    assert parse_iso(done["endTime"]) - parse_iso(done["createTime"]) == pytest.approx(10.0, abs=0.002)
+
+
 async def test_timeline_new_executing_success(start_emulator) -> None:
     emu, api = await start_emulator(task_duration=10.0, clock_speed=0.0)
     task_id = await api.create()
@@ -26,7 +52,8 @@ async def test_timeline_new_executing_success(start_emulator) -> None:
     assert "startTime" not in first and "endTime" not in first and "resultCode" not in first
     assert first["taskType"] == 0 and first["userId"] == "user-1"
     created = parse_iso(first["createTime"])
-    assert created == pytest.approx(emu.state.get(task_id).created_at, abs=0.002)
+    task = emu.state.get(task_id)
+    assert created == pytest.approx(task.shown(task.created_at), abs=0.002)
 
     emu.clock.advance(1.0)  # NEW lasts 10% of the duration
     executing = (await api.get(task_id)).json
