@@ -132,7 +132,10 @@ async def test_job_times_are_written_in_the_configured_zone(start_emulator) -> N
     emu, api = await start_emulator(job_time_utc_offset=8, clock_speed=0.0)
     job_id = await api.create("create_job")
     info = (await detail(api, job_id))["data"]["jobInfo"]
-    assert stamp_epoch(info["createTime"]) == int((t := emu.state.get(job_id)).shown(t.created_at)) + 8 * 3600
+    assert (
+        stamp_epoch(info["createTime"])
+        == int((t := emu.state.get(job_id)).shown(t.created_at)) + 8 * 3600
+    )
 
 
 # --------------------------------------------------------------------------- files

@@ -41,7 +41,9 @@ async def test_times_are_on_the_servers_wall_clock_however_far_virtual_time_ran(
     # Durations are still the virtual clock's: done 10 virtual seconds later.
     emu.clock.advance(10.0)
     done = (await api.get(task_id)).json
-    assert parse_iso(done["endTime"]) - parse_iso(done["createTime"]) == pytest.approx(10.0, abs=0.002)
+    assert parse_iso(done["endTime"]) - parse_iso(done["createTime"]) == pytest.approx(
+        10.0, abs=0.002
+    )
 
 
 async def test_timeline_new_executing_success(start_emulator) -> None:
