@@ -19,7 +19,7 @@ fields. Must never import the scheduler, the session, the transport or aiohttp.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
 import attrs
@@ -33,6 +33,8 @@ __all__ = ["JobTracker", "ShareTaskTracker", "TaskTracker"]
 
 #: Above this many distinct shared strings the table starts afresh.
 MAX_SHARED_STRINGS = 4096
+#: The mark of a task without a status: a mark is never None (None means "no answer yet").
+_NO_STATUS = "no status"
 
 
 class TaskTracker:
@@ -53,9 +55,10 @@ class TaskTracker:
     def keep(self, unit: Task, unit_id: str) -> Task:
         """Return ``unit`` with the strings all tasks share stored once.
 
-        Every waiter keeps its last Task (``TaskTimeoutError.last`` needs
-        it); with 100,000 waiters, one copy of the user, tenant, locale and
-        of the id the waiter already holds saves ~250 bytes each.
+        Every waiter with a deadline keeps its last Task
+        (``TaskTimeoutError.last`` needs it); with 100,000 waiters, one copy
+        of the user, tenant, locale and of the id the waiter already holds
+        saves ~250 bytes each.
 
         Args:
             unit: The Task just read.
@@ -78,9 +81,14 @@ class TaskTracker:
                     changes[name] = shared
         return attrs.evolve(unit, **changes) if changes else unit
 
-    def changed(self, previous: Task | None, unit: Task) -> bool:
+    def mark(self, unit: Task) -> Hashable:
+        """Its status (an enum member or int: nothing allocated per waiter)."""
+        status = unit.status
+        return _NO_STATUS if status is None else status
+
+    def changed(self, previous: Hashable | None, unit: Task) -> bool:
         """True on the first answer and whenever the status changed."""
-        return previous is None or previous.status != unit.status
+        return previous is None or previous != self.mark(unit)
 
     def finished(self, unit: Task) -> bool:
         """True once the task is SUCCESS or FAILED."""
@@ -156,13 +164,12 @@ def _progress(unit: Job | ShareTask) -> float | None:
     return value / 100.0
 
 
-def _moved(previous: Job | ShareTask | None, unit: Job | ShareTask) -> bool:
-    return (
-        previous is None
-        or previous.status != unit.status
-        or previous.progress != unit.progress
-        or previous.result != unit.result
-    )
+def _mark(unit: Job | ShareTask) -> Hashable:
+    return (unit.status, unit.progress, unit.result)
+
+
+def _moved(previous: Hashable | None, unit: Job | ShareTask) -> bool:
+    return previous is None or previous != _mark(unit)
 
 
 class JobTracker:
@@ -187,7 +194,11 @@ class JobTracker:
             changes["job_id"] = unit_id
         return attrs.evolve(unit, **changes) if changes else unit
 
-    def changed(self, previous: Job | None, unit: Job) -> bool:
+    def mark(self, unit: Job) -> Hashable:
+        """Its status, progress and result (what :meth:`changed` compares)."""
+        return _mark(unit)
+
+    def changed(self, previous: Hashable | None, unit: Job) -> bool:
         """True on the first answer and whenever the status, result or progress changed."""
         return _moved(previous, unit)
 
@@ -249,7 +260,11 @@ class ShareTaskTracker:
             changes["task_id"] = unit_id
         return attrs.evolve(unit, **changes) if changes else unit
 
-    def changed(self, previous: ShareTask | None, unit: ShareTask) -> bool:
+    def mark(self, unit: ShareTask) -> Hashable:
+        """Its status, progress and result (what :meth:`changed` compares)."""
+        return _mark(unit)
+
+    def changed(self, previous: Hashable | None, unit: ShareTask) -> bool:
         """True on the first answer and whenever the status, result or progress changed."""
         return _moved(previous, unit)
 
