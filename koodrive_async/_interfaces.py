@@ -66,8 +66,12 @@ class Tracker(Protocol[UnitT]):
         """Read the unit once (one API call, already retried by the transport)."""
         ...
 
-    def keep(self, unit: UnitT, unit_id: str) -> UnitT:
-        """Return the copy of ``unit`` a waiter with a deadline holds on to (its strings shared)."""
+    def keep(self, unit: UnitT, unit_id: str) -> Any:
+        """What a waiter with a deadline holds on to of ``unit`` (compact, or strings shared)."""
+        ...
+
+    def restore(self, kept: Any, unit_id: str) -> UnitT:
+        """The model :meth:`keep` kept, equal field by field (for ``TaskTimeoutError.last``)."""
         ...
 
     def mark(self, unit: UnitT) -> Hashable:

@@ -784,7 +784,10 @@ class PollScheduler:
             # The deadline passed mid-request: abandon the GET.
             waiter.poll = None
             poll.cancel()
-        waiter.set_exception(TaskTimeoutError(waiter.task_id, waiter.last, timeout=waiter.timeout))
+        last = waiter.last
+        if last is not None:
+            last = waiter.tracker.restore(last, waiter.task_id)
+        waiter.set_exception(TaskTimeoutError(waiter.task_id, last, timeout=waiter.timeout))
 
     def _fail(self, waiter: _Waiter, exc: BaseException) -> None:
         if not waiter.done():
@@ -811,10 +814,10 @@ class PollScheduler:
         waiter.invalid = 0
         previous = waiter.last
         if waiter.deadline is not None:
-            # TaskTimeoutError.last may need it; the mark is taken from it.
-            waiter.last = task = tracker.keep(task, waiter.task_id)
-            if previous is not None:
-                previous = tracker.mark(previous)
+            # TaskTimeoutError.last may need it (restored only then).
+            waiter.last = tracker.keep(task, waiter.task_id)
+            if previous is not None and waiter.on_status is not None:
+                previous = tracker.mark(tracker.restore(previous, waiter.task_id))
         else:
             # No deadline, no TaskTimeoutError: the mark is all it will use.
             waiter.last = tracker.mark(task)

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import attrs
 import pytest
 from waiting_helpers import FAST, gets_for, job, library_tasks
 
-from koodrive_async import Job, State, Task, TaskStatus, TaskTimeoutError
+from koodrive_async import Job, State, Task, TaskStatus, TaskTimeoutError, TaskType
 from koodrive_async._polling import PollScheduler
 from koodrive_async._session import KooDriveSession
+from koodrive_async._trackers import TaskTracker, pack_task, unpack_task
 from koodrive_async.emulator import KooDriveEmulator
 
 _VAR: contextvars.ContextVar[str] = contextvars.ContextVar("waiter_record_test")
@@ -91,7 +94,10 @@ async def test_an_untimed_waiter_keeps_only_the_mark_of_its_last_answer(
         await _polled(emu, job_id, 2)
         assert plain.last is TaskStatus.NEW  # no TaskTimeoutError can need the Task
         assert isinstance(tracked.last, tuple) and not isinstance(tracked.last, Job)
-        assert isinstance(timed.last, Task) and timed.last.task_id == task_id
+        # With one, its packed form (restored only when TaskTimeoutError needs it).
+        assert isinstance(timed.last, bytes)
+        restored = scheduler._tracker.restore(timed.last, task_id)
+        assert restored.task_id == task_id and restored.status is TaskStatus.NEW
     finally:
         for waiter in (plain, tracked, timed):
             scheduler.discard(waiter)
@@ -177,3 +183,55 @@ async def test_the_waiter_is_a_future_to_asyncio(
         assert not waiter.cancel()  # over already
     finally:
         scheduler.discard(waiter)
+
+
+def _same(a: Task, b: Task) -> bool:
+    return (
+        attrs.asdict(a) == attrs.asdict(b)
+        and a.trace_id == b.trace_id
+        and all(type(getattr(a, f.name)) is type(getattr(b, f.name)) for f in attrs.fields(Task))
+    )
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        Task("t1"),
+        Task(
+            "t1",
+            task_name="batch-copy",
+            task_type=TaskType.BATCH_IMPORT,
+            tenant_id="tenant",
+            user_id="user",
+            status=TaskStatus.FAILED,
+            result_code="18000123",
+            init_params='{"taskType":1,"名前":"ß"}',
+            locale="en-US",
+            create_time=datetime(2026, 12, 1, 16, 7, 16, 132000, tzinfo=timezone.utc),
+            start_time=datetime(1969, 7, 20, 20, 17, 40, 1, tzinfo=timezone(timedelta(hours=-5))),
+            end_time=datetime(2026, 12, 1, 17, 0, 0, 999999),
+            trace_id="83391401ec0da71b103c787d3727bd3e3abe5d973b461ea3356102c515",
+        ),
+        Task("t1", task_type=77, status=99),  # codes this client does not know yet
+    ],
+)
+def test_a_packed_task_unpacks_equal_field_by_field(task: Task) -> None:
+    packed = pack_task(task)
+    assert isinstance(packed, bytes)
+    assert _same(unpack_task(packed, "t1"), task)
+    tz = unpack_task(packed, "t1").create_time
+    assert tz is None or tz.utcoffset() == task.create_time.utcoffset()  # type: ignore[union-attr]
+
+
+def test_what_cannot_be_packed_exactly_is_kept_whole() -> None:
+    zoned = Task("t1", create_time=datetime(2026, 3, 29, 3, tzinfo=ZoneInfo("Europe/Paris")))
+    assert pack_task(zoned) is zoned
+    assert unpack_task(zoned, "t1") is zoned
+    tracker = TaskTracker(session_less)
+    other = Task("someone-else", status=TaskStatus.NEW)
+    assert tracker.keep(other, "t1") is other  # not the id asked for: as the service said it
+    assert tracker.restore(tracker.keep(other, "t1"), "t1") is other
+
+
+async def session_less(task_id: str) -> Task:  # pragma: no cover - never polled
+    raise AssertionError(task_id)
