@@ -13,6 +13,12 @@ Owns the :class:`~koodrive_async._interfaces.Tracker` of each kind:
   :class:`JobCancelledError`; ``on_status`` fires on a change of status or
   progress.
 
+Each tracker also says what a waiter holds of the last answer: its
+``mark`` (what ``on_status`` changes are judged by) when the wait has no
+deadline, else what ``keep`` returns (for tasks, the Task packed into one
+bytes object by :func:`pack_task`), which ``restore`` turns back into the
+model ``TaskTimeoutError.last`` carries.
+
 Kept out of ``_polling.py`` so the scheduler knows nothing of a model's
 fields. Must never import the scheduler, the session, the transport or aiohttp.
 """
