@@ -66,12 +66,25 @@ class Tracker(Protocol[UnitT]):
         """Read the unit once (one API call, already retried by the transport)."""
         ...
 
-    def keep(self, unit: UnitT, unit_id: str) -> UnitT:
-        """Return the copy of ``unit`` a waiter holds on to (its strings shared)."""
+    def keep(self, unit: UnitT, unit_id: str) -> Any:
+        """What a waiter with a deadline holds on to of ``unit`` (compact, or strings shared)."""
         ...
 
-    def changed(self, previous: UnitT | None, unit: UnitT) -> bool:
-        """Tell whether ``on_status`` is due: the first answer, or a change worth reporting."""
+    def restore(self, kept: Any, unit_id: str) -> UnitT:
+        """The model :meth:`keep` kept, equal field by field (for ``TaskTimeoutError.last``)."""
+        ...
+
+    def mark(self, unit: UnitT) -> Hashable:
+        """What :meth:`changed` compares of ``unit`` (small, never None).
+
+        A waiter without a deadline can never raise ``TaskTimeoutError``, so
+        it keeps only this of its last answer, not the whole model.
+        """
+        ...
+
+    def changed(self, previous: Hashable | None, unit: UnitT) -> bool:
+        """Tell whether ``on_status`` is due: ``previous`` (the :meth:`mark` of the
+        answer before, None for the first) differs from ``unit``'s."""
         ...
 
     def finished(self, unit: UnitT) -> bool:

@@ -1,8 +1,9 @@
 """The shared poll scheduler behind ``wait_for_task``, ``run_jobs`` and ``stream_jobs``.
 
 One :class:`PollScheduler` per session (per event loop) serves every waiter.
-A waiting task costs a small ``__slots__`` object, one future and one or two
-heap entries; there is no sleeping coroutine or timer per waiter. A single
+A waiting task costs one small ``__slots__`` object, which is its own future
+and its own heap entry (plus one small tuple in a second heap when it has a
+deadline); there is no sleeping coroutine or timer per waiter. A single
 driver task sleeps until the earliest due time, moves due waiters to a ready
 queue and starts their GETs, never more than ``max_polls`` at once, so even
 10,000 waiters registered together never fire in lockstep (their intervals
@@ -51,7 +52,7 @@ import logging
 import math
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Generator, Hashable, Iterable
 from typing import Any
 
 from ._estimator import DurationEstimator, bracket_duration, remaining_from_progress
@@ -102,9 +103,8 @@ COLD_PROGRESS_SHARE = 0.5
 #: ...but not sooner than this fraction of the whole duration it predicts.
 COLD_PROGRESS_FLOOR = 0.1
 
-#: The second field of a heap entry (small ints: no allocation per entry).
-_DEADLINE = 0
-_POLL = 1
+#: A waiter's outcome before it has one.
+_PENDING: Any = object()
 
 GetTask = Callable[[str], Awaitable[Task]]
 OnStatus = Callable[[Any], Any]
@@ -127,18 +127,25 @@ def is_transient(exc: BaseException) -> bool:
 
 
 class _Waiter:
-    """One task being waited for. Kept small: 100,000 of them may exist at once."""
+    """One task being waited for. Kept small: 100,000 of them may exist at once.
+
+    It is its own heap entry (ordered by ``due``) and its own future: the
+    caller's task awaits it directly (``await waiter``, or ``waiter.future``),
+    through the same duck-typed protocol asyncio uses for any future-like
+    object (``_asyncio_future_blocking``, ``add_done_callback``, ``result``,
+    ``cancel``), so no ``asyncio.Future`` (~145 bytes) is made per waiter.
+    """
 
     __slots__ = (
         "task_id",
-        "future",
         "policy",
         "on_status",
         "deadline",
         "timeout",
         "interval",
         "last",
-        "entry",
+        "due",
+        "in_heap",
         "poll",
         "kind",
         "started",
@@ -150,12 +157,18 @@ class _Waiter:
         "final",
         "tracker",
         "context",
+        "_loop",
+        "_result",
+        "_error",
+        "_callback",
+        "_callback_context",
+        "_more_callbacks",
     )
 
     def __init__(
         self,
         task_id: str,
-        future: asyncio.Future[Any],
+        loop: asyncio.AbstractEventLoop,
         policy: PollPolicy,
         on_status: OnStatus | None,
         deadline: float | None,
@@ -166,17 +179,20 @@ class _Waiter:
         context: contextvars.Context | None = None,
     ) -> None:
         self.task_id = task_id
-        self.future = future
         self.policy = policy
         self.on_status = on_status
         self.deadline = deadline
         self.timeout = timeout
         self.interval = 0.0
-        # The last model read (a Task, Job or ShareTask: the tracker's kind).
+        # Of the last answer, what this waiter may still need: the whole model
+        # (a Task, Job or ShareTask) when it has a deadline, for
+        # TaskTimeoutError.last; otherwise only its tracker's mark (what
+        # on_status changes are judged by). None before any answer.
         self.last: Any = None
-        # Its live poll entry in the heap; an entry that is not this one is
-        # stale (lazy deletion). A tuple, not a sequence number: no int per push.
-        self.entry: tuple[float, int, _Waiter] | None = None
+        # When its next poll is due: its key in the scheduler's heap, where it
+        # sits at most once (``in_heap``), so no entry tuple is made per poll.
+        self.due = 0.0
+        self.in_heap = False
         self.poll: asyncio.Task[None] | None = None
         self.kind = kind
         self.started = started
@@ -195,10 +211,136 @@ class _Waiter:
         # The context its polls run in (the waiting caller's, for tracing), or
         # None for the driver's.
         self.context = context
+        # Its future's state: a result, or an error (CancelledError once
+        # cancelled), and who to call back once there is one.
+        self._loop = loop
+        self._result: Any = _PENDING
+        self._error: BaseException | None = None
+        self._callback: Callable[[Any], object] | None = None
+        self._callback_context: contextvars.Context | None = None
+        self._more_callbacks: list[tuple[Callable[[Any], object], contextvars.Context]] | None = (
+            None
+        )
 
     def __lt__(self, other: _Waiter) -> bool:
-        # Breaks ties of heap entries due at the same instant (any order will do).
-        return id(self) < id(other)
+        return self.due < other.due
+
+    # -------------------------------------------------------------- future protocol
+
+    @property
+    def future(self) -> Awaitable[Any]:
+        """The waiter itself: what a wait awaits (kept for the callers that await ``.future``)."""
+        return self
+
+    @property
+    def _asyncio_future_blocking(self) -> bool:
+        # asyncio's Task sees a future-like object by this attribute and sets
+        # it to False when it starts waiting; nothing else reads it back.
+        return True
+
+    @_asyncio_future_blocking.setter
+    def _asyncio_future_blocking(self, value: bool) -> None:
+        pass
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        # The waiter is its own await iterator: a generator here would cost
+        # ~190 bytes per waiting task, as much as the future it replaces.
+        return self  # type: ignore[return-value]
+
+    def __next__(self) -> _Waiter:
+        if not self.done():
+            return self  # yielded to the awaiting task, which waits on it
+        raise StopIteration(self.result())
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the waiter lives in."""
+        return self._loop
+
+    def done(self) -> bool:
+        """True once the wait has a result or an error, or was cancelled."""
+        return self._error is not None or self._result is not _PENDING
+
+    def cancelled(self) -> bool:
+        """True once :meth:`cancel` ran before any outcome."""
+        return isinstance(self._error, asyncio.CancelledError)
+
+    def result(self) -> Any:
+        """The final model; raises the wait's error (or CancelledError) instead if it has one."""
+        if self._error is not None:
+            raise self._error
+        if self._result is _PENDING:
+            raise asyncio.InvalidStateError("the wait is not over")
+        return self._result
+
+    def exception(self) -> BaseException | None:
+        """The wait's error, None for a result (raises CancelledError once cancelled)."""
+        if self.cancelled():
+            assert self._error is not None
+            raise self._error
+        if not self.done():
+            raise asyncio.InvalidStateError("the wait is not over")
+        return self._error
+
+    def add_done_callback(
+        self, fn: Callable[[Any], object], *, context: contextvars.Context | None = None
+    ) -> None:
+        """Call ``fn(waiter)`` (in ``context``) once the wait is over."""
+        if context is None:
+            context = contextvars.copy_context()
+        if self.done():
+            self._loop.call_soon(fn, self, context=context)
+        elif self._callback is None:
+            # The one callback almost every waiter gets (the awaiting task's
+            # wake-up) is kept in two slots, not a list.
+            self._callback = fn
+            self._callback_context = context
+        else:
+            if self._more_callbacks is None:
+                self._more_callbacks = []
+            self._more_callbacks.append((fn, context))
+
+    def remove_done_callback(self, fn: Callable[[Any], object]) -> int:
+        """Forget every registration of ``fn``; returns how many there were."""
+        removed = 0
+        if self._callback is not None and self._callback == fn:
+            self._callback = self._callback_context = None
+            removed += 1
+        if self._more_callbacks:
+            kept = [(f, c) for f, c in self._more_callbacks if f != fn]
+            removed += len(self._more_callbacks) - len(kept)
+            self._more_callbacks = kept
+        return removed
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        """Cancel the wait (the server task is untouched); False if it was over already."""
+        if self.done():
+            return False
+        self._error = asyncio.CancelledError() if msg is None else asyncio.CancelledError(msg)
+        self._call_back()
+        return True
+
+    def set_result(self, result: Any) -> None:
+        """End the wait with ``result`` (the final model)."""
+        if self.done():
+            raise asyncio.InvalidStateError("the wait is over already")
+        self._result = result
+        self._call_back()
+
+    def set_exception(self, exc: BaseException) -> None:
+        """End the wait with ``exc``."""
+        if self.done():
+            raise asyncio.InvalidStateError("the wait is over already")
+        self._error = exc
+        self._call_back()
+
+    def _call_back(self) -> None:
+        fn, context = self._callback, self._callback_context
+        self._callback = self._callback_context = None
+        if fn is not None:
+            self._loop.call_soon(fn, self, context=context)
+        more, self._more_callbacks = self._more_callbacks, None
+        for fn, context in more or ():
+            self._loop.call_soon(fn, self, context=context)
 
 
 class PollScheduler:
@@ -230,8 +372,11 @@ class PollScheduler:
         self._max_pause = max_pause
         self._rng = rng or random.Random()
         self._loop = asyncio.get_running_loop()
-        # (due, _DEADLINE or _POLL, waiter): one small tuple per entry.
-        self._heap: list[tuple[float, int, _Waiter]] = []
+        # Waiters whose next poll is due at ``waiter.due`` (each at most once).
+        self._heap: list[_Waiter] = []
+        # (deadline, waiter) of every waiter with a deadline, wherever it is
+        # (in the heap, queued for a slot or being polled).
+        self._deadlines: list[tuple[float, _Waiter]] = []
         self._ready: deque[_Waiter] = deque()
         # Waiters whose last poll before their deadline may not wait for a pause.
         self._urgent: deque[_Waiter] = deque()
@@ -266,8 +411,8 @@ class PollScheduler:
         return self._closed
 
     def __len__(self) -> int:
-        """Number of heap entries (live and stale), for tests and benchmarks."""
-        return len(self._heap)
+        """Number of heap entries, polls and deadlines (live and stale), for tests."""
+        return len(self._heap) + len(self._deadlines)
 
     def add(
         self,
@@ -297,8 +442,8 @@ class PollScheduler:
                 scheduler's own.
 
         Returns:
-            The waiter; await ``waiter.future``, and pass it to :meth:`discard`
-            when the wait ends for any reason.
+            The waiter; await it (or ``waiter.future``, the same object), and
+            pass it to :meth:`discard` when the wait ends for any reason.
 
         Raises:
             RuntimeError: The scheduler was closed.
@@ -309,7 +454,7 @@ class PollScheduler:
         deadline = None if timeout is None else now + timeout
         waiter = _Waiter(
             task_id,
-            self._loop.create_future(),
+            self._loop,
             policy,
             on_status,
             deadline,
@@ -321,9 +466,7 @@ class PollScheduler:
         )
         first = self._first_due(waiter, now)
         if deadline is not None:
-            # Flag 0 marks a deadline entry; it sorts before a poll (flag 1)
-            # due at the same instant, so an expired waiter is not polled.
-            heapq.heappush(self._heap, (deadline, _DEADLINE, waiter))
+            heapq.heappush(self._deadlines, (deadline, waiter))
         self._push_poll(waiter, first)
         self._ensure_driver()
         return waiter
@@ -338,16 +481,14 @@ class PollScheduler:
         if poll is not None:
             waiter.poll = None
             poll.cancel()
-        # Its heap entry refers to it; it must not refer back (no cycle to collect).
-        waiter.entry = None
+        waiter.cancel()
         # Its heap entries stay until they surface (lazy deletion); count them
         # so a heap full of abandoned entries gets compacted.
-        if not waiter.future.done():
-            waiter.future.cancel()
-            self._stale += 1  # its next poll entry
+        if waiter.in_heap:
+            self._stale += 1  # its next poll
         if waiter.deadline is not None and self._loop.time() < waiter.deadline:
-            self._stale += 1  # its deadline entry
-        if self._stale > 1024 and self._stale > len(self._heap) // 2:
+            self._stale += 1  # its deadline
+        if self._stale > 1024 and self._stale > len(self) // 2:
             self._compact()
 
     def seed_durations(self, kind: Hashable, durations: Iterable[float]) -> int:
@@ -373,11 +514,13 @@ class PollScheduler:
         if self._closed:
             return
         self._closed = True
-        pending: list[_Waiter] = [entry[2] for entry in self._heap]
+        pending: list[_Waiter] = list(self._heap)
+        pending.extend(waiter for _, waiter in self._deadlines)
         pending.extend(self._ready)
         pending.extend(self._urgent)
         pending.extend(self._polls.values())
         self._heap.clear()
+        self._deadlines.clear()
         self._ready.clear()
         self._urgent.clear()
         tasks: list[asyncio.Task[None]] = list(self._polls)
@@ -392,8 +535,9 @@ class PollScheduler:
         for task in tasks:
             task.cancel()
         for waiter in pending:
-            if not waiter.future.done():
-                waiter.future.set_exception(RuntimeError("the session was closed while waiting"))
+            waiter.in_heap = False
+            if not waiter.done():
+                waiter.set_exception(RuntimeError("the session was closed while waiting"))
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._polls.clear()
@@ -421,7 +565,7 @@ class PollScheduler:
             # (Bounded: past the cap, waiters re-plan at their next poll anyway.)
             cold = self._cold.setdefault(waiter.kind, [])
             if len(cold) >= MAX_COLD:
-                cold[:] = [w for w in cold if not w.future.done()]
+                cold[:] = [w for w in cold if not w.done()]
             if len(cold) < MAX_COLD:
                 cold.append(waiter)
         waiter.interval = policy.initial
@@ -445,10 +589,23 @@ class PollScheduler:
         estimate = self.estimator.estimate(kind)
         if not waiters or estimate is None:
             return
+        moved = False
         for waiter in waiters:
-            if waiter.future.done() or waiter.poll is not None or waiter.step:
-                continue  # finished, being polled (it re-plans itself), or planned
-            self._push_poll(waiter, self._plan(waiter, estimate, now))
+            if waiter.done() or not waiter.in_heap or waiter.step:
+                # Finished, queued or being polled (it re-plans itself after
+                # that poll), or planned already.
+                continue
+            due = self._plan(waiter, estimate, now)
+            deadline = waiter.deadline
+            if deadline is not None and due >= deadline:
+                due = max(deadline - max(2.0 * self._rtt, 0.001), now)
+            # Its key changes in place: the heap is put in order once, below.
+            waiter.due = due
+            moved = True
+        if moved:
+            heapq.heapify(self._heap)
+            if self._heap[0].due < self._sleep_until:
+                self._kick()
 
     def _next_due(self, waiter: _Waiter, now: float) -> float:
         policy = waiter.policy
@@ -465,7 +622,9 @@ class PollScheduler:
             if ahead is not None:
                 due = max(due, min(ahead - 0.5 * waiter.step, now + policy.max_interval))
             return due
-        waiter.interval = min(waiter.interval * policy.multiplier, policy.max_interval)
+        # The cap first: once reached, the policy's own float is kept (min
+        # returns its first argument on a tie), not a new one per waiter.
+        waiter.interval = min(policy.max_interval, waiter.interval * policy.multiplier)
         due = now + self._jittered(waiter.interval, policy)
         if not waiter.step and waiter.seen is not None and waiter.started is not None:
             # Nothing learned yet, but the unit says how far it got: close in
@@ -502,15 +661,24 @@ class PollScheduler:
             # just before it instead, if a GET still fits.
             due = deadline - max(2.0 * self._rtt, 0.001)
             if due <= self._loop.time():
-                return  # the deadline entry will end the wait
-        waiter.entry = entry = (due, _POLL, waiter)
-        heapq.heappush(self._heap, entry)
+                return  # its deadline will end the wait
+        # Only a waiter out of the heap gets here (popped, or new): its key
+        # may change without breaking the heap's order.
+        assert not waiter.in_heap
+        waiter.due = due
+        waiter.in_heap = True
+        heapq.heappush(self._heap, waiter)
         if due < self._sleep_until:
             self._kick()
 
     def _compact(self) -> None:
-        self._heap = [entry for entry in self._heap if not entry[2].future.done()]
+        for waiter in self._heap:
+            if waiter.done():
+                waiter.in_heap = False
+        self._heap = [waiter for waiter in self._heap if waiter.in_heap]
         heapq.heapify(self._heap)
+        self._deadlines = [entry for entry in self._deadlines if not entry[1].done()]
+        heapq.heapify(self._deadlines)
         self._stale = 0
 
     def _kick(self) -> None:
@@ -524,22 +692,25 @@ class PollScheduler:
 
     async def _drive(self) -> None:
         loop = self._loop
-        heap = self._heap
         while True:
-            heap = self._heap  # _compact may have replaced the list
+            heap = self._heap  # _compact may have replaced the lists
+            deadlines = self._deadlines
             now = loop.time()
-            while heap and heap[0][0] <= now:
-                entry = heapq.heappop(heap)
-                waiter = entry[2]
-                if waiter.future.done():
-                    continue
-                if entry[1] == _DEADLINE:
+            # Deadlines first: a waiter whose deadline and poll fall on the
+            # same instant times out, it is not polled.
+            while deadlines and deadlines[0][0] <= now:
+                waiter = heapq.heappop(deadlines)[1]
+                if not waiter.done():
                     self._expire(waiter)
-                elif entry is waiter.entry:
-                    waiter.entry = None
+            while heap and heap[0].due <= now:
+                waiter = heapq.heappop(heap)
+                waiter.in_heap = False
+                if not waiter.done():
                     self._make_ready(waiter, now)
             self._launch_ready(now)
-            wake_at = heap[0][0] if heap else math.inf
+            wake_at = heap[0].due if heap else math.inf
+            if deadlines and deadlines[0][0] < wake_at:
+                wake_at = deadlines[0][0]
             if self._ready and self._inflight < self._max_polls:
                 wake_at = min(wake_at, self._pause_until)
             self._sleep_until = wake_at
@@ -567,8 +738,9 @@ class PollScheduler:
             lead = max(4.0 * self._rtt, LAST_POLL_LEAD)
             last = deadline - lead
             if now < last:
-                waiter.entry = entry = (last, _POLL, waiter)
-                heapq.heappush(self._heap, entry)
+                waiter.due = last
+                waiter.in_heap = True
+                heapq.heappush(self._heap, waiter)
                 return
             waiter.final = True
             self._urgent.append(waiter)
@@ -586,7 +758,7 @@ class PollScheduler:
             self._launch(ready.popleft())
 
     def _launch(self, waiter: _Waiter) -> None:
-        if waiter.future.done() or waiter.poll is not None:
+        if waiter.done() or waiter.poll is not None:
             # A re-planned waiter may come due while its GET is in flight:
             # that GET reschedules it, a second one would only duplicate it.
             return
@@ -612,13 +784,14 @@ class PollScheduler:
             # The deadline passed mid-request: abandon the GET.
             waiter.poll = None
             poll.cancel()
-        waiter.future.set_exception(
-            TaskTimeoutError(waiter.task_id, waiter.last, timeout=waiter.timeout)
-        )
+        last = waiter.last
+        if last is not None:
+            last = waiter.tracker.restore(last, waiter.task_id)
+        waiter.set_exception(TaskTimeoutError(waiter.task_id, last, timeout=waiter.timeout))
 
     def _fail(self, waiter: _Waiter, exc: BaseException) -> None:
-        if not waiter.future.done():
-            waiter.future.set_exception(exc)
+        if not waiter.done():
+            waiter.set_exception(exc)
 
     async def _poll(self, waiter: _Waiter) -> None:
         loop = self._loop
@@ -640,7 +813,14 @@ class PollScheduler:
             return
         waiter.invalid = 0
         previous = waiter.last
-        waiter.last = task = tracker.keep(task, waiter.task_id)
+        if waiter.deadline is not None:
+            # TaskTimeoutError.last may need it (restored only then).
+            waiter.last = tracker.keep(task, waiter.task_id)
+            if previous is not None and waiter.on_status is not None:
+                previous = tracker.mark(tracker.restore(previous, waiter.task_id))
+        else:
+            # No deadline, no TaskTimeoutError: the mark is all it will use.
+            waiter.last = tracker.mark(task)
         if waiter.kind is not None and waiter.started is not None:
             self._saw_progress(waiter, tracker.progress(task), (started + now) / 2.0)
         try:
@@ -655,7 +835,7 @@ class PollScheduler:
             self._fail(waiter, exc)
             return
         waiter.poll = None
-        if waiter.future.done():
+        if waiter.done():
             return
         if tracker.finished(task):
             self._settle(waiter, task, now)
@@ -693,9 +873,9 @@ class PollScheduler:
         self._learn(waiter, task, now)
         failure = waiter.tracker.failure(task)
         if failure is None:
-            waiter.future.set_result(task)
+            waiter.set_result(task)
         else:
-            waiter.future.set_exception(failure)
+            waiter.set_exception(failure)
 
     def _release_slot(self) -> None:
         self._inflight -= 1
@@ -737,7 +917,7 @@ class PollScheduler:
             return
         self._ready = deque()
         for waiter in ready:
-            if not waiter.future.done():
+            if not waiter.done():
                 self._make_ready(waiter, now)
         self._kick()
 

@@ -105,10 +105,9 @@ async def test_seeded_durations_plan_the_first_waiter_of_a_kind(
         # Planned from the seeded 2 s, not on the blind 30 s schedule.
         step = STEP_FRACTION * 2.0
         assert waiter.step == pytest.approx(step)
-        entry = waiter.entry
-        assert entry is not None
-        assert now + 2.0 + (FIRST_FRACTION * step) * (1 - BLIND.jitter) - 0.01 <= entry[0]
-        assert entry[0] <= now + 2.0 + FIRST_FRACTION * step + 0.01
+        assert waiter.in_heap
+        assert now + 2.0 + (FIRST_FRACTION * step) * (1 - BLIND.jitter) - 0.01 <= waiter.due
+        assert waiter.due <= now + 2.0 + FIRST_FRACTION * step + 0.01
     finally:
         scheduler.discard(waiter)
 
@@ -122,10 +121,10 @@ async def test_seeding_replans_a_waiter_already_on_the_blind_schedule(
     now = scheduler.loop.time()
     waiter = scheduler.add(task_id, policy=BLIND, kind=duration_key(like), started=now)
     try:
-        assert waiter.entry is not None and waiter.entry[0] == pytest.approx(now + 30.0, abs=0.1)
+        assert waiter.in_heap and waiter.due == pytest.approx(now + 30.0, abs=0.1)
         session.seed_durations(like, [1.0] * MIN_SAMPLES)
         assert waiter.step > 0
-        assert waiter.entry is not None and waiter.entry[0] < now + 2.0
+        assert waiter.in_heap and waiter.due < now + 2.0
     finally:
         scheduler.discard(waiter)
 

@@ -290,4 +290,4 @@ async def test_many_waiters_share_one_scheduler_with_bounded_jittered_gets(
     emu.clock.advance(20.0)
     tasks = await asyncio.wait_for(asyncio.gather(*waiters), 10)
     assert all(t.succeeded for t in tasks)
-    assert len(scheduler) == 0 or all(entry[2].future.done() for entry in scheduler._heap)
+    assert len(scheduler) == 0 or all(waiter.done() for waiter in scheduler._heap)
