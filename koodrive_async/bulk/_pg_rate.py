@@ -65,10 +65,11 @@ _HOLD = (
     " clock_timestamp() + %(seconds)s::float8 * interval '1 second') WHERE name = %(name)s"
     " RETURNING extract(epoch FROM hold_until - clock_timestamp())::float8"
 )
-#: A scalar subquery: the seconds the plan's shared hold still has (negative or
-#: NULL: none), for statements a worker makes anyway to return with their rows.
+#: A scalar subquery: the seconds the plan's shared hold still has (0, or NULL
+#: before any hold or shared rate: none; the column starts at -infinity), for statements a worker makes anyway to return with their rows.
 HOLD_LEFT = (
-    "(SELECT extract(epoch FROM hold_until - clock_timestamp())::float8"
+    "(SELECT extract(epoch FROM greatest(hold_until, clock_timestamp()) - clock_timestamp())"
+    "::float8"
     " FROM koodrive_rate WHERE name = 'creates')"
 )
 
