@@ -94,6 +94,6 @@ async def test_four_workers_without_rate_hold_back_together_after_a_429(
     first = throttled[0].time
     during = [e.time - first for e in creates if first + IN_FLIGHT < e.time < first + 1.0]
     assert during == [], during
-    # No 429 storm: the initial burst over the quota, and a few more.
-    print(f"429s: {len(throttled)} of {len(creates)} creates")
-    assert len(throttled) <= 4 * 8 + lines // 4, (len(throttled), len(creates))
+    # No 429 storm: each worker backs off, the hold is everybody's (the code
+    # before this fix met about 60 429s for 140 creates here).
+    assert len(throttled) <= lines // 4, (len(throttled), len(creates))
