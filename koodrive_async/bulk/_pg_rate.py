@@ -65,8 +65,9 @@ _HOLD = (
     " clock_timestamp() + %(seconds)s::float8 * interval '1 second') WHERE name = %(name)s"
     " RETURNING extract(epoch FROM hold_until - clock_timestamp())::float8"
 )
-#: A scalar subquery: the seconds the plan's shared hold still has (0, or NULL
-#: before any hold or shared rate: none; the column starts at -infinity), for statements a worker makes anyway to return with their rows.
+#: A scalar subquery: the seconds the plan's shared hold still has (0; NULL
+#: before any hold or shared rate), for statements a worker makes anyway to
+#: return with their rows. The column starts at -infinity, hence greatest().
 HOLD_LEFT = (
     "(SELECT extract(epoch FROM greatest(hold_until, clock_timestamp()) - clock_timestamp())"
     "::float8"
