@@ -16,7 +16,11 @@ Exactly-once bookkeeping, per plan line:
 
 A create that failed with ``possibly_created`` becomes ``in_doubt`` (never
 retried blindly); one refused in a way that proves nothing was created is
-``failed``. Three create errors stop the submissions of the whole run
+``failed``, but a 429: the transport hands it back at once
+(``defer_throttled_creates``), its line goes back to pending and is sent
+again after the hold, which :class:`Pace` shares with every worker of the
+plan (with or without ``rate``) and which backs this worker off. Three
+create errors stop the submissions of the whole run
 (:class:`~._options.StopReason`); the lines not sent stay pending:
 
 * refused or unobtainable credentials (401, 403, ``CredentialsError``): the
@@ -26,9 +30,10 @@ retried blindly); one refused in a way that proves nothing was created is
 * a dead endpoint: :data:`~._options.UNREACHABLE_LIMIT` creates in a row
   that could not connect, none getting through. A create that could not
   connect but was followed by one that got through is failed.
-* a 429 asking to wait longer than ``RetryPolicy.max_retry_after``: that
-  line and those refused unsent for the same hold go back to pending; the
-  submitted lines are still waited for.
+* a 429 asking to wait longer than ``RetryPolicy.max_retry_after``, or a
+  line throttled :data:`MAX_THROTTLES` times: that line and those refused
+  unsent for the same hold go back to pending; the submitted lines are
+  still waited for.
 
 An interruption (:meth:`Control.interrupt`): no new line is submitted; the
 creates already pulled may get their answer for up to
