@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from typing import Any
 
@@ -228,6 +229,9 @@ _HOLD_CAP = RetryPolicy().max_retry_after
 #: for ever must not keep the run going for ever.
 MAX_THROTTLES = 20
 
+#: Shortest time between two cuts of a worker's pace on 429s (seconds).
+CUT_INTERVAL = 1.0
+
 
 class Pace:
     """This worker's pace: its own back-off on 429s, under the plan's shared rate and hold.
@@ -249,6 +253,7 @@ class Pace:
         self.local = SubmissionPacer(rate if shared is None else None)
         self.shared = shared
         self._hold_end = -math.inf
+        self._cut_at = -math.inf
 
     async def acquire(self) -> float:
         """Wait for this worker's next create; the moment to pass to :meth:`throttled`."""
@@ -272,7 +277,15 @@ class Pace:
     async def throttled(self, sent_at: float, seconds: float | None) -> None:
         """A create sent at ``sent_at`` was answered 429 asking for ``seconds`` (or nothing)."""
         wait = None if seconds is None else min(seconds, _HOLD_CAP)
-        self.local.rate_limited(sent_at, wait)
+        # Every 429 reaches the run now, not only a create's last one: the
+        # pace is cut at most once a second (each hold is kept), or a few 429s
+        # in a row would take it to its floor.
+        now = time.monotonic()
+        if now - self._cut_at >= CUT_INTERVAL:
+            self._cut_at = now
+            self.local.rate_limited(sent_at, wait)
+        elif wait is not None:
+            self.local.hold(wait)
         if wait is not None and wait > 0 and self.shared is not None:
             # Every worker of the plan holds back, not only this one.
             self.learn(await self.shared.hold(wait))

