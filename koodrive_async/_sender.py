@@ -363,6 +363,8 @@ def _stop_text(call: Call, outcome: str, stop: Stop, attempt: int, policy: Retry
         )
     if stop.why == "final":
         return ""
+    if stop.why == "deferred":
+        return "; handed back to the caller, which sends it again after the hold"
     maybe = stop.possibly_created or (call.is_create and outcome.startswith("HTTP 5"))
     return " is not retried" + (" (a POST that may have been carried out)" if maybe else "")
 
