@@ -24,6 +24,7 @@ __all__ = [
     "Response",
     "check_trace_id",
     "create_guard",
+    "defer_throttled_creates",
     "last_trace",
     "new_trace_id",
 ]
@@ -40,6 +41,17 @@ TRACE_ID_LENGTH: Final = 58
 #: its own), so it never reaches another call.
 create_guard: contextvars.ContextVar[Callable[[], Awaitable[None]] | None] = contextvars.ContextVar(
     "koodrive_async_create_guard", default=None
+)
+
+
+#: True where the caller retries a throttled create itself (a bulk run: its line
+#: goes back to pending and is sent again after the hold every worker shares):
+#: a create answered 429 then ends at once with ``RateLimitError`` (nothing
+#: was created) instead of waiting its ``Retry-After`` inside the sender,
+#: where the hold is invisible to other workers and the line sits marked
+#: "submitting". Set in the caller's task; the fan-out's tasks inherit it.
+defer_throttled_creates: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "koodrive_async_defer_throttled_creates", default=False
 )
 
 

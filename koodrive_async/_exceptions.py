@@ -246,6 +246,9 @@ class RateLimitError(APIError):
         retries_exhausted: True when every attempt of the retry budget was
             used; False when the transport stopped early because
             ``retry_after`` exceeded ``RetryPolicy.max_retry_after``.
+        deferred: True when the transport did not wait at all because its
+            caller sends throttled creates again itself, after a hold it
+            shares (a bulk run's lines go back to pending).
     """
 
     def __init__(
@@ -255,11 +258,13 @@ class RateLimitError(APIError):
         retry_after: float | None = None,
         attempts: int | None = None,
         retries_exhausted: bool = False,
+        deferred: bool = False,
         **kwargs: object,
     ) -> None:
         self.retry_after = retry_after
         self.attempts = attempts
         self.retries_exhausted = retries_exhausted
+        self.deferred = deferred
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
 
 

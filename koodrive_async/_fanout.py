@@ -316,8 +316,10 @@ class FanOut:
             return await self._api.submit(request)
         except RateLimitError as exc:
             # Slow down and hold the others back, but do not send this one
-            # again: the transport already spent its retry budget on it.
-            self.pacer.rate_limited(sent_at, exc.retry_after, exc)
+            # again: the transport already spent its retry budget on it. A
+            # deferred one's caller sends it again and paces itself.
+            if not exc.deferred:
+                self.pacer.rate_limited(sent_at, exc.retry_after, exc)
             raise
 
     async def _run_one(self, request: Request) -> JobOutcome:

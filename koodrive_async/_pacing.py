@@ -189,6 +189,16 @@ class SubmissionPacer:
             self.backoffs += 1
         if retry_after is None:
             self._next = max(self._next, now + 1.0 / (self._rate or 1.0))
-        elif now + retry_after > self._hold_until:
+        else:
+            self.hold(retry_after, cause)
+
+    def hold(self, retry_after: float, cause: RateLimitError | None = None) -> None:
+        """Hold every submission back for ``retry_after`` seconds, without cutting the rate.
+
+        Holds only lengthen. For a caller that decides itself when a 429 cuts
+        the rate (:meth:`rate_limited` does both).
+        """
+        now = self._clock()
+        if now + retry_after > self._hold_until:
             self._hold_until = now + retry_after
             self._hold_cause = cause

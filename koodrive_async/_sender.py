@@ -28,7 +28,7 @@ import backoff
 from yarl import URL
 
 from ._auth import AuthFlow
-from ._call import Call, Response, create_guard, last_trace, new_trace_id
+from ._call import Call, Response, create_guard, defer_throttled_creates, last_trace, new_trace_id
 from ._clock import MIN_CLOCK_OFFSET, ServerClock
 from ._decode import error_from_response
 from ._exceptions import RateLimitError
@@ -288,6 +288,15 @@ class Sender:
             now=clock.now,
             draw=self._draw,
         )
+        if (
+            status == 429
+            and type(decision) is Retry
+            and not call.idempotent
+            and defer_throttled_creates.get()
+        ):
+            # The caller sends this create again itself, after a hold it shares.
+            seconds = decision.delay if decision.retry_after else None
+            decision = Stop("deferred", retry_after=seconds)
         _log_decision(call, f"HTTP {status}", decision, attempt, self._retry, trace_id)
         if not isinstance(decision, Stop):
             return decision
@@ -354,6 +363,8 @@ def _stop_text(call: Call, outcome: str, stop: Stop, attempt: int, policy: Retry
         )
     if stop.why == "final":
         return ""
+    if stop.why == "deferred":
+        return "; handed back to the caller, which sends it again after the hold"
     maybe = stop.possibly_created or (call.is_create and outcome.startswith("HTTP 5"))
     return " is not retried" + (" (a POST that may have been carried out)" if maybe else "")
 
@@ -370,4 +381,5 @@ def _rate_limit_error(
     error.retry_after = stop.retry_after
     error.attempts = attempts
     error.retries_exhausted = stop.why == "budget spent"
+    error.deferred = stop.why == "deferred"
     return error

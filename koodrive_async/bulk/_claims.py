@@ -62,6 +62,9 @@ class Claimer:
             never counts as stalled (a plan of long jobs finishes nothing for
             a while, and a worker that stopped claiming then would leave the
             lines of a worker dying later to the next run).
+        answered: Set while no create this worker sent is unanswered. Until
+            then the claims do not end: a throttled create's line comes back
+            (:meth:`again`) to be sent once more.
     """
 
     def __init__(
@@ -73,11 +76,15 @@ class Claimer:
         pending: Iterable[int] = (),
         submitted: Iterable[LineRecord] = (),
         busy: Callable[[], bool] | None = None,
+        answered: asyncio.Event | None = None,
     ) -> None:
         self.journal = journal
         self.batch = max(CLAIM_BATCH_MIN, batch)
         self.stop = stop
         self._busy = busy
+        self._answered = answered
+        # Set when a throttled line comes back (or the answers are all in).
+        self._returned = asyncio.Event()
         self._pending: deque[int] = deque(pending)
         self._waits: asyncio.Queue[LineRecord | None] = asyncio.Queue()
         # Lines already handed to waits(): a line given by a reconciliation may
@@ -107,6 +114,11 @@ class Claimer:
             self.claimed += len(claim.pending) + len(claim.submitted) + len(claim.in_doubt)
             if not claim.empty:
                 continue
+            if self._answered is not None and not self._answered.is_set():
+                # A create still unanswered may be throttled and its line come back.
+                await self._until(self._answered, self._returned)
+                self._returned.clear()
+                continue
             expiry = await self.journal.next_expiry()
             if expiry is None or await self._stalled():
                 self.finish()
@@ -128,6 +140,27 @@ class Claimer:
             return False
         limit = max(IDLE_LEASES * (self.journal.lease or 0.0), MIN_IDLE_SECONDS)
         return now - self._progress[1] > limit
+
+    def again(self, line: int) -> None:
+        """``line``'s create was throttled (nothing created) and it is pending again: resend it.
+
+        A one-machine journal hands out each line once, so it goes straight
+        back to this round; a leased journal's line was released, and the
+        next claim (this worker's or another's) takes it.
+        """
+        if self.journal.lease is None:
+            self._pending.append(line)
+        self._returned.set()
+
+    async def _until(self, *events: asyncio.Event) -> None:
+        """Wait for the first of ``events`` (or the run's stop)."""
+        waits = [asyncio.ensure_future(e.wait()) for e in (*events, self.stop)]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
 
     def _wait(self, record: LineRecord) -> None:
         if record.line not in self._waited:

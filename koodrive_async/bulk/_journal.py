@@ -396,8 +396,11 @@ class Pacer(Protocol):
     async def acquire(self) -> object:
         """Wait for the next create's turn."""
 
-    async def hold(self, seconds: float) -> None:
-        """A 429 asked to wait ``seconds``: hold every create back until then."""
+    async def hold(self, seconds: float) -> float:
+        """A 429 asked to wait ``seconds``: hold every create back until then.
+
+        Returns the seconds the hold now has left (a longer one may be in force).
+        """
 
 
 @attrs.frozen
@@ -449,10 +452,11 @@ class Journal(Protocol):
         """This worker's name in the journal (``local`` for a one-machine journal)."""
         ...
 
-    def shared_pacer(self, rate: float) -> Pacer | None:
+    def shared_pacer(self, rate: float | None) -> Pacer | None:
         """A pace of ``rate`` creates per second shared by every worker of the plan, or None.
 
-        None for a one-machine journal: the run paces itself.
+        With ``rate`` None, the pacer shares only the holds of 429s. None for a
+        one-machine journal: the run paces itself.
         """
         ...
 
@@ -555,8 +559,14 @@ class Journal(Protocol):
 
     # ------------------------------------------------------------------ transitions
 
-    async def mark_submitting(self, line: int, *, clock_offset: float | None = None) -> None:
-        """As :meth:`SyncJournal.mark_submitting` (guarded by the lease)."""
+    async def mark_submitting(
+        self, line: int, *, clock_offset: float | None = None
+    ) -> float | None:
+        """As :meth:`SyncJournal.mark_submitting` (guarded by the lease).
+
+        Returns the seconds the plan's shared 429 hold still has (read in the
+        same statement), or None when the backend shares none.
+        """
 
     async def mark_submitted(self, line: int, task_id: str) -> None:
         """As :meth:`SyncJournal.mark_submitted`."""

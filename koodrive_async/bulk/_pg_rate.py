@@ -14,6 +14,12 @@ caller sleeps and asks again (each sleep bounded).
 ``acquire`` waits it out. The caller caps the seconds (``max_hold``, the
 session's ``max_retry_after``), as a single process does.
 
+Without a shared rate (``rate=None``) the pacer only records holds:
+:meth:`SharedPacer.acquire` costs nothing, and a worker learns of a hold from
+the "submitting" write it makes anyway (:data:`HOLD_LEFT`, in the same
+statement: no extra round trip per create), and at once from its own
+:meth:`SharedPacer.hold`.
+
 Must never import: ``cli/``, ``rich``, ``argparse``, a database driver (the
 statements run through the journal's pool, passed in as ``fetch``).
 """
@@ -24,7 +30,7 @@ import asyncio
 import math
 from collections.abc import Awaitable, Callable, Mapping
 
-__all__ = ["SharedPacer"]
+__all__ = ["HOLD_LEFT", "SharedPacer"]
 
 #: ``fetch(sql, params)``: run one statement in its own short transaction, return its row.
 Fetch = Callable[[str, Mapping[str, object]], Awaitable[tuple[object, ...] | None]]
@@ -57,7 +63,15 @@ _CREATE = (
 _HOLD = (
     "UPDATE koodrive_rate SET hold_until = greatest(hold_until,"
     " clock_timestamp() + %(seconds)s::float8 * interval '1 second') WHERE name = %(name)s"
-    " RETURNING name"
+    " RETURNING extract(epoch FROM hold_until - clock_timestamp())::float8"
+)
+#: A scalar subquery: the seconds the plan's shared hold still has (0; NULL
+#: before any hold or shared rate), for statements a worker makes anyway to
+#: return with their rows. The column starts at -infinity, hence greatest().
+HOLD_LEFT = (
+    "(SELECT extract(epoch FROM greatest(hold_until, clock_timestamp()) - clock_timestamp())"
+    "::float8"
+    " FROM koodrive_rate WHERE name = 'creates')"
 )
 
 
@@ -66,7 +80,8 @@ class SharedPacer:
 
     Args:
         fetch: Runs one statement in its own transaction and returns its row.
-        rate: Grants per second, for all workers together.
+        rate: Grants per second, for all workers together, or None: no shared
+            rate, only the shared hold of a 429.
         burst: Most tokens the bucket saves up (default 1: no bursts, grants
             spaced ``1 / rate`` apart, like ``SubmissionPacer``).
         name: The bucket's row (one per plan: the default).
@@ -76,18 +91,24 @@ class SharedPacer:
     """
 
     def __init__(
-        self, fetch: Fetch, rate: float, burst: float | None = None, *, name: str = "creates"
+        self,
+        fetch: Fetch,
+        rate: float | None,
+        burst: float | None = None,
+        *,
+        name: str = "creates",
     ) -> None:
         burst = 1.0 if burst is None else burst
-        for label, value in (("rate", rate), ("burst", burst)):
+        for label, value in (("rate", 1.0 if rate is None else rate), ("burst", burst)):
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{label} must be a positive number, not {value!r}")
         self._fetch = fetch
-        self.rate = float(rate)
+        #: Grants per second for all workers, or None (holds only).
+        self.rate: float | None = None if rate is None else float(rate)
         self.burst = float(burst)
         self.name = name
         # The debt one grant may leave: about a second of grants (at least one).
-        self._debt = max(1.0, self.rate)
+        self._debt = max(1.0, self.rate or 1.0)
         self._created = False
 
     def __repr__(self) -> str:
@@ -102,7 +123,14 @@ class SharedPacer:
             self._created = True
 
     async def acquire(self) -> None:
-        """Wait for this worker's turn under the shared rate (and any shared hold)."""
+        """Wait for this worker's turn under the shared rate (and any shared hold).
+
+        Without a shared rate, returns at once: the hold comes with the
+        "submitting" write (:data:`HOLD_LEFT`).
+        """
+        rate = self.rate
+        if rate is None:
+            return
         await self._ensure_row()
         while True:
             row = await self._fetch(_ACQUIRE, self._params())
@@ -114,21 +142,29 @@ class SharedPacer:
             if granted:
                 if tokens < 0:
                     # Our token was lent by the grants to come: wait for it to exist.
-                    await asyncio.sleep(-tokens / self.rate)
+                    await asyncio.sleep(-tokens / rate)
                 return
             if hold > 0:
                 await asyncio.sleep(min(hold, MAX_NAP))
             else:
                 # The debt is full: ask again once it has room for one more.
                 missing = (1 - self._debt) - tokens
-                await asyncio.sleep(min(MAX_NAP, max(missing / self.rate, 0.001)))
+                await asyncio.sleep(min(MAX_NAP, max(missing / rate, 0.001)))
 
-    async def hold(self, seconds: float) -> None:
+    async def hold(self, seconds: float) -> float:
         """Hold back every worker's submissions for ``seconds`` (a 429's Retry-After).
 
         Holds only lengthen: a shorter one seen later does not cut a longer one.
+
+        Returns:
+            The seconds the shared hold now has left (it may be a longer one
+            another worker recorded), 0 when none.
         """
         if not (isinstance(seconds, int | float) and math.isfinite(seconds)) or seconds <= 0:
-            return
+            return 0.0
         await self._ensure_row()
-        await self._fetch(_HOLD, {"name": self.name, "seconds": float(seconds)})
+        row = await self._fetch(_HOLD, {"name": self.name, "seconds": float(seconds)})
+        if row is None:  # the row was removed under us
+            self._created = False
+            return float(seconds)
+        return max(0.0, float(row[0]))  # type: ignore[arg-type]

@@ -68,7 +68,7 @@ from ._journal import (
     ReconciliationRow,
     State,
 )
-from ._pg_rate import SharedPacer
+from ._pg_rate import HOLD_LEFT, SharedPacer
 from ._pg_schema import ATTACH_LOCK, MIGRATION_LOCK, SCHEMA_VERSION, STATEMENTS
 from ._retry import next_files, retryable
 
@@ -184,7 +184,9 @@ def _starting(update: str) -> str:
     The new attempt is the line's attempts count after the mark, sending the
     line's ``retry_files``. One of that number cannot exist (the count only
     grows); if one did, the new attempt replaces it, as in the SQLite journal.
-    The statement returns the marked line's number.
+    The statement returns the marked line's number and the seconds the shared
+    429 hold still has (:data:`~._pg_rate.HOLD_LEFT`: the worker learns of a
+    hold with no round trip of its own).
     """
     return (
         f"WITH changed AS ({update} RETURNING line, attempts, state, retry_files,"
@@ -195,7 +197,7 @@ def _starting(update: str) -> str:
         "  outcome = NULL, result_code = NULL, error_type = NULL, error = NULL,"
         "  failed_files = NULL, sent_files = EXCLUDED.sent_files, download_url = NULL,"
         "  submitting_at = EXCLUDED.submitting_at, submitted_at = NULL, finished_at = NULL)"
-        " SELECT line FROM changed"
+        f" SELECT line, {HOLD_LEFT} FROM changed"
     )
 
 
@@ -664,7 +666,7 @@ class PostgresJournal:
 
     async def _guarded(
         self, line: int, update: str, *, starts: bool = False, **params: object
-    ) -> None:
+    ) -> list[Any]:
         """Run ``update`` of ``line`` (no WHERE) if this journal holds its lease, else lose it.
 
         The line's current attempt follows the change, or, when ``starts``
@@ -675,6 +677,7 @@ class PostgresJournal:
         rows = await self._run(sql, self._p(line=line, **params))
         if not rows:
             self._lost(line)
+        return rows
 
     # ------------------------------------------------------------------ resume
 
@@ -870,15 +873,20 @@ class PostgresJournal:
 
     # ------------------------------------------------------------------ transitions
 
-    async def mark_submitting(self, line: int, *, clock_offset: float | None = None) -> None:
+    async def mark_submitting(
+        self, line: int, *, clock_offset: float | None = None
+    ) -> float | None:
         """Durably record that ``line``'s create is about to be sent (lease guarded).
+
+        Returns:
+            The seconds the plan's shared 429 hold still has (0: none).
 
         Raises:
             LeaseLostError: This worker no longer holds the line.
         """
         # Stored as the service's clock minus the database's.
         offset = None if clock_offset is None else float(clock_offset) - self._skew
-        await self._guarded(
+        rows = await self._guarded(
             line,
             "UPDATE koodrive_lines SET state = 'submitting', attempts = attempts + 1,"
             " submitting_at = clock_timestamp(), clock_offset = %(offset)s, task_id = NULL,"
@@ -888,6 +896,8 @@ class PostgresJournal:
             starts=True,
             offset=offset,
         )
+        left = rows[0][1]
+        return 0.0 if left is None else max(0.0, float(left))
 
     async def mark_submitted(self, line: int, task_id: str) -> None:
         """Durably record the task id the create returned for ``line``.
@@ -1040,8 +1050,11 @@ class PostgresJournal:
 
     # ------------------------------------------------------------------ rate
 
-    def shared_pacer(self, rate: float, burst: float | None = None) -> SharedPacer:
-        """A token bucket in this database: ``rate`` creates per second for all workers."""
+    def shared_pacer(self, rate: float | None, burst: float | None = None) -> SharedPacer:
+        """A token bucket in this database: ``rate`` creates per second for all workers.
+
+        With ``rate`` None: the shared hold of a 429 only.
+        """
         return SharedPacer(self._one, rate, burst)
 
 

@@ -16,7 +16,11 @@ Exactly-once bookkeeping, per plan line:
 
 A create that failed with ``possibly_created`` becomes ``in_doubt`` (never
 retried blindly); one refused in a way that proves nothing was created is
-``failed``. Three create errors stop the submissions of the whole run
+``failed``, but a 429: the transport hands it back at once
+(``defer_throttled_creates``), its line goes back to pending and is sent
+again after the hold, which :class:`Pace` shares with every worker of the
+plan (with or without ``rate``) and which backs this worker off. Three
+create errors stop the submissions of the whole run
 (:class:`~._options.StopReason`); the lines not sent stay pending:
 
 * refused or unobtainable credentials (401, 403, ``CredentialsError``): the
@@ -26,9 +30,10 @@ retried blindly); one refused in a way that proves nothing was created is
 * a dead endpoint: :data:`~._options.UNREACHABLE_LIMIT` creates in a row
   that could not connect, none getting through. A create that could not
   connect but was followed by one that got through is failed.
-* a 429 asking to wait longer than ``RetryPolicy.max_retry_after``: that
-  line and those refused unsent for the same hold go back to pending; the
-  submitted lines are still waited for.
+* a 429 asking to wait longer than ``RetryPolicy.max_retry_after``, or a
+  line throttled :data:`MAX_THROTTLES` times: that line and those refused
+  unsent for the same hold go back to pending; the submitted lines are
+  still waited for.
 
 An interruption (:meth:`Control.interrupt`): no new line is submitted; the
 creates already pulled may get their answer for up to
@@ -42,10 +47,19 @@ Must never import: ``cli/``, ``rich``, ``argparse``, a journal backend.
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from typing import Any
 
-from .._exceptions import CreateVetoedError, CredentialsError, KooDriveError, TaskFailedError
+from .._call import defer_throttled_creates
+from .._exceptions import (
+    CreateVetoedError,
+    CredentialsError,
+    KooDriveError,
+    RateLimitError,
+    TaskFailedError,
+)
 from .._models import Job, JobOutcome, Request, ShareTask, Task
 from .._pacing import SubmissionPacer
 from .._policies import RetryPolicy
@@ -65,7 +79,7 @@ from ._verdict import (
 )
 from ._waits import wait_for_line
 
-__all__ = ["Control", "LineBook", "Submissions", "run_round"]
+__all__ = ["MAX_THROTTLES", "Control", "LineBook", "Pace", "Submissions", "run_round"]
 
 
 class Control:
@@ -210,18 +224,71 @@ def _record(
 #: own cap on a Retry-After it waits (``RetryPolicy.max_retry_after``).
 _HOLD_CAP = RetryPolicy().max_retry_after
 
+#: Times one line may be throttled (429) in a run before the run stops
+#: submitting (its lines stay pending): a service that throttles every create
+#: for ever must not keep the run going for ever.
+MAX_THROTTLES = 20
 
-class _LocalPacer:
-    """This process's pace (a 429's hold is the fan-out's own business here)."""
+#: Shortest time between two cuts of a worker's pace on 429s (seconds).
+CUT_INTERVAL = 1.0
 
-    def __init__(self, pacer: SubmissionPacer) -> None:
-        self._pacer = pacer
 
-    async def acquire(self) -> object:
-        return await self._pacer.acquire()
+class Pace:
+    """This worker's pace: its own back-off on 429s, under the plan's shared rate and hold.
 
-    async def hold(self, seconds: float) -> None:
-        del seconds  # the fan-out already holds this process's creates back
+    A 429 on a create is proof nothing was created: its line goes back to
+    pending and is sent again after the hold. The hold is this process's
+    (:class:`SubmissionPacer`) and, with a many-worker journal, every
+    worker's (``shared``): recorded once on the database's clock, and learnt
+    by the others from the "submitting" write they make anyway
+    (:meth:`learn`), so waiting for it costs no round trip when there is none.
+
+    Args:
+        rate: This process's cap (creates per second), when no pace is shared.
+        shared: The pace shared by every worker of the plan, or None.
+    """
+
+    def __init__(self, rate: float | None, shared: Pacer | None) -> None:
+        # With a shared pace the cap is the shared bucket's; this one only backs off.
+        self.local = SubmissionPacer(rate if shared is None else None)
+        self.shared = shared
+        self._hold_end = -math.inf
+        self._cut_at = -math.inf
+
+    async def acquire(self) -> float:
+        """Wait for this worker's next create; the moment to pass to :meth:`throttled`."""
+        if self.shared is not None:
+            await self.shared.acquire()
+        await self.wait_hold()
+        return await self.local.acquire()
+
+    def learn(self, left: float | None) -> None:
+        """A shared hold has ``left`` seconds more (read with a "submitting" write)."""
+        if left is not None and left > 0:
+            end = asyncio.get_running_loop().time() + min(left, _HOLD_CAP)
+            self._hold_end = max(self._hold_end, end)
+
+    async def wait_hold(self) -> None:
+        """Sleep out the shared hold last learnt, if any is left."""
+        left = self._hold_end - asyncio.get_running_loop().time()
+        if left > 0:
+            await asyncio.sleep(left)
+
+    async def throttled(self, sent_at: float, seconds: float | None) -> None:
+        """A create sent at ``sent_at`` was answered 429 asking for ``seconds`` (or nothing)."""
+        wait = None if seconds is None else min(seconds, _HOLD_CAP)
+        # Every 429 reaches the run now, not only a create's last one: the
+        # pace is cut at most once a second (each hold is kept), or a few 429s
+        # in a row would take it to its floor.
+        now = time.monotonic()
+        if now - self._cut_at >= CUT_INTERVAL:
+            self._cut_at = now
+            self.local.rate_limited(sent_at, wait)
+        elif wait is not None:
+            self.local.hold(wait)
+        if wait is not None and wait > 0 and self.shared is not None:
+            # Every worker of the plan holds back, not only this one.
+            self.learn(await self.shared.hold(wait))
 
 
 class Submissions:
@@ -233,7 +300,8 @@ class Submissions:
         options: How to run.
         book: Where verdicts are recorded.
         control: How the run stops.
-        pacer: The pace of the submissions (default: ``options.rate`` in this process).
+        pacer: The pace shared by every worker of the plan (default: none,
+            ``options.rate`` in this process).
     """
 
     def __init__(
@@ -250,11 +318,14 @@ class Submissions:
         self.options = options
         self.book = book
         self.control = control
-        # The run's pace (``rate``): the journal's shared one when many workers
-        # share the plan, else this process's own.
-        self.pacer: Pacer | None = pacer
-        if pacer is None and options.rate is not None:
-            self.pacer = _LocalPacer(SubmissionPacer(options.rate))
+        # The run's pace (``rate``, and the holds of 429s): the journal's shared
+        # one when many workers share the plan, under this process's back-off.
+        self.pace = Pace(options.rate, pacer)
+        # id(request) -> when the pace let it go (for its back-off on a 429).
+        self.sent_at: dict[int, float] = {}
+        # Lines throttled in this run, and how often.
+        self.throttles: dict[int, int] = {}
+        self._claimer: Claimer | None = None
         # id(request) -> (line, request): keeps the objects alive (so ids stay
         # unique) while they are in the fan-out.
         self.pulled: dict[int, tuple[int, Request]] = {}
@@ -271,8 +342,14 @@ class Submissions:
 
     async def feed(self, claimer: Claimer) -> AsyncIterator[Request]:
         """The claimed lines' requests, each marked "submitting" right before it is handed over."""
-        pacer = self.pacer
+        pace = self.pace
+        self._claimer = claimer
         first = True
+        # The next create's turn, taken while this one is marked "submitting":
+        # with a shared rate both are round trips to the database, and a line
+        # then costs one on the critical path, not two. Only a turn is taken
+        # early, never a line marked: a crash leaves nothing more in doubt.
+        turn: asyncio.Future[float] | None = None
         try:
             while True:
                 if not first:
@@ -288,10 +365,14 @@ class Submissions:
                 if line is None or self.control.closed:
                     # A line claimed and not marked stays pending (released at the end).
                     return
-                if pacer is not None:
-                    await pacer.acquire()
-                    if self.control.closed:
-                        return
+                if turn is None:
+                    turn = asyncio.ensure_future(pace.acquire())
+                sent_at = await turn
+                turn = None
+                # A hold learnt while this turn was being taken holds it too.
+                await pace.wait_hold()
+                if self.control.closed:
+                    return
                 request = self.plan.request(line)
                 files = self.retry_files.get(line)
                 if files:
@@ -302,20 +383,31 @@ class Submissions:
                         continue
                     request = cut
                 key = id(request)
+                turn = asyncio.ensure_future(pace.acquire())
                 try:
                     # The offset known now: the create is sent after this, so its
                     # task's createTime is later than this moment in the service's clock.
-                    await self.book.journal.mark_submitting(
+                    held = await self.book.journal.mark_submitting(
                         line, clock_offset=self.session.clock_offset
                     )
                 except LeaseLostError:
                     self.book.lose(line)
                     continue
+                if held:
+                    # Another worker was throttled since this one last looked:
+                    # this create waits for the hold too (marked already, as a
+                    # create in flight is; the next ones wait before the mark).
+                    pace.learn(held)
+                    await pace.wait_hold()
+                self.sent_at[key] = sent_at
                 self.pulled[key] = (line, request)
                 self.unacked.add(key)
                 self.drained.clear()
                 yield request
         finally:
+            if turn is not None:
+                turn.cancel()
+                await asyncio.gather(turn, return_exceptions=True)
             claimer.finish()
 
     async def _not_retried(self, line: int, files: tuple[str, ...]) -> None:
@@ -368,6 +460,9 @@ class Submissions:
 
     async def consume(self, claimer: Claimer) -> None:
         """Submit the claimed lines through the session's fan-out and record every outcome."""
+        # A throttled create comes back at once (not waited on in the
+        # transport): its line is sent again after the hold all workers share.
+        defer_throttled_creates.set(True)
         stream = self.session.stream_jobs(
             self.feed(claimer),
             max_concurrency=self.options.concurrency,
@@ -389,6 +484,7 @@ class Submissions:
             raise RuntimeError("an outcome for a request this run did not submit")
         line = entry[0]
         had_id = key not in self.unacked
+        sent_at = self.sent_at.pop(key, -math.inf)
         self._ack(key)
         if isinstance(outcome.error, CreateVetoedError):
             # Lost to another worker before the create was sent: its line now.
@@ -399,21 +495,34 @@ class Submissions:
             await self.book.finish(line, verdict, was_in_flight=had_id)
         elif could_not_connect(outcome.error):
             await self._unreachable(line, verdict)
+        elif isinstance(outcome.error, RateLimitError) and not outcome.error.possibly_created:
+            await self._throttled(line, verdict, outcome.error, sent_at)
         else:
             await self._refused(line, verdict, outcome.error)
 
-    async def _refused(self, line: int, verdict: LineVerdict, error: KooDriveError) -> None:
-        """A create answered (or not sent) without a task id."""
+    async def _throttled(
+        self, line: int, verdict: LineVerdict, error: RateLimitError, sent_at: float
+    ) -> None:
+        """A create answered 429 (or refused unsent for a hold): nothing was created.
+
+        The line goes back to pending, and is sent again after the hold
+        (:meth:`Pace.throttled`), by this worker or another. A 429 asking to
+        wait longer than the run may (``asks_to_wait``), or a line throttled
+        :data:`MAX_THROTTLES` times, stops the submissions instead.
+        """
+        await self.reached()  # the service answered a create
         wait = asks_to_wait(error)
-        if wait is not None:
-            await self.reached()  # the service answered a create
-            await self.book.not_sent(line, verdict)
-            if self.pacer is not None:
-                # Every worker of the plan holds back, not only this one.
-                await self.pacer.hold(min(wait, _HOLD_CAP))
+        await self.pace.throttled(sent_at, error.retry_after if wait is None else wait)
+        await self.book.not_sent(line, verdict)
+        count = self.throttles[line] = self.throttles.get(line, 0) + 1
+        if wait is not None or count >= MAX_THROTTLES:
             notice = self._notice(StopReason.RATE_LIMITED, verdict, retry_after=wait)
             self.control.halt(notice, soft=True, progress=self.book.progress)
-            return
+        elif self._claimer is not None:
+            self._claimer.again(line)
+
+    async def _refused(self, line: int, verdict: LineVerdict, error: KooDriveError) -> None:
+        """A create answered (or not sent) without a task id."""
         if isinstance(error, CredentialsError):
             await self.book.not_sent(line, verdict)  # nothing was sent for it
         else:

@@ -137,8 +137,9 @@ class PlanRun:
         self.plan = plan
         self.journal = journal = as_async(journal)
         self.options = options if options is not None else RunOptions()
-        if pacer is None and self.options.rate is not None:
-            # Many workers share one budget (None for a one-machine journal).
+        if pacer is None:
+            # Many workers share one budget and the holds of 429s (None for a
+            # one-machine journal: the run paces itself).
             pacer = journal.shared_pacer(self.options.rate)
         self._pacer = pacer
         self.progress: Progress = progress if progress is not None else NoProgress()
@@ -343,6 +344,7 @@ class PlanRun:
             pending=pending,
             submitted=resumed,
             busy=lambda: self.stats.in_flight > 0,
+            answered=self._subs.drained if self._subs is not None else None,
         )
 
     async def _rounds_leased(self, session: BulkSession) -> BaseException | None:

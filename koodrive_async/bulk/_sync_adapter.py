@@ -67,7 +67,7 @@ class SyncJournalAdapter:
         """Always :data:`LOCAL_WORKER`."""
         return LOCAL_WORKER
 
-    def shared_pacer(self, rate: float) -> None:
+    def shared_pacer(self, rate: float | None) -> None:
         """None: one process paces itself."""
         del rate
         return None

@@ -111,12 +111,14 @@ def asks_to_wait(error: KooDriveError | None) -> float | None:
     ``RetryPolicy.max_retry_after``, and the fan-out refuses, unsent, the
     creates that would have to wait for it: neither created anything, and
     neither is the line's fault. A 429 that used up the whole retry budget
-    (``retries_exhausted``) is not one of them: it fails its line as a refusal.
+    (``retries_exhausted``) is not one of them, nor one the transport handed
+    back at once for the run to send again after a shared hold (``deferred``):
+    their lines are pending again and sent after the hold.
 
     Returns:
         The seconds the service asks for, or None.
     """
-    if not isinstance(error, RateLimitError) or error.retries_exhausted:
+    if not isinstance(error, RateLimitError) or error.retries_exhausted or error.deferred:
         return None
     return error.retry_after
 
