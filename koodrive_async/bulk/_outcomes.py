@@ -178,7 +178,7 @@ async def reconcile_outcomes(
             if where == "job":
                 assert isinstance(request, JobRequest)
                 job_lines.append(
-                    JobLine(i, job_key(request), identity, outcome.submitted_at, sent_by[i])
+                    JobLine(i, job_key(request), identity, outcome.submitted_at)
                 )
             else:
                 task_lines.append(
