@@ -166,7 +166,8 @@ class LineRecord:
     download_url: str | None = attrs.field(default=None, repr=False)
     retry_files: tuple[str, ...] = ()
     #: The line's attempts, oldest first, when whoever made the record read them
-    #: (the run's own records of finished lines do); empty otherwise.
+    #: (the run's records of finished lines do for a progress that asks for
+    #: them: ``Progress.wants_history``); empty otherwise.
     history: tuple[AttemptRecord, ...] = attrs.field(default=(), repr=False)
 
 

@@ -19,7 +19,7 @@ import attrs
 from ._journal import LineRecord
 from ._options import Stop
 
-__all__ = ["NoProgress", "Progress", "RunStats"]
+__all__ = ["NoProgress", "Progress", "RunStats", "wants_history"]
 
 
 @attrs.define
@@ -66,7 +66,15 @@ class RunStats:
 
 
 class Progress(Protocol):
-    """What the runner tells about its progress (every call is quick and never raises)."""
+    """What the runner tells about its progress (every call is quick and never raises).
+
+    A progress that shows the attempts of each finished line (a manifest, a
+    log) says so with a true ``wants_history`` attribute (see
+    :func:`wants_history`): the records :meth:`line_done` gets then carry
+    ``history``, ``attempts`` and ``retry_files``. Reading them costs one
+    journal read per line (a round trip on PostgreSQL), so the others get
+    them empty (``history=()``, ``attempts=0``).
+    """
 
     def start(self, stats: RunStats) -> None:
         """The run starts; ``stats.total`` is set (the same object is updated live)."""
@@ -88,6 +96,11 @@ class Progress(Protocol):
 
     def stop(self) -> None:
         """The run is over."""
+
+
+def wants_history(progress: object) -> bool:
+    """True when ``progress`` asks for each finished line's attempts (``wants_history``)."""
+    return bool(getattr(progress, "wants_history", False))
 
 
 class NoProgress:

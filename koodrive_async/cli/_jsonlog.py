@@ -31,6 +31,9 @@ class JsonLogReporter:
         lines: Where ``--json`` prints one object per finished line, or None.
     """
 
+    #: A line's event holds its attempts and earlier task ids: the run reads them.
+    wants_history = True
+
     def __init__(self, err: IO[str], lines: IO[str] | None = None) -> None:
         self._err = err
         self._lines = lines
@@ -57,7 +60,7 @@ class JsonLogReporter:
 
     def line_done(self, record: LineRecord) -> None:
         """Log the finished line (and print it on stdout for ``--json``)."""
-        row = row_from_record(record).as_dict()
+        row = row_from_record(record, history=record.history).as_dict()
         for key in ("submitting_at", "submitted_at", "finished_at"):
             row.pop(key)
         level = "info" if row["verdict"] == "succeeded" else "warning"
