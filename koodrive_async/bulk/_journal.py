@@ -379,6 +379,14 @@ class SyncJournal(Protocol):
         """``{line: (submitting_at, submitted_at, finished_at)}`` for the reports."""
         ...
 
+    def finished_times(self, limit: int) -> list[tuple[int, datetime, datetime]]:
+        """``(line, submitted_at, finished_at)`` of the lines that finished last, newest first.
+
+        At most ``limit`` lines of each kind, and only lines with both times:
+        a bounded read (an index range per kind), whatever the plan's size.
+        """
+        ...
+
     def failure_groups(self) -> list[tuple[str, int]]:
         """``(reason, count)`` of the failed and invalid lines, most frequent first."""
         ...
@@ -601,6 +609,10 @@ class Journal(Protocol):
         self,
     ) -> dict[int, tuple[datetime | None, datetime | None, datetime | None]]:
         """As :meth:`SyncJournal.line_times`."""
+        ...
+
+    async def finished_times(self, limit: int) -> list[tuple[int, datetime, datetime]]:
+        """As :meth:`SyncJournal.finished_times`."""
         ...
 
     async def failure_groups(self) -> list[tuple[str, int]]:

@@ -243,6 +243,10 @@ class SyncJournalAdapter:
         """Each line's times."""
         return self.inner.line_times()
 
+    async def finished_times(self, limit: int) -> list[tuple[int, datetime, datetime]]:
+        """The lines that finished last, at most ``limit`` of each kind."""
+        return self.inner.finished_times(limit)
+
     async def failure_groups(self) -> list[tuple[str, int]]:
         """The failure reasons, most frequent first."""
         return self.inner.failure_groups()
