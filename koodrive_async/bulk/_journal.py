@@ -42,7 +42,7 @@ belongs in the backend's own module).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import NamedTuple, Protocol
@@ -60,6 +60,7 @@ __all__ = [
     "LineRecord",
     "Outcome",
     "Pacer",
+    "PlanCounts",
     "PlanEntry",
     "ReconciliationRow",
     "State",
@@ -431,6 +432,37 @@ class Claim:
         return not (self.pending or self.submitted or self.in_doubt)
 
 
+@attrs.frozen
+class PlanCounts:
+    """The whole plan at one moment: lines per state, and how many each worker holds.
+
+    What :meth:`Journal.plan_counts` reads in one aggregate query, for a
+    progress display of a plan that many workers share.
+
+    Attributes:
+        states: Lines per :class:`State` (every line of the plan, every worker's).
+        holders: ``{worker id: lines it holds under a live lease}`` (empty for
+            a one-machine journal).
+    """
+
+    states: Mapping[str, int] = attrs.field(factory=dict)
+    holders: Mapping[str, int] = attrs.field(factory=dict)
+
+    def count(self, state: str) -> int:
+        """Lines in ``state``."""
+        return int(self.states.get(state, 0))
+
+    @property
+    def total(self) -> int:
+        """Lines of the plan to bring to an end (every line but the invalid ones)."""
+        return sum(self.states.values()) - self.count(State.INVALID)
+
+    @property
+    def finished(self) -> int:
+        """Lines with a verdict: succeeded, failed or in doubt."""
+        return sum(self.count(s) for s in (State.SUCCEEDED, State.FAILED, State.IN_DOUBT))
+
+
 class Journal(Protocol):
     """What a bulk run needs from a journal backend (the runner's view: every call awaited).
 
@@ -629,4 +661,8 @@ class Journal(Protocol):
 
     async def holders(self) -> dict[str, int]:
         """``{worker id: lines it holds under a live lease}`` (empty for a one-machine journal)."""
+        ...
+
+    async def plan_counts(self) -> PlanCounts:
+        """:meth:`counts` and :meth:`holders` together, in one cheap read (for progress)."""
         ...

@@ -64,6 +64,7 @@ from ._journal import (
     JournalMismatchError,
     LeaseLostError,
     LineRecord,
+    PlanCounts,
     PlanEntry,
     ReconciliationRow,
     State,
@@ -654,6 +655,21 @@ class PostgresJournal:
             " AND lease_until > clock_timestamp() GROUP BY worker ORDER BY worker"
         )
         return {str(r[0]): int(r[1]) for r in rows}
+
+    async def plan_counts(self) -> PlanCounts:
+        """Lines per state of the whole plan and who holds how many, in one statement.
+
+        For the progress display of every worker: an index-only count per
+        state and the few leased lines (``koodrive_lines_leased``).
+        """
+        rows = await self._run(
+            "SELECT 's', state, count(*) FROM koodrive_lines GROUP BY state"
+            " UNION ALL SELECT 'w', worker, count(*) FROM koodrive_lines"
+            " WHERE holder IS NOT NULL AND lease_until > clock_timestamp() GROUP BY worker"
+        )
+        states = {str(r[1]): int(r[2]) for r in rows if r[0] == "s"}
+        holders = {str(r[1]): int(r[2]) for r in rows if r[0] == "w"}
+        return PlanCounts(states, dict(sorted(holders.items())))
 
     def _lost(self, line: int) -> None:
         self._held.discard(line)

@@ -26,6 +26,7 @@ from ._journal import (
     Claim,
     Journal,
     LineRecord,
+    PlanCounts,
     PlanEntry,
     ReconciliationRow,
     State,
@@ -262,6 +263,10 @@ class SyncJournalAdapter:
     async def holders(self) -> dict[str, int]:
         """No leases: empty."""
         return {}
+
+    async def plan_counts(self) -> PlanCounts:
+        """Lines per state; no holders."""
+        return PlanCounts(self.inner.counts())
 
 
 def as_async(journal: SyncJournal | Journal) -> Journal:

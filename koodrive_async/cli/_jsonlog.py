@@ -18,7 +18,7 @@ from typing import IO, Any
 from ..bulk import LineRecord, RunStats, Stop
 from ..bulk._mask import mask
 from ..bulk._report import row_from_record
-from ._progress import line_json, stop_text
+from ._progress import line_json, plan_json, stop_text
 
 __all__ = ["JsonLogReporter"]
 
@@ -38,6 +38,7 @@ class JsonLogReporter:
         self._err = err
         self._lines = lines
         self._stats: RunStats | None = None
+        self._plan_logged: object = None
 
     def log(self, event: str, level: str = "info", **fields: Any) -> None:
         """Write one log object (masked) and flush."""
@@ -51,12 +52,34 @@ class JsonLogReporter:
         self._err.flush()
 
     def start(self, stats: RunStats) -> None:
-        """Log the start and the number of lines to bring to an end."""
+        """Log the start and the number of lines to bring to an end (and the plan's, shared)."""
         self._stats = stats
-        self.log("start", total=stats.total)
+        self._plan_logged = stats.plan
+        self.log("start", total=stats.total, **self._plan_fields(stats))
+
+    def _plan_fields(self, stats: RunStats) -> dict[str, Any]:
+        if stats.plan is None:
+            return {}
+        return {"worker": stats.worker, "plan": plan_json(stats.plan)}
 
     def update(self) -> None:
-        """Counters are logged with each line, not on every change."""
+        """Log a ``progress`` event each time the whole plan's counts were read again.
+
+        Only with a journal many workers share (every few seconds); other
+        counters are logged with each line, not on every change.
+        """
+        stats = self._stats
+        if stats is None or stats.plan is None or stats.plan is self._plan_logged:
+            return
+        self._plan_logged = stats.plan
+        self.log(
+            "progress",
+            finished=stats.finished,
+            total=stats.total,
+            submitted=stats.submitted,
+            in_flight=stats.in_flight,
+            **self._plan_fields(stats),
+        )
 
     def line_done(self, record: LineRecord) -> None:
         """Log the finished line (and print it on stdout for ``--json``)."""
@@ -90,4 +113,5 @@ class JsonLogReporter:
             failed=stats.failed,
             in_doubt=stats.in_doubt,
             elapsed=round(stats.elapsed, 3),
+            **self._plan_fields(stats),
         )

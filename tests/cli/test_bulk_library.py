@@ -15,6 +15,7 @@ from koodrive_async.bulk import (
     NoProgress,
     PlanRun,
     RunOptions,
+    RunStats,
     SQLiteJournal,
     State,
     attach_plan,
@@ -80,6 +81,10 @@ class _Lines(NoProgress):
     def __init__(self, *, history: bool) -> None:
         self.wants_history = history
         self.records: list[LineRecord] = []
+        self.stats: RunStats | None = None
+
+    def start(self, stats: RunStats) -> None:
+        self.stats = stats
 
     def line_done(self, record: LineRecord) -> None:
         self.records.append(record)
@@ -102,6 +107,8 @@ async def test_a_finished_lines_attempts_are_read_only_for_a_progress_that_shows
                 )
             assert result.counts == {State.SUCCEEDED: 3}
             assert _CountingJournal.reads == (3 if history else 0)
+            # One machine: this run's counters are the plan's; nothing else is read.
+            assert progress.stats is not None and progress.stats.plan is None
             seen[history] = sorted(progress.records, key=lambda r: r.line)
     # The display's records: the verdict, no attempts read.
     assert [(r.state, r.history, r.attempts) for r in seen[False]] == [(State.SUCCEEDED, (), 0)] * 3

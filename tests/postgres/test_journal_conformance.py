@@ -258,6 +258,21 @@ async def test_finished_times_are_the_newest_of_each_kind_a_bounded_read(
     assert await journal.finished_times(0) == []
 
 
+async def test_plan_counts_are_the_counts_and_the_holders_in_one_read(
+    journal_factory: Backend,
+) -> None:
+    journal = await _plan(journal_factory, 4)  # holds lines 1-4 (a SQLite run holds no lease)
+    await journal.mark_submitting(1)
+    await journal.mark_submitted(1, "T1")
+    await journal.mark_finished(1, state=State.SUCCEEDED)
+    counts = await journal.plan_counts()
+    assert counts.states == await journal.counts()
+    assert counts.states == {State.SUCCEEDED: 1, State.PENDING: 3, State.INVALID: 1}
+    assert (counts.total, counts.finished) == (4, 1)
+    assert counts.holders == await journal.holders()
+    assert counts.holders == ({} if journal_factory.name == "sqlite" else {journal.worker_id: 3})
+
+
 async def test_a_line_left_submitting_by_an_earlier_run_is_in_doubt(
     journal_factory: Backend,
 ) -> None:
