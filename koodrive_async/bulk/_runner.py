@@ -340,11 +340,15 @@ class PlanRun:
                 )
 
     async def _read_plan(self, *, tell: bool = True) -> None:
-        """Read the whole plan's counts for the display (a shared journal only; best effort)."""
+        """Read the whole plan's counts for the display (a shared journal only; best effort).
+
+        Bounded (:data:`PLAN_REFRESH`): a database that stopped answering must
+        not hold up the end of a run for the sake of its display.
+        """
         if self.journal.lease is None:
             return
         try:
-            self.stats.plan = await self.journal.plan_counts()
+            self.stats.plan = await asyncio.wait_for(self.journal.plan_counts(), PLAN_REFRESH)
         except Exception:  # noqa: BLE001 - the display only: the run's own writes report a lost database
             return
         if tell:
