@@ -13,6 +13,7 @@ Must never import: ``argparse``, the other ``cli`` modules.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from typing import IO, Any
@@ -215,7 +216,10 @@ class PlainReporter:
             return
         self._last = now
         if self._tty:
-            self._out.write("\r\x1b[2K" + _status_text(stats))
+            # One terminal line, or the rewrite leaves the wrapped rest behind
+            # (a shared plan's status is long).
+            width = shutil.get_terminal_size((100, 24)).columns - 1
+            self._out.write("\r\x1b[2K" + _status_text(stats)[: max(width, 20)])
             self._dirty = True
         else:
             self._out.write("progress: " + _status_text(stats) + "\n")

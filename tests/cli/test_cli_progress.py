@@ -99,3 +99,15 @@ def test_the_json_log_tells_the_plan_at_each_read_and_at_the_end() -> None:
     one.update()
     one.stop()
     assert all("plan" not in json.loads(line) for line in alone.getvalue().splitlines())
+
+
+def test_a_terminals_status_line_fits_one_line(monkeypatch) -> None:
+    # Rewritten in place with \r: a wrapped line would leave its rest behind.
+    monkeypatch.setenv("COLUMNS", "60")
+    out = io.StringIO()
+    reporter = PlainReporter(out, tty=True)
+    reporter.start(_stats(PLAN))
+    reporter.stop()
+    shown = out.getvalue().replace("\r\x1b[2K", "\n").strip().splitlines()
+    assert shown and all(len(line) <= 59 for line in shown), shown
+    assert shown[-1].startswith("plan 5/8 done")
