@@ -84,6 +84,46 @@ def test_lowest_constraints_pin_every_runtime_dependency_at_its_floor() -> None:
     assert "aiohttp==3.10" in pins
 
 
+def test_lowest_constraints_pin_an_extras_requirements_at_their_floors_too() -> None:
+    # .ci/run installs the postgres extra at its floors and runs tests/postgres/ there.
+    lowest = _lowest()
+    pins = lowest.lowest_constraints(PYPROJECT.read_text(encoding="utf-8"), ["postgres"])
+    extra = _pyproject()["project"]["optional-dependencies"]["postgres"]
+    runtime = _pyproject()["project"]["dependencies"]
+    assert len(pins) == len(runtime) + len(extra)
+    for pin, requirement in zip(pins[len(runtime) :], extra, strict=True):
+        name, floor = pin.split("==")
+        assert re.sub(r"\[[^\]]*\]", "", requirement) == f"{name}>={floor}"
+    assert "psycopg-pool==3.2" in pins
+    with pytest.raises(ValueError, match="no optional extra"):
+        lowest.lowest_constraints(PYPROJECT.read_text(encoding="utf-8"), ["nope"])
+    # One package with two floors (the runtime's and an extra's) cannot be pinned at both.
+    clash = (
+        '[project]\ndependencies = ["attrs>=23"]\n'
+        '[project.optional-dependencies]\nx = ["attrs>=24"]\n'
+    )
+    with pytest.raises(ValueError, match="two floors"):
+        lowest.lowest_constraints(clash, ["x"])
+
+
+def test_lowest_constraints_command_takes_extras() -> None:
+    _lowest()  # skips where .ci/ is not shipped
+    out = subprocess.run(
+        [sys.executable, str(LOWEST_SCRIPT), str(PYPROJECT), "--extra", "postgres"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out[-2:] == ["psycopg==3.1.4", "psycopg-pool==3.2"]
+    bad = subprocess.run(
+        [sys.executable, str(LOWEST_SCRIPT), str(PYPROJECT), "--extra"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2 and "--extra needs a name" in bad.stderr
+
+
 @pytest.mark.parametrize("requirement", ["aiohttp", "aiohttp<4", "aiohttp>=3,>=3.10"])
 def test_a_dependency_without_one_floor_cannot_be_tested_at_its_floor(requirement: str) -> None:
     pyproject = f'[project]\ndependencies = ["{requirement}"]\n'

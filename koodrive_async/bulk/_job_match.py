@@ -124,15 +124,12 @@ class JobLine:
         identity: Everything that tells two lines apart (see ``request_identity``).
         submitting_at: When its create was about to be sent (this machine's
             clock), or None when unknown.
-        sent_by: The latest its create may have been sent (this machine's
-            clock), or None when unknown.
     """
 
     line: int
     key: JobKey
     identity: str
     submitting_at: datetime | None
-    sent_by: datetime | None = None
 
 
 @attrs.frozen
@@ -226,24 +223,17 @@ def _filter_holds(witnesses: Iterable[JobWitness], jobs: Mapping[str, Job]) -> b
 
 @attrs.frozen
 class _Window:
+    # Only a lower end (rule 3): the line's own job must never fall out of the window.
     low: datetime | None
-    high: datetime | None
 
     def holds(self, moment: datetime | None) -> bool:
-        if moment is None:
-            return True
-        return (self.low is None or moment >= self.low) and (
-            self.high is None or moment <= self.high
-        )
+        return moment is None or self.low is None or moment >= self.low
 
 
 def _window(line: JobLine, offset: float | None, margin: timedelta) -> _Window:
-    if offset is None:
-        return _Window(None, None)
-    shift = timedelta(seconds=offset)
-    low = None if line.submitting_at is None else line.submitting_at + shift - margin
-    # No upper end (rule 3): the line's own job must never fall out of the window.
-    return _Window(low, None)
+    if offset is None or line.submitting_at is None:
+        return _Window(None)
+    return _Window(line.submitting_at + timedelta(seconds=offset) - margin)
 
 
 @attrs.frozen

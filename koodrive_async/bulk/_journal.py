@@ -42,7 +42,7 @@ belongs in the backend's own module).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import NamedTuple, Protocol
@@ -60,6 +60,7 @@ __all__ = [
     "LineRecord",
     "Outcome",
     "Pacer",
+    "PlanCounts",
     "PlanEntry",
     "ReconciliationRow",
     "State",
@@ -166,7 +167,8 @@ class LineRecord:
     download_url: str | None = attrs.field(default=None, repr=False)
     retry_files: tuple[str, ...] = ()
     #: The line's attempts, oldest first, when whoever made the record read them
-    #: (the run's own records of finished lines do); empty otherwise.
+    #: (the run's records of finished lines do for a progress that asks for
+    #: them: ``Progress.wants_history``); empty otherwise.
     history: tuple[AttemptRecord, ...] = attrs.field(default=(), repr=False)
 
 
@@ -378,6 +380,14 @@ class SyncJournal(Protocol):
         """``{line: (submitting_at, submitted_at, finished_at)}`` for the reports."""
         ...
 
+    def finished_times(self, limit: int) -> list[tuple[int, datetime, datetime]]:
+        """``(line, submitted_at, finished_at)`` of the lines that finished last, newest first.
+
+        At most ``limit`` lines of each kind, and only lines with both times:
+        a bounded read (an index range per kind), whatever the plan's size.
+        """
+        ...
+
     def failure_groups(self) -> list[tuple[str, int]]:
         """``(reason, count)`` of the failed and invalid lines, most frequent first."""
         ...
@@ -423,6 +433,37 @@ class Claim:
     def empty(self) -> bool:
         """True when nothing was claimed."""
         return not (self.pending or self.submitted or self.in_doubt)
+
+
+@attrs.frozen
+class PlanCounts:
+    """The whole plan at one moment: lines per state, and how many each worker holds.
+
+    What :meth:`Journal.plan_counts` reads in one aggregate query, for a
+    progress display of a plan that many workers share.
+
+    Attributes:
+        states: Lines per :class:`State` (every line of the plan, every worker's).
+        holders: ``{worker id: lines it holds under a live lease}`` (empty for
+            a one-machine journal).
+    """
+
+    states: Mapping[str, int] = attrs.field(factory=dict)
+    holders: Mapping[str, int] = attrs.field(factory=dict)
+
+    def count(self, state: str) -> int:
+        """Lines in ``state``."""
+        return int(self.states.get(state, 0))
+
+    @property
+    def total(self) -> int:
+        """Lines of the plan to bring to an end (every line but the invalid ones)."""
+        return sum(self.states.values()) - self.count(State.INVALID)
+
+    @property
+    def finished(self) -> int:
+        """Lines with a verdict: succeeded, failed or in doubt."""
+        return sum(self.count(s) for s in (State.SUCCEEDED, State.FAILED, State.IN_DOUBT))
 
 
 class Journal(Protocol):
@@ -612,6 +653,10 @@ class Journal(Protocol):
         """As :meth:`SyncJournal.line_times`."""
         ...
 
+    async def finished_times(self, limit: int) -> list[tuple[int, datetime, datetime]]:
+        """As :meth:`SyncJournal.finished_times`."""
+        ...
+
     async def failure_groups(self) -> list[tuple[str, int]]:
         """As :meth:`SyncJournal.failure_groups`."""
         ...
@@ -626,4 +671,8 @@ class Journal(Protocol):
 
     async def holders(self) -> dict[str, int]:
         """``{worker id: lines it holds under a live lease}`` (empty for a one-machine journal)."""
+        ...
+
+    async def plan_counts(self) -> PlanCounts:
+        """:meth:`counts` and :meth:`holders` together, in one cheap read (for progress)."""
         ...

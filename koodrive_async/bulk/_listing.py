@@ -281,7 +281,6 @@ def _evidence(
     rows: list[ReconciliationRow],
     listed_tasks: set[str],
     listed_jobs: set[str],
-    sent_by: Mapping[int, datetime],
 ) -> _Evidence:
     """The in-doubt lines, the witnesses (lines whose task or job is listed), the claimed ids."""
     evidence = _Evidence([], {}, set(), [], [], [])
@@ -307,7 +306,6 @@ def _evidence(
                         job_key(request),
                         request_identity(request),
                         row.submitting_at,
-                        sent_by.get(row.line),
                     )
                 )
             else:
@@ -485,7 +483,6 @@ async def reconcile_in_doubt(
         rows,
         {t.task_id for t in tasks or ()},
         {j.job_id for j in jobs.jobs} if jobs is not None else set(),
-        since,
     )
     # The tasks of earlier attempts (a line retried after its task failed) are
     # the line's, never a match for another in-doubt line.

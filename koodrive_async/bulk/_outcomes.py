@@ -177,9 +177,7 @@ async def reconcile_outcomes(
             identity = request_identity(request)
             if where == "job":
                 assert isinstance(request, JobRequest)
-                job_lines.append(
-                    JobLine(i, job_key(request), identity, outcome.submitted_at, sent_by[i])
-                )
+                job_lines.append(JobLine(i, job_key(request), identity, outcome.submitted_at))
             else:
                 task_lines.append(
                     LineInDoubt(

@@ -68,6 +68,10 @@ STATEMENTS = (
         fence_until   timestamptz            -- in doubt: not "not created" before this
     )""",
     "CREATE INDEX IF NOT EXISTS koodrive_lines_by_state ON koodrive_lines (state, line)",
+    # The finished lines of a kind by when they finished: a worker's start reads
+    # the newest few to seed its poll scheduler (finished_times), not the plan.
+    "CREATE INDEX IF NOT EXISTS koodrive_lines_by_finish ON koodrive_lines (kind, finished_at)"
+    " WHERE finished_at IS NOT NULL",
     # The lines under a lease (few: a claim's worth per worker), by the lease's end.
     "CREATE INDEX IF NOT EXISTS koodrive_lines_leased ON koodrive_lines (lease_until)"
     " WHERE holder IS NOT NULL",

@@ -64,12 +64,14 @@ from ._journal import (
     JournalMismatchError,
     LeaseLostError,
     LineRecord,
+    PlanCounts,
     PlanEntry,
     ReconciliationRow,
     State,
 )
 from ._pg_rate import HOLD_LEFT, SharedPacer
 from ._pg_schema import ATTACH_LOCK, MIGRATION_LOCK, SCHEMA_VERSION, STATEMENTS
+from ._plan import KINDS
 from ._retry import next_files, retryable
 
 if TYPE_CHECKING:
@@ -656,6 +658,21 @@ class PostgresJournal:
         )
         return {str(r[0]): int(r[1]) for r in rows}
 
+    async def plan_counts(self) -> PlanCounts:
+        """Lines per state of the whole plan and who holds how many, in one statement.
+
+        For the progress display of every worker: an index-only count per
+        state and the few leased lines (``koodrive_lines_leased``).
+        """
+        rows = await self._run(
+            "SELECT 's', state, count(*) FROM koodrive_lines GROUP BY state"
+            " UNION ALL SELECT 'w', worker, count(*) FROM koodrive_lines"
+            " WHERE holder IS NOT NULL AND lease_until > clock_timestamp() GROUP BY worker"
+        )
+        states = {str(r[1]): int(r[2]) for r in rows if r[0] == "s"}
+        holders = {str(r[1]): int(r[2]) for r in rows if r[0] == "w"}
+        return PlanCounts(states, dict(sorted(holders.items())))
+
     def _lost(self, line: int) -> None:
         self._held.discard(line)
         raise LeaseLostError(
@@ -1029,6 +1046,26 @@ class PostgresJournal:
             "SELECT line, submitting_at, submitted_at, finished_at FROM koodrive_lines"
         )
         return {int(r[0]): (self._local(r[1]), self._local(r[2]), self._local(r[3])) for r in rows}
+
+    async def finished_times(self, limit: int) -> list[tuple[int, datetime, datetime]]:
+        """``(line, submitted_at, finished_at)`` of the lines that finished last, newest first.
+
+        At most ``limit`` of each kind: one range of ``koodrive_lines_by_finish``
+        per kind, however many lines the plan has (this machine's clock).
+        """
+        rows = await self._run(
+            "SELECT t.line, t.submitted_at, t.finished_at FROM unnest(%(kinds)s::text[]) AS k(kind)"
+            " CROSS JOIN LATERAL (SELECT line, submitted_at, finished_at FROM koodrive_lines"
+            "  WHERE kind = k.kind AND finished_at IS NOT NULL AND submitted_at IS NOT NULL"
+            "  ORDER BY finished_at DESC LIMIT %(n)s) AS t ORDER BY t.finished_at DESC",
+            {"kinds": list(KINDS), "n": max(0, int(limit))},
+        )
+        found: list[tuple[int, datetime, datetime]] = []
+        for line, submitted, finished in rows:
+            at, end = self._local(submitted), self._local(finished)
+            if at is not None and end is not None:
+                found.append((int(line), at, end))
+        return found
 
     async def failure_groups(self) -> list[tuple[str, int]]:
         """``(reason, count)`` of the failed and invalid lines, most frequent first."""

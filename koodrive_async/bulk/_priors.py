@@ -1,8 +1,9 @@
 """Durations a previous run of a plan recorded, to plan this run's first wave.
 
 Owns :func:`seed_from_journal`: the journal keeps when each line was
-submitted and when its end was seen (``Journal.line_times``); those are the
-durations of its kind, which the session's poll scheduler can start from
+submitted and when its end was seen; the lines of each kind that finished
+last (``Journal.finished_times``: a bounded read, whatever the plan's size)
+give the durations the session's poll scheduler can start from
 (``KooDriveSession.seed_durations``) instead of polling the first wave
 blindly. Pure bookkeeping over the journal: never imports ``cli/``, aiohttp,
 or the session itself (it takes anything with ``seed_durations``).
@@ -30,8 +31,9 @@ class Seeds(Protocol):
         ...
 
 
-#: Most recorded lines read back: the newest ones of each kind are what the
-#: scheduler keeps, and rebuilding a line's request costs ~0.1 ms.
+#: Most recorded lines read back per plan kind: the newest ones of each kind
+#: are what the scheduler keeps (64 per kind of request), and rebuilding a
+#: line's request costs ~0.1 ms.
 MAX_SEEDED_LINES = 512
 
 
@@ -47,28 +49,23 @@ async def seed_from_journal(
     Call it before the run's first submission. A line counts when the journal
     has both its submission and the moment its end was seen; the latter is a
     little after the real end (one detection delay), which only places the
-    first polls a little later. Only the ``limit`` lines that finished last
-    are read back.
+    first polls a little later. Only the ``limit`` lines of each kind that
+    finished last are read back (one bounded query), never the whole plan.
 
     Args:
         session: Where the durations go (``KooDriveSession.seed_durations``).
         journal: A journal of a previous run of the same plan.
         request_of: The plan's request of a line number (a function, or a
             mapping: lines left out of it are skipped).
-        limit: Most lines read back.
+        limit: Most lines read back per plan kind (``job``, ``transfer``...).
 
     Returns:
         How many durations were taken, over all kinds.
     """
-    times = await as_async(journal).line_times()
-    finished = sorted(
-        (
-            (done, line, (done - submitted).total_seconds())
-            for line, (_submitting, submitted, done) in times.items()
-            if submitted is not None and done is not None
-        ),
-        reverse=True,
-    )[:limit]
+    finished = [
+        (done, line, (done - submitted).total_seconds())
+        for line, submitted, done in await as_async(journal).finished_times(limit)
+    ]
     by_kind: dict[Hashable, tuple[Request, list[tuple[datetime, float]]]] = {}
     for done, line, seconds in finished:
         if seconds < 0:

@@ -16,10 +16,14 @@ from typing import Protocol
 
 import attrs
 
-from ._journal import LineRecord
+from ._journal import LineRecord, PlanCounts
 from ._options import Stop
 
-__all__ = ["NoProgress", "Progress", "RunStats"]
+__all__ = ["PLAN_REFRESH", "NoProgress", "Progress", "RunStats", "wants_history"]
+
+#: Seconds between two reads of the whole plan's counts (:attr:`RunStats.plan`)
+#: from a journal many workers share, at least: never once per line.
+PLAN_REFRESH = 2.0
 
 
 @attrs.define
@@ -36,6 +40,12 @@ class RunStats:
         unresolved: Waits that ended without a verdict (timeout, polling errors).
         requests: HTTP requests made (retries and polls included), when counted.
         started: ``time.monotonic()`` at the start.
+        plan: The whole plan's counts, every worker's lines, and how many
+            lines each worker holds: read from a journal many workers share
+            at the start, every :data:`PLAN_REFRESH` seconds or more while the
+            run lasts, and at its end (None for a one-machine journal: the
+            counters above are then the plan's).
+        worker: This worker's id in such a journal (None for a one-machine one).
     """
 
     total: int = 0
@@ -47,6 +57,8 @@ class RunStats:
     unresolved: int = 0
     requests: int = 0
     started: float = attrs.field(factory=time.monotonic)
+    plan: PlanCounts | None = None
+    worker: str | None = None
 
     @property
     def finished(self) -> int:
@@ -66,13 +78,21 @@ class RunStats:
 
 
 class Progress(Protocol):
-    """What the runner tells about its progress (every call is quick and never raises)."""
+    """What the runner tells about its progress (every call is quick and never raises).
+
+    A progress that shows the attempts of each finished line (a manifest, a
+    log) says so with a true ``wants_history`` attribute (see
+    :func:`wants_history`): the records :meth:`line_done` gets then carry
+    ``history``, ``attempts`` and ``retry_files``. Reading them costs one
+    journal read per line (a round trip on PostgreSQL), so the others get
+    them empty (``history=()``, ``attempts=0``).
+    """
 
     def start(self, stats: RunStats) -> None:
         """The run starts; ``stats.total`` is set (the same object is updated live)."""
 
     def update(self) -> None:
-        """Some counter changed."""
+        """Some counter changed (or :attr:`RunStats.plan` was read again)."""
 
     def line_done(self, record: LineRecord) -> None:
         """A line reached its verdict in this run (in-doubt lines at the end of the run)."""
@@ -88,6 +108,11 @@ class Progress(Protocol):
 
     def stop(self) -> None:
         """The run is over."""
+
+
+def wants_history(progress: object) -> bool:
+    """True when ``progress`` asks for each finished line's attempts (``wants_history``)."""
+    return bool(getattr(progress, "wants_history", False))
 
 
 class NoProgress:

@@ -67,7 +67,7 @@ from ._claims import Claimer
 from ._journal import AttemptRecord, Journal, LeaseLostError, LineRecord, Pacer, State
 from ._options import DRAIN_SECONDS, UNREACHABLE_LIMIT, RunOptions, Stop, StopReason
 from ._plan import Plan
-from ._progress import Progress, RunStats
+from ._progress import Progress, RunStats, wants_history
 from ._retry import cut_request
 from ._session import BulkSession
 from ._verdict import (
@@ -136,6 +136,9 @@ class LineBook:
         self.doubted: set[int] = set()
         #: Lines another worker took over from this one during the run.
         self.lost: set[int] = set()
+        # A finished line's attempts cost a journal read (a round trip on
+        # PostgreSQL): only for a progress that shows them.
+        self._history = wants_history(progress)
 
     def lose(self, line: int) -> None:
         """``line`` is another worker's now: record nothing more about it."""
@@ -163,7 +166,7 @@ class LineBook:
             self.doubted.add(line)
         if verdict.state != State.IN_DOUBT:
             # In-doubt lines are reported at the end, if no reconciliation settles them.
-            history = tuple(await self.journal.attempts(line))
+            history = tuple(await self.journal.attempts(line)) if self._history else ()
             self.progress.line_done(_record(line, verdict, self.kinds.get(line), history))
         self.progress.update()
 

@@ -38,7 +38,7 @@ from ._listing import Reconciled, reconcile_in_doubt
 from ._options import MAX_RECONCILIATIONS, RunOptions, RunResult
 from ._plan import Plan, PlanError, load_plan
 from ._priors import seed_from_journal
-from ._progress import NoProgress, Progress, RunStats
+from ._progress import PLAN_REFRESH, NoProgress, Progress, RunStats
 from ._round import Control, LineBook, Submissions, run_round
 from ._session import BulkSession
 from ._sync_adapter import as_async
@@ -235,6 +235,8 @@ class PlanRun:
                 error = await self._rounds(session)
             finally:
                 await self._report_in_doubt()
+                # The display's last word on the plan: every worker's lines now.
+                await self._read_plan()
                 self.progress.stop()
         else:
             await self._report_in_doubt()
@@ -304,17 +306,21 @@ class PlanRun:
         return done, looks
 
     async def _rounds(self, session: BulkSession) -> BaseException | None:
-        renewer = (
-            asyncio.create_task(self._renew_leases(self.journal.lease))
-            if self.journal.lease is not None
-            else None
-        )
+        lease = self.journal.lease
+        background: list[asyncio.Task[None]] = []
+        if lease is not None:
+            # Many workers: keep the leases alive, and the display's view of the plan.
+            self.stats.worker = self.journal.worker_id
+            background = [
+                asyncio.create_task(self._renew_leases(lease)),
+                asyncio.create_task(self._watch_plan()),
+            ]
         try:
             return await self._rounds_leased(session)
         finally:
-            if renewer is not None:
-                renewer.cancel()
-                await asyncio.gather(renewer, return_exceptions=True)
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             # Lines claimed and never started go back to the other workers at once.
             with contextlib.suppress(Exception):
                 await self.journal.release()
@@ -333,6 +339,37 @@ class PlanRun:
                     "another worker took over some of this worker's lines (their lease expired); "
                     "they are its now"
                 )
+
+    async def _read_plan(self, *, tell: bool = True) -> None:
+        """Read the whole plan's counts for the display (a shared journal only; best effort).
+
+        Bounded (:data:`PLAN_REFRESH`): a database that stopped answering must
+        not hold up the end of a run for the sake of its display.
+        """
+        if self.journal.lease is None:
+            return
+        try:
+            self.stats.plan = await asyncio.wait_for(self.journal.plan_counts(), PLAN_REFRESH)
+        except Exception:  # noqa: BLE001 - the display only: the run's own writes report a lost database
+            return
+        if tell:
+            self.progress.update()
+
+    async def _watch_plan(self) -> None:
+        """Read the whole plan's counts again and again while the run lasts.
+
+        One aggregate query every :data:`~._progress.PLAN_REFRESH` seconds,
+        or ten times as long as the last one took, whichever is longer: on a
+        plan of millions of lines the display never costs the database more
+        than a tenth of a connection.
+        """
+        loop = asyncio.get_running_loop()
+        took = 0.0
+        while True:
+            await asyncio.sleep(max(PLAN_REFRESH, 10 * took))
+            began = loop.time()
+            await self._read_plan()
+            took = loop.time() - began
 
     def _claimer(self, pending: Sequence[int] = (), resumed: Sequence[LineRecord] = ()) -> Claimer:
         # A claim of a few times the concurrency keeps the fan-out fed without
@@ -362,6 +399,7 @@ class PlanRun:
         stats, journal = self.stats, self.journal
         counts = await journal.counts()
         stats.total = counts.get(State.PENDING, 0) + counts.get(State.SUBMITTED, 0)
+        await self._read_plan(tell=False)
         self.progress.start(stats)
         # Lines the first reconciliation settled are this run's: those proven
         # not created to send, those found to wait on. The journal hands them

@@ -55,6 +55,7 @@ from ._journal import (
     ReconciliationRow,
     State,
 )
+from ._plan import KINDS
 from ._retry import next_files, retryable
 
 __all__ = ["SCHEMA_VERSION", "SQLiteJournal", "default_journal_path"]
@@ -93,6 +94,8 @@ CREATE TABLE IF NOT EXISTS lines (
     retry_files   TEXT                  -- JSON array of the files the next create sends, or NULL
 );
 CREATE INDEX IF NOT EXISTS lines_by_state ON lines (state);
+-- The lines of a kind by when they finished: a rerun's first wave reads the newest.
+CREATE INDEX IF NOT EXISTS lines_by_finish ON lines (kind, finished_at);
 CREATE TABLE IF NOT EXISTS attempts (
     line          INTEGER NOT NULL,     -- the plan line
     attempt       INTEGER NOT NULL,     -- the line's attempts count when it was marked
@@ -850,6 +853,26 @@ class SQLiteJournal:
             "SELECT line, submitting_at, submitted_at, finished_at FROM lines"
         ).fetchall()
         return {int(r[0]): (_parse_time(r[1]), _parse_time(r[2]), _parse_time(r[3])) for r in rows}
+
+    def finished_times(self, limit: int) -> list[tuple[int, datetime, datetime]]:
+        """``(line, submitted_at, finished_at)`` of the lines that finished last, newest first.
+
+        At most ``limit`` of each kind (one range of ``lines_by_finish`` per kind).
+        """
+        found: list[tuple[int, datetime, datetime]] = []
+        for kind in KINDS:
+            rows = self._conn.execute(
+                "SELECT line, submitted_at, finished_at FROM lines WHERE kind = ?"
+                " AND finished_at IS NOT NULL AND submitted_at IS NOT NULL"
+                " ORDER BY finished_at DESC LIMIT ?",
+                (kind, max(0, int(limit))),
+            ).fetchall()
+            for line, submitted, finished in rows:
+                at, end = _parse_time(submitted), _parse_time(finished)
+                if at is not None and end is not None:
+                    found.append((int(line), at, end))
+        found.sort(key=lambda t: t[2], reverse=True)
+        return found
 
     def line_hashes(self) -> dict[int, str]:
         """Return ``{line: line_hash}`` for every line."""

@@ -26,6 +26,7 @@ from ._journal import (
     Claim,
     Journal,
     LineRecord,
+    PlanCounts,
     PlanEntry,
     ReconciliationRow,
     State,
@@ -243,6 +244,10 @@ class SyncJournalAdapter:
         """Each line's times."""
         return self.inner.line_times()
 
+    async def finished_times(self, limit: int) -> list[tuple[int, datetime, datetime]]:
+        """The lines that finished last, at most ``limit`` of each kind."""
+        return self.inner.finished_times(limit)
+
     async def failure_groups(self) -> list[tuple[str, int]]:
         """The failure reasons, most frequent first."""
         return self.inner.failure_groups()
@@ -258,6 +263,10 @@ class SyncJournalAdapter:
     async def holders(self) -> dict[str, int]:
         """No leases: empty."""
         return {}
+
+    async def plan_counts(self) -> PlanCounts:
+        """Lines per state; no holders."""
+        return PlanCounts(self.inner.counts())
 
 
 def as_async(journal: SyncJournal | Journal) -> Journal:

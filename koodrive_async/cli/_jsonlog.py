@@ -18,7 +18,7 @@ from typing import IO, Any
 from ..bulk import LineRecord, RunStats, Stop
 from ..bulk._mask import mask
 from ..bulk._report import row_from_record
-from ._progress import line_json, stop_text
+from ._progress import line_json, plan_json, stop_text
 
 __all__ = ["JsonLogReporter"]
 
@@ -31,10 +31,14 @@ class JsonLogReporter:
         lines: Where ``--json`` prints one object per finished line, or None.
     """
 
+    #: A line's event holds its attempts and earlier task ids: the run reads them.
+    wants_history = True
+
     def __init__(self, err: IO[str], lines: IO[str] | None = None) -> None:
         self._err = err
         self._lines = lines
         self._stats: RunStats | None = None
+        self._plan_logged: object = None
 
     def log(self, event: str, level: str = "info", **fields: Any) -> None:
         """Write one log object (masked) and flush."""
@@ -48,16 +52,38 @@ class JsonLogReporter:
         self._err.flush()
 
     def start(self, stats: RunStats) -> None:
-        """Log the start and the number of lines to bring to an end."""
+        """Log the start and the number of lines to bring to an end (and the plan's, shared)."""
         self._stats = stats
-        self.log("start", total=stats.total)
+        self._plan_logged = stats.plan
+        self.log("start", total=stats.total, **self._plan_fields(stats))
+
+    def _plan_fields(self, stats: RunStats) -> dict[str, Any]:
+        if stats.plan is None:
+            return {}
+        return {"worker": stats.worker, "plan": plan_json(stats.plan)}
 
     def update(self) -> None:
-        """Counters are logged with each line, not on every change."""
+        """Log a ``progress`` event each time the whole plan's counts were read again.
+
+        Only with a journal many workers share (every few seconds); other
+        counters are logged with each line, not on every change.
+        """
+        stats = self._stats
+        if stats is None or stats.plan is None or stats.plan is self._plan_logged:
+            return
+        self._plan_logged = stats.plan
+        self.log(
+            "progress",
+            finished=stats.finished,
+            total=stats.total,
+            submitted=stats.submitted,
+            in_flight=stats.in_flight,
+            **self._plan_fields(stats),
+        )
 
     def line_done(self, record: LineRecord) -> None:
         """Log the finished line (and print it on stdout for ``--json``)."""
-        row = row_from_record(record).as_dict()
+        row = row_from_record(record, history=record.history).as_dict()
         for key in ("submitting_at", "submitted_at", "finished_at"):
             row.pop(key)
         level = "info" if row["verdict"] == "succeeded" else "warning"
@@ -87,4 +113,5 @@ class JsonLogReporter:
             failed=stats.failed,
             in_doubt=stats.in_doubt,
             elapsed=round(stats.elapsed, 3),
+            **self._plan_fields(stats),
         )

@@ -13,18 +13,30 @@ Must never import: ``argparse``, the other ``cli`` modules.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from typing import IO, Any
 
 import attrs
 
-from ..bulk import LineRecord, Outcome, Progress, RunResult, RunStats, State, Stop, StopReason
+from ..bulk import (
+    LineRecord,
+    Outcome,
+    PlanCounts,
+    Progress,
+    RunResult,
+    RunStats,
+    State,
+    Stop,
+    StopReason,
+)
 from ..bulk._mask import mask
 
 __all__ = [
     "JsonReporter",
     "line_json",
+    "plan_json",
     "PlainReporter",
     "Summary",
     "make_reporter",
@@ -109,6 +121,16 @@ def line_json(record: LineRecord) -> str:
     )
 
 
+def plan_json(plan: PlanCounts) -> dict[str, object]:
+    """The whole plan's counts as the JSON log shows them (``--log-format json``)."""
+    return {
+        "lines": plan.total,
+        "done": plan.finished,
+        "states": dict(sorted(plan.states.items())),
+        "holders": dict(sorted(plan.holders.items())),
+    }
+
+
 class JsonReporter:
     """``--json``: one JSON object per finished line on ``out``; messages on ``err``."""
 
@@ -141,7 +163,26 @@ class JsonReporter:
 
 
 def _status_text(stats: RunStats) -> str:
-    return f"{stats.finished}/{stats.total} done · " + _counters(stats)
+    if stats.plan is None:
+        return f"{stats.finished}/{stats.total} done · " + _counters(stats)
+    return f"{_plan_text(stats.plan)} | {_own_text(stats)}"
+
+
+def _own_text(stats: RunStats) -> str:
+    # No "/total": with many workers, this one's share is known only at the end.
+    return f"this worker ({stats.worker}): {stats.finished} done · " + _counters(stats)
+
+
+def _plan_text(plan: PlanCounts) -> str:
+    """The whole plan, every worker's lines: done/total, verdicts, who holds how many."""
+    in_doubt = plan.count(State.IN_DOUBT)
+    text = (
+        f"plan {plan.finished}/{plan.total} done · {plan.count(State.SUCCEEDED)} succeeded · "
+        f"{plan.count(State.FAILED)} failed" + (f" · {in_doubt} in doubt" if in_doubt else "")
+    )
+    if plan.holders:
+        text += " · held: " + " · ".join(f"{w} {n}" for w, n in sorted(plan.holders.items()))
+    return text
 
 
 class PlainReporter:
@@ -175,7 +216,10 @@ class PlainReporter:
             return
         self._last = now
         if self._tty:
-            self._out.write("\r\x1b[2K" + _status_text(stats))
+            # One terminal line, or the rewrite leaves the wrapped rest behind
+            # (a shared plan's status is long).
+            width = shutil.get_terminal_size((100, 24)).columns - 1
+            self._out.write("\r\x1b[2K" + _status_text(stats)[: max(width, 20)])
             self._dirty = True
         else:
             self._out.write("progress: " + _status_text(stats) + "\n")
@@ -213,7 +257,12 @@ class PlainReporter:
 
 class _RichReporter:
     """A rich progress bar (done/total, elapsed, ETA) with a line of counters under it:
-    submitted, in flight, succeeded, failed, in doubt, rate."""
+    submitted, in flight, succeeded, failed, in doubt, rate.
+
+    With a journal many workers share, the bar is the whole plan's (every
+    worker's lines), a line under it tells the plan's verdicts and who holds
+    how many lines, and the counters are this worker's.
+    """
 
     def __init__(self, out: IO[str]) -> None:
         from rich.console import Console
@@ -236,7 +285,10 @@ class _RichReporter:
             def get_renderables(self) -> Any:
                 yield self.make_tasks_table(self.tasks)
                 stats = reporter._stats
-                if stats is not None:
+                if stats is not None and stats.plan is not None:
+                    yield Text(_plan_text(stats.plan))
+                    yield Text(_own_text(stats), style="dim")
+                elif stats is not None:
                     yield Text(_counters(stats), style="dim")
 
         self.console = Console(file=out)
@@ -258,11 +310,19 @@ class _RichReporter:
         self._stats = stats
         self._progress.start()
         self._task = self._progress.add_task("jobs", total=stats.total)
+        self.update()
 
     def update(self) -> None:
-        """Refresh the counters."""
+        """Refresh the counters (the whole plan's bar when many workers share it)."""
         stats = self._stats
-        if stats is not None and self._task is not None:
+        if stats is None or self._task is None:
+            return
+        if stats.plan is not None:
+            plan = stats.plan
+            self._progress.update(
+                self._task, total=plan.total, completed=plan.finished, description="plan"
+            )
+        else:
             self._progress.update(self._task, completed=stats.finished)
 
     def line_done(self, record: LineRecord) -> None:  # noqa: ARG002 - part of the interface

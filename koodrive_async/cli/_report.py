@@ -99,8 +99,12 @@ class RowWriter:
 class ManifestProgress:
     """``run --report FILE``: each finished line's row goes to FILE, then to ``inner``.
 
-    A row's earlier attempts come with its record (``LineRecord.history``).
+    A row's earlier attempts come with its record (``LineRecord.history``),
+    which the run reads for it (``wants_history``).
     """
+
+    #: The rows hold every attempt: the run reads them per finished line.
+    wants_history = True
 
     def __init__(self, inner: Progress, writer: RowWriter) -> None:
         self._inner = inner

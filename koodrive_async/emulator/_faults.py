@@ -41,7 +41,8 @@ class FaultKind(str, enum.Enum):
             same); on a GET it is a SERVER_ERROR.
         CREATED_THEN_HELD: the request is handled first (a create creates: the
             task is in the state and the ledger at once), then its answer is
-            held ``latency`` real seconds and sent as normal. Unlike LATENCY,
+            held ``latency`` real seconds and sent as normal (its ``Date`` is
+            the moment it is sent, after the hold). Unlike LATENCY,
             which holds a request *before* handling it, a client killed or
             timed out during this hold leaves a task whose id it never
             learnt (the window a journal must survive). On a GET the answer

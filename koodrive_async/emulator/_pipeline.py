@@ -10,7 +10,8 @@ this order:
    a 429 of the per-user quota (``_quota``), or authenticates and runs the
    handler, rendering ``Invalid`` / ``ApiError`` as ``{code, msg}``; then
    applies an after-the-fact fault (CREATED_BUT_500, CREATED_BUT_504,
-   MALFORMED_JSON, CREATED_THEN_HELD's hold);
+   MALFORMED_JSON, CREATED_THEN_HELD's hold, after which its ``Date`` is
+   stamped again: a ``Date`` says when the answer was sent);
 4. records the request in the ledger (secrets redacted), whatever happened
    (CREATED_THEN_HELD records it before its hold).
 
@@ -158,6 +159,10 @@ def api_handler(
                         core, arrival, request, name, body, status, payload, task_id, kind, secret
                     )
                     await core.sleep(fault.latency)
+                    # Stamped when the answer goes out, as a server's Date is:
+                    # one stamped before the hold would make a client that
+                    # learns the server's clock from it run slow by the hold.
+                    response.headers["Date"] = core.date_header()
         except web.HTTPException as exc:
             # e.g. a body over client_max_size: keep the status, answer JSON.
             status, payload = exc.status, core.error_payload(BAD_REQUEST, exc.reason)

@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from koodrive_async.emulator import KooDriveEmulator
+from koodrive_async.emulator import EmulatorConfig, KooDriveEmulator
 
 #: The token handed to the child; the tests check it never shows up anywhere.
 TOKEN = "tok-S3CRET-7c1f0e9d2b"
@@ -119,3 +119,53 @@ def journal_rows(path: Path) -> dict[int, dict[str, Any]]:
         return {int(r["line"]): dict(r) for r in conn.execute("SELECT * FROM lines")}
     finally:
         conn.close()
+
+
+# --------------------------------------------------------------------------- retries of failed jobs
+
+#: Files per job line of the ``--retry-failed`` tests.
+FILES_PER_LINE = 4
+
+
+def partial_failures_config() -> EmulatorConfig:
+    """Fast tasks; a few whole jobs fail, and some files of others (partial failures)."""
+    return EmulatorConfig(
+        task_duration=1.0, clock_speed=200.0, seed=5, failure_rate=0.03, file_failure_rate=0.04
+    )
+
+
+def files_line(n: int) -> dict[str, Any]:
+    """A job line of :data:`FILES_PER_LINE` files ``L{n}F1``, ``L{n}F2``..."""
+    files = [{"fileId": f"L{n}F{j}"} for j in range(1, FILES_PER_LINE + 1)]
+    return {
+        "kind": "job",
+        "taskType": 1,
+        "actionType": 101,
+        "dstContainerId": "IAABdst",
+        "taskInfo": {"srcContainerId": "IAABsrc", "fileInfo": files},
+    }
+
+
+def jobs_sent(emu: KooDriveEmulator) -> list[tuple[str, list[str]]]:
+    """``(task id, file ids)`` of every job the emulator created, in order."""
+    return [
+        (e.task_id, [f["fileId"] for f in e.body["taskInfo"]["fileInfo"]])
+        for e in emu.requests
+        if e.route == "create_job" and e.task_id is not None
+    ]
+
+
+def assert_no_file_repeated_after_success(emu: KooDriveEmulator) -> dict[str, int]:
+    """No job holds a file an earlier job already did; returns ``{file: jobs that held it}``."""
+    done: set[str] = set()
+    held: dict[str, int] = {}
+    for task_id, file_ids in jobs_sent(emu):
+        task = emu.state.get(task_id)
+        assert task is not None
+        repeated = done.intersection(file_ids)
+        assert not repeated, f"job {task_id} sent again files that had succeeded: {repeated}"
+        for file in task.files:
+            held[file.file_id] = held.get(file.file_id, 0) + 1
+            if not file.failed:
+                done.add(file.file_id)
+    return held

@@ -72,7 +72,7 @@ KEY = JobKey(1, 101, "IAABdst", ("F1",))
 
 
 def _line(line: int, key: JobKey = KEY, *, identity: str = "same", at: datetime = T0) -> JobLine:
-    return JobLine(line, key, identity, at, at + timedelta(seconds=1))
+    return JobLine(line, key, identity, at)
 
 
 def _job(

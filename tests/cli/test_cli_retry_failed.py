@@ -15,7 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_helpers import POLL, TOKEN, USER_ID, write_plan
+from cli_helpers import (
+    FILES_PER_LINE,
+    POLL,
+    TOKEN,
+    USER_ID,
+    assert_no_file_repeated_after_success,
+    files_line,
+    jobs_sent,
+    partial_failures_config,
+    write_plan,
+)
 
 from koodrive_async import (
     FileInfo,
@@ -40,55 +50,15 @@ from koodrive_async.emulator import EmulatorConfig, FaultKind, KooDriveEmulator
 
 Cli = Callable[..., Any]
 
-FILES_PER_LINE = 4
-
 
 @pytest.fixture
 def emulator_config() -> EmulatorConfig:
     """Fast tasks; a few whole jobs fail, and some files of others (partial failures)."""
-    return EmulatorConfig(
-        task_duration=1.0, clock_speed=200.0, seed=5, failure_rate=0.03, file_failure_rate=0.04
-    )
-
-
-def _line(n: int) -> dict[str, Any]:
-    files = [{"fileId": f"L{n}F{j}"} for j in range(1, FILES_PER_LINE + 1)]
-    return {
-        "kind": "job",
-        "taskType": 1,
-        "actionType": 101,
-        "dstContainerId": "IAABdst",
-        "taskInfo": {"srcContainerId": "IAABsrc", "fileInfo": files},
-    }
+    return partial_failures_config()
 
 
 def _plan(path: Path, n: int) -> Path:
-    return write_plan(path, [_line(i) for i in range(1, n + 1)])
-
-
-def _jobs_sent(emu: KooDriveEmulator) -> list[tuple[str, list[str]]]:
-    """``(task id, file ids)`` of every job the emulator created, in order."""
-    return [
-        (e.task_id, [f["fileId"] for f in e.body["taskInfo"]["fileInfo"]])
-        for e in emu.requests
-        if e.route == "create_job" and e.task_id is not None
-    ]
-
-
-def _assert_no_file_repeated_after_success(emu: KooDriveEmulator) -> dict[str, int]:
-    """No job holds a file an earlier job already did; returns ``{file: jobs that held it}``."""
-    done: set[str] = set()
-    held: dict[str, int] = {}
-    for task_id, file_ids in _jobs_sent(emu):
-        task = emu.state.get(task_id)
-        assert task is not None
-        repeated = done.intersection(file_ids)
-        assert not repeated, f"job {task_id} sent again files that had succeeded: {repeated}"
-        for file in task.files:
-            held[file.file_id] = held.get(file.file_id, 0) + 1
-            if not file.failed:
-                done.add(file.file_id)
-    return held
+    return write_plan(path, [files_line(i) for i in range(1, n + 1)])
 
 
 def _attempts(journal: Path) -> dict[int, list[AttemptRecord]]:
@@ -115,7 +85,7 @@ async def test_done_when_retry_failed_resubmits_only_what_failed(
     assert [r["line"] for r in report.json_lines()] == sorted(failed)
     # The service stops failing; the failed lines go again, and nothing else.
     emu.set_failure_rates(failure_rate=0.0, file_failure_rate=0.0)
-    jobs_before = len(_jobs_sent(emu))
+    jobs_before = len(jobs_sent(emu))
     manifest = tmp_path / "retry.jsonl"
     retried = await cli(
         "run", str(plan), "--retry-failed", "--json", "--report", str(manifest), *POLL
@@ -129,9 +99,9 @@ async def test_done_when_retry_failed_resubmits_only_what_failed(
     assert f"--retry-failed: sending {len(failed)} line(s)" in retried.out + retried.err
     assert sorted(o["line"] for o in retried.json_lines()) == sorted(failed)
     assert {o["state"] for o in retried.json_lines()} == {"succeeded"}
-    new_jobs = _jobs_sent(emu)[jobs_before:]
+    new_jobs = jobs_sent(emu)[jobs_before:]
     assert len(new_jobs) == len(failed)
-    held = _assert_no_file_repeated_after_success(emu)
+    held = assert_no_file_repeated_after_success(emu)
     # A partial failure sent its failed files only; an all-failed job every file.
     sent = {ids[0].split("F")[0]: ids for _task, ids in new_jobs}
     for line, record in failed.items():
@@ -170,11 +140,11 @@ async def test_done_when_retry_failed_resubmits_only_what_failed(
     assert (await cli("report", str(plan), "--html", str(page))).code == 0
     assert f"Retried lines ({len(failed)})" in page.read_text(encoding="utf-8")
     # Nothing failed any more: a second --retry-failed has nothing to do.
-    creates = len(_jobs_sent(emu))
+    creates = len(jobs_sent(emu))
     again = await cli("run", str(plan), "--retry-failed", *POLL)
     assert again.code == 0, again.err
     assert "nothing to do" in again.out + again.err
-    assert len(_jobs_sent(emu)) == creates
+    assert len(jobs_sent(emu)) == creates
 
 
 def _marker(body: Any) -> str:
@@ -239,11 +209,11 @@ async def test_retries_in_doubt_are_matched_to_their_own_task_not_an_earlier_att
     assert retried.code == 0, retried.err
     assert f"{len(failed)} found on the service, 0 proven not created" in retried.err
     per_line: dict[str, int] = {}
-    for _task, ids in _jobs_sent(emu):
+    for _task, ids in jobs_sent(emu):
         key = ids[0].split("F")[0]
         per_line[key] = per_line.get(key, 0) + 1
     assert {n: per_line[f"L{n}"] for n in failed} == dict.fromkeys(failed, 2)
-    _assert_no_file_repeated_after_success(emu)
+    assert_no_file_repeated_after_success(emu)
     history = _attempts(journal)
     with SQLiteJournal.open(journal) as opened:
         assert {r.state for r in opened.records()} == {State.SUCCEEDED}
@@ -276,7 +246,7 @@ async def test_run_plan_retry_failed_from_python(emu: KooDriveEmulator, tmp_path
             plan, session, options=RunOptions(retry_failed=True, poll=PollPolicy(initial=0.02))
         )
     assert retried.succeeded and retried.submitted_now == failed, retried
-    _assert_no_file_repeated_after_success(emu)
+    assert_no_file_repeated_after_success(emu)
 
 
 # --------------------------------------------------------------------------- the rules, pure

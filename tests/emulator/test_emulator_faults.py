@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from email.utils import parsedate_to_datetime
 
 import aiohttp
 import pytest
 from emu_helpers import ROUTES
 
+from koodrive_async import KooDriveSession
 from koodrive_async.emulator import FaultKind, KooDriveEmulator
 
 CREATES = ["create_task", "create_share_task", "create_job"]
@@ -306,3 +308,28 @@ async def test_created_then_held_is_injected_over_the_admin_route(koodrive_emula
         assert resp.status == 201
         assert (await resp.json())["kind"] == "created_then_held"
     assert koodrive_emulator.faults[0].latency == 2.5
+
+
+async def test_created_then_held_stamps_its_date_when_the_answer_is_sent(
+    api, koodrive_emulator
+) -> None:
+    # A held answer's Date is the moment it goes out, not the moment the hold
+    # began: a client learns the server's clock from it, and one stamped
+    # before a 2 s hold made that clock 2 s slow for the rest of its session.
+    emu = koodrive_emulator
+    hold = 2.0
+    emu.inject(FaultKind.CREATED_THEN_HELD, route="create_task", count=1, latency=hold)
+    async with KooDriveSession(emu.url, user_id="u1", token="tok", agent_name="a") as session:
+        await session.create_transfer_task(src_user_id="A", dst_user_id="B")
+        offset = session.clock_offset
+    (entry,) = emu.requests
+    assert entry.fault is FaultKind.CREATED_THEN_HELD and entry.task_id is not None
+    # Date is floored to the second and read a moment after it was sent: the
+    # offset learnt from it is within (-1 s - that moment, 0], never about -hold.
+    assert offset is not None and -1.5 < offset <= 0.5, offset
+    # The header itself: no earlier than the second in which the hold ended.
+    emu.inject(FaultKind.CREATED_THEN_HELD, route="get_task", count=1, latency=hold)
+    before = time.time()
+    reply = await api.get(entry.task_id)  # another user's task: a 404, held all the same
+    assert reply.status == 404
+    assert parsedate_to_datetime(reply.headers["Date"]).timestamp() >= int(before + hold)

@@ -231,6 +231,48 @@ async def test_a_line_goes_through_its_states_and_the_queries_follow(
     assert in_doubt_at is not None and before < in_doubt_at <= last
 
 
+async def test_finished_times_are_the_newest_of_each_kind_a_bounded_read(
+    journal_factory: Backend,
+) -> None:
+    # Lines 1-8 jobs, 9-10 transfers; 8 never submitted, 10 submitted and not finished.
+    journal = await _plan(journal_factory, 10, kinds={9: "transfer", 10: "transfer"})
+    for line in range(1, 11):
+        if line == 8:
+            await journal.mark_finished(line, state=State.FAILED, error="refused")
+            continue
+        await journal.mark_submitting(line)
+        await journal.mark_submitted(line, f"T{line}")
+        if line != 10:
+            await journal.mark_finished(line, state=State.SUCCEEDED)
+    got = await journal.finished_times(3)
+    times = await journal.line_times()
+    # At most 3 of each kind, newest first, only lines with both times.
+    assert [t[2] for t in got] == sorted((t[2] for t in got), reverse=True)
+    jobs = [line for line, _at, _end in got if line <= 8]
+    assert len(jobs) == 3 and [line for line, _at, _end in got if line > 8] == [9]
+    for line, submitted, finished in got:
+        assert (submitted, finished) == times[line][1:]
+    # The 3 jobs are the newest (ties on a clock tick aside).
+    oldest_kept = min(times[line][2] for line in jobs)  # type: ignore[type-var]
+    assert all(times[n][2] <= oldest_kept for n in range(1, 8) if n not in jobs)  # type: ignore[operator]
+    assert await journal.finished_times(0) == []
+
+
+async def test_plan_counts_are_the_counts_and_the_holders_in_one_read(
+    journal_factory: Backend,
+) -> None:
+    journal = await _plan(journal_factory, 4)  # holds lines 1-4 (a SQLite run holds no lease)
+    await journal.mark_submitting(1)
+    await journal.mark_submitted(1, "T1")
+    await journal.mark_finished(1, state=State.SUCCEEDED)
+    counts = await journal.plan_counts()
+    assert counts.states == await journal.counts()
+    assert counts.states == {State.SUCCEEDED: 1, State.PENDING: 3, State.INVALID: 1}
+    assert (counts.total, counts.finished) == (4, 1)
+    assert counts.holders == await journal.holders()
+    assert counts.holders == ({} if journal_factory.name == "sqlite" else {journal.worker_id: 3})
+
+
 async def test_a_line_left_submitting_by_an_earlier_run_is_in_doubt(
     journal_factory: Backend,
 ) -> None:

@@ -12,57 +12,33 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
-from cli_helpers import POLL, Result, finish, start_cli, write_plan
+from cli_helpers import (
+    FILES_PER_LINE,
+    POLL,
+    Result,
+    assert_no_file_repeated_after_success,
+    files_line,
+    finish,
+    jobs_sent,
+    partial_failures_config,
+    start_cli,
+    write_plan,
+)
 from pg_helpers import JournalOpener, entries, load
 
 from koodrive_async.bulk import AttemptRecord, LineRecord, Outcome, State, open_journal
 from koodrive_async.bulk._journal import LeaseLostError
 from koodrive_async.emulator import EmulatorConfig, KooDriveEmulator
 
-FILES_PER_LINE = 4
 LINES = 200
 
 
 @pytest.fixture
 def emulator_config() -> EmulatorConfig:
     """Fast tasks; a few whole jobs fail, and some files of others (partial failures)."""
-    return EmulatorConfig(
-        task_duration=1.0, clock_speed=200.0, seed=5, failure_rate=0.03, file_failure_rate=0.04
-    )
-
-
-def _line(n: int) -> dict[str, Any]:
-    files = [{"fileId": f"L{n}F{j}"} for j in range(1, FILES_PER_LINE + 1)]
-    return {
-        "kind": "job",
-        "taskType": 1,
-        "actionType": 101,
-        "dstContainerId": "IAABdst",
-        "taskInfo": {"srcContainerId": "IAABsrc", "fileInfo": files},
-    }
-
-
-def _jobs_sent(emu: KooDriveEmulator) -> list[tuple[str, list[str]]]:
-    """``(task id, file ids)`` of every job the emulator created, in order."""
-    return [
-        (e.task_id, [f["fileId"] for f in e.body["taskInfo"]["fileInfo"]])
-        for e in emu.requests
-        if e.route == "create_job" and e.task_id is not None
-    ]
-
-
-def _assert_no_file_repeated_after_success(emu: KooDriveEmulator) -> None:
-    """No job holds a file an earlier job already did."""
-    done: set[str] = set()
-    for task_id, file_ids in _jobs_sent(emu):
-        task = emu.state.get(task_id)
-        assert task is not None
-        repeated = done.intersection(file_ids)
-        assert not repeated, f"job {task_id} sent again files that had succeeded: {repeated}"
-        done.update(f.file_id for f in task.files if not f.failed)
+    return partial_failures_config()
 
 
 async def _journal(url: str) -> tuple[dict[int, LineRecord], dict[int, list[AttemptRecord]]]:
@@ -83,7 +59,7 @@ async def _run(env: dict[str, str], *args: str) -> Result:
 async def test_retry_failed_with_a_postgresql_journal_resubmits_only_what_failed(
     emu: KooDriveEmulator, cli_env: dict[str, str], tmp_path: Path, pg_url: str
 ) -> None:
-    plan = write_plan(tmp_path / "plan.jsonl", [_line(n) for n in range(1, LINES + 1)])
+    plan = write_plan(tmp_path / "plan.jsonl", [files_line(n) for n in range(1, LINES + 1)])
     common = ("--journal", pg_url, "--lease", "2", *POLL)
     first = await _run(cli_env, "run", str(plan), "--concurrency", "64", *common)
     assert first.code == 1, first.err
@@ -100,7 +76,7 @@ async def test_retry_failed_with_a_postgresql_journal_resubmits_only_what_failed
     # The service stops failing. Two workers start with --retry-failed at once:
     # the failed lines go again, each once, and nothing else.
     emu.set_failure_rates(failure_rate=0.0, file_failure_rate=0.0)
-    jobs_before = len(_jobs_sent(emu))
+    jobs_before = len(jobs_sent(emu))
     retried = await asyncio.gather(
         *(
             _run(cli_env, "run", str(plan), "--retry-failed", "--worker-id", w, "--json", *common)
@@ -113,9 +89,9 @@ async def test_retry_failed_with_a_postgresql_journal_resubmits_only_what_failed
     done = sorted(o["line"] for r in retried for o in r.json_lines())
     assert done == sorted(failed)
     assert {o["state"] for r in retried for o in r.json_lines()} == {State.SUCCEEDED}
-    new_jobs = _jobs_sent(emu)[jobs_before:]
+    new_jobs = jobs_sent(emu)[jobs_before:]
     assert len(new_jobs) == len(failed)
-    _assert_no_file_repeated_after_success(emu)
+    assert_no_file_repeated_after_success(emu)
     # A partial failure sent its failed files only; an all-failed job every file.
     sent = {ids[0].split("F")[0]: ids for _task, ids in new_jobs}
     for line, record in failed.items():
@@ -151,11 +127,11 @@ async def test_retry_failed_with_a_postgresql_journal_resubmits_only_what_failed
     assert rows[line]["attempts"] == 2 and rows[line]["previous_task_ids"] == [record.task_id]
 
     # Nothing failed any more: a second --retry-failed has nothing to do.
-    creates = len(_jobs_sent(emu))
+    creates = len(jobs_sent(emu))
     again = await _run(cli_env, "run", str(plan), "--retry-failed", *common)
     assert again.code == 0, again.err
     assert "nothing to do" in again.out + again.err
-    assert len(_jobs_sent(emu)) == creates
+    assert len(jobs_sent(emu)) == creates
 
 
 # --------------------------------------------------------------------------- leases

@@ -526,3 +526,38 @@ async def test_a_restarted_worker_waits_for_the_lines_its_first_reconciliation_f
             )
     assert result.counts == {State.SUCCEEDED: 6}, result.counts
     assert_every_line_once(emu, await journal_states(pg_url), 6)
+
+
+@NO_FAILURES
+async def test_two_workers_progress_displays_count_the_whole_plan(
+    emu: KooDriveEmulator, cli_env: dict[str, str], tmp_path: Path, pg_url: str
+) -> None:
+    # Each worker's display reads the whole plan from the journal (not only
+    # its own lines): its last status line is the plan's, every line done,
+    # with this worker's own share beside it.
+    lines = 60
+    plan = write_plan(tmp_path / "plan.jsonl", [job_line(f"F{i}") for i in range(1, lines + 1)])
+    workers = ("w1", "w2")
+    common = (
+        "--journal", pg_url, "--progress", "plain", "--concurrency", "16", "--lease", "3",
+        "--x-date-window", "3", "--fence-margin", "1", "--settle-time", "0.5", *POLL,
+    )  # fmt: skip
+    procs = [
+        await start_cli("run", str(plan), "--worker-id", worker, *common, env=cli_env)
+        for worker in workers
+    ]
+    results = await asyncio.gather(*(finish(p, timeout=120) for p in procs))
+    assert [r.code for r in results] == [0, 0], [r.err[-2000:] for r in results]
+    own = []
+    for worker, result in zip(workers, results, strict=True):
+        status = [ln for ln in result.err.splitlines() if ln.startswith("progress: ")]
+        assert status, result.err[-2000:]
+        last = status[-1]
+        expected = f"progress: plan {lines}/{lines} done · {lines} succeeded · 0 failed | "
+        assert last.startswith(expected + f"this worker ({worker}): "), last
+        found = re.search(r"this worker \(w\d\): (\d+) done", last)
+        assert found is not None, last
+        own.append(int(found.group(1)))
+    # The two shares: every line once, whoever took it.
+    assert sum(own) == lines, own
+    assert_every_line_once(emu, await journal_states(pg_url), lines)

@@ -31,7 +31,7 @@ from koodrive_async._polling import (
 )
 from koodrive_async._session import KooDriveSession
 from koodrive_async._trackers import JobTracker
-from koodrive_async.bulk._priors import seed_from_journal
+from koodrive_async.bulk._priors import MAX_SEEDED_LINES, seed_from_journal
 from koodrive_async.emulator import KooDriveEmulator
 
 #: A policy whose blind schedule is far from every learnt placement below.
@@ -203,11 +203,20 @@ async def test_a_fan_out_of_jobs_reporting_progress_still_sees_every_end(
 
 
 class _Journal:
+    """Answers ``finished_times`` as a backend does (no ``line_times``: never the whole plan)."""
+
     def __init__(self, times: dict[int, tuple[datetime | None, ...]]) -> None:
         self._times = times
+        self.limits: list[int] = []
 
-    def line_times(self) -> dict[int, tuple[datetime | None, ...]]:
-        return self._times
+    def finished_times(self, limit: int) -> list[tuple[int, datetime, datetime]]:
+        self.limits.append(limit)
+        done = [
+            (line, submitted, finished)
+            for line, (_at, submitted, finished) in self._times.items()
+            if submitted is not None and finished is not None
+        ]
+        return sorted(done, key=lambda t: t[2], reverse=True)[:limit]
 
 
 class _Seeds:
@@ -241,3 +250,4 @@ async def test_seed_from_journal_gives_each_kind_its_durations_oldest_first() ->
     taken = await seed_from_journal(seeds, journal, {1: copy, 2: copy, 3: move, 4: move})  # type: ignore[arg-type]
     assert taken == 2
     assert seeds.got == [(duration_key(copy), [2.0, 5.0])]
+    assert journal.limits == [MAX_SEEDED_LINES]
