@@ -15,7 +15,8 @@ Owns:
 * the body size cap, and the "cannot be sent" refusal of a header HTTP
   cannot carry.
 
-:meth:`HTTP.attempt` returns an :class:`Answer` or a :class:`Failure`; it
+:meth:`HTTP.attempt` returns a :class:`~koodrive_async._call.Response` (the
+answer, with the call's trace id) or a :class:`Failure`; it
 decides nothing about retries (that is ``_retry``) and adds no header of its
 own (that is ``_sender``). A Failure never keeps the aiohttp exception:
 aiohttp's exceptions hold the request's headers (``request_info``), the
@@ -32,7 +33,7 @@ import inspect
 import platform
 import re
 import ssl as _ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Mapping
 from typing import Any, Final
 
 import aiohttp
@@ -54,7 +55,6 @@ __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_USER_AGENT",
     "HTTP",
-    "Answer",
     "Failure",
     "StreamFailure",
     "stream_body",
@@ -101,17 +101,6 @@ def _pinned_options() -> dict[str, Any]:
 
 
 _PINNED: Final = _pinned_options()
-
-
-class Answer:
-    """The raw answer of one attempt."""
-
-    __slots__ = ("body", "headers", "status")
-
-    def __init__(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
 
 
 class Failure:
@@ -205,10 +194,9 @@ def _describe(exc: BaseException, sent: _Sent | None) -> Failure:
 class _Sent:
     """Per-attempt trace context: did the request headers start going out?"""
 
-    __slots__ = ("sent",)
-
-    def __init__(self) -> None:
-        self.sent = False
+    # A class default and no __init__: one is made per attempt, and a Python
+    # __init__ would cost more than the rest of the marking together.
+    sent = False
 
 
 #: The _Sent of the attempt this task is making (set around ``session.request``).
@@ -227,11 +215,14 @@ class _MarkingRequest(aiohttp.ClientRequest):
     every step of every request: about a sixth of a call's instructions.
     """
 
-    async def send(self, conn: Any) -> aiohttp.ClientResponse:
+    def send(self, conn: Any) -> Coroutine[Any, Any, aiohttp.ClientResponse]:
+        # Not a coroutine of its own (one more frame per request): aiohttp
+        # awaits what send() returns at once (``await req.send(conn)``), so
+        # marking when it is called is marking when the writing starts.
         sent = _ATTEMPT_SENT.get()
         if sent is not None:
             sent.sent = True
-        return await super().send(conn)
+        return super().send(conn)
 
 
 async def _lifetime(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
@@ -339,6 +330,17 @@ class HTTP:
         )
         self._session_lifetime: AsyncGenerator[None, None] | None = None
 
+    def ready_client(self) -> aiohttp.ClientSession | None:
+        """The ClientSession when it already serves the running loop, else None.
+
+        The sender's check before every call; only on None does it await
+        :meth:`client` (a coroutine of its own, for the rare rebinding).
+        """
+        session = self._session
+        if session is not None and self._session_loop is asyncio.get_running_loop():
+            return session
+        return None
+
     async def client(self) -> aiohttp.ClientSession:
         """The ClientSession for the running loop (an owned one is made on first use).
 
@@ -435,15 +437,16 @@ class HTTP:
         url: URL,
         headers: Mapping[str, str],
         body: bytes | None,
-        timeout: float | None = None,
-    ) -> Answer | Failure:
+        timeout: float | None,
+        trace_id: str,
+    ) -> Response | Failure:
         """Send one attempt and read its answer (up to the cap).
 
-        ``timeout`` replaces the session's seconds per attempt (a
-        ``with_options`` view's).
+        ``timeout``, when not None, replaces the session's seconds per attempt
+        (a ``with_options`` view's); ``trace_id`` is the call's, for the Response.
 
         Returns:
-            The Answer, or the Failure (nothing of the aiohttp exception kept).
+            The Response, or the Failure (nothing of the aiohttp exception kept).
         """
         # Only an owned session makes its requests with _MarkingRequest; a
         # caller's session tells nothing (None), and its trace configs would
@@ -462,13 +465,15 @@ class HTTP:
             ) as resp:
                 status = resp.status
                 try:
-                    return Answer(
-                        status, resp.headers, await _read_capped(resp, self.max_response_bytes)
+                    return Response(
+                        status,
+                        resp.headers,
+                        await _read_capped(resp, self.max_response_bytes),
+                        trace_id,
                     )
                 except _TooLarge as exc:
                     resp.close()  # the rest is never read: drop the connection
                     return Failure(TOO_LARGE, "", "", status=status, head=exc.head)
-                return Answer(status, resp.headers, body)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return _describe(exc, sent)
         except ValueError:

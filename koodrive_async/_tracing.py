@@ -169,7 +169,22 @@ class Tracing:
     def tracer(self) -> Any:
         """The tracer, or None when tracing is off."""
         tracer = self._tracer
-        return tracer if tracer is not None else _tracer_of_global()
+        if tracer is not None:
+            return tracer
+        if _global_tracer is not None:
+            return _global_tracer
+        # Every call asks, and with tracing off the answer is nearly always one
+        # of these two, told here without a further call: OpenTelemetry is not
+        # installed, or no provider is set yet (_no_provider_yet's test, inline).
+        api = _api
+        if api is None or (
+            api is not _UNLOADED
+            and _ENV_KEY is not None
+            and getattr(api, "_TRACER_PROVIDER", True) is None
+            and _ENV_KEY not in _ENV_DATA
+        ):
+            return None
+        return _tracer_of_global()
 
     def capture(self) -> contextvars.Context | None:
         """A copy of the current context when tracing is on (for polls run elsewhere)."""
