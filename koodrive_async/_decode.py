@@ -351,10 +351,11 @@ def decode_task(call: Call, response: Response) -> Task:
             of an impossible shape.
     """
     data = success_object(call, response)
-    nested = data.get("data")
-    if "taskId" not in data and isinstance(nested, dict):
-        # Tolerate the task wrapped in "data", as the jobs endpoint wraps its id.
-        data = nested
+    if "taskId" not in data:
+        nested = data.get("data")
+        if isinstance(nested, dict):
+            # Tolerate the task wrapped in "data", as the jobs endpoint wraps its id.
+            data = nested
     try:
         return parse_task(data, response.trace_id)
     except ResponseFieldError as exc:

@@ -254,20 +254,25 @@ async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
         length = None  # the length of the compressed body, not of what is read
     if length is not None and length > cap:
         raise _TooLarge(b"")
-    chunks: list[bytes] = []
-    size = 0
+    content = resp.content
+    chunk = await content.read(cap + 1)
+    size = len(chunk)
+    if size == length or not chunk:
+        # The usual answer: the whole body in one read. aiohttp's parser stops
+        # a body at its Content-Length (and fails a short one), so there is no
+        # read to wait for EOF.
+        return chunk
+    chunks = [chunk]
     while True:
-        chunk = await resp.content.read(cap + 1 - size)
+        if size > cap:
+            raise _TooLarge(b"".join(chunks)[: MAX_BODY_CHARS * 4])
+        if size == length:
+            return b"".join(chunks)
+        chunk = await content.read(cap + 1 - size)
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
         size += len(chunk)
-        if size > cap:
-            raise _TooLarge(b"".join(chunks)[: MAX_BODY_CHARS * 4])
-        if size == length:
-            # aiohttp's parser stops a body at its Content-Length (and fails
-            # a short one): the whole body is here, no read to wait for EOF.
-            return chunk if len(chunks) == 1 else b"".join(chunks)
 
 
 class HTTP:

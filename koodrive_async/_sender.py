@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 
 import backoff
 from yarl import URL
@@ -38,10 +38,13 @@ from ._policies import RetryPolicy
 from ._retry import Decision, Draw, Refresh, Restamp, Retry, Stop, decide_answer, decide_failure
 from ._tracing import Target, Tracing
 
-__all__ = ["Sender", "logger"]
+__all__ = ["ASK", "Sender", "logger"]
 
 #: The library's logger; DEBUG shows every attempt and retry decision.
 logger: Final = logging.getLogger("koodrive_async")
+
+#: ``Sender.send``'s default ``tracer``: ask the session's tracing for it.
+ASK: Final[Any] = object()
 
 # The waits between attempts go through this name, so that tests can record
 # them instead of sleeping.
@@ -122,8 +125,11 @@ class Sender:
         other._attempt_timeout = self._attempt_timeout if timeout is None else timeout
         return other
 
-    async def send(self, call: Call) -> Response:
+    async def send(self, call: Call, tracer: Any = ASK) -> Response:
         """Send a call, retrying per policy; return the final response.
+
+        ``tracer`` is the session's tracer when the caller has just asked
+        (None: tracing is off); by default the sender asks.
 
         Returns:
             The last response received (any status but a final 429).
@@ -148,7 +154,8 @@ class Sender:
             session = await http.client()
         trace_id = self._trace_id or new_trace_id()
         last_trace.set((lifecycle, trace_id))
-        tracer = self._tracing.tracer()
+        if tracer is ASK:
+            tracer = self._tracing.tracer()
         path, query = call.path, call.query
         target = f"{path}?{query}" if query else path  # call.target, without the call
         url = URL(self._base_url + target, encoded=True)

@@ -660,8 +660,9 @@ class KooDriveSession:
         self._lifecycle.check_open()
         call = build_get_task(task_id)
         if self._tracing.tracer() is None:
-            # The poll of every wait: with tracing off, no span and no context manager.
-            return decode_task(call, await self._sender.send(call))
+            # The poll of every wait: with tracing off, no span, no context
+            # manager, and the sender need not ask again.
+            return decode_task(call, await self._sender.send(call, None))
         with self._tracing.operation("get_task", task_id):
             return decode_task(call, await self._sender.send(call))
 
