@@ -39,7 +39,7 @@ from typing import Any, Final
 import aiohttp
 from yarl import URL
 
-from ._call import Call, Response
+from ._call import Call, Response, response_of
 from ._decode import MAX_BODY_CHARS, error_from_response
 from ._exceptions import (
     APIConnectionError,
@@ -101,6 +101,7 @@ def _pinned_options() -> dict[str, Any]:
 
 
 _PINNED: Final = _pinned_options()
+_running_loop: Final = asyncio.get_running_loop
 
 
 class Failure:
@@ -205,6 +206,9 @@ _ATTEMPT_SENT: Final[contextvars.ContextVar[_Sent | None]] = contextvars.Context
 )
 
 
+_send: Final = aiohttp.ClientRequest.send
+
+
 class _MarkingRequest(aiohttp.ClientRequest):
     """A ClientRequest that marks its attempt as sent when it starts writing it.
 
@@ -222,7 +226,7 @@ class _MarkingRequest(aiohttp.ClientRequest):
         sent = _ATTEMPT_SENT.get()
         if sent is not None:
             sent.sent = True
-        return super().send(conn)
+        return _send(self, conn)
 
 
 async def _lifetime(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
@@ -247,22 +251,13 @@ class _TooLarge(Exception):
         self.head = head
 
 
-async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
-    """The body, or _TooLarge after reading at most ``cap + 1`` bytes."""
-    length = resp.content_length
-    if length is not None and resp.headers.get("Content-Encoding"):
-        length = None  # the length of the compressed body, not of what is read
-    if length is not None and length > cap:
-        raise _TooLarge(b"")
-    content = resp.content
-    chunk = await content.read(cap + 1)
-    size = len(chunk)
-    if size == length or not chunk:
-        # The usual answer: the whole body in one read. aiohttp's parser stops
-        # a body at its Content-Length (and fails a short one), so there is no
-        # read to wait for EOF.
-        return chunk
+async def _read_rest(
+    content: aiohttp.StreamReader, chunk: bytes, length: int | None, cap: int
+) -> bytes:
+    """The body after a first read ``chunk`` that was not all of it, or _TooLarge
+    after reading at most ``cap + 1`` bytes."""
     chunks = [chunk]
+    size = len(chunk)
     while True:
         if size > cap:
             raise _TooLarge(b"".join(chunks)[: MAX_BODY_CHARS * 4])
@@ -291,6 +286,9 @@ class HTTP:
             for aiohttp's default (the system's CAs).
         trust_env: An owned session reads ``HTTP(S)_PROXY``/``NO_PROXY``
             (and ``.netrc``) from the environment.
+        default_headers: Headers an owned session sends with every request,
+            downloads included (the User-Agent; nothing that names the user),
+            so that the sender need not pass them per attempt.
     """
 
     def __init__(
@@ -305,12 +303,21 @@ class HTTP:
         proxy: str | None = None,
         ssl: _ssl.SSLContext | None = None,
         trust_env: bool = False,
+        default_headers: Mapping[str, str] | None = None,
     ) -> None:
         self._lifecycle = lifecycle
         self._trace_configs = trace_configs
         self._trust_env = trust_env
-        # Per request, so that they apply to a caller's session too.
-        self._options = dict(_PINNED)
+        #: What every request of the ClientSession carries without being given
+        #: it: the owned session's default headers, none of a caller's.
+        self.default_headers: Mapping[str, str] = (
+            dict(default_headers or {}) if session is None else {}
+        )
+        # Per request, so that they apply to a caller's session too; an owned
+        # session is made with the defaults the others pin.
+        self._options: dict[str, Any] = (
+            dict(_PINNED) if session is not None else {"allow_redirects": False}
+        )
         if proxy is not None:
             self._options["proxy"] = proxy
         if ssl is not None:
@@ -322,6 +329,12 @@ class HTTP:
         # apply. Whether a failed attempt was sent is told by _MarkingRequest.
         self._timeout = aiohttp.ClientTimeout(
             total=timeout, connect=None, sock_connect=timeout, sock_read=None
+        )
+        # An attempt's: an owned session is made with this timeout, so that a
+        # GET of its passes no more than allow_redirects (each keyword argument
+        # costs every request some work in aiohttp's two layers of **kwargs).
+        self._attempt_options: dict[str, Any] = (
+            {**self._options, "timeout": self._timeout} if session is not None else self._options
         )
         self._max_connections = max_connections
         #: The body size cap.
@@ -342,7 +355,7 @@ class HTTP:
         :meth:`client` (a coroutine of its own, for the rare rebinding).
         """
         session = self._session
-        if session is not None and self._session_loop is asyncio.get_running_loop():
+        if session is not None and self._session_loop is _running_loop():
             return session
         return None
 
@@ -384,6 +397,8 @@ class HTTP:
             cookie_jar=aiohttp.DummyCookieJar(),
             trace_configs=list(self._trace_configs) or None,
             request_class=_MarkingRequest,
+            headers=dict(self.default_headers) or None,
+            timeout=self._timeout,
             trust_env=self._trust_env,
         )
         lifetime = _lifetime(session)
@@ -454,28 +469,37 @@ class HTTP:
             The Response, or the Failure (nothing of the aiohttp exception kept).
         """
         # Only an owned session makes its requests with _MarkingRequest; a
-        # caller's session tells nothing (None), and its trace configs would
-        # get an object they do not expect.
+        # caller's session tells nothing (None).
         sent = _Sent() if self._owns_session else None
+        options = self._attempt_options
+        if body is not None or timeout is not None:
+            options = {
+                **options,
+                "data": body,
+                "timeout": self._timeout if timeout is None else self._timeout_of(timeout),
+            }
         marking = _ATTEMPT_SENT.set(sent)
         try:
-            async with session.request(
-                method,
-                url,
-                headers=headers,
-                data=body,
-                timeout=self._timeout if timeout is None else self._timeout_of(timeout),
-                trace_request_ctx=sent,
-                **self._options,
-            ) as resp:
-                status = resp.status
+            async with session.request(method, url, headers=headers, **options) as resp:
+                status, answer_headers = resp.status, resp.headers
+                cap = self.max_response_bytes
+                # resp.content_length, without its property call.
+                sent_length = answer_headers.get("Content-Length")
+                length = None if sent_length is None else int(sent_length)
+                if length is not None and answer_headers.get("Content-Encoding"):
+                    length = None  # the length of the compressed body, not of what is read
                 try:
-                    return Response(
-                        status,
-                        resp.headers,
-                        await _read_capped(resp, self.max_response_bytes),
-                        trace_id,
-                    )
+                    if length is not None and length > cap:
+                        raise _TooLarge(b"")
+                    content = resp.content
+                    answer = await content.read(cap + 1)
+                    if len(answer) != length and answer:
+                        answer = await _read_rest(content, answer, length, cap)
+                    # Else the usual answer: the whole body in one read (aiohttp's
+                    # parser stops a body at its Content-Length and fails a short
+                    # one, so there is no read to wait for EOF), read without a
+                    # coroutine of ours around aiohttp's.
+                    return response_of(status, answer_headers, answer, trace_id)
                 except _TooLarge as exc:
                     resp.close()  # the rest is never read: drop the connection
                     return Failure(TOO_LARGE, "", "", status=status, head=exc.head)

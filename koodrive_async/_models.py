@@ -57,7 +57,6 @@ __all__ = [
     "TaskPage",
     "TransferTaskRequest",
     "UncompressedFile",
-    "task_of",
 ]
 
 #: Most file ids one share task may name (the share/tasks page: 1 to 1000).
@@ -351,68 +350,6 @@ class Task:
     def failed(self) -> bool:
         """True when the task is FAILED."""
         return self.status == TaskStatus.FAILED
-
-
-# The setters of Task's slots, in field order. A frozen attrs class's __init__
-# sets each field through a bound object.__setattr__ (argument unpacking and an
-# attribute lookup per field); the slot's own setter skips both, and a Task is
-# made on every poll. Unpacked here so that a field added to Task (and not to
-# task_of) fails at import, not silently.
-(
-    _set_task_id,
-    _set_task_name,
-    _set_task_type,
-    _set_tenant_id,
-    _set_user_id,
-    _set_status,
-    _set_result_code,
-    _set_init_params,
-    _set_locale,
-    _set_create_time,
-    _set_start_time,
-    _set_end_time,
-    _set_trace_id,
-) = (Task.__dict__[field.name].__set__ for field in attrs.fields(Task))
-_new_task = object.__new__
-
-
-def task_of(
-    task_id: str,
-    task_name: str | None,
-    task_type: TaskType | int | None,
-    tenant_id: str | None,
-    user_id: str | None,
-    status: TaskStatus | int | None,
-    result_code: str | None,
-    init_params: str | None,
-    locale: str | None,
-    create_time: datetime | None,
-    start_time: datetime | None,
-    end_time: datetime | None,
-    trace_id: str | None,
-) -> Task:
-    """The Task ``Task(task_id, ..., end_time, trace_id=trace_id)`` makes, made a third cheaper.
-
-    For the decoder (Task has no validator or converter to skip).
-
-    Returns:
-        The task.
-    """
-    task: Task = _new_task(Task)
-    _set_task_id(task, task_id)
-    _set_task_name(task, task_name)
-    _set_task_type(task, task_type)
-    _set_tenant_id(task, tenant_id)
-    _set_user_id(task, user_id)
-    _set_status(task, status)
-    _set_result_code(task, result_code)
-    _set_init_params(task, init_params)
-    _set_locale(task, locale)
-    _set_create_time(task, create_time)
-    _set_start_time(task, start_time)
-    _set_end_time(task, end_time)
-    _set_trace_id(task, trace_id)
-    return task
 
 
 @attrs.frozen

@@ -96,6 +96,18 @@ class Sender:
         self._draw = draw
         self._tracing = tracing if tracing is not None else Tracing()
         self._target = Target(base_url)
+        # The base URL parsed once: a call's URL is then the base with its path
+        # (yarl's with_path, a third cheaper than parsing the whole string), kept
+        # only where the two are proven the same for this base.
+        base = URL(base_url, encoded=True)
+        self._url_prefix = base.raw_path.rstrip("/")
+        probe = "/koodrive/ose/v1/task/1"
+        self._url_base: URL | None = (
+            base
+            if base.with_path(self._url_prefix + probe, encoded=True)
+            == URL(base_url + probe, encoded=True)
+            else None
+        )
         self._trace_id = trace_id
         # The per-attempt timeout handed to http, when it differs from its own.
         self._attempt_timeout: float | None = None
@@ -104,6 +116,14 @@ class Sender:
         # credential (a token that renews builds them anew), not per attempt.
         self._plain_auth = type(auth).apply is AuthFlow.apply
         self._authorized: tuple[str, dict[str, str]] | None = None
+        # Those headers less the ones the ClientSession sends by default
+        # (aiohttp copies each header given per request, one by one, twice).
+        defaults = http.default_headers
+        self._attempt_headers = {
+            name: value
+            for name, value in self._static_headers.items()
+            if defaults.get(name) != value
+        }
 
     def with_options(
         self, *, timeout: float | None, retry: RetryPolicy | None, trace_id: str | None
@@ -157,8 +177,13 @@ class Sender:
         if tracer is ASK:
             tracer = self._tracing.tracer()
         path, query = call.path, call.query
-        target = f"{path}?{query}" if query else path  # call.target, without the call
-        url = URL(self._base_url + target, encoded=True)
+        if query or self._url_base is None:
+            # call.target, without the property call.
+            url = URL(
+                f"{self._base_url}{path}?{query}" if query else self._base_url + path, encoded=True
+            )
+        else:
+            url = self._url_base.with_path(self._url_prefix + path, encoded=True)
         credential = auth.current()
         if credential is None:
             credential = await auth.obtain(timeout=self._timeout)
@@ -172,7 +197,7 @@ class Sender:
             if cached is None or cached[0] != credential:
                 cached = self._authorized = (
                     credential,
-                    {**self._static_headers, "Authorization": credential},
+                    {**self._attempt_headers, "Authorization": credential},
                 )
             authorized, base = cached
         else:
