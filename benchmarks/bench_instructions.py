@@ -9,10 +9,17 @@ counts exactly its instructions (and those of everything it calls) and none of
 the start-up, imports, warm-up or shutdown. With no trace function set,
 ``sys.call_tracing`` runs the callable as a plain call.
 
-One child (Python's start-up under callgrind costs more than the loops)
-warms both clients up (connection open, caches filled), then runs
+One child warms both clients up (connection open, caches filled), then runs
 ``--calls`` sequential calls of each (concurrency 1, so no scheduling noise);
-``--dump-after`` writes one profile per side:
+``--dump-after`` writes one profile per side. Python's start-up and imports
+under full instrumentation cost several times the loops (some 30 CPU seconds
+of a 40-second run), so the child starts with instrumentation off
+(``--instr-atstart=no``: valgrind runs the code without simulating it, some
+five times faster) and, once warmed up, says so and spins until the parent
+has switched instrumentation on (``callgrind_control -i on``, through
+valgrind's gdbserver, which a spinning process answers at once). The counts
+are the same either way: only the measured loops are collected. Without
+``callgrind_control`` the child runs instrumented from the start.
 
 A. bare aiohttp: one ClientSession, the same headers (Authorization,
    X-User-Id, language, X-Date, X-Traceid), ``GET task/{id}``, ``json.loads``;
@@ -55,6 +62,8 @@ from koodrive_async._clock import format_x_date  # noqa: E402
 
 #: The C function the measured loop runs inside (see the module docstring).
 MARKER = "sys_call_tracing"
+#: What the child prints once warmed up, waiting for instrumentation.
+READY = "warmed up"
 TARGET_RATIO = 1.10
 
 
@@ -101,7 +110,7 @@ async def _loop(call: Callable[[int], Awaitable[None]], calls: int) -> None:
         await call(i)
 
 
-def child(url: str, task_ids: list[str], calls: int, warmup: int) -> None:
+def child(url: str, task_ids: list[str], calls: int, warmup: int, go: str | None) -> None:
     """Warm both clients up, then run each one's measured loop inside :data:`MARKER`.
 
     Args:
@@ -109,11 +118,19 @@ def child(url: str, task_ids: list[str], calls: int, warmup: int) -> None:
         task_ids: Tasks to read, in turn.
         calls: Calls in each measured loop.
         warmup: Calls before them, per client.
+        go: A file to wait for after the warm-up (the parent makes it once
+            instrumentation is on), or None to go on at once.
     """
     loop = asyncio.new_event_loop()
     clients = [loop.run_until_complete(make(url, task_ids)) for make in (_bare, _session)]
     for call, _ in clients:
         loop.run_until_complete(_loop(call, warmup))
+    if go is not None:
+        print(READY, flush=True)
+        # A busy wait, not a sleep: valgrind's gdbserver (which callgrind_control
+        # talks to) is polled by running code, not by a process blocked in a syscall.
+        while not os.path.exists(go):
+            pass
     # Callgrind dumps after each marker call: one file per side, in this order.
     for call, _ in clients:
         sys.call_tracing(loop.run_until_complete, (_loop(call, calls),))
@@ -146,17 +163,20 @@ def read_total(path: Path) -> int:
 def measure(url: str, task_ids: list[str], args: argparse.Namespace) -> tuple[int, int]:
     """Run the child under callgrind; return the instructions of its two measured loops.
 
-    One child measures both sides: starting Python and importing aiohttp
-    under callgrind costs more than the loops, so it is paid once.
+    One child measures both sides, so Python's start-up is paid once, and
+    uninstrumented when ``callgrind_control`` is there (see the module docstring).
 
     Returns:
         (bare aiohttp instructions, session instructions).
     """
+    control = shutil.which("callgrind_control")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
+        go = Path(tmp) / "go"
         cmd = [
             "valgrind",
             "--tool=callgrind",
+            f"--instr-atstart={'no' if control else 'yes'}",
             "--collect-atstart=no",
             f"--toggle-collect={MARKER}",
             f"--dump-after={MARKER}",
@@ -173,17 +193,43 @@ def measure(url: str, task_ids: list[str], args: argparse.Namespace) -> tuple[in
             "--task-ids",
             ",".join(task_ids),
         ]
+        if control:
+            cmd += ["--go", str(go)]
         env = {**os.environ, "PYTHONHASHSEED": "0"}
-        done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-        if done.returncode != 0:
-            tail = " | ".join(done.stderr.strip().splitlines()[-3:])
-            raise RuntimeError(f"the callgrind child failed ({done.returncode}): {tail}")
+        with subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        ) as proc:
+            assert proc.stdout is not None and proc.stderr is not None
+            try:
+                if control:
+                    _instrument(proc, control, go)
+                _, stderr = proc.communicate()
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+        if proc.returncode != 0:
+            tail = " | ".join(stderr.strip().splitlines()[-3:])
+            raise RuntimeError(f"the callgrind child failed ({proc.returncode}): {tail}")
         dumps = [Path(f"{out}.{n}") for n in (1, 2)]
         if args.keep:
             for side, dump in zip(("bare", "session"), dumps, strict=True):
                 shutil.copy(dump, Path(args.keep) / f"callgrind.{side}.out")
         bare, session = (read_total(dump) for dump in dumps)
         return bare, session
+
+
+def _instrument(proc: subprocess.Popen[str], control: str, go: Path) -> None:
+    """Once the child is warmed up, switch its instrumentation on, then let it go."""
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if line != READY:
+        raise RuntimeError(f"the callgrind child did not warm up (said {line!r})")
+    done = subprocess.run(
+        [control, "--instr=on", str(proc.pid)], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0 or "OK" not in done.stdout:
+        raise RuntimeError(f"callgrind_control failed: {done.stdout.strip()} {done.stderr.strip()}")
+    go.touch()
 
 
 async def _create_tasks(url: str, count: int) -> list[str]:
@@ -229,11 +275,12 @@ def main() -> int:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--task-ids", help=argparse.SUPPRESS)
+    parser.add_argument("--go", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.calls < 1 or args.warmup < 1:
         parser.error("--calls and --warmup must be at least 1")
     if args.child:
-        child(args.url, args.task_ids.split(","), args.calls, args.warmup)
+        child(args.url, args.task_ids.split(","), args.calls, args.warmup, args.go)
         return 0
     result = bench(args)
     if args.json:

@@ -24,7 +24,7 @@ from typing import Final
 from urllib.parse import quote
 
 from . import _validate as check
-from ._call import Call
+from ._call import Call, read_call
 from ._codec import encode_json, request_body
 from ._enums import JobStatus, JobType, TaskStatus, TaskType
 from ._exceptions import InvalidRequestError
@@ -227,8 +227,11 @@ def build_get_task(task_id: str) -> Call:
     Raises:
         InvalidRequestError: The id is not a non-empty string.
     """
+    if task_id.__class__ is str and task_id.isascii() and task_id.isalnum():
+        # The usual id (19 digits): valid, and nothing to encode.
+        return read_call(PATH_TASK + task_id, "get_task", _TASK_TEMPLATE)
     check.text(task_id, "task_id")
-    return Call("GET", PATH_TASK + _path_segment(task_id), "get_task", template=_TASK_TEMPLATE)
+    return read_call(PATH_TASK + _path_segment(task_id), "get_task", _TASK_TEMPLATE)
 
 
 def status_filter(

@@ -51,6 +51,8 @@ class ServerClock:
         "_last_date",
         "_last_time",
         "_learnt",
+        "_minute",
+        "_minute_time",
         "offset",
         "stamped_second",
         "wall_clock",
@@ -64,6 +66,9 @@ class ServerClock:
         self._learnt = False
         self._last_date: str | None = None
         self._last_time: float | None = None
+        # The last Date parsed in full, less its ``SS GMT``, and its time at :00.
+        self._minute = ""
+        self._minute_time = 0.0
 
     def __repr__(self) -> str:
         return f"ServerClock(offset={self.learnt_offset!r})"
@@ -100,11 +105,27 @@ class ServerClock:
         if server_date == self._last_date:
             return self._last_time
         self._last_date = server_date
-        try:
-            server_time = parsedate_to_datetime(server_date).timestamp()
-        except (TypeError, ValueError, IndexError, OverflowError):
-            self._last_time = None
-            return None
+        # The next second of the same minute (``..., 16:06:35 GMT`` after
+        # ``..., 16:06:34 GMT``) is told from the minute read last, without
+        # parsing the whole date again once a second.
+        seconds = server_date[-6:-4]
+        if (
+            server_date[:-6] == self._minute
+            and server_date[-4:] == " GMT"
+            and seconds.isascii()
+            and seconds.isdigit()
+            and seconds < "60"
+        ):
+            server_time = self._minute_time + int(seconds)
+        else:
+            try:
+                server_time = parsedate_to_datetime(server_date).timestamp()
+            except (TypeError, ValueError, IndexError, OverflowError):
+                self._last_time = None
+                return None
+            if server_date[-4:] == " GMT" and seconds.isascii() and seconds.isdigit():
+                self._minute = server_date[:-6]
+                self._minute_time = server_time - int(seconds)
         self._last_time = server_time
         # Date is floored to the second and read after it was sent, so this is a
         # lower bound of the true offset: a stamp made with it is never later

@@ -15,7 +15,8 @@ Owns:
 * the body size cap, and the "cannot be sent" refusal of a header HTTP
   cannot carry.
 
-:meth:`HTTP.attempt` returns an :class:`Answer` or a :class:`Failure`; it
+:meth:`HTTP.attempt` returns a :class:`~koodrive_async._call.Response` (the
+answer, with the call's trace id) or a :class:`Failure`; it
 decides nothing about retries (that is ``_retry``) and adds no header of its
 own (that is ``_sender``). A Failure never keeps the aiohttp exception:
 aiohttp's exceptions hold the request's headers (``request_info``), the
@@ -32,13 +33,13 @@ import inspect
 import platform
 import re
 import ssl as _ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Mapping
 from typing import Any, Final
 
 import aiohttp
 from yarl import URL
 
-from ._call import Call, Response
+from ._call import Call, Response, response_of
 from ._decode import MAX_BODY_CHARS, error_from_response
 from ._exceptions import (
     APIConnectionError,
@@ -54,7 +55,6 @@ __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_USER_AGENT",
     "HTTP",
-    "Answer",
     "Failure",
     "StreamFailure",
     "stream_body",
@@ -101,17 +101,7 @@ def _pinned_options() -> dict[str, Any]:
 
 
 _PINNED: Final = _pinned_options()
-
-
-class Answer:
-    """The raw answer of one attempt."""
-
-    __slots__ = ("body", "headers", "status")
-
-    def __init__(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
+_running_loop: Final = asyncio.get_running_loop
 
 
 class Failure:
@@ -205,16 +195,18 @@ def _describe(exc: BaseException, sent: _Sent | None) -> Failure:
 class _Sent:
     """Per-attempt trace context: did the request headers start going out?"""
 
-    __slots__ = ("sent",)
-
-    def __init__(self) -> None:
-        self.sent = False
+    # A class default and no __init__: one is made per attempt, and a Python
+    # __init__ would cost more than the rest of the marking together.
+    sent = False
 
 
 #: The _Sent of the attempt this task is making (set around ``session.request``).
 _ATTEMPT_SENT: Final[contextvars.ContextVar[_Sent | None]] = contextvars.ContextVar(
     "koodrive_attempt_sent", default=None
 )
+
+
+_send: Final = aiohttp.ClientRequest.send
 
 
 class _MarkingRequest(aiohttp.ClientRequest):
@@ -227,11 +219,14 @@ class _MarkingRequest(aiohttp.ClientRequest):
     every step of every request: about a sixth of a call's instructions.
     """
 
-    async def send(self, conn: Any) -> aiohttp.ClientResponse:
+    def send(self, conn: Any) -> Coroutine[Any, Any, aiohttp.ClientResponse]:
+        # Not a coroutine of its own (one more frame per request): aiohttp
+        # awaits what send() returns at once (``await req.send(conn)``), so
+        # marking when it is called is marking when the writing starts.
         sent = _ATTEMPT_SENT.get()
         if sent is not None:
             sent.sent = True
-        return await super().send(conn)
+        return _send(self, conn)
 
 
 async def _lifetime(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
@@ -256,27 +251,23 @@ class _TooLarge(Exception):
         self.head = head
 
 
-async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
-    """The body, or _TooLarge after reading at most ``cap + 1`` bytes."""
-    length = resp.content_length
-    if length is not None and resp.headers.get("Content-Encoding"):
-        length = None  # the length of the compressed body, not of what is read
-    if length is not None and length > cap:
-        raise _TooLarge(b"")
-    chunks: list[bytes] = []
-    size = 0
+async def _read_rest(
+    content: aiohttp.StreamReader, chunk: bytes, length: int | None, cap: int
+) -> bytes:
+    """The body after a first read ``chunk`` that was not all of it, or _TooLarge
+    after reading at most ``cap + 1`` bytes."""
+    chunks = [chunk]
+    size = len(chunk)
     while True:
-        chunk = await resp.content.read(cap + 1 - size)
+        if size > cap:
+            raise _TooLarge(b"".join(chunks)[: MAX_BODY_CHARS * 4])
+        if size == length:
+            return b"".join(chunks)
+        chunk = await content.read(cap + 1 - size)
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
         size += len(chunk)
-        if size > cap:
-            raise _TooLarge(b"".join(chunks)[: MAX_BODY_CHARS * 4])
-        if size == length:
-            # aiohttp's parser stops a body at its Content-Length (and fails
-            # a short one): the whole body is here, no read to wait for EOF.
-            return chunk if len(chunks) == 1 else b"".join(chunks)
 
 
 class HTTP:
@@ -295,6 +286,9 @@ class HTTP:
             for aiohttp's default (the system's CAs).
         trust_env: An owned session reads ``HTTP(S)_PROXY``/``NO_PROXY``
             (and ``.netrc``) from the environment.
+        default_headers: Headers an owned session sends with every request,
+            downloads included (the User-Agent; nothing that names the user),
+            so that the sender need not pass them per attempt.
     """
 
     def __init__(
@@ -309,12 +303,21 @@ class HTTP:
         proxy: str | None = None,
         ssl: _ssl.SSLContext | None = None,
         trust_env: bool = False,
+        default_headers: Mapping[str, str] | None = None,
     ) -> None:
         self._lifecycle = lifecycle
         self._trace_configs = trace_configs
         self._trust_env = trust_env
-        # Per request, so that they apply to a caller's session too.
-        self._options = dict(_PINNED)
+        #: What every request of the ClientSession carries without being given
+        #: it: the owned session's default headers, none of a caller's.
+        self.default_headers: Mapping[str, str] = (
+            dict(default_headers or {}) if session is None else {}
+        )
+        # Per request, so that they apply to a caller's session too; an owned
+        # session is made with the defaults the others pin.
+        self._options: dict[str, Any] = (
+            dict(_PINNED) if session is not None else {"allow_redirects": False}
+        )
         if proxy is not None:
             self._options["proxy"] = proxy
         if ssl is not None:
@@ -327,6 +330,12 @@ class HTTP:
         self._timeout = aiohttp.ClientTimeout(
             total=timeout, connect=None, sock_connect=timeout, sock_read=None
         )
+        # An attempt's: an owned session is made with this timeout, so that a
+        # GET of its passes no more than allow_redirects (each keyword argument
+        # costs every request some work in aiohttp's two layers of **kwargs).
+        self._attempt_options: dict[str, Any] = (
+            {**self._options, "timeout": self._timeout} if session is not None else self._options
+        )
         self._max_connections = max_connections
         #: The body size cap.
         self.max_response_bytes = max_response_bytes
@@ -338,6 +347,17 @@ class HTTP:
             None if session is None else getattr(session, "_loop", None)
         )
         self._session_lifetime: AsyncGenerator[None, None] | None = None
+
+    def ready_client(self) -> aiohttp.ClientSession | None:
+        """The ClientSession when it already serves the running loop, else None.
+
+        The sender's check before every call; only on None does it await
+        :meth:`client` (a coroutine of its own, for the rare rebinding).
+        """
+        session = self._session
+        if session is not None and self._session_loop is _running_loop():
+            return session
+        return None
 
     async def client(self) -> aiohttp.ClientSession:
         """The ClientSession for the running loop (an owned one is made on first use).
@@ -377,6 +397,8 @@ class HTTP:
             cookie_jar=aiohttp.DummyCookieJar(),
             trace_configs=list(self._trace_configs) or None,
             request_class=_MarkingRequest,
+            headers=dict(self.default_headers) or None,
+            timeout=self._timeout,
             trust_env=self._trust_env,
         )
         lifetime = _lifetime(session)
@@ -435,40 +457,52 @@ class HTTP:
         url: URL,
         headers: Mapping[str, str],
         body: bytes | None,
-        timeout: float | None = None,
-    ) -> Answer | Failure:
+        timeout: float | None,
+        trace_id: str,
+    ) -> Response | Failure:
         """Send one attempt and read its answer (up to the cap).
 
-        ``timeout`` replaces the session's seconds per attempt (a
-        ``with_options`` view's).
+        ``timeout``, when not None, replaces the session's seconds per attempt
+        (a ``with_options`` view's); ``trace_id`` is the call's, for the Response.
 
         Returns:
-            The Answer, or the Failure (nothing of the aiohttp exception kept).
+            The Response, or the Failure (nothing of the aiohttp exception kept).
         """
         # Only an owned session makes its requests with _MarkingRequest; a
-        # caller's session tells nothing (None), and its trace configs would
-        # get an object they do not expect.
+        # caller's session tells nothing (None).
         sent = _Sent() if self._owns_session else None
+        options = self._attempt_options
+        if body is not None or timeout is not None:
+            options = {
+                **options,
+                "data": body,
+                "timeout": self._timeout if timeout is None else self._timeout_of(timeout),
+            }
         marking = _ATTEMPT_SENT.set(sent)
         try:
-            async with session.request(
-                method,
-                url,
-                headers=headers,
-                data=body,
-                timeout=self._timeout if timeout is None else self._timeout_of(timeout),
-                trace_request_ctx=sent,
-                **self._options,
-            ) as resp:
-                status = resp.status
+            async with session.request(method, url, headers=headers, **options) as resp:
+                status, answer_headers = resp.status, resp.headers
+                cap = self.max_response_bytes
+                # resp.content_length, without its property call.
+                sent_length = answer_headers.get("Content-Length")
+                length = None if sent_length is None else int(sent_length)
+                if length is not None and answer_headers.get("Content-Encoding"):
+                    length = None  # the length of the compressed body, not of what is read
                 try:
-                    return Answer(
-                        status, resp.headers, await _read_capped(resp, self.max_response_bytes)
-                    )
+                    if length is not None and length > cap:
+                        raise _TooLarge(b"")
+                    content = resp.content
+                    answer = await content.read(cap + 1)
+                    if len(answer) != length and answer:
+                        answer = await _read_rest(content, answer, length, cap)
+                    # Else the usual answer: the whole body in one read (aiohttp's
+                    # parser stops a body at its Content-Length and fails a short
+                    # one, so there is no read to wait for EOF), read without a
+                    # coroutine of ours around aiohttp's.
+                    return response_of(status, answer_headers, answer, trace_id)
                 except _TooLarge as exc:
                     resp.close()  # the rest is never read: drop the connection
                     return Failure(TOO_LARGE, "", "", status=status, head=exc.head)
-                return Answer(status, resp.headers, body)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return _describe(exc, sent)
         except ValueError:

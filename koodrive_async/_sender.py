@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 
 import backoff
 from yarl import URL
@@ -32,16 +32,19 @@ from ._call import Call, Response, create_guard, defer_throttled_creates, last_t
 from ._clock import MIN_CLOCK_OFFSET, ServerClock
 from ._decode import error_from_response
 from ._exceptions import RateLimitError
-from ._http import HTTP, Answer, Failure
+from ._http import HTTP, Failure
 from ._lifecycle import ClientState, Lifecycle, closed_error
 from ._policies import RetryPolicy
 from ._retry import Decision, Draw, Refresh, Restamp, Retry, Stop, decide_answer, decide_failure
 from ._tracing import Target, Tracing
 
-__all__ = ["Sender", "logger"]
+__all__ = ["ASK", "Sender", "logger"]
 
 #: The library's logger; DEBUG shows every attempt and retry decision.
 logger: Final = logging.getLogger("koodrive_async")
+
+#: ``Sender.send``'s default ``tracer``: ask the session's tracing for it.
+ASK: Final[Any] = object()
 
 # The waits between attempts go through this name, so that tests can record
 # them instead of sleeping.
@@ -93,9 +96,34 @@ class Sender:
         self._draw = draw
         self._tracing = tracing if tracing is not None else Tracing()
         self._target = Target(base_url)
+        # The base URL parsed once: a call's URL is then the base with its path
+        # (yarl's with_path, a third cheaper than parsing the whole string), kept
+        # only where the two are proven the same for this base.
+        base = URL(base_url, encoded=True)
+        self._url_prefix = base.raw_path.rstrip("/")
+        probe = "/koodrive/ose/v1/task/1"
+        self._url_base: URL | None = (
+            base
+            if base.with_path(self._url_prefix + probe, encoded=True)
+            == URL(base_url + probe, encoded=True)
+            else None
+        )
         self._trace_id = trace_id
         # The per-attempt timeout handed to http, when it differs from its own.
         self._attempt_timeout: float | None = None
+        # A flow that keeps the base class's apply() only sets Authorization to
+        # the credential: the static headers with it are then built once per
+        # credential (a token that renews builds them anew), not per attempt.
+        self._plain_auth = type(auth).apply is AuthFlow.apply
+        self._authorized: tuple[str, dict[str, str]] | None = None
+        # Those headers less the ones the ClientSession sends by default
+        # (aiohttp copies each header given per request, one by one, twice).
+        defaults = http.default_headers
+        self._attempt_headers = {
+            name: value
+            for name, value in self._static_headers.items()
+            if defaults.get(name) != value
+        }
 
     def with_options(
         self, *, timeout: float | None, retry: RetryPolicy | None, trace_id: str | None
@@ -117,8 +145,11 @@ class Sender:
         other._attempt_timeout = self._attempt_timeout if timeout is None else timeout
         return other
 
-    async def send(self, call: Call) -> Response:
+    async def send(self, call: Call, tracer: Any = ASK) -> Response:
         """Send a call, retrying per policy; return the final response.
+
+        ``tracer`` is the session's tracer when the caller has just asked
+        (None: tracing is off); by default the sender asks.
 
         Returns:
             The last response received (any status but a final 429).
@@ -138,16 +169,39 @@ class Sender:
         lifecycle, http, clock, auth = self._lifecycle, self.http, self.clock, self._auth
         if lifecycle.state is not ClientState.OPENED:
             lifecycle.open()  # first use, or closed: raises
-        session = await http.client()
+        session = http.ready_client()
+        if session is None:
+            session = await http.client()
         trace_id = self._trace_id or new_trace_id()
         last_trace.set((lifecycle, trace_id))
-        tracer = self._tracing.tracer()
-        url = URL(self._base_url + call.target, encoded=True)
+        if tracer is ASK:
+            tracer = self._tracing.tracer()
+        path, query = call.path, call.query
+        if query or self._url_base is None:
+            # call.target, without the property call.
+            url = URL(
+                f"{self._base_url}{path}?{query}" if query else self._base_url + path, encoded=True
+            )
+        else:
+            url = self._url_base.with_path(self._url_prefix + path, encoded=True)
         credential = auth.current()
         if credential is None:
             credential = await auth.obtain(timeout=self._timeout)
         debug = logger.isEnabledFor(logging.DEBUG)
-        base = {**self._static_headers, **call.headers} if call.headers else self._static_headers
+        # The credential already in ``base`` (None: apply() puts it on each attempt).
+        authorized: str | None = None
+        if call.headers:
+            base = {**self._static_headers, **call.headers}
+        elif self._plain_auth:
+            cached = self._authorized
+            if cached is None or cached[0] != credential:
+                cached = self._authorized = (
+                    credential,
+                    {**self._attempt_headers, "Authorization": credential},
+                )
+            authorized, base = cached
+        else:
+            base = self._static_headers
         attempt, backoffs = 1, 0  # the attempt's number in the budget; jittered waits made
         sends = 0  # attempts made (a restamp or a refresh is one more, outside the budget)
         restamped = refreshed = False
@@ -159,7 +213,8 @@ class Sender:
             headers = {**base, "X-Date": clock.x_date(), "X-Traceid": trace_id}
             # Kept per attempt: the clock is shared with the calls in flight.
             stamped = clock.stamped_second
-            auth.apply(credential, call, headers)
+            if credential is not authorized:
+                auth.apply(credential, call, headers)
             if guard is not None:
                 # After the X-Date is stamped: an attempt the guard lets through
                 # carries an X-Date no later than the guard's check (a lease
@@ -170,21 +225,27 @@ class Sender:
                 started = time.monotonic()
             if tracer is None:
                 result = await http.attempt(
-                    session, call.method, url, headers, call.body, self._attempt_timeout
+                    session, call.method, url, headers, call.body, self._attempt_timeout, trace_id
                 )
             else:
                 with self._tracing.attempt(
                     tracer, call.method, call.url_template, str(url), self._target, sends, trace_id
                 ) as record:
                     result = await http.attempt(
-                        session, call.method, url, headers, call.body, self._attempt_timeout
+                        session,
+                        call.method,
+                        url,
+                        headers,
+                        call.body,
+                        self._attempt_timeout,
+                        trace_id,
                     )
                     record(
                         result.status,
-                        None if isinstance(result, Answer) else result.name or result.kind,
+                        None if isinstance(result, Response) else result.name or result.kind,
                     )
             sends += 1
-            if type(result) is Answer:
+            if type(result) is Response:
                 if debug:
                     _log_answer(call, result.status, started, trace_id)
                 before = clock.offset
@@ -207,7 +268,7 @@ class Sender:
                     )
                 )
                 if decision is None:
-                    return Response(result.status, result.headers, result.body, trace_id)
+                    return result
             else:
                 assert isinstance(result, Failure)
                 decision = self._after_failure(call, result, attempt, backoffs, trace_id)
@@ -262,7 +323,7 @@ class Sender:
     def _after_answer(
         self,
         call: Call,
-        answer: Answer,
+        answer: Response,
         server_time: float | None,
         stamped: int,
         attempt: int,
@@ -301,7 +362,7 @@ class Sender:
         if not isinstance(decision, Stop):
             return decision
         if status == 429:
-            raise _rate_limit_error(call, answer, decision, attempt, trace_id)
+            raise _rate_limit_error(call, answer, decision, attempt)
         return None
 
 
@@ -369,13 +430,9 @@ def _stop_text(call: Call, outcome: str, stop: Stop, attempt: int, policy: Retry
     return " is not retried" + (" (a POST that may have been carried out)" if maybe else "")
 
 
-def _rate_limit_error(
-    call: Call, answer: Answer, stop: Stop, attempts: int, trace_id: str
-) -> RateLimitError:
+def _rate_limit_error(call: Call, answer: Response, stop: Stop, attempts: int) -> RateLimitError:
     """The RateLimitError a 429 ends a call with, with what the sender knows of it."""
-    error = error_from_response(
-        call, Response(answer.status, answer.headers, answer.body, trace_id)
-    )
+    error = error_from_response(call, answer)
     assert isinstance(error, RateLimitError)
     # The decoder read Retry-After on the local clock; this one is on the server's.
     error.retry_after = stop.retry_after

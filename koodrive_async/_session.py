@@ -46,7 +46,7 @@ from ._estimator import duration_key
 from ._exceptions import BadRequestError, InvalidRequestError, KooDriveError
 from ._http import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_USER_AGENT, HTTP
 from ._interfaces import Tracker
-from ._lifecycle import Lifecycle
+from ._lifecycle import ClientState, Lifecycle, closed_error
 from ._models import (
     FileInfo,
     FileRef,
@@ -324,6 +324,7 @@ class KooDriveSession:
                 proxy=proxy,
                 ssl=ssl,
                 trust_env=trust_env,
+                default_headers={"User-Agent": static["User-Agent"]},
             ),
             lifecycle=self._lifecycle,
             tracing=self._tracing,
@@ -657,8 +658,14 @@ class KooDriveSession:
             ResponseValidationError: The answer is not a task.
             RuntimeError: The session is closed.
         """
-        self._check_open()
+        if self._lifecycle.state is ClientState.CLOSED:
+            # _check_open(), inline: this is the poll of every wait.
+            raise closed_error()
         call = build_get_task(task_id)
+        if self._tracing.tracer() is None:
+            # The poll of every wait: with tracing off, no span, no context
+            # manager, and the sender need not ask again.
+            return decode_task(call, await self._sender.send(call, None))
         with self._tracing.operation("get_task", task_id):
             return decode_task(call, await self._sender.send(call))
 

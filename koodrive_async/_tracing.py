@@ -50,6 +50,9 @@ _SCOPE: Final = "koodrive_async"
 _UNLOADED: Final[Any] = object()
 _api: Any = _UNLOADED
 _global_tracer: Any = None  # the global provider's tracer, once one is set
+# The loaded API when "no provider yet" can be told from its module global and
+# the environment (see _no_provider_yet), else None.
+_plain_api: Any = None
 
 #: Create endpoints' operation names by request model class name.
 _CREATE_OPS: Final = {
@@ -65,13 +68,15 @@ _SECRET_QUERY: Final = re.compile(r"(token|sig|secret|password|passwd|key|auth)"
 
 
 def _load() -> Any:
-    global _api
+    global _api, _plain_api
     if _api is _UNLOADED:
         try:
             from opentelemetry import trace as api
         except ImportError:
             api = None  # type: ignore[assignment]
         _api = api
+        if api is not None and _ENV_KEY is not None and hasattr(api, "_TRACER_PROVIDER"):
+            _plain_api = api
     return _api
 
 
@@ -169,7 +174,20 @@ class Tracing:
     def tracer(self) -> Any:
         """The tracer, or None when tracing is off."""
         tracer = self._tracer
-        return tracer if tracer is not None else _tracer_of_global()
+        if tracer is not None:
+            return tracer
+        if _global_tracer is not None:
+            return _global_tracer
+        # Every call asks, and with tracing off the answer is nearly always one
+        # of these two, told here without a further call: no provider is set
+        # yet (_no_provider_yet's test, inline), or OpenTelemetry is not installed.
+        api = _plain_api
+        if api is not None:
+            if api._TRACER_PROVIDER is None and _ENV_KEY not in _ENV_DATA:
+                return None
+        elif _api is None:
+            return None
+        return _tracer_of_global()
 
     def capture(self) -> contextvars.Context | None:
         """A copy of the current context when tracing is on (for polls run elsewhere)."""
