@@ -52,18 +52,18 @@ PROGRESS_BUCKETS = 10
 #: The detection delay a placement allows, as a fraction of the kind's median
 #: duration: the next poll comes this long after the earliest moment the unit
 #: may plausibly have ended.
-DELAY_FRACTION = 0.15
+DELAY_FRACTION = 0.14
 #: "Plausibly": the fast-end quantile of what is still possible. The units
 #: that end before it (about this share at each poll) wait longer than the
 #: budget; the rest are seen within it.
-FAST_QUANTILE = 0.1
+FAST_QUANTILE = 0.05
 #: The first poll of a unit comes at this quantile of its kind's durations.
 #: Not from the learnt durations themselves: a unit found finished at its
 #: first poll only says it ended before it (its learnt duration is a guess),
 #: so the first poll is tracked by stochastic approximation instead: each
 #: unit found finished at it moves it earlier, each found running moves it
 #: later, until this share of units end before it.
-FIRST_QUANTILE = 0.2
+FIRST_QUANTILE = 0.25
 #: How far one such answer moves it, as a fraction of the median duration:
 #: small, since a wave of answers to polls placed earlier arrives at once.
 FIRST_GAIN = 0.01
@@ -389,26 +389,24 @@ def place_next(
         outlived every known duration and reports no progress): back off.
     """
     known = len(durations) >= MIN_SAMPLES
-    if known:
-        budget = DELAY_FRACTION * _quantile(durations, 0.5)
+    median = _quantile(durations, 0.5) if known else 0.0
+    if known and first is not None and first > elapsed:
+        return first, max(DELAY_FRACTION * median, min_budget)
+    longer = durations[bisect.bisect_right(durations, elapsed) :] if known else ()
+    if len(longer) >= MIN_SAMPLES:
+        budget = DELAY_FRACTION * median
+        earliest = max(elapsed, _quantile(longer, FAST_QUANTILE))
     elif seen is not None:
-        # Straight line, but at least the elapsed time (it has not ended) and
-        # at most a few times it (early progress says little).
+        # The durations say nothing of a unit that outlived (nearly) all of
+        # them (early in a first wave, only the fast units have ended): its
+        # own progress sets the scale, a straight line but at least the time
+        # it has been running and at most a few times it.
         straight = seen[0] / seen[1]
-        budget = DELAY_FRACTION * max(min(straight, 3.0 * elapsed), elapsed)
+        budget = DELAY_FRACTION * max(min(straight, 3.0 * elapsed), elapsed, median)
+        earliest = elapsed
     else:
         return None
     budget = max(budget, min_budget)
-    if known and first is not None and first > elapsed:
-        return first, budget
-    earliest = elapsed
-    outlived = False
-    if known:
-        longer = durations[bisect.bisect_right(durations, elapsed) :]
-        if longer:
-            earliest = max(earliest, _quantile(longer, FAST_QUANTILE))
-        else:
-            outlived = True
     if seen is not None:
         at, progress = seen
         if len(used) >= MIN_SAMPLES:
@@ -417,8 +415,6 @@ def place_next(
         else:
             remaining = at * (1.0 - progress) / progress
             earliest = max(earliest, min(at + COLD_RATIO * remaining, elapsed * (1 + COLD_REACH)))
-    elif outlived:
-        return None
     if not budget > 0.0:
         return None
     return earliest + budget, budget

@@ -95,13 +95,13 @@ def test_the_first_poll_starts_at_a_quantile_and_follows_what_first_answers_foun
     for i in range(10):
         est.observe("k", 1.0 + i / 10)  # 1.0 .. 1.9, median 1.4
     start = est.first_poll("k")
-    assert start == pytest.approx(1.1)  # the 20% quantile
-    assert FIRST_QUANTILE == 0.2
+    q = FIRST_QUANTILE
+    assert start == pytest.approx(1.0 + (math.ceil(q * 10) - 1) / 10)  # that quantile
     # Found finished: earlier, by (1 - q) of the gain; found running: later, by q.
-    est.observe_first("k", True, at=1.1, within=0.2)
-    assert est.first_poll("k") == pytest.approx(start - FIRST_GAIN * 1.4 * 0.8)
-    est.observe_first("k", False, at=1.2, within=0.2)
-    moved = start - FIRST_GAIN * 1.4 * 0.8 + FIRST_GAIN * 1.4 * 0.2
+    est.observe_first("k", True, at=start, within=0.2)
+    assert est.first_poll("k") == pytest.approx(start - FIRST_GAIN * 1.4 * (1 - q))
+    est.observe_first("k", False, at=start + 0.1, within=0.2)
+    moved = start - FIRST_GAIN * 1.4 * (1 - q) + FIRST_GAIN * 1.4 * q
     assert est.first_poll("k") == pytest.approx(moved)
     # An answer read far from that point (a queue of polls behind a slow
     # service) says nothing about it.
@@ -112,6 +112,9 @@ def test_the_first_poll_starts_at_a_quantile_and_follows_what_first_answers_foun
 #: Durations 0.50, 0.51, ..., 1.50 (median 1.0): the benchmark's distribution.
 UNIFORM = [0.5 + i / 100 for i in range(101)]
 BUDGET = DELAY_FRACTION * 1.0
+#: The fast end of UNIFORM, and of its 50 durations longer than 1.0 s.
+FAST_END = 0.5 + (math.ceil(FAST_QUANTILE * 101) - 1) / 100
+FAST_AFTER_1S = 1.01 + (math.ceil(FAST_QUANTILE * 50) - 1) / 100
 
 
 @pytest.mark.parametrize(
@@ -122,18 +125,20 @@ BUDGET = DELAY_FRACTION * 1.0
         # First poll, tracked point ahead: there.
         (0.0, UNIFORM, None, [], 0.7, (0.7, BUDGET)),
         # No tracked point: after the fast end of the durations.
-        (0.0, UNIFORM, None, [], None, (0.5 + FAST_QUANTILE + BUDGET, BUDGET)),
+        (0.0, UNIFORM, None, [], None, (FAST_END + BUDGET, BUDGET)),
         # Seen running at 1.0: after the fast end of the durations longer than 1.0.
-        (1.0, UNIFORM, None, [], None, (1.05 + BUDGET, BUDGET)),
+        (1.0, UNIFORM, None, [], None, (FAST_AFTER_1S + BUDGET, BUDGET)),
         # The tracked point passed already (re-planned late): as any later poll.
-        (1.0, UNIFORM, None, [], 0.7, (1.05 + BUDGET, BUDGET)),
+        (1.0, UNIFORM, None, [], 0.7, (FAST_AFTER_1S + BUDGET, BUDGET)),
         # Reported 30% at 0.6 s; units at 30% had used at most 40% of their
         # time (up to the fast quantile): it cannot end before 0.6 / 0.4.
         (0.6, UNIFORM, (0.6, 0.3), [0.2, 0.3, 0.4], None, (1.5 + BUDGET, BUDGET)),
         # Outlived every known duration, no progress: back off.
         (2.0, UNIFORM, None, [], None, None),
-        # Outlived, but progress says where the end is.
-        (2.0, UNIFORM, (2.0, 0.5), [0.8, 0.8, 0.8], None, (2.5 + BUDGET, BUDGET)),
+        # Outlived, but progress says where the end is; the budget is its own
+        # scale then (the durations say nothing of it): a share of the 4 s
+        # its progress predicts.
+        (2.0, UNIFORM, (2.0, 0.5), [0.8, 0.8, 0.8], None, (2.5 + 4.0 * BUDGET, 4.0 * BUDGET)),
     ],
 )
 def test_place_next(
@@ -230,10 +235,10 @@ async def test_progress_closes_in_on_the_end_before_anything_was_learnt(
     try:
         waiter.last = _job(50)
         # 50% after 2 s: 2 s to go by the straight line; the next poll comes
-        # 1.2 s on (place_next's cautious cold rule), not 60 s on.
+        # about a second on (place_next's cautious cold rule), not 60 s on.
         scheduler._saw_progress(waiter, tracker.progress(_job(50)), now)
         due = scheduler._next_due(waiter, now)
-        assert due == pytest.approx(now + 1.2, abs=0.01)
+        assert due == pytest.approx(now + 0.6 + DELAY_FRACTION * 4.0, abs=0.01)
         # Progress that stalled past that point: the gaps grow with the time
         # it has been running (a share of it), not a poll every few milliseconds.
         later = now + 5.0
