@@ -140,7 +140,9 @@ def simulate(
             return None
         at, budget = result
         unit.step = unit.interval = min(budget, policy.max_interval)
-        due = unit.started + at - unit.step * policy.jitter * jitter_rng.random()
+        due = max(unit.started + at - unit.step * policy.jitter * jitter_rng.random(), now)
+        if not unit.polled:
+            return due
         return min(max(due, now + MIN_STEP), now + policy.max_interval)
 
     def jittered(interval: float) -> float:

@@ -390,8 +390,14 @@ def place_next(
     """
     known = len(durations) >= MIN_SAMPLES
     median = _quantile(durations, 0.5) if known else 0.0
-    if known and first is not None and first > elapsed:
-        return first, max(DELAY_FRACTION * median, min_budget)
+    if known and first is not None:
+        # Never before the fast end plus the budget: with durations all alike
+        # the tracked quantile sits just before them all, and every unit
+        # would need a second poll.
+        budget = max(DELAY_FRACTION * median, min_budget)
+        first = max(first, _quantile(durations, FAST_QUANTILE) + budget)
+        if first > elapsed:
+            return first, budget
     longer = durations[bisect.bisect_right(durations, elapsed) :] if known else ()
     if len(longer) >= MIN_SAMPLES:
         budget = DELAY_FRACTION * median

@@ -432,7 +432,11 @@ class PollScheduler:
         at, budget = placed
         policy = waiter.policy
         waiter.step = waiter.interval = min(budget, policy.max_interval)
-        due = waiter.started + at - waiter.step * policy.jitter * self._rng.random()
+        due = max(waiter.started + at - waiter.step * policy.jitter * self._rng.random(), now)
+        if unpolled:
+            # max_interval bounds the gap between two polls; before the first
+            # there is none, and the kind says when a unit can first have ended.
+            return due
         return min(max(due, now + MIN_STEP), now + policy.max_interval)
 
     def _replan_cold(self, kind: Hashable, now: float) -> None:

@@ -133,6 +133,8 @@ FAST_AFTER_1S = 1.01 + (math.ceil(FAST_QUANTILE * 50) - 1) / 100
         # Reported 30% at 0.6 s; units at 30% had used at most 40% of their
         # time (up to the fast quantile): it cannot end before 0.6 / 0.4.
         (0.6, UNIFORM, (0.6, 0.3), [0.2, 0.3, 0.4], None, (1.5 + BUDGET, BUDGET)),
+        # Durations all alike: the first poll just after them, not before.
+        (0.0, [1.0, 1.0, 1.0], None, [], 0.9, (1.0 + BUDGET, BUDGET)),
         # Outlived every known duration, no progress: back off.
         (2.0, UNIFORM, None, [], None, None),
         # Outlived, but progress says where the end is; the budget is its own
@@ -192,12 +194,12 @@ async def test_seeded_durations_plan_the_first_waiter_of_a_kind(
     now = scheduler.loop.time()
     waiter = scheduler.add(task_id, policy=BLIND, kind=duration_key(like), started=now)
     try:
-        # Planned from the seeded 2 s (its first poll at their 20% quantile),
-        # not on the blind 30 s schedule.
+        # Planned from the seeded 2 s (all alike: its first poll one budget
+        # after them), not on the blind 30 s schedule.
         assert waiter.step == pytest.approx(DELAY_FRACTION * 2.0)
         entry = waiter.entry
         assert entry is not None
-        assert entry[0] == pytest.approx(now + 2.0, abs=0.01)
+        assert entry[0] == pytest.approx(now + 2.0 + waiter.step, abs=0.01)
     finally:
         scheduler.discard(waiter)
 
