@@ -1,9 +1,10 @@
 """How long tasks of each kind take: the pure statistics the poll scheduler plans with.
 
-Owns :class:`DurationEstimator` (a ring buffer of recent durations per kind
-and their quantiles, which a previous run's durations may seed; and a ring
-of how far progress-based predictions of the finish were off, per kind),
-:func:`bracket_duration` (what to learn from an interval-censored
+Owns :class:`DurationEstimator` (a ring buffer of recent durations per kind,
+which a previous run's durations may seed; and, per kind and tenth of
+progress, how much of its duration a unit had used when it reported that
+progress), :func:`place_next` (where the next poll of one unit goes, from
+those), :func:`bracket_duration` (what to learn from an interval-censored
 observation) and :func:`duration_key`, the key durations are learned under.
 Kept apart from ``_polling.py`` because it is pure arithmetic, tested
 without an event loop. Must never import asyncio, aiohttp, the transport or
@@ -12,15 +13,24 @@ the session: nothing here does I/O or knows about time sources.
 
 from __future__ import annotations
 
+import bisect
 import math
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Sequence
 
 __all__ = [
+    "COLD_RATIO",
+    "COLD_REACH",
+    "DELAY_FRACTION",
+    "FAST_QUANTILE",
+    "FIRST_GAIN",
+    "FIRST_QUANTILE",
     "MIN_SAMPLES",
+    "PROGRESS_BUCKETS",
     "WINDOW",
     "DurationEstimator",
     "bracket_duration",
     "duration_key",
+    "place_next",
     "remaining_from_progress",
 ]
 
@@ -29,8 +39,41 @@ __all__ = [
 #: the blind policy schedule after its first completions.
 MIN_SAMPLES = 3
 #: Recent observations kept per kind (a ring buffer; old ones fall out so the
-#: estimate follows a drifting service).
-WINDOW = 64
+#: estimate follows a drifting service). Not much smaller: the units that
+#: finished last are the ones whose durations fit the moment (in a wave of
+#: submissions, at 1.4 s the last 64 to end are mostly the long ones of the
+#: first wave), so a short ring sees a biased slice of the distribution.
+WINDOW = 256
+#: Observations kept per kind and tenth of progress.
+PROGRESS_WINDOW = 64
+#: Progress is calibrated per bucket of this width (a tenth): how much of its
+#: duration a unit has used at 50% is not what it has used at 90%.
+PROGRESS_BUCKETS = 10
+#: The detection delay a placement allows, as a fraction of the kind's median
+#: duration: the next poll comes this long after the earliest moment the unit
+#: may plausibly have ended.
+DELAY_FRACTION = 0.14
+#: "Plausibly": the fast-end quantile of what is still possible. The units
+#: that end before it (about this share at each poll) wait longer than the
+#: budget; the rest are seen within it.
+FAST_QUANTILE = 0.05
+#: The first poll of a unit comes at this quantile of its kind's durations.
+#: Not from the learnt durations themselves: a unit found finished at its
+#: first poll only says it ended before it (its learnt duration is a guess),
+#: so the first poll is tracked by stochastic approximation instead: each
+#: unit found finished at it moves it earlier, each found running moves it
+#: later, until this share of units end before it.
+FIRST_QUANTILE = 0.25
+#: How far one such answer moves it, as a fraction of the median duration:
+#: small, since a wave of answers to polls placed earlier arrives at once.
+FIRST_GAIN = 0.01
+#: Before any unit of the kind reported this progress and then finished: the
+#: share of the straight-line remaining time (``remaining_from_progress``)
+#: the unit is assumed to need at least...
+COLD_RATIO = 0.3
+#: ...and never more than this share of its elapsed time to the next poll
+#: (nothing calibrated yet: grow the gap geometrically, never jump ahead).
+COLD_REACH = 0.3
 #: The fast and slow ends of the distribution the step schedule covers.
 LOW_QUANTILE = 0.05
 HIGH_QUANTILE = 0.95
@@ -109,23 +152,31 @@ def bracket_duration(lower: float, upper: float, bounds: tuple[float, float] | N
     return lower if bounds[1] < lower else upper
 
 
-def _quantile(sorted_values: list[float], q: float) -> float:
+def _quantile(sorted_values: Sequence[float], q: float) -> float:
     # Nearest-rank on a small sorted list; good enough for a schedule.
     index = min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))
     return sorted_values[index]
 
 
 class _KindStats:
-    __slots__ = ("low", "median", "high", "ring", "count", "dirty", "ratios", "ratio_count")
+    __slots__ = ("low", "median", "high", "ring", "count", "ordered", "used", "used_count", "first")
 
     def __init__(self) -> None:
         self.ring: list[float] = []
         self.count = 0
-        self.dirty = True
+        # The ring sorted, or None when it changed since.
+        self.ordered: list[float] | None = None
         self.low = self.median = self.high = 0.0
-        # Actual remaining time / predicted by progress, of finished units.
-        self.ratios: list[float] = []
-        self.ratio_count = 0
+        # Per tenth of progress: elapsed ÷ duration of finished units when
+        # they reported it (a ring each), and how many were recorded.
+        self.used: list[list[float]] = [[] for _ in range(PROGRESS_BUCKETS)]
+        self.used_count = [0] * PROGRESS_BUCKETS
+        # Seconds from the start to the first poll of a unit (FIRST_QUANTILE).
+        self.first: float | None = None
+
+
+def _bucket(progress: float) -> int:
+    return min(PROGRESS_BUCKETS - 1, max(0, int(progress * PROGRESS_BUCKETS)))
 
 
 def _push(ring: list[float], count: int, value: float, window: int) -> None:
@@ -158,7 +209,7 @@ class DurationEstimator:
         stats = self._stats(kind)
         _push(stats.ring, stats.count, duration, self._window)
         stats.count += 1
-        stats.dirty = True
+        stats.ordered = None
 
     def seed(self, kind: Hashable, durations: Iterable[float]) -> int:
         """Start ``kind`` from durations known before any unit of it finished here.
@@ -188,30 +239,93 @@ class DurationEstimator:
             stats = self._kinds[kind] = _KindStats()
         return stats
 
-    def observe_ratio(self, kind: Hashable, ratio: float) -> None:
-        """Record how a progress-based prediction did: actual remaining ÷ predicted.
+    def observe_progress(self, kind: Hashable, progress: float, used: float) -> None:
+        """Record the share ``used`` of its duration a finished unit had used at ``progress``.
 
         Args:
             kind: The kind key.
-            ratio: ``>= 0``; 1 means the prediction was right.
+            progress: The progress it reported, 0 to 1 (exclusive).
+            used: Elapsed at that answer ÷ its duration, 0 to 1.
         """
-        if not math.isfinite(ratio) or ratio < 0:
+        if not 0.0 < progress < 1.0 or not math.isfinite(used) or used <= 0.0:
             return
         stats = self._stats(kind)
-        _push(stats.ratios, stats.ratio_count, ratio, self._window)
-        stats.ratio_count += 1
+        bucket = _bucket(progress)
+        _push(stats.used[bucket], stats.used_count[bucket], min(used, 1.0), PROGRESS_WINDOW)
+        stats.used_count[bucket] += 1
 
-    def ratio_quantile(self, kind: Hashable, q: float) -> float | None:
-        """The ``q`` quantile of the recorded ratios, or None before :data:`MIN_SAMPLES`.
+    def used_at(self, kind: Hashable, progress: float) -> list[float]:
+        """Sorted shares of their duration finished units had used at this progress.
 
         Args:
             kind: The kind key.
-            q: 0 to 1.
+            progress: 0 to 1.
+
+        Returns:
+            Empty before :data:`MIN_SAMPLES` units reported progress in the same tenth.
         """
         stats = self._kinds.get(kind)
-        if stats is None or stats.ratio_count < MIN_SAMPLES:
+        if stats is None:
+            return []
+        values = stats.used[_bucket(progress)]
+        return sorted(values) if len(values) >= MIN_SAMPLES else []
+
+    def durations(self, kind: Hashable) -> list[float]:
+        """The recent durations of ``kind``, sorted (do not modify).
+
+        Args:
+            kind: The kind key.
+
+        Returns:
+            Empty before :data:`MIN_SAMPLES` observations.
+        """
+        stats = self._kinds.get(kind)
+        if stats is None or stats.count < MIN_SAMPLES:
+            return []
+        if stats.ordered is None:
+            stats.ordered = values = sorted(stats.ring)
+            stats.low = _quantile(values, LOW_QUANTILE)
+            stats.median = _quantile(values, 0.5)
+            stats.high = _quantile(values, HIGH_QUANTILE)
+        return stats.ordered
+
+    def first_poll(self, kind: Hashable) -> float | None:
+        """Seconds from a unit's start to its first poll, or None before durations are known.
+
+        Starts at the :data:`FIRST_QUANTILE` of the durations first known
+        (seeded or learnt), then follows :meth:`observe_first`.
+
+        Args:
+            kind: The kind key.
+        """
+        durations = self.durations(kind)
+        if not durations:
             return None
-        return _quantile(sorted(stats.ratios), q)
+        stats = self._kinds[kind]
+        if stats.first is None:
+            stats.first = _quantile(durations, FIRST_QUANTILE)
+        return stats.first
+
+    def observe_first(self, kind: Hashable, finished: bool, at: float, within: float) -> None:
+        """Record what the first answer about a unit said, ``at`` seconds after its start.
+
+        Only an answer read within ``within`` of the tracked point moves it:
+        one read much later (polls queued behind a slow service) or earlier
+        says nothing about the share of units ended by that point, and
+        counting only one side of them would drag it.
+
+        Args:
+            kind: The kind key.
+            finished: The unit had ended.
+            at: Seconds from its start to when the answer was read.
+            within: The tolerance, seconds (the unit's delay budget).
+        """
+        stats = self._kinds.get(kind)
+        if stats is None or stats.first is None or abs(at - stats.first) > within:
+            return
+        median = _quantile(self.durations(kind), 0.5)
+        step = FIRST_GAIN * median * (FIRST_QUANTILE - (1.0 if finished else 0.0))
+        stats.first = max(0.0, stats.first + step)
 
     def estimate(self, kind: Hashable) -> tuple[float, float, float] | None:
         """Return ``(low, median, high)`` durations of ``kind``, or None if too little is known.
@@ -223,13 +337,90 @@ class DurationEstimator:
             The 5th percentile, median and 95th percentile of recent
             durations, or None before :data:`MIN_SAMPLES` observations.
         """
-        stats = self._kinds.get(kind)
-        if stats is None or stats.count < MIN_SAMPLES:
+        if not self.durations(kind):
             return None
-        if stats.dirty:
-            values = sorted(stats.ring)
-            stats.low = _quantile(values, LOW_QUANTILE)
-            stats.median = _quantile(values, 0.5)
-            stats.high = _quantile(values, HIGH_QUANTILE)
-            stats.dirty = False
+        stats = self._kinds[kind]
         return stats.low, stats.median, stats.high
+
+
+def place_next(
+    elapsed: float,
+    durations: Sequence[float],
+    seen: tuple[float, float] | None = None,
+    used: Sequence[float] = (),
+    first: float | None = None,
+    *,
+    min_budget: float = 0.0,
+) -> tuple[float, float] | None:
+    """Where the next poll of one unit goes: after the fast end of what is still possible.
+
+    What is still possible is the kind's durations longer than ``elapsed``
+    (the unit has not ended yet) and, when the unit reported progress, the
+    durations at which finished units of its kind had used the share
+    ``used`` of their time when they reported the same progress (so the
+    shape of progress over time is learnt, never assumed to be a straight
+    line). The poll comes :data:`DELAY_FRACTION` of the median duration
+    after the :data:`FAST_QUANTILE` of that: a unit that ends after that
+    quantile is seen within the budget, and the polls that could only see
+    it unfinished are skipped. The first poll lands at ``first`` (the kind's
+    tracked :data:`FIRST_QUANTILE`) when it is still ahead; with durations
+    uniform in [a, b] the polls then form a grid of step budget, and progress
+    moves them on.
+
+    Before the kind has :data:`MIN_SAMPLES` durations, a unit that reports
+    progress is placed by its straight-line prediction, cautiously
+    (:data:`COLD_RATIO`, :data:`COLD_REACH`); one that does not gets None.
+
+    Args:
+        elapsed: Seconds from the unit's start to now (the last answer).
+        durations: The kind's recent durations, sorted (empty: unknown).
+        seen: ``(elapsed, progress)`` of its latest answer whose progress
+            moved (0 < progress < 1), or None.
+        used: Sorted elapsed ÷ duration of finished units at that progress
+            (empty: not calibrated).
+        first: For a unit not polled yet, where its kind's first poll goes
+            (``DurationEstimator.first_poll``), or None.
+        min_budget: The shortest budget (no use polling faster than a GET
+            takes), seconds.
+
+    Returns:
+        ``(elapsed at which to poll, the delay budget)`` in seconds, or None
+        when nothing places it (no durations and no progress, or the unit
+        outlived every known duration and reports no progress): back off.
+    """
+    known = len(durations) >= MIN_SAMPLES
+    median = _quantile(durations, 0.5) if known else 0.0
+    if known and first is not None:
+        # Never before the fast end plus the budget: with durations all alike
+        # the tracked quantile sits just before them all, and every unit
+        # would need a second poll.
+        budget = max(DELAY_FRACTION * median, min_budget)
+        first = max(first, _quantile(durations, FAST_QUANTILE) + budget)
+        if first > elapsed:
+            return first, budget
+    longer = durations[bisect.bisect_right(durations, elapsed) :] if known else ()
+    if len(longer) >= MIN_SAMPLES:
+        budget = DELAY_FRACTION * median
+        earliest = max(elapsed, _quantile(longer, FAST_QUANTILE))
+    elif seen is not None:
+        # The durations say nothing of a unit that outlived (nearly) all of
+        # them (early in a first wave, only the fast units have ended): its
+        # own progress sets the scale, a straight line but at least the time
+        # it has been running and at most a few times it.
+        straight = seen[0] / seen[1]
+        budget = DELAY_FRACTION * max(min(straight, 3.0 * elapsed), elapsed, median)
+        earliest = elapsed
+    else:
+        return None
+    budget = max(budget, min_budget)
+    if seen is not None:
+        at, progress = seen
+        if len(used) >= MIN_SAMPLES:
+            # The largest share used at this progress gives the earliest end.
+            earliest = max(earliest, at / _quantile(used, 1.0 - FAST_QUANTILE))
+        else:
+            remaining = at * (1.0 - progress) / progress
+            earliest = max(earliest, min(at + COLD_RATIO * remaining, elapsed * (1 + COLD_REACH)))
+    if not budget > 0.0:
+        return None
+    return earliest + budget, budget

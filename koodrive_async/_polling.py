@@ -11,12 +11,18 @@ are jittered too).
 
 Learning: for waiters whose *kind* (request type and task type) and start
 time are known (the fan-out knows both), the scheduler records how long
-finished tasks of that kind took and places the first poll of a new one just
-after the fast end of that distribution, then polls every ``STEP_FRACTION``
-of the median duration through the bulk of it, then backs off per the
-:class:`PollPolicy`. A task of a kind never seen, or a ``wait_for_task`` on an
-id of unknown age, follows the policy alone (``initial``, ×``multiplier`` up
-to ``max_interval``).
+finished tasks of that kind took, and how much of their time they had used
+when they reported each tenth of progress, and places every poll with
+``_estimator.place_next``: a budget (a fifth of the median duration) after
+the fast end of what is still possible for this unit (its kind's durations
+longer than its age, moved on by the progress it reported). The first poll
+thus lands just after the fast end of the distribution, and progress skips
+the polls that could only see the unit unfinished. A unit that outlived
+every known duration and reports no progress backs off per the
+:class:`PollPolicy`. A task of a kind never seen, or a ``wait_for_task`` on
+an id of unknown age, follows the policy alone (``initial``, ×``multiplier``
+up to ``max_interval``), closing in on the end its progress predicts if it
+reports one.
 
 Errors while polling: the transport already retries each GET according to
 the session's ``RetryPolicy`` (connection errors, timeouts, 429, 5xx). When it
@@ -55,7 +61,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Hashable, Iterable
 from typing import Any
 
-from ._estimator import DurationEstimator, bracket_duration, remaining_from_progress
+from ._estimator import DurationEstimator, bracket_duration, place_next
 from ._exceptions import (
     APIConnectionError,
     RateLimitError,
@@ -73,14 +79,6 @@ __all__ = ["PollScheduler", "is_transient"]
 
 logger = logging.getLogger("koodrive_async.polling")
 
-#: Spacing of polls around the expected finish, as a fraction of the median
-#: duration of the kind. 0.2 keeps the detection delay under ~20% of a typical
-#: task while a typical task needs 2 to 3 GETs.
-STEP_FRACTION = 0.2
-#: The first poll comes this fraction of a step after the fast end: the units
-#: that end before it are the ones whose detection delay is longest, and the
-#: progress they report makes the later polls cheaper than the early one costs.
-FIRST_FRACTION = 0.75
 #: Never poll one task more often than this, whatever was learned.
 MIN_STEP = 0.01
 #: Most waiters per kind remembered for re-planning when the first estimate arrives.
@@ -90,19 +88,6 @@ DEFAULT_MAX_POLLS = 32
 #: How long before its deadline a waiter caught in a pause gets its last
 #: poll (at least; more when GETs are slow), so the answer can still count.
 LAST_POLL_LEAD = 0.25
-#: Which quantile of a kind's past "actual remaining ÷ predicted by progress"
-#: places the next poll of a unit that reports progress: low enough that most
-#: units are still running when it comes (those polls see progress again,
-#: and the step schedule takes over near the end), high enough to skip the
-#: polls a unit far from its end does not need.
-PROGRESS_QUANTILE = 0.3
-#: Before any unit of its kind finished: poll a unit that reports progress
-#: again after this fraction of the remaining time its progress predicts
-#: (a bisection towards the predicted end)...
-COLD_PROGRESS_SHARE = 0.5
-#: ...but not sooner than this fraction of the whole duration it predicts.
-COLD_PROGRESS_FLOOR = 0.1
-
 #: A waiter's outcome before it has one.
 _PENDING: Any = object()
 
@@ -150,7 +135,6 @@ class _Waiter:
         "kind",
         "started",
         "step",
-        "window_end",
         "prev_poll",
         "seen",
         "invalid",
@@ -196,8 +180,8 @@ class _Waiter:
         self.poll: asyncio.Task[None] | None = None
         self.kind = kind
         self.started = started
+        # The delay budget of its placed polls (0: on the policy's schedule).
         self.step = 0.0
-        self.window_end = 0.0
         self.prev_poll = -1.0
         # Progress seen: (elapsed, fraction) of the latest answer whose
         # progress moved, then those of the one before (if any); or None.
@@ -557,9 +541,9 @@ class PollScheduler:
     def _first_due(self, waiter: _Waiter, now: float) -> float:
         policy = waiter.policy
         if waiter.kind is not None and waiter.started is not None:
-            estimate = self.estimator.estimate(waiter.kind)
-            if estimate is not None:
-                return self._plan(waiter, estimate, now)
+            due = self._placed(waiter, now)
+            if due is not None:
+                return due
             # Nothing learned yet: follow the policy for now, but remember the
             # waiter so it can be re-planned as soon as an estimate exists.
             # (Bounded: past the cap, waiters re-plan at their next poll anyway.)
@@ -571,31 +555,47 @@ class PollScheduler:
         waiter.interval = policy.initial
         return now + self._jittered(policy.initial, policy)
 
-    def _plan(self, waiter: _Waiter, estimate: tuple[float, float, float], now: float) -> float:
+    def _placed(self, waiter: _Waiter, now: float) -> float | None:
+        # The decision is place_next's (pure); this applies the policy's bounds
+        # and jitter, which only ever shortens the gap so the budget holds.
         assert waiter.started is not None
-        low, median, high = estimate
+        kind = waiter.kind
+        seen = waiter.seen
+        latest = None if seen is None else (seen[0], seen[1])
+        estimator = self.estimator
+        used = estimator.used_at(kind, seen[1]) if seen is not None else ()
+        unpolled = waiter.last is None and waiter.prev_poll < 0
+        first = estimator.first_poll(kind) if unpolled else None
+        elapsed = now - waiter.started
+        floor = max(MIN_STEP, 2.0 * self._rtt)
+        placed = place_next(
+            elapsed, estimator.durations(kind), latest, used, first, min_budget=floor
+        )
+        if placed is None:
+            return None
+        at, budget = placed
         policy = waiter.policy
-        step = min(max(STEP_FRACTION * median, MIN_STEP, 2.0 * self._rtt), policy.max_interval)
-        waiter.step = step
-        waiter.interval = step
-        waiter.window_end = waiter.started + high + step
-        first = waiter.started + low + self._shortened(FIRST_FRACTION * step, policy)
-        # A waiter re-planned late may be past that point already: poll it
-        # soon, spread over one step so a whole cold wave does not fire at once.
-        return max(first, now + self._rng.random() * step)
+        waiter.step = waiter.interval = min(budget, policy.max_interval)
+        due = max(waiter.started + at - waiter.step * policy.jitter * self._rng.random(), now)
+        if unpolled:
+            # max_interval bounds the gap between two polls; before the first
+            # there is none, and the kind says when a unit can first have ended.
+            return due
+        return min(max(due, now + MIN_STEP), now + policy.max_interval)
 
     def _replan_cold(self, kind: Hashable, now: float) -> None:
         waiters = self._cold.pop(kind, None)
-        estimate = self.estimator.estimate(kind)
-        if not waiters or estimate is None:
+        if not waiters or not self.estimator.durations(kind):
             return
         moved = False
         for waiter in waiters:
             if waiter.done() or not waiter.in_heap or waiter.step:
                 # Finished, queued or being polled (it re-plans itself after
-                # that poll), or planned already.
+                # that poll), or placed already.
                 continue
-            due = self._plan(waiter, estimate, now)
+            due = self._placed(waiter, now)
+            if due is None:
+                continue
             deadline = waiter.deadline
             if deadline is not None and due >= deadline:
                 due = max(deadline - max(2.0 * self._rtt, 0.001), now)
@@ -609,50 +609,15 @@ class PollScheduler:
 
     def _next_due(self, waiter: _Waiter, now: float) -> float:
         policy = waiter.policy
-        if not waiter.step and waiter.kind is not None and waiter.started is not None:
-            # A cold waiter whose kind got an estimate meanwhile.
-            estimate = self.estimator.estimate(waiter.kind)
-            if estimate is not None:
-                return self._plan(waiter, estimate, now)
-        if waiter.step and now < waiter.window_end:
-            # Inside the learned window: poll at a fixed short step, or later
-            # when the unit's progress says its end is further off.
-            due = now + self._shortened(waiter.step, policy)
-            ahead = self._by_progress(waiter)
-            if ahead is not None:
-                due = max(due, min(ahead - 0.5 * waiter.step, now + policy.max_interval))
-            return due
+        if waiter.kind is not None and waiter.started is not None:
+            due = self._placed(waiter, now)
+            if due is not None:
+                return due
+            waiter.step = 0.0
         # The cap first: once reached, the policy's own float is kept (min
         # returns its first argument on a tie), not a new one per waiter.
         waiter.interval = min(policy.max_interval, waiter.interval * policy.multiplier)
-        due = now + self._jittered(waiter.interval, policy)
-        if not waiter.step and waiter.seen is not None and waiter.started is not None:
-            # Nothing learned yet, but the unit says how far it got: close in
-            # on the end it predicts instead of backing off past it.
-            elapsed, fraction = waiter.seen[0], waiter.seen[1]
-            remaining = remaining_from_progress(elapsed, fraction, _before(waiter.seen))
-            if remaining is not None:
-                floor = COLD_PROGRESS_FLOOR * (elapsed + remaining)
-                gap = max(COLD_PROGRESS_SHARE * remaining, floor, MIN_STEP, 2.0 * self._rtt)
-                target = waiter.started + elapsed + gap
-                if target > now:
-                    # (Passed already: progress stalled since; back off as usual.)
-                    due = min(due, target)
-        return due
-
-    def _by_progress(self, waiter: _Waiter) -> float | None:
-        # When the unit will (most likely not yet) have ended by its progress,
-        # calibrated on how far such predictions were off for its kind.
-        seen = waiter.seen
-        if seen is None or waiter.started is None:
-            return None
-        remaining = remaining_from_progress(seen[0], seen[1], _before(seen))
-        if remaining is None:
-            return None
-        ratio = self.estimator.ratio_quantile(waiter.kind, PROGRESS_QUANTILE)
-        if ratio is None:
-            return None
-        return waiter.started + seen[0] + ratio * remaining
+        return now + self._jittered(waiter.interval, policy)
 
     def _push_poll(self, waiter: _Waiter, due: float) -> None:
         deadline = waiter.deadline
@@ -822,7 +787,14 @@ class PollScheduler:
             # No deadline, no TaskTimeoutError: the mark is all it will use.
             waiter.last = tracker.mark(task)
         if waiter.kind is not None and waiter.started is not None:
-            self._saw_progress(waiter, tracker.progress(task), (started + now) / 2.0)
+            read = (started + now) / 2.0
+            if previous is None and waiter.step:
+                # Its first answer: where its kind's first poll should go.
+                elapsed = read - waiter.started
+                self.estimator.observe_first(
+                    waiter.kind, tracker.finished(task), elapsed, waiter.step
+                )
+            self._saw_progress(waiter, tracker.progress(task), read)
         try:
             if waiter.on_status is not None and tracker.changed(previous, task):
                 result = waiter.on_status(task)
@@ -935,15 +907,12 @@ class PollScheduler:
         upper = max(lower, now - started)
         bounds = waiter.tracker.server_bounds(task, started, running, now)
         duration = bracket_duration(lower, upper, bounds)
-        self.estimator.observe(kind, duration)
+        estimator = self.estimator
+        estimator.observe(kind, duration)
         seen = waiter.seen
-        if seen is not None:
-            predicted = remaining_from_progress(seen[0], seen[1], _before(seen))
-            if predicted:
-                self.estimator.observe_ratio(kind, max(0.0, duration - seen[0]) / predicted)
-        if kind in self._cold and self.estimator.estimate(kind) is not None:
+        if seen is not None and duration > 0.0:
+            # Both answers it keeps: how far along it was at each progress.
+            for index in range(0, len(seen), 2):
+                estimator.observe_progress(kind, seen[index + 1], seen[index] / duration)
+        if kind in self._cold and estimator.durations(kind):
             self._replan_cold(kind, now)
-
-
-def _before(seen: tuple[float, ...]) -> tuple[float, float] | None:
-    return (seen[2], seen[3]) if len(seen) == 4 else None

@@ -384,4 +384,7 @@ async def test_a_second_wave_of_short_jobs_is_polled_less_than_the_first(
     assert all(o.ok for o in first + second)
     assert not any(e.route == "get_task" for e in emu.requests)
     assert second_gets < first_gets
-    assert second_gets <= 2 * 20  # about one GET to see each end, at most two
+    # About one GET to see each end: the first poll comes just after the
+    # durations the first wave showed (not capped at FAST's 0.05 s
+    # max_interval, which bounds the gaps between polls), not just before.
+    assert second_gets <= 20 + 20 // 2

@@ -17,18 +17,20 @@ from waiting_helpers import job
 from koodrive_async import FileInfo, InvalidRequestError, Job, JobRequest, JobType, PollPolicy
 from koodrive_async._enums import JobStatus
 from koodrive_async._estimator import (
+    COLD_RATIO,
+    COLD_REACH,
+    DELAY_FRACTION,
+    FAST_QUANTILE,
+    FIRST_GAIN,
+    FIRST_QUANTILE,
     MIN_SAMPLES,
     WINDOW,
     DurationEstimator,
     duration_key,
+    place_next,
     remaining_from_progress,
 )
 from koodrive_async._models import Request
-from koodrive_async._polling import (
-    FIRST_FRACTION,
-    PROGRESS_QUANTILE,
-    STEP_FRACTION,
-)
 from koodrive_async._session import KooDriveSession
 from koodrive_async._trackers import JobTracker
 from koodrive_async.bulk._priors import MAX_SEEDED_LINES, seed_from_journal
@@ -73,15 +75,105 @@ def test_remaining_from_progress_uses_the_rate_between_two_answers() -> None:
         assert remaining_from_progress(2.0, fraction) is None
 
 
-def test_ratio_quantile_needs_a_few_finished_units() -> None:
+def test_progress_is_calibrated_per_tenth_after_a_few_finished_units() -> None:
     est = DurationEstimator()
-    for ratio in (0.5, 1.0):
-        est.observe_ratio("k", ratio)
-    assert est.ratio_quantile("k", 0.5) is None
-    est.observe_ratio("k", 2.0)
-    est.observe_ratio("k", math.nan)  # ignored
-    assert est.ratio_quantile("k", 0.0) == 0.5
-    assert est.ratio_quantile("k", 1.0) == 2.0
+    for used in (0.5, 0.6):
+        est.observe_progress("k", 0.55, used)
+    assert est.used_at("k", 0.5) == []
+    est.observe_progress("k", 0.51, 0.4)
+    est.observe_progress("k", 0.52, math.nan)  # ignored
+    est.observe_progress("k", 1.0, 0.9)  # not progress: ignored
+    assert est.used_at("k", 0.59) == [0.4, 0.5, 0.6]
+    # Another tenth knows nothing of it: 90% is not 50% further on.
+    assert est.used_at("k", 0.9) == []
+    assert est.used_at("other", 0.5) == []
+
+
+def test_the_first_poll_starts_at_a_quantile_and_follows_what_first_answers_found() -> None:
+    est = DurationEstimator()
+    assert est.first_poll("k") is None
+    for i in range(10):
+        est.observe("k", 1.0 + i / 10)  # 1.0 .. 1.9, median 1.4
+    start = est.first_poll("k")
+    q = FIRST_QUANTILE
+    assert start == pytest.approx(1.0 + (math.ceil(q * 10) - 1) / 10)  # that quantile
+    # Found finished: earlier, by (1 - q) of the gain; found running: later, by q.
+    est.observe_first("k", True, at=start, within=0.2)
+    assert est.first_poll("k") == pytest.approx(start - FIRST_GAIN * 1.4 * (1 - q))
+    est.observe_first("k", False, at=start + 0.1, within=0.2)
+    moved = start - FIRST_GAIN * 1.4 * (1 - q) + FIRST_GAIN * 1.4 * q
+    assert est.first_poll("k") == pytest.approx(moved)
+    # An answer read far from that point (a queue of polls behind a slow
+    # service) says nothing about it.
+    est.observe_first("k", True, at=3.0, within=0.2)
+    assert est.first_poll("k") == pytest.approx(moved)
+
+
+#: Durations 0.50, 0.51, ..., 1.50 (median 1.0): the benchmark's distribution.
+UNIFORM = [0.5 + i / 100 for i in range(101)]
+BUDGET = DELAY_FRACTION * 1.0
+#: The fast end of UNIFORM, and of its 50 durations longer than 1.0 s.
+FAST_END = 0.5 + (math.ceil(FAST_QUANTILE * 101) - 1) / 100
+FAST_AFTER_1S = 1.01 + (math.ceil(FAST_QUANTILE * 50) - 1) / 100
+
+
+@pytest.mark.parametrize(
+    ("elapsed", "durations", "seen", "used", "first", "expected"),
+    [
+        # Nothing known, no progress: nothing places it (the policy's schedule).
+        (0.0, [], None, [], None, None),
+        # First poll, tracked point ahead: there.
+        (0.0, UNIFORM, None, [], 0.7, (0.7, BUDGET)),
+        # No tracked point: after the fast end of the durations.
+        (0.0, UNIFORM, None, [], None, (FAST_END + BUDGET, BUDGET)),
+        # Seen running at 1.0: after the fast end of the durations longer than 1.0.
+        (1.0, UNIFORM, None, [], None, (FAST_AFTER_1S + BUDGET, BUDGET)),
+        # The tracked point passed already (re-planned late): as any later poll.
+        (1.0, UNIFORM, None, [], 0.7, (FAST_AFTER_1S + BUDGET, BUDGET)),
+        # Reported 30% at 0.6 s; units at 30% had used at most 40% of their
+        # time (up to the fast quantile): it cannot end before 0.6 / 0.4.
+        (0.6, UNIFORM, (0.6, 0.3), [0.2, 0.3, 0.4], None, (1.5 + BUDGET, BUDGET)),
+        # Durations all alike: the first poll just after them, not before.
+        (0.0, [1.0, 1.0, 1.0], None, [], 0.9, (1.0 + BUDGET, BUDGET)),
+        # Outlived every known duration, no progress: back off.
+        (2.0, UNIFORM, None, [], None, None),
+        # Outlived, but progress says where the end is; the budget is its own
+        # scale then (the durations say nothing of it): a share of the 4 s
+        # its progress predicts.
+        (2.0, UNIFORM, (2.0, 0.5), [0.8, 0.8, 0.8], None, (2.5 + 4.0 * BUDGET, 4.0 * BUDGET)),
+    ],
+)
+def test_place_next(
+    elapsed: float,
+    durations: list[float],
+    seen: tuple[float, float] | None,
+    used: list[float],
+    first: float | None,
+    expected: tuple[float, float] | None,
+) -> None:
+    placed = place_next(elapsed, durations, seen, used, first)
+    if expected is None:
+        assert placed is None
+    else:
+        assert placed == pytest.approx(expected)
+
+
+def test_place_next_before_anything_was_learnt_follows_progress_cautiously() -> None:
+    # 50% after 2 s: the straight line says 2 s to go. Budget: a share of the
+    # whole it predicts; the end no sooner than COLD_RATIO of the way there,
+    # and never further than COLD_REACH of the elapsed time.
+    at, budget = place_next(2.0, [], (2.0, 0.5))  # type: ignore[misc]
+    assert budget == pytest.approx(DELAY_FRACTION * 4.0)
+    assert at == pytest.approx(min(2.0 + COLD_RATIO * 2.0, 2.0 * (1 + COLD_REACH)) + budget)
+    # 10% after 1 s (9 s to go by the straight line): at most 3× the elapsed
+    # time sets the budget, and the end is not pushed past COLD_REACH.
+    at, budget = place_next(1.0, [], (1.0, 0.1))  # type: ignore[misc]
+    assert budget == pytest.approx(DELAY_FRACTION * 3.0)
+    assert at == pytest.approx(1.0 * (1 + COLD_REACH) + budget)
+
+
+def test_place_next_never_budgets_less_than_a_get_takes() -> None:
+    assert place_next(0.0, [1.0, 1.0, 1.0], min_budget=0.5) == (1.0 + 0.5, 0.5)
 
 
 # ------------------------------------------------------------------ the scheduler
@@ -102,12 +194,11 @@ async def test_seeded_durations_plan_the_first_waiter_of_a_kind(
     now = scheduler.loop.time()
     waiter = scheduler.add(task_id, policy=BLIND, kind=duration_key(like), started=now)
     try:
-        # Planned from the seeded 2 s, not on the blind 30 s schedule.
-        step = STEP_FRACTION * 2.0
-        assert waiter.step == pytest.approx(step)
+        # Planned from the seeded 2 s (all alike: its first poll one budget
+        # after them), not on the blind 30 s schedule.
+        assert waiter.step == pytest.approx(DELAY_FRACTION * 2.0)
         assert waiter.in_heap
-        assert now + 2.0 + (FIRST_FRACTION * step) * (1 - BLIND.jitter) - 0.01 <= waiter.due
-        assert waiter.due <= now + 2.0 + FIRST_FRACTION * step + 0.01
+        assert waiter.due == pytest.approx(now + 2.0 + waiter.step, abs=0.01)
     finally:
         scheduler.discard(waiter)
 
@@ -143,14 +234,16 @@ async def test_progress_closes_in_on_the_end_before_anything_was_learnt(
     now = scheduler.loop.time()
     waiter = scheduler.add("J1", policy=BLIND, kind="cold", started=now - 2.0, tracker=tracker)
     try:
-        # 50% after 2 s: 2 s to go; the next poll is half-way there, not 60 s on.
+        waiter.last = _job(50)
+        # 50% after 2 s: 2 s to go by the straight line; the next poll comes
+        # about a second on (place_next's cautious cold rule), not 60 s on.
         scheduler._saw_progress(waiter, tracker.progress(_job(50)), now)
         due = scheduler._next_due(waiter, now)
-        assert due == pytest.approx(now + 1.0, abs=0.01)
-        # Progress that stalled past that point: the policy's backoff, not a
-        # poll every few milliseconds.
+        assert due == pytest.approx(now + 0.6 + DELAY_FRACTION * 4.0, abs=0.01)
+        # Progress that stalled past that point: the gaps grow with the time
+        # it has been running (a share of it), not a poll every few milliseconds.
         later = now + 5.0
-        assert scheduler._next_due(waiter, later) >= later + BLIND.initial
+        assert scheduler._next_due(waiter, later) >= later + DELAY_FRACTION * 7.0 - 0.01
     finally:
         scheduler.discard(waiter)
 
@@ -160,21 +253,24 @@ async def test_progress_skips_the_polls_a_unit_far_from_its_end_does_not_need(
 ) -> None:
     scheduler = session._scheduler()
     tracker = JobTracker(session.get_job)
+    for duration in (4.0, 10.0, 10.0):
+        scheduler.estimator.observe("K", duration)
     for _ in range(MIN_SAMPLES):
-        scheduler.estimator.observe("K", 10.0)
-        scheduler.estimator.observe_ratio("K", 1.0)
+        # Units of the kind reported 10% when a tenth of their time had gone.
+        scheduler.estimator.observe_progress("K", 0.1, 0.1)
     now = scheduler.loop.time()
     policy = PollPolicy(initial=0.5, multiplier=1.5, max_interval=15.0, jitter=0.0)
     waiter = scheduler.add("J1", policy=policy, kind="K", started=now - 1.0, tracker=tracker)
     try:
         step = waiter.step
-        assert step == pytest.approx(STEP_FRACTION * 10.0)
-        # No progress yet: the step schedule.
-        assert scheduler._next_due(waiter, now) == pytest.approx(now + step)
-        # 10% after 1 s: 9 s to go; the next poll comes near that end, not a step on.
+        assert step == pytest.approx(DELAY_FRACTION * 10.0)
+        waiter.last = _job(0)
+        # No progress yet: after the fast end of the durations (4 s from its start).
+        assert scheduler._next_due(waiter, now) == pytest.approx(now + 3.0 + step)
+        # 10% after 1 s: it cannot end before 10 s; the polls before are skipped.
         scheduler._saw_progress(waiter, tracker.progress(_job(10)), now)
         due = scheduler._next_due(waiter, now)
-        assert PROGRESS_QUANTILE and due == pytest.approx(now + 9.0 - 0.5 * step, abs=0.01)
+        assert due == pytest.approx(now + 9.0 + step, abs=0.01)
         # Progress that did not move keeps the moment it was first seen.
         scheduler._saw_progress(waiter, 0.1, now + 1.0)
         assert waiter.seen == pytest.approx((1.0, 0.1))

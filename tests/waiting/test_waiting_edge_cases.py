@@ -71,14 +71,17 @@ async def test_replanned_waiter_is_never_polled_twice_at_once(session: KooDriveS
         await _until(lambda: in_flight[blocker_a] == in_flight[blocker_b] == 1)
         await _until(lambda: any(w.task_id == cold for w in scheduler._ready))
         for _ in range(MIN_SAMPLES):
-            scheduler.estimator.observe("K", 0.0)
+            # Durations C's age has not reached: the re-plan gives it a heap entry.
+            scheduler.estimator.observe("K", 0.5)
         scheduler._replan_cold("K", loop.time())
+        # Queued for a poll already: the re-plan leaves it there (it is placed
+        # again after that poll), so no second heap entry can poll it twice.
+        assert not waiters[2].in_heap and waiters[2].step == 0
         gates[blocker_a].set()
         gates[blocker_b].set()
         await _until(lambda: in_flight[cold] >= 1)
-        # Well past the re-planned poll (one step of at most a few RTTs).
-        step = waiters[2].step
-        await asyncio.sleep(3 * step + 0.05)
+        # Past where a re-plan would have put its first poll (0.5 s after its start).
+        await asyncio.sleep(max(0.0, waiters[2].started + 0.55 - loop.time()))
         assert most[cold] == 1
         gates[cold].set()
         await _until(lambda: scheduler.gets >= 6)

@@ -1,0 +1,255 @@
+"""Offline simulation of the poll placement: no sockets, no event loop, no load.
+
+The fan-out benchmark (``bench_fanout.py``) measures the real client against
+the emulator, so on a shared machine its detection delays and makespan move
+with the load (a starved event loop launches polls late, whatever their
+placement). This script replays the same decisions in simulated time: the
+scheduler's own pure parts (``DurationEstimator`` and ``place_next`` from
+``koodrive_async._estimator``) and the same glue as ``PollScheduler`` (first
+poll at the tracked quantile, the policy's blind schedule before anything is
+known, re-planning the cold waiters, the bracket a finished unit is learnt
+from, jitter that only shortens), against a model of the emulator's jobs
+(duration uniform in 0.5-1.5 s, a pending tenth, ten files ending at random
+times, the last at the end, progress in whole tenths). It is a design tool:
+its figures are the placement's own cost (GETs per job, detection delay, the
+makespan it causes), with GETs answered after ``--rtt`` seconds and creates
+after ``--create`` seconds.
+
+Usage::
+
+    python benchmarks/sim_placement.py                  # 1,000 and 10,000 jobs, 3 seeds
+    python benchmarks/sim_placement.py --jobs 1000 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import heapq
+import json
+import random
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+if not __package__:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from koodrive_async._estimator import (  # noqa: E402
+    DurationEstimator,
+    bracket_duration,
+    place_next,
+)
+from koodrive_async._policies import PollPolicy  # noqa: E402
+
+KIND = "copy"
+MIN_STEP = 0.01
+
+
+class _Unit:
+    __slots__ = (
+        "index",
+        "duration",
+        "files",
+        "created",
+        "started",
+        "prev_poll",
+        "seen",
+        "step",
+        "interval",
+        "gets",
+        "polled",
+        "version",
+        "done",
+        "inflight",
+    )
+
+
+def _progress(unit: _Unit, now: float) -> float:
+    elapsed = now - unit.created
+    if elapsed >= unit.duration:
+        return 1.0
+    done = bisect.bisect_right(unit.files, elapsed)
+    return min(99, 100 * done // len(unit.files)) / 100.0
+
+
+def simulate(
+    jobs: int = 1000,
+    slots: int = 200,
+    seed: int = 1,
+    rtt: float = 0.008,
+    create: float = 0.015,
+    files: int = 10,
+) -> dict[str, float]:
+    """Run one simulated fan-out; return its figures."""
+    world = random.Random(seed)
+    jitter_rng = random.Random(seed + 1000)
+    policy = PollPolicy()
+    estimator = DurationEstimator()
+    events: list[tuple[float, int, str, _Unit]] = []
+    counter = 0
+    units: list[_Unit] = []
+    cold: list[_Unit] = []
+    delays: dict[int, float] = {}
+
+    def push(at: float, what: str, unit: _Unit) -> None:
+        nonlocal counter
+        counter += 1
+        heapq.heappush(events, (at, counter, what, unit))
+
+    def submit(now: float) -> None:
+        if len(units) >= jobs:
+            return
+        unit = _Unit()
+        unit.index = len(units)
+        units.append(unit)
+        unit.duration = world.uniform(0.5, 1.5)
+        start = 0.1 * unit.duration
+        draws = [world.random() for _ in range(files)]
+        top = max(draws)
+        unit.files = sorted(
+            unit.duration if u == top else start + (unit.duration - start) * (u / top)
+            for u in draws
+        )
+        unit.created = now + create / 2
+        unit.started = now + create
+        unit.prev_poll = -1.0
+        unit.seen = None
+        unit.step = unit.interval = 0.0
+        unit.gets = 0
+        unit.polled = False
+        unit.version = 0
+        unit.done = unit.inflight = False
+        push(unit.started, "add", unit)
+
+    def placed(unit: _Unit, now: float) -> float | None:
+        seen = unit.seen
+        latest = None if seen is None else (seen[0], seen[1])
+        used = estimator.used_at(KIND, seen[1]) if seen is not None else ()
+        first = estimator.first_poll(KIND) if not unit.polled else None
+        result = place_next(
+            now - unit.started,
+            estimator.durations(KIND),
+            latest,
+            used,
+            first,
+            min_budget=max(MIN_STEP, 2.0 * rtt),
+        )
+        if result is None:
+            return None
+        at, budget = result
+        unit.step = unit.interval = min(budget, policy.max_interval)
+        due = max(unit.started + at - unit.step * policy.jitter * jitter_rng.random(), now)
+        if not unit.polled:
+            return due
+        return min(max(due, now + MIN_STEP), now + policy.max_interval)
+
+    def jittered(interval: float) -> float:
+        return interval * (1.0 + policy.jitter * (2.0 * jitter_rng.random() - 1.0))
+
+    def schedule(unit: _Unit, due: float) -> None:
+        unit.version += 1
+        push(due, f"poll:{unit.version}", unit)
+
+    for _ in range(slots):
+        submit(0.0)
+    while events:
+        now, _, what, unit = heapq.heappop(events)
+        if what == "add":
+            due = placed(unit, now)
+            if due is None:
+                cold.append(unit)
+                unit.interval = policy.initial
+                due = now + jittered(policy.initial)
+            schedule(unit, due)
+            continue
+        if unit.done or what != f"poll:{unit.version}" or unit.inflight:
+            continue
+        unit.gets += 1
+        read, answered = now + rtt / 2, now + rtt
+        progress = _progress(unit, read)
+        finished = progress >= 1.0
+        if not unit.polled and unit.step:
+            estimator.observe_first(KIND, finished, read - unit.started, unit.step)
+        unit.polled = True
+        if 0.0 < progress < 1.0 and (unit.seen is None or progress > unit.seen[1]):
+            elapsed = read - unit.started
+            unit.seen = (
+                (elapsed, progress) if unit.seen is None else (elapsed, progress, *unit.seen[:2])
+            )
+        if finished:
+            unit.done = True
+            lower = max(0.0, unit.prev_poll - unit.started) if unit.prev_poll >= 0 else 0.0
+            duration = bracket_duration(lower, max(lower, answered - unit.started), None)
+            estimator.observe(KIND, duration)
+            if unit.seen is not None and duration > 0:
+                for i in range(0, len(unit.seen), 2):
+                    estimator.observe_progress(KIND, unit.seen[i + 1], unit.seen[i] / duration)
+            delays[unit.index] = answered - (unit.created + unit.duration)
+            if cold and estimator.durations(KIND):
+                waiting, cold[:] = list(cold), []
+                for other in waiting:
+                    if not other.done and not other.polled and not other.step:
+                        due = placed(other, answered)
+                        if due is not None:
+                            schedule(other, due)
+            submit(answered)
+            continue
+        unit.prev_poll = now
+        due = placed(unit, answered)
+        if due is None:
+            unit.step = 0.0
+            unit.interval = min(unit.interval * policy.multiplier, policy.max_interval)
+            due = answered + jittered(unit.interval)
+        schedule(unit, due)
+    durations = [u.duration for u in units]
+    mean = statistics.fmean(durations)
+    ordered = sorted(delays.values())
+    p95 = ordered[round(0.95 * (len(ordered) - 1))]
+    free = [0.0] * slots
+    ideal = 0.0
+    for d in durations:
+        start = heapq.heappop(free)
+        ideal = max(ideal, start + d)
+        heapq.heappush(free, start + d)
+    makespan = max(u.created + u.duration + delays[u.index] for u in units)
+    first_wave = units[:slots]
+    return {
+        "jobs": jobs,
+        "gets_per_job": sum(u.gets for u in units) / jobs,
+        "detect_p95_fraction": p95 / mean,
+        "detect_mean_s": statistics.fmean(ordered),
+        "fanout_ratio": makespan / ideal,
+        "first_wave_gets_per_job": sum(u.gets for u in first_wave) / len(first_wave),
+    }
+
+
+def main() -> None:
+    """Simulate and print the medians over seeds (a table, or JSON)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, action="append", help="default: 1000 and 10000")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--rtt", type=float, default=0.008, help="GET round trip, seconds")
+    parser.add_argument("--create", type=float, default=0.015, help="create round trip")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    out: dict[str, Any] = {}
+    for jobs in args.jobs or [1000, 10_000]:
+        runs = [
+            simulate(jobs, seed=seed, rtt=args.rtt, create=args.create)
+            for seed in range(1, args.seeds + 1)
+        ]
+        out[str(jobs)] = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+    if args.json:
+        print(json.dumps(out, indent=2, sort_keys=True))
+        return
+    keys = list(next(iter(out.values())))
+    print("| " + " | ".join(keys) + " |")
+    print("|" + "---|" * len(keys))
+    for figures in out.values():
+        print("| " + " | ".join(f"{figures[k]:.3f}" for k in keys) + " |")
+
+
+if __name__ == "__main__":
+    main()
