@@ -95,7 +95,7 @@ class Metric:
 
 METRICS: tuple[Metric, ...] = (
     Metric(
-        "overhead_ratio", "overhead", "pairwise_ratio_median", ">=", 0.90, 3,
+        "overhead_ratio", "overhead", "pairwise_ratio_median", ">=", 0.93, 3,
         "session get_task req/s ÷ bare aiohttp req/s (concurrency 64)",
     ),
     Metric(
@@ -182,8 +182,8 @@ def plan(quick: bool) -> list[Step]:
     """
     if quick:
         return [
-            Step("emulator", "bench_emulator.py", ("--seconds", "2", "--rounds", "3"), 1, 60,
-                 "emulator: 3 rounds of 2 s"),
+            Step("emulator", "bench_emulator.py", ("--seconds", "2", "--rounds", "2"), 1, 60,
+                 "emulator: 2 rounds of 2 s"),
             Step("overhead", "bench_session_overhead.py", ("--rounds", "5", "--requests", "4000"),
                  1, 90, "overhead: 5 interleaved rounds of 4,000 calls each side"),
             Step("instructions", "bench_instructions.py", ("--calls", "300", "--warmup", "50"),
@@ -193,8 +193,9 @@ def plan(quick: bool) -> list[Step]:
                  "httpx: 5 interleaved rounds of 1,000 calls each side"),
             Step("fanout", "bench_fanout.py", ("--quick",), 3, 90,
                  "fan-out: 3 runs of 1,000 jobs (the 10,000-job run is the full mode)"),
-            Step("memory", "bench_fanout.py", ("--memory-only", "--memory-tasks", "10000"), 3, 90,
-                 "memory: 3 runs of 10,000 waiters (100,000 in the full mode)"),
+            # Two runs: the bytes move by well under a percent from run to run.
+            Step("memory", "bench_fanout.py", ("--memory-only", "--memory-tasks", "10000"), 2, 90,
+                 "memory: 2 runs of 10,000 waiters (100,000 in the full mode)"),
         ]  # fmt: skip
     return [
         Step("emulator", "bench_emulator.py", ("--seconds", "5", "--rounds", "5"), 1, 120,
