@@ -25,6 +25,7 @@ __all__ = [
     "Response",
     "check_trace_id",
     "create_guard",
+    "DEFERRED_ROUTES",
     "defer_throttled_creates",
     "last_trace",
     "new_trace_id",
@@ -56,6 +57,11 @@ create_guard: contextvars.ContextVar[Callable[[], Awaitable[None]] | None] = con
 defer_throttled_creates: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "koodrive_async_defer_throttled_creates", default=False
 )
+
+#: The routes :data:`defer_throttled_creates` covers: the creates a bulk run
+#: sends again itself. Never a credential call (a token refresh or a session
+#: made inside the run's tasks waits out its own 429 as usual).
+DEFERRED_ROUTES: Final = frozenset({"create_task", "create_share_task", "create_job"})
 
 
 class Call:

@@ -67,7 +67,8 @@ class ServerClock:
         self._last_date: str | None = None
         self._last_time: float | None = None
         # The last Date parsed in full, less its ``SS GMT``, and its time at :00.
-        self._minute = ""
+        # None until a whole date was parsed: no header can match it.
+        self._minute: str | None = None
         self._minute_time = 0.0
 
     def __repr__(self) -> str:

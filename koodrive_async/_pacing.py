@@ -192,6 +192,10 @@ class SubmissionPacer:
         else:
             self.hold(retry_after, cause)
 
+    def hold_left(self) -> float:
+        """Seconds left of the Retry-After hold in force (0 when there is none)."""
+        return max(0.0, self._hold_until - self._clock())
+
     def hold(self, retry_after: float, cause: RateLimitError | None = None) -> None:
         """Hold every submission back for ``retry_after`` seconds, without cutting the rate.
 

@@ -295,6 +295,19 @@ class _Waiter:
             self._more_callbacks = kept
         return removed
 
+    @property
+    def _cancel_message(self) -> Any:
+        # Read by asyncio.gather (with _make_cancelled_error) from a cancelled child.
+        error = self._error
+        if isinstance(error, asyncio.CancelledError) and error.args:
+            return error.args[0]
+        return None
+
+    def _make_cancelled_error(self) -> asyncio.CancelledError:
+        # asyncio.gather asks a cancelled child for its CancelledError this way.
+        error = self._error
+        return error if isinstance(error, asyncio.CancelledError) else asyncio.CancelledError()
+
     def cancel(self, msg: Any | None = None) -> bool:
         """Cancel the wait (the server task is untouched); False if it was over already."""
         if self.done():

@@ -28,7 +28,15 @@ import backoff
 from yarl import URL
 
 from ._auth import AuthFlow
-from ._call import Call, Response, create_guard, defer_throttled_creates, last_trace, new_trace_id
+from ._call import (
+    DEFERRED_ROUTES,
+    Call,
+    Response,
+    create_guard,
+    defer_throttled_creates,
+    last_trace,
+    new_trace_id,
+)
 from ._clock import MIN_CLOCK_OFFSET, ServerClock
 from ._decode import error_from_response
 from ._exceptions import RateLimitError
@@ -353,6 +361,7 @@ class Sender:
             status == 429
             and type(decision) is Retry
             and not call.idempotent
+            and call.route in DEFERRED_ROUTES
             and defer_throttled_creates.get()
         ):
             # The caller sends this create again itself, after a hold it shares.

@@ -45,7 +45,6 @@ MAX_SHARED_STRINGS = 4096
 _NO_STATUS = "no status"
 #: marshal's format for the packed Tasks (they never leave the process).
 _MARSHAL_VERSION = 4
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _NAIVE_EPOCH = datetime(1970, 1, 1)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -64,7 +63,11 @@ def _pack_time(value: object) -> tuple[int, int | None] | None:
         raise TypeError  # a zone with rules (DST) is not one fixed offset
     offset = value.utcoffset()
     assert offset is not None
-    return (value - _EPOCH) // _MICROSECOND, offset // _MICROSECOND
+    if tz.tzname(None) != timezone(offset).tzname(None):
+        raise TypeError  # a named fixed offset: the name would be lost
+    # The wall time and its offset, not the UTC instant: a time near the
+    # limits (0001-01-01T00:00+05:00) has no UTC instant datetime can hold.
+    return (value.replace(tzinfo=None) - _NAIVE_EPOCH) // _MICROSECOND, offset // _MICROSECOND
 
 
 def _unpack_time(packed: tuple[int, int | None] | None) -> datetime | None:
@@ -74,7 +77,7 @@ def _unpack_time(packed: tuple[int, int | None] | None) -> datetime | None:
     if offset is None:
         return _NAIVE_EPOCH + micros * _MICROSECOND
     tz = timezone.utc if offset == 0 else timezone(offset * _MICROSECOND)
-    return (_EPOCH + micros * _MICROSECOND).astimezone(tz)
+    return (_NAIVE_EPOCH + micros * _MICROSECOND).replace(tzinfo=tz)
 
 
 def _pack_code(value: object, enum: type[TaskType] | type[TaskStatus]) -> tuple[bool, int] | None:

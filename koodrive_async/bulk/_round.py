@@ -272,9 +272,16 @@ class Pace:
             self._hold_end = max(self._hold_end, end)
 
     async def wait_hold(self) -> None:
-        """Sleep out the shared hold last learnt, if any is left."""
-        left = self._hold_end - asyncio.get_running_loop().time()
-        if left > 0:
+        """Sleep out the holds in force: the shared one last learnt, and this process's own.
+
+        A turn taken early (while the previous line was being marked) may
+        predate a 429 answered since: it must not send through that hold.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            left = max(self._hold_end - loop.time(), self.local.hold_left())
+            if left <= 0:
+                return
             await asyncio.sleep(left)
 
     async def throttled(self, sent_at: float, seconds: float | None) -> None:
@@ -397,11 +404,20 @@ class Submissions:
                     self.book.lose(line)
                     continue
                 if held:
-                    # Another worker was throttled since this one last looked:
-                    # this create waits for the hold too (marked already, as a
-                    # create in flight is; the next ones wait before the mark).
+                    # Another worker was throttled since this one last looked.
+                    # Nothing is sent for this line: it goes back to pending
+                    # (not left "submitting" through the hold, where a crash or
+                    # a stop would leave it in doubt) and comes back after it.
                     pace.learn(held)
-                    await pace.wait_hold()
+                    verdict = LineVerdict(
+                        State.PENDING,
+                        error_type="RateLimitHold",
+                        error=f"plan line {line}: not sent yet: the plan's creates are "
+                        f"held for {held:.3g}s more after a 429",
+                    )
+                    await self.book.not_sent(line, verdict)
+                    claimer.again(line)
+                    continue
                 self.sent_at[key] = sent_at
                 self.pulled[key] = (line, request)
                 self.unacked.add(key)
@@ -488,6 +504,18 @@ class Submissions:
         line = entry[0]
         had_id = key not in self.unacked
         sent_at = self.sent_at.pop(key, -math.inf)
+        error = outcome.error
+        if outcome.task_id is None and isinstance(error, RateLimitError):
+            if not error.possibly_created:
+                # Acknowledged only once its line is pending again and handed
+                # back: the last unanswered create's ack lets the claimer end
+                # the round, which must not happen before the line returns.
+                try:
+                    verdict = line_verdict(outcome.task_id, outcome.task, error)
+                    await self._throttled(line, verdict, error, sent_at)
+                finally:
+                    self._ack(key)
+                return
         self._ack(key)
         if isinstance(outcome.error, CreateVetoedError):
             # Lost to another worker before the create was sent: its line now.
@@ -498,8 +526,6 @@ class Submissions:
             await self.book.finish(line, verdict, was_in_flight=had_id)
         elif could_not_connect(outcome.error):
             await self._unreachable(line, verdict)
-        elif isinstance(outcome.error, RateLimitError) and not outcome.error.possibly_created:
-            await self._throttled(line, verdict, outcome.error, sent_at)
         else:
             await self._refused(line, verdict, outcome.error)
 

@@ -286,6 +286,31 @@ async def test_a_refresh_the_service_did_not_act_on_is_retried() -> None:
         await emu.close()
 
 
+async def test_a_throttled_refresh_inside_a_bulk_runs_tasks_is_still_retried() -> None:
+    # A bulk run hands its throttled creates back to itself (the context
+    # variable its fan-out tasks inherit); a token refresh made from those
+    # tasks is no create: it waits out its own 429 as usual instead of
+    # failing the run as a credentials error.
+    from koodrive_async._call import defer_throttled_creates
+
+    emu = await _emulator(carrier_expires_in=2, tokens={STATIC})
+    try:
+        creds = CarrierCredentials(STATIC, REFRESH, expires_in=2, clock=emu.clock.now)
+        emu.inject(FaultKind.RATE_LIMIT, route="refresh_carrier_token", count=1, retry_after=0)
+        async with _session(emu, creds, user=CARRIER_USER) as s:
+            emu.clock.advance(1.9)
+
+            async def in_a_bulk_runs_task() -> None:
+                defer_throttled_creates.set(True)
+                await s.list_tasks()
+
+            await asyncio.create_task(in_a_bulk_runs_task())
+        assert len([e for e in emu.requests if e.route == "refresh_carrier_token"]) == 2
+        assert emu.auth_counters["carrier_refreshes"] == 1
+    finally:
+        await emu.close()
+
+
 async def test_a_hung_refresh_ends_within_the_timeout() -> None:
     emu = await _emulator(carrier_expires_in=2, tokens={STATIC})
     try:

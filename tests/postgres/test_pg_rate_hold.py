@@ -119,3 +119,86 @@ async def test_one_process_sends_a_throttled_line_again_rather_than_failing_it(
     assert statuses.count(429) == 4 and statuses.count(200) == 3, statuses
     created = created_by_marker(emu)
     assert all(len(created[f"F{i}"]) == 1 for i in range(1, 4)), created
+
+
+async def test_one_process_waits_out_the_retry_after_before_its_next_create(
+    emu: KooDriveEmulator, tmp_path: Path
+) -> None:
+    # The next create's turn is taken while a line is marked "submitting",
+    # before the 429 of the create in flight comes back: that early turn must
+    # not send through the hold the 429 asked for (it did: at once, and was
+    # throttled again).
+    plan = write_plan(tmp_path / "plan.jsonl", [job_line(f"F{i}") for i in range(1, 4)])
+    emu.inject(FaultKind.RATE_LIMIT, route="create_job", count=1, retry_after=1)
+    options = RunOptions(concurrency=1, settle=0.0, poll=PollPolicy(initial=0.05))
+    async with KooDriveSession(emu.url, user_id=USER_ID, token=TOKEN) as session:
+        result = await asyncio.wait_for(run_plan(plan, session, options=options), 30)
+    assert result.counts == {State.SUCCEEDED: 3}, (result.counts, result.stop)
+    creates = [e for e in emu.requests if e.route == "create_job"]
+    assert [e.status for e in creates] == [429, 200, 200, 200]
+    # Arrival times in the emulator: the next create came after the second asked for.
+    assert creates[1].time - creates[0].time >= 0.95, [e.time for e in creates]
+
+
+@pytest.mark.parametrize("retry_after", [0.05, None], ids=["retry-after", "no-retry-after"])
+async def test_a_lone_workers_last_line_throttled_is_sent_again_in_the_same_run(
+    emu: KooDriveEmulator, tmp_path: Path, pg_url: str, retry_after: float | None
+) -> None:
+    # The last unanswered create's 429 used to be acknowledged before its line
+    # was pending again: the claimer, finding nothing to claim and nothing
+    # unanswered, ended the round, and the line stayed pending with no stop.
+    from koodrive_async.bulk import open_journal
+
+    plan = write_plan(tmp_path / "plan.jsonl", [job_line("F1")])
+    async with open_journal(pg_url, worker_id="loader") as journal:
+        await attach_plan(journal, load_plan(plan))
+    extra = {} if retry_after is None else {"retry_after": retry_after}
+    emu.inject(FaultKind.RATE_LIMIT, route="create_job", count=1, **extra)
+    options = RunOptions(concurrency=1, settle=0.0, poll=PollPolicy(initial=0.05))
+    async with (
+        KooDriveSession(emu.url, user_id=USER_ID, token=TOKEN) as session,
+        open_journal(pg_url, worker_id="w1", lease=15) as journal,
+    ):
+        result = await asyncio.wait_for(
+            run_plan(plan, session, journal=journal, options=options), 30
+        )
+    statuses = [e.status for e in emu.requests if e.route == "create_job"]
+    assert result.counts == {State.SUCCEEDED: 1}, (result.counts, result.stop, statuses)
+    assert statuses == [429, 200]
+
+
+async def test_a_hold_learnt_with_the_submitting_write_leaves_the_line_pending_not_in_doubt(
+    emu: KooDriveEmulator, tmp_path: Path, pg_url: str
+) -> None:
+    # Another worker was throttled a moment ago (a 5 s hold in the database).
+    # This worker learns it with its first "submitting" write: the line goes
+    # back to pending before the wait, so a stop during the hold leaves
+    # nothing "submitting" (in doubt on the next run) and sends nothing.
+    from koodrive_async.bulk import PlanRun, open_journal
+
+    plan = write_plan(tmp_path / "plan.jsonl", [job_line("F1"), job_line("F2")])
+    async with open_journal(pg_url, worker_id="loader") as journal:
+        await attach_plan(journal, load_plan(plan))
+    options = RunOptions(concurrency=1, settle=0.0, poll=PollPolicy(initial=0.05))
+    async with (
+        KooDriveSession(emu.url, user_id=USER_ID, token=TOKEN) as session,
+        open_journal(pg_url, worker_id="w1", lease=15) as journal,
+        open_journal(pg_url, worker_id="other", lease=15) as other,
+    ):
+        await other.shared_pacer(None).hold(5.0)
+        run = PlanRun(load_plan(plan), journal, options)
+        await run.prepare()
+        running = asyncio.create_task(run.execute(session))
+
+        async def held_back() -> bool:
+            return any(r.error_type == "RateLimitHold" for r in await other.records())
+
+        deadline = asyncio.get_running_loop().time() + 4.0
+        while not await held_back():
+            assert asyncio.get_running_loop().time() < deadline, "the hold was never learnt"
+            await asyncio.sleep(0.02)
+        run.interrupt()
+        await asyncio.wait_for(running, 30)
+        counts = await other.counts()
+    assert [e for e in emu.requests if e.route == "create_job"] == []
+    assert counts == {State.PENDING: 2}, counts

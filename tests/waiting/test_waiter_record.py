@@ -235,3 +235,50 @@ def test_what_cannot_be_packed_exactly_is_kept_whole() -> None:
 
 async def session_less(task_id: str) -> Task:  # pragma: no cover - never polled
     raise AssertionError(task_id)
+
+
+@pytest.mark.parametrize(
+    "moment", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59.999999-05:00"]
+)
+def test_a_time_at_the_limits_packs_and_unpacks_exactly(moment: str) -> None:
+    # Its UTC instant is outside what datetime can hold: packed as the wall
+    # time and its offset, it still comes back (it used to overflow on unpack,
+    # inside the poll driver, and every timed wait of the session hung).
+    task = Task("t1", status=TaskStatus.EXECUTING, create_time=datetime.fromisoformat(moment))
+    packed = pack_task(task)
+    assert isinstance(packed, bytes)
+    back = unpack_task(packed, "t1")
+    assert back == task and back.create_time is not None and task.create_time is not None
+    assert back.create_time.utcoffset() == task.create_time.utcoffset()
+
+
+async def test_a_timed_wait_on_a_task_dated_at_the_limits_times_out() -> None:
+    async def get_task(task_id: str) -> Task:
+        moment = datetime.fromisoformat("0001-01-01T00:00:00+05:00")
+        return Task(task_id, status=TaskStatus.EXECUTING, create_time=moment)
+
+    scheduler = PollScheduler(get_task)
+    try:
+        waiter = scheduler.add("t1", policy=FAST, timeout=0.2)
+        with pytest.raises(TaskTimeoutError) as info:
+            await asyncio.wait_for(waiter.future, 5)
+        assert isinstance(info.value.last, Task) and info.value.last.task_id == "t1"
+    finally:
+        await scheduler.close()
+
+
+async def test_gathering_a_waiter_and_cancelling_the_gather_ends_it() -> None:
+    # asyncio.gather asks a cancelled child for _make_cancelled_error().
+    async def get_task(task_id: str) -> Task:
+        return Task(task_id, status=TaskStatus.EXECUTING)
+
+    scheduler = PollScheduler(get_task)
+    try:
+        waiter = scheduler.add("t1", policy=FAST)
+        gathered = asyncio.gather(waiter.future)
+        asyncio.get_running_loop().call_soon(gathered.cancel)
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(gathered, 5)
+        assert waiter.cancelled()
+    finally:
+        await scheduler.close()
