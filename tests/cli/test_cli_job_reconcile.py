@@ -326,8 +326,11 @@ async def test_a_job_on_another_clock_and_zone_is_found_and_an_old_one_not_taken
     )
     plan = load_plan(plan_path)
     async with KooDriveSession(emu.url, user_id=USER_ID, token=TOKEN) as session:
-        # A job with line 2's files, made by someone else an hour before the run.
-        await session.submit(plan.request(2))
+        # A job with line 2's files, made by someone else an hour before the run
+        # (its times shown an hour earlier: the service's clock, not the
+        # virtual one, stamps createTime).
+        old = emu.state.get(await session.submit(plan.request(2)))
+        old.shown_offset -= 3600
         emu.clock.advance(3600)
         with SQLiteJournal.open(tmp_path / "plan.journal.sqlite") as journal:
             journal.initialize(
