@@ -310,9 +310,6 @@ def _task_id_missing() -> ResponseFieldError:
 
 
 _TASK_TYPES: Final[Mapping[int, Any]] = TaskType._value2member_map_
-# parse_task reads a time sent as a string as parse_time does, without the call
-# (a task has up to three, and a Task is made on every poll).
-_from_iso: Final = datetime.fromisoformat
 _STATUSES: Final[Mapping[int, Any]] = TaskStatus._value2member_map_
 
 
@@ -397,39 +394,9 @@ def parse_task(data: Mapping[str, Any], trace_id: str | None = None) -> Task:
     locale = get("locale")
     if locale.__class__ is not str and locale is not None:
         locale = _text("locale", locale)
-    create_time = get("createTime")
-    if create_time.__class__ is str:
-        try:
-            create_time = _from_iso(create_time)
-        except ValueError:
-            create_time = None
-        else:
-            if create_time.tzinfo is None:
-                create_time = create_time.replace(tzinfo=UTC)
-    elif create_time is not None:
-        create_time = parse_time(create_time)
-    start_time = get("startTime")
-    if start_time.__class__ is str:
-        try:
-            start_time = _from_iso(start_time)
-        except ValueError:
-            start_time = None
-        else:
-            if start_time.tzinfo is None:
-                start_time = start_time.replace(tzinfo=UTC)
-    elif start_time is not None:
-        start_time = parse_time(start_time)
-    end_time = get("endTime")
-    if end_time.__class__ is str:
-        try:
-            end_time = _from_iso(end_time)
-        except ValueError:
-            end_time = None
-        else:
-            if end_time.tzinfo is None:
-                end_time = end_time.replace(tzinfo=UTC)
-    elif end_time is not None:
-        end_time = parse_time(end_time)
+    create_time = parse_time(get("createTime"))
+    start_time = parse_time(get("startTime"))
+    end_time = parse_time(get("endTime"))
     # What Task(task_id, ..., end_time, trace_id=trace_id) makes, a third cheaper.
     task: Task = _new(Task)
     _set_task_id(task, task_id)
