@@ -90,9 +90,7 @@ def test_a_task_answer_with_extra_data_after_the_object_is_invalid_json() -> Non
         (True, None),
     ],
 )
-def test_task_times_are_what_parse_time_gives(
-    sent: object, expected: datetime | None
-) -> None:
+def test_task_times_are_what_parse_time_gives(sent: object, expected: datetime | None) -> None:
     import json
 
     body = json.dumps({"taskId": "1", "createTime": sent, "startTime": sent, "endTime": sent})
