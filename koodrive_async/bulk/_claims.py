@@ -106,13 +106,16 @@ class Claimer:
             if self._done or self.stop.is_set():
                 self.finish()
                 return None
+            # Cleared before the claim: a line handed back while it is in
+            # flight (a throttled create's) is seen after it, not lost.
+            self._returned.clear()
             claim = await self.journal.claim(self.batch)
             self._pending.extend(claim.pending)
             for record in claim.submitted:
                 self._wait(record)
             self.in_doubt.extend(claim.in_doubt)
             self.claimed += len(claim.pending) + len(claim.submitted) + len(claim.in_doubt)
-            if not claim.empty:
+            if not claim.empty or self._returned.is_set():
                 continue
             if self._answered is not None and not self._answered.is_set():
                 # A create still unanswered may be throttled and its line come back.
