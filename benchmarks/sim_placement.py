@@ -126,13 +126,13 @@ def simulate(
     def placed(unit: _Unit, now: float) -> float | None:
         seen = unit.seen
         latest = None if seen is None else (seen[0], seen[1])
-        used = estimator.used_at(KIND, seen[1]) if seen is not None else ()
+        table = estimator.progress_table(KIND) if seen is not None else None
         first = estimator.first_poll(KIND) if not unit.polled else None
         result = place_next(
             now - unit.started,
             estimator.durations(KIND),
             latest,
-            used,
+            table,
             first,
             min_budget=max(MIN_STEP, 2.0 * rtt),
         )
@@ -173,7 +173,7 @@ def simulate(
         if not unit.polled and unit.step:
             estimator.observe_first(KIND, finished, read - unit.started, unit.step)
         unit.polled = True
-        if 0.0 < progress < 1.0 and (unit.seen is None or progress > unit.seen[1]):
+        if progress < 1.0:
             elapsed = read - unit.started
             unit.seen = (
                 (elapsed, progress) if unit.seen is None else (elapsed, progress, *unit.seen[:2])
@@ -181,7 +181,9 @@ def simulate(
         if finished:
             unit.done = True
             lower = max(0.0, unit.prev_poll - unit.started) if unit.prev_poll >= 0 else 0.0
-            duration = bracket_duration(lower, max(lower, answered - unit.started), None)
+            prior = estimator.durations(KIND) if unit.prev_poll < 0 else None
+            upper = max(lower, answered - unit.started)
+            duration = bracket_duration(lower, upper, None, prior=prior)
             estimator.observe(KIND, duration)
             if unit.seen is not None and duration > 0:
                 for i in range(0, len(unit.seen), 2):

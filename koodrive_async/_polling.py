@@ -11,11 +11,12 @@ are jittered too).
 
 Learning: for waiters whose *kind* (request type and task type) and start
 time are known (the fan-out knows both), the scheduler records how long
-finished tasks of that kind took, and how much of their time they had used
-when they reported each tenth of progress, and places every poll with
-``_estimator.place_next``: a budget (a fifth of the median duration) after
-the fast end of what is still possible for this unit (its kind's durations
-longer than its age, moved on by the progress it reported). The first poll
+finished tasks of that kind took, and which tenth of progress they
+reported when they had used each share of their time, and places every poll
+with ``_estimator.place_next``: a budget (a share of the median duration)
+after the fast end of what is still possible for this unit (its kind's
+durations longer than its age, weighed by how likely each was to give the
+progress it last reported). The first poll
 thus lands just after the fast end of the distribution, and progress skips
 the polls that could only see the unit unfinished. A unit that outlived
 every known duration and reports no progress backs off per the
@@ -183,8 +184,8 @@ class _Waiter:
         # The delay budget of its placed polls (0: on the policy's schedule).
         self.step = 0.0
         self.prev_poll = -1.0
-        # Progress seen: (elapsed, fraction) of the latest answer whose
-        # progress moved, then those of the one before (if any); or None.
+        # Progress seen: (elapsed, fraction) of its latest answer that
+        # reported one, then those of the one before (if any); or None.
         self.seen: tuple[float, ...] | None = None
         # Unparseable answers in a row (PollPolicy.max_invalid_responses).
         self.invalid = 0
@@ -576,13 +577,13 @@ class PollScheduler:
         seen = waiter.seen
         latest = None if seen is None else (seen[0], seen[1])
         estimator = self.estimator
-        used = estimator.used_at(kind, seen[1]) if seen is not None else ()
+        table = estimator.progress_table(kind) if seen is not None else None
         unpolled = waiter.last is None and waiter.prev_poll < 0
         first = estimator.first_poll(kind) if unpolled else None
         elapsed = now - waiter.started
         floor = max(MIN_STEP, 2.0 * self._rtt)
         placed = place_next(
-            elapsed, estimator.durations(kind), latest, used, first, min_budget=floor
+            elapsed, estimator.durations(kind), latest, table, first, min_budget=floor
         )
         if placed is None:
             return None
@@ -831,11 +832,11 @@ class PollScheduler:
 
     def _saw_progress(self, waiter: _Waiter, fraction: float | None, at: float) -> None:
         assert waiter.started is not None
-        if fraction is None or not 0.0 < fraction < 1.0:
+        if fraction is None or not 0.0 <= fraction < 1.0:
             return
+        # Every answer, moved or not: the table learns what a unit reports
+        # at each share of its time, and a progress that stalled says so.
         seen = waiter.seen
-        if seen is not None and fraction <= seen[1]:
-            return  # not moved: the moment it reached this value says more
         elapsed = at - waiter.started
         waiter.seen = (elapsed, fraction) if seen is None else (elapsed, fraction, seen[0], seen[1])
 
@@ -919,12 +920,14 @@ class PollScheduler:
         lower = max(0.0, running - started) if running is not None else 0.0
         upper = max(lower, now - started)
         bounds = waiter.tracker.server_bounds(task, started, running, now)
-        duration = bracket_duration(lower, upper, bounds)
         estimator = self.estimator
+        # Found finished at its first poll: only its start bounds it below.
+        prior = estimator.durations(kind) if running is None else None
+        duration = bracket_duration(lower, upper, bounds, prior=prior)
         estimator.observe(kind, duration)
         seen = waiter.seen
         if seen is not None and duration > 0.0:
-            # Both answers it keeps: how far along it was at each progress.
+            # Both answers it keeps: what it reported at each share of its time.
             for index in range(0, len(seen), 2):
                 estimator.observe_progress(kind, seen[index + 1], seen[index] / duration)
         if kind in self._cold and estimator.durations(kind):

@@ -24,8 +24,14 @@ from koodrive_async._estimator import (
     FIRST_GAIN,
     FIRST_QUANTILE,
     MIN_SAMPLES,
+    POSTERIOR_DELAY,
+    PROGRESS_BUCKETS,
+    TABLE_HALVE,
+    TABLE_MIN,
+    USED_BINS,
     WINDOW,
     DurationEstimator,
+    ProgressTable,
     duration_key,
     place_next,
     remaining_from_progress,
@@ -75,18 +81,36 @@ def test_remaining_from_progress_uses_the_rate_between_two_answers() -> None:
         assert remaining_from_progress(2.0, fraction) is None
 
 
-def test_progress_is_calibrated_per_tenth_after_a_few_finished_units() -> None:
+def test_the_progress_table_is_learnt_from_a_few_finished_units() -> None:
     est = DurationEstimator()
-    for used in (0.5, 0.6):
-        est.observe_progress("k", 0.55, used)
-    assert est.used_at("k", 0.5) == []
-    est.observe_progress("k", 0.51, 0.4)
+    for _ in range(TABLE_MIN - 1):
+        est.observe_progress("k", 0.55, 0.6)
     est.observe_progress("k", 0.52, math.nan)  # ignored
     est.observe_progress("k", 1.0, 0.9)  # not progress: ignored
-    assert est.used_at("k", 0.59) == [0.4, 0.5, 0.6]
-    # Another tenth knows nothing of it: 90% is not 50% further on.
-    assert est.used_at("k", 0.9) == []
-    assert est.used_at("other", 0.5) == []
+    assert est.progress_table("k") is None  # not enough answers yet
+    est.observe_progress("k", 0.0, 1.7)  # no progress yet, at the end (a late midpoint): kept
+    table = est.progress_table("k")
+    assert table is not None and table.answers == TABLE_MIN
+    assert est.progress_table("other") is None
+    # At 60% of their time units said 50%-59%: that answer is likely there,
+    # any other nearly ruled out, and a share nothing was seen at rules
+    # nothing out (every tenth as likely as another).
+    assert table.likelihood(5, 0.6) > 0.95
+    assert table.likelihood(9, 0.6) < 0.01
+    assert table.likelihood(0, 0.999) == table.likelihood(0, 5.0) > 0.5
+    assert table.likelihood(3, 0.2) == pytest.approx(1 / PROGRESS_BUCKETS)
+
+
+def test_the_progress_table_forgets_old_answers() -> None:
+    table = ProgressTable()
+    for _ in range(TABLE_HALVE - 1):
+        table.add(0.1, 0.5)
+    assert table.likelihood(1, 0.5) > 0.99
+    # The service changed: its units now report 90% at half their time.
+    for _ in range(TABLE_HALVE):
+        table.add(0.9, 0.5)
+    assert table.answers < TABLE_HALVE
+    assert table.likelihood(9, 0.5) > 0.6 > table.likelihood(1, 0.5)
 
 
 def test_the_first_poll_starts_at_a_quantile_and_follows_what_first_answers_found() -> None:
@@ -118,40 +142,38 @@ FAST_AFTER_1S = 1.01 + (math.ceil(FAST_QUANTILE * 50) - 1) / 100
 
 
 @pytest.mark.parametrize(
-    ("elapsed", "durations", "seen", "used", "first", "expected"),
+    ("elapsed", "durations", "seen", "table", "first", "expected"),
     [
         # Nothing known, no progress: nothing places it (the policy's schedule).
-        (0.0, [], None, [], None, None),
+        (0.0, [], None, None, None, None),
         # First poll, tracked point ahead: there.
-        (0.0, UNIFORM, None, [], 0.7, (0.7, BUDGET)),
+        (0.0, UNIFORM, None, None, 0.7, (0.7, BUDGET)),
         # No tracked point: after the fast end of the durations.
-        (0.0, UNIFORM, None, [], None, (FAST_END + BUDGET, BUDGET)),
+        (0.0, UNIFORM, None, None, None, (FAST_END + BUDGET, BUDGET)),
         # Seen running at 1.0: after the fast end of the durations longer than 1.0.
-        (1.0, UNIFORM, None, [], None, (FAST_AFTER_1S + BUDGET, BUDGET)),
+        (1.0, UNIFORM, None, None, None, (FAST_AFTER_1S + BUDGET, BUDGET)),
         # The tracked point passed already (re-planned late): as any later poll.
-        (1.0, UNIFORM, None, [], 0.7, (FAST_AFTER_1S + BUDGET, BUDGET)),
-        # Reported 30% at 0.6 s; units at 30% had used at most 40% of their
-        # time (up to the fast quantile): it cannot end before 0.6 / 0.4.
-        (0.6, UNIFORM, (0.6, 0.3), [0.2, 0.3, 0.4], None, (1.5 + BUDGET, BUDGET)),
+        (1.0, UNIFORM, None, None, 0.7, (FAST_AFTER_1S + BUDGET, BUDGET)),
         # Durations all alike: the first poll just after them, not before.
-        (0.0, [1.0, 1.0, 1.0], None, [], 0.9, (1.0 + BUDGET, BUDGET)),
+        (0.0, [1.0, 1.0, 1.0], None, None, 0.9, (1.0 + BUDGET, BUDGET)),
         # Outlived every known duration, no progress: back off.
-        (2.0, UNIFORM, None, [], None, None),
-        # Outlived, but progress says where the end is; the budget is its own
-        # scale then (the durations say nothing of it): a share of the 4 s
-        # its progress predicts.
-        (2.0, UNIFORM, (2.0, 0.5), [0.8, 0.8, 0.8], None, (2.5 + 4.0 * BUDGET, 4.0 * BUDGET)),
+        (2.0, UNIFORM, None, None, None, None),
+        # Outlived, progress not learnt, but its own says where the end is;
+        # the budget is its own scale then (the durations say nothing of
+        # it): a share of the 4 s its progress predicts, the end no sooner
+        # than COLD_RATIO of the way (2.0 + 0.3 * 2.0).
+        (2.0, UNIFORM, (2.0, 0.5), None, None, (2.6 + 4.0 * BUDGET, 4.0 * BUDGET)),
     ],
 )
 def test_place_next(
     elapsed: float,
     durations: list[float],
     seen: tuple[float, float] | None,
-    used: list[float],
+    table: ProgressTable | None,
     first: float | None,
     expected: tuple[float, float] | None,
 ) -> None:
-    placed = place_next(elapsed, durations, seen, used, first)
+    placed = place_next(elapsed, durations, seen, table, first)
     if expected is None:
         assert placed is None
     else:
@@ -170,6 +192,46 @@ def test_place_next_before_anything_was_learnt_follows_progress_cautiously() -> 
     at, budget = place_next(1.0, [], (1.0, 0.1))  # type: ignore[misc]
     assert budget == pytest.approx(DELAY_FRACTION * 3.0)
     assert at == pytest.approx(1.0 * (1 + COLD_REACH) + budget)
+
+
+def _straight_table(answers_per_bin: int = 20) -> ProgressTable:
+    # Units whose progress is the share of their time they have used.
+    table = ProgressTable()
+    for row in range(USED_BINS):
+        share = (row + 0.5) / USED_BINS
+        for _ in range(answers_per_bin):
+            table.add(min(share, 0.99), share)
+    return table
+
+
+def test_place_next_weighs_the_durations_by_the_progress_reported() -> None:
+    table = _straight_table()
+    # 50% at 0.6 s: by the table it had used 50-60% of its time, so it ends
+    # in (1.0, 1.2]; the durations below are nearly ruled out, whatever
+    # their number, and the poll comes the posterior budget after its fast end.
+    at, budget = place_next(0.6, UNIFORM, (0.6, 0.5), table)  # type: ignore[misc]
+    assert budget == pytest.approx(POSTERIOR_DELAY * 1.0)
+    assert 1.0 < at - budget < 1.1
+    # Without the table, only the durations longer than 0.6 s and the
+    # cautious cold rule: an earlier poll, which would find it running.
+    cold_at, _ = place_next(0.6, UNIFORM, (0.6, 0.5))  # type: ignore[misc]
+    assert cold_at < at - budget
+    # 90% at 0.6 s: it is nearly done (0.6-0.67 s), and the poll comes then.
+    soon, _ = place_next(0.6, UNIFORM, (0.6, 0.9), table)  # type: ignore[misc]
+    assert soon - budget < 0.7
+
+
+def test_place_next_finds_the_end_of_a_unit_older_than_every_duration() -> None:
+    # Early in a first wave only fast units ended: a unit older than all of
+    # them is placed by the table alone, between its age and a few times it.
+    table = _straight_table()
+    at, budget = place_next(2.0, [0.5, 0.6, 0.7], (2.0, 0.5), table)  # type: ignore[misc]
+    # 50% at 2 s: it had used 50-60% of its time, so it ends in (3.3, 4.0].
+    assert 3.3 < at - budget <= 4.0
+    assert budget == pytest.approx(POSTERIOR_DELAY * (2.0 / 0.525), rel=0.1)
+    # An answer the table puts beyond the reach (5% at 1 s: 20 s) is bounded.
+    far, _ = place_next(1.0, [], (1.0, 0.05), table)  # type: ignore[misc]
+    assert far <= 3.0 * 1.0 + POSTERIOR_DELAY * 3.0
 
 
 def test_place_next_never_budgets_less_than_a_get_takes() -> None:
@@ -220,6 +282,29 @@ async def test_seeding_replans_a_waiter_already_on_the_blind_schedule(
         scheduler.discard(waiter)
 
 
+async def test_a_unit_found_finished_at_its_first_poll_is_learnt_where_its_kind_ends(
+    session: KooDriveSession,
+) -> None:
+    scheduler = session._scheduler()
+    tracker = JobTracker(session.get_job)
+    known = [0.5, 0.6, 0.7, 0.9, 1.2]
+    scheduler.estimator.seed("K", known)
+    now = scheduler.loop.time()
+    waiter = scheduler.add("J1", policy=BLIND, kind="K", started=now - 0.8, tracker=tracker)
+    try:
+        # Its first answer, 0.8 s after its start, says it finished (no end
+        # time: nothing narrows when). Halfway from its start (0.4 s) would be
+        # shorter than any unit of its kind; the median of those it can have
+        # been is learnt.
+        scheduler._learn(waiter, _job(100, JobStatus.COMPLETED), now)
+        learnt = list(scheduler.estimator.durations("K"))
+        for value in known:
+            learnt.remove(value)
+        assert learnt == [0.6]
+    finally:
+        scheduler.discard(waiter)
+
+
 def test_seed_durations_refuses_what_is_not_a_request(session: KooDriveSession) -> None:
     with pytest.raises(InvalidRequestError) as info:
         session.seed_durations("job", [1.0])  # type: ignore[arg-type]
@@ -255,7 +340,7 @@ async def test_progress_skips_the_polls_a_unit_far_from_its_end_does_not_need(
     tracker = JobTracker(session.get_job)
     for duration in (4.0, 10.0, 10.0):
         scheduler.estimator.observe("K", duration)
-    for _ in range(MIN_SAMPLES):
+    for _ in range(TABLE_MIN):
         # Units of the kind reported 10% when a tenth of their time had gone.
         scheduler.estimator.observe_progress("K", 0.1, 0.1)
     now = scheduler.loop.time()
@@ -267,13 +352,14 @@ async def test_progress_skips_the_polls_a_unit_far_from_its_end_does_not_need(
         waiter.last = _job(0)
         # No progress yet: after the fast end of the durations (4 s from its start).
         assert scheduler._next_due(waiter, now) == pytest.approx(now + 3.0 + step)
-        # 10% after 1 s: it cannot end before 10 s; the polls before are skipped.
+        # 10% after 1 s: a tenth of its time, so 10 s (4 s is unlikely); the
+        # polls before are skipped.
         scheduler._saw_progress(waiter, tracker.progress(_job(10)), now)
         due = scheduler._next_due(waiter, now)
-        assert due == pytest.approx(now + 9.0 + step, abs=0.01)
-        # Progress that did not move keeps the moment it was first seen.
+        assert due == pytest.approx(now + 9.0 + POSTERIOR_DELAY * 10.0, abs=0.01)
+        # Every answer is kept, moved or not: the latest two.
         scheduler._saw_progress(waiter, 0.1, now + 1.0)
-        assert waiter.seen == pytest.approx((1.0, 0.1))
+        assert waiter.seen == pytest.approx((2.0, 0.1, 1.0, 0.1))
     finally:
         scheduler.discard(waiter)
 
