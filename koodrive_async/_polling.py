@@ -800,15 +800,17 @@ class PollScheduler:
         else:
             # No deadline, no TaskTimeoutError: the mark is all it will use.
             waiter.last = tracker.mark(task)
+        finished = tracker.finished(task)
         if waiter.kind is not None and waiter.started is not None:
             read = (started + now) / 2.0
             if previous is None and waiter.step:
                 # Its first answer: where its kind's first poll should go.
                 elapsed = read - waiter.started
-                self.estimator.observe_first(
-                    waiter.kind, tracker.finished(task), elapsed, waiter.step
-                )
-            self._saw_progress(waiter, tracker.progress(task), read)
+                self.estimator.observe_first(waiter.kind, finished, elapsed, waiter.step)
+            if not finished:
+                # A unit that ended (failed part way, say) is not "at" its
+                # last progress: the table would learn a wrong share.
+                self._saw_progress(waiter, tracker.progress(task), read)
         try:
             if waiter.on_status is not None and tracker.changed(previous, task):
                 result = waiter.on_status(task)
@@ -823,7 +825,7 @@ class PollScheduler:
         waiter.poll = None
         if waiter.done():
             return
-        if tracker.finished(task):
+        if finished:
             self._settle(waiter, task, now)
             return
         if waiter.kind is not None:

@@ -14,7 +14,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from waiting_helpers import job
 
-from koodrive_async import FileInfo, InvalidRequestError, Job, JobRequest, JobType, PollPolicy
+from koodrive_async import (
+    FileInfo,
+    InvalidRequestError,
+    Job,
+    JobCancelledError,
+    JobRequest,
+    JobType,
+    PollPolicy,
+)
 from koodrive_async._enums import JobStatus
 from koodrive_async._estimator import (
     COLD_RATIO,
@@ -303,6 +311,27 @@ async def test_a_unit_found_finished_at_its_first_poll_is_learnt_where_its_kind_
         assert learnt == [0.6]
     finally:
         scheduler.discard(waiter)
+
+
+async def test_the_progress_of_a_unit_that_ended_part_way_is_not_learnt(
+    session: KooDriveSession,
+) -> None:
+    async def get_job(job_id: str) -> Job:
+        # Cancelled at 40%: it is not "at 40%" of its time when it ends.
+        return Job(job_id, status=JobStatus.CANCELLED, progress=40, create_time=_job(0).create_time)
+
+    scheduler = session._scheduler()
+    for _ in range(TABLE_MIN - 1):
+        scheduler.estimator.observe_progress("K", 0.9, 0.95)
+    scheduler.estimator.seed("K", [1.0] * MIN_SAMPLES)
+    fast = PollPolicy(initial=0.01, multiplier=1.5, max_interval=0.05, jitter=0.0)
+    started = scheduler.loop.time() - 2.0
+    tracker = JobTracker(get_job)
+    waiter = scheduler.add("J1", policy=fast, kind="K", started=started, tracker=tracker)
+    with pytest.raises(JobCancelledError):
+        await asyncio.wait_for(waiter, timeout=10)
+    # One more answer would have made the table usable: none was learnt.
+    assert scheduler.estimator.progress_table("K") is None
 
 
 def test_seed_durations_refuses_what_is_not_a_request(session: KooDriveSession) -> None:
