@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import importlib.util
 import re
 import subprocess
@@ -129,3 +131,86 @@ def test_a_dependency_without_one_floor_cannot_be_tested_at_its_floor(requiremen
     pyproject = f'[project]\ndependencies = ["{requirement}"]\n'
     with pytest.raises(ValueError, match="floor"):
         _lowest().lowest_constraints(pyproject)
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _declared(requirements: list[str]) -> set[str]:
+    return {_canonical(re.split(r"[\s\[<>=!~;]", r.strip(), maxsplit=1)[0]) for r in requirements}
+
+
+def _third_party_imports(path: Path, *, module_level: bool) -> set[str]:
+    """The top-level names of the non-stdlib modules ``path`` imports when it runs.
+
+    ``if TYPE_CHECKING:`` blocks are left out (never run); with ``module_level``,
+    so are function bodies (run only when called: an extra's lazy import).
+    """
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and ast.unparse(node.test) in (
+            "TYPE_CHECKING",
+            "typing.TYPE_CHECKING",
+        ):
+            for child in node.orelse:
+                visit(child)
+            return
+        if module_level and isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            return
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")))
+    return {name for name in found if name not in sys.stdlib_module_names} - {"koodrive_async"}
+
+
+def _distributions(module: str) -> set[str]:
+    # The distributions that provide an import name (yarl -> yarl, opentelemetry ->
+    # opentelemetry-api...); the name itself where none is installed (an sdist's tests).
+    provided = importlib.metadata.packages_distributions().get(module) or [module]
+    return {_canonical(name) for name in provided}
+
+
+def test_every_third_party_module_the_package_imports_is_declared() -> None:
+    # yarl was imported by _sender, _http and _download but declared nowhere: it
+    # came only through aiohttp, so the lowest-versions run never chose its floor.
+    project = _pyproject()["project"]
+    runtime = _declared(project["dependencies"])
+    extras = set().union(*map(_declared, project["optional-dependencies"].values()))
+    undeclared = {
+        f"{path.relative_to(ROOT).as_posix()}: {name}"
+        for path in (ROOT / "koodrive_async").rglob("*.py")
+        for name in _third_party_imports(path, module_level=False)
+        if not _distributions(name) & (runtime | extras)
+    }
+    assert undeclared == set()
+    # What the package and its subpackages load with no extra installed must be a
+    # runtime dependency, not an extra's (an extra's module imports it lazily).
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, koodrive_async, koodrive_async.bulk, koodrive_async.cli, "
+            "koodrive_async.emulator\n"
+            "for n, m in sys.modules.items():\n"
+            "    if n.split('.')[0] == 'koodrive_async': print(n, m.__file__)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout.splitlines()
+    assert len(loaded) > 50
+    not_runtime = {
+        f"{module}: {name}"
+        for module, file in (line.split(" ", 1) for line in loaded)
+        for name in _third_party_imports(Path(file), module_level=True)
+        if not _distributions(name) & runtime
+    }
+    assert not_runtime == set()

@@ -19,9 +19,11 @@ from __future__ import annotations
 import calendar
 import json
 import re
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from multidict import MultiMapping
+if TYPE_CHECKING:
+    # Annotations only: multidict comes with aiohttp and is no dependency of ours.
+    from multidict import MultiMapping
 
 __all__ = [
     "BAD_REQUEST",

@@ -19,6 +19,13 @@ CODE = "cli-auth-code-SECRET"
 REFRESH = "cli-refresh-SECRET-4e1a"
 APP_ID = "cli-app-1"
 APP_SECRET = "cli-app-SECRET-93b2"
+#: Virtual seconds a session or carrier token lives. The virtual clock runs
+#: CLOCK_SPEED times faster than real time, so this is LIFETIME / CLOCK_SPEED
+#: real seconds (almost an hour), far longer than any child here may take
+#: (``finish`` gives up at 150 s): only the tests' ``advance`` expires a token.
+#: With 60 (2.4 s real), a child starting slowly on a loaded machine met an
+#: expired token and renewed it once more, rightly, and a count of renewals failed.
+LIFETIME = 24 * 3600.0
 
 
 @pytest.fixture
@@ -31,8 +38,8 @@ def emulator_config() -> EmulatorConfig:
         session_codes={CODE: USER_ID},
         refresh_tokens={REFRESH: USER_ID},
         apps={APP_ID: APP_SECRET},
-        session_idle_timeout=60,
-        carrier_expires_in=60,
+        session_idle_timeout=LIFETIME,
+        carrier_expires_in=LIFETIME,
     )
 
 
@@ -72,7 +79,7 @@ async def test_a_credentials_file_is_renewed_in_place(cli, cli_env, emu, tmp_pat
     refused = await cli("--credentials", str(path), "task", "list", env=_env(cli_env))
     assert refused.code == 2 and "chmod 600" in refused.err
     path.chmod(0o600)
-    emu.clock.advance(61)  # the token expired: the CLI meets a 401 and renews it
+    emu.clock.advance(LIFETIME + 1)  # the token expired: the CLI meets a 401 and renews it
     first = await cli("--credentials", str(path), "task", "list", env=_env(cli_env))
     assert first.code == 0, first.err
     stored: dict[str, Any] = json.loads(path.read_text())
@@ -99,7 +106,7 @@ async def test_carrier_tokens_from_the_environment_renew_after_a_401(cli, cli_en
         ) as resp,
     ):
         info = (await resp.json())["data"]["sessionInfo"]
-    emu.clock.advance(61)
+    emu.clock.advance(LIFETIME + 1)
     env = _env(
         cli_env, KOODRIVE_TOKEN=info["accessToken"], KOODRIVE_REFRESH_TOKEN=info["refreshToken"]
     )
