@@ -15,10 +15,15 @@ its figures are the placement's own cost (GETs per job, detection delay, the
 makespan it causes), with GETs answered after ``--rtt`` seconds and creates
 after ``--create`` seconds.
 
+``--durations`` replaces the benchmark's uniform durations by another shape
+(see :data:`SHAPES`), and ``--files 1`` gives jobs no progress to report, so
+that a placement tuned on the benchmark can be checked on kinds unlike it.
+
 Usage::
 
     python benchmarks/sim_placement.py                  # 1,000 and 10,000 jobs, 3 seeds
     python benchmarks/sim_placement.py --jobs 1000 --json
+    python benchmarks/sim_placement.py --jobs 1000 --jobs 5000 --durations bimodal
 """
 
 from __future__ import annotations
@@ -27,9 +32,11 @@ import argparse
 import bisect
 import heapq
 import json
+import math
 import random
 import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +52,16 @@ from koodrive_async._policies import PollPolicy  # noqa: E402
 
 KIND = "copy"
 MIN_STEP = 0.01
+
+#: Duration shapes, seconds: the benchmark's, a long right tail, two speeds of
+#: one kind, a hundredfold spread, and all alike.
+SHAPES: dict[str, Callable[[random.Random], float]] = {
+    "uniform": lambda rng: rng.uniform(0.5, 1.5),
+    "lognormal": lambda rng: math.exp(rng.gauss(0.0, 0.5)),
+    "bimodal": lambda rng: rng.uniform(0.2, 0.4) if rng.random() < 0.5 else rng.uniform(2.0, 3.0),
+    "wide": lambda rng: rng.uniform(0.1, 10.0),
+    "constant": lambda _rng: 1.0,
+}
 
 
 class _Unit:
@@ -81,9 +98,11 @@ def simulate(
     rtt: float = 0.008,
     create: float = 0.015,
     files: int = 10,
+    durations: str = "uniform",
 ) -> dict[str, float]:
     """Run one simulated fan-out; return its figures."""
     world = random.Random(seed)
+    shape = SHAPES[durations]
     jitter_rng = random.Random(seed + 1000)
     policy = PollPolicy()
     estimator = DurationEstimator()
@@ -104,7 +123,7 @@ def simulate(
         unit = _Unit()
         unit.index = len(units)
         units.append(unit)
-        unit.duration = world.uniform(0.5, 1.5)
+        unit.duration = shape(world)
         start = 0.1 * unit.duration
         draws = [world.random() for _ in range(files)]
         top = max(draws)
@@ -181,9 +200,7 @@ def simulate(
         if finished:
             unit.done = True
             lower = max(0.0, unit.prev_poll - unit.started) if unit.prev_poll >= 0 else 0.0
-            prior = estimator.durations(KIND) if unit.prev_poll < 0 else None
-            upper = max(lower, answered - unit.started)
-            duration = bracket_duration(lower, upper, None, prior=prior)
+            duration = bracket_duration(lower, max(lower, answered - unit.started), None)
             estimator.observe(KIND, duration)
             if unit.seen is not None and duration > 0:
                 for i in range(0, len(unit.seen), 2):
@@ -234,12 +251,21 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--rtt", type=float, default=0.008, help="GET round trip, seconds")
     parser.add_argument("--create", type=float, default=0.015, help="create round trip")
+    parser.add_argument("--durations", choices=sorted(SHAPES), default="uniform")
+    parser.add_argument("--files", type=int, default=10, help="files per job (1: no progress)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     out: dict[str, Any] = {}
     for jobs in args.jobs or [1000, 10_000]:
         runs = [
-            simulate(jobs, seed=seed, rtt=args.rtt, create=args.create)
+            simulate(
+                jobs,
+                seed=seed,
+                rtt=args.rtt,
+                create=args.create,
+                files=args.files,
+                durations=args.durations,
+            )
             for seed in range(1, args.seeds + 1)
         ]
         out[str(jobs)] = {key: statistics.median(r[key] for r in runs) for key in runs[0]}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Hashable, Iterable, Sequence
+from itertools import accumulate
 
 __all__ = [
     "COLD_RATIO",
@@ -26,9 +27,11 @@ __all__ = [
     "FIRST_GAIN",
     "FIRST_QUANTILE",
     "MIN_SAMPLES",
+    "NARROWING_GAIN",
     "POSTERIOR_DELAY",
     "POSTERIOR_QUANTILE",
     "PROGRESS_BUCKETS",
+    "TABLE_HALVE",
     "TABLE_MIN",
     "USED_BINS",
     "WINDOW",
@@ -61,10 +64,13 @@ TABLE_MIN = 32
 #: When a table holds this many answers every count is halved, so that old
 #: answers fade and a service whose progress changed is followed.
 TABLE_HALVE = 4096
-#: Pseudo-count added to each cell: small, so that one answer in a bin
-#: already says much; non-zero, so that a progress never seen at a share
-#: rules nothing out.
-TABLE_SMOOTHING = 0.05
+#: Answers' worth of the kind's overall frequency of each tenth added to each
+#: bin: small, so that one answer in a bin already says much; non-zero, so
+#: that a progress never seen at a share rules nothing out; the overall
+#: frequency, so that a bin never seen (a share at which no unit was polled)
+#: says only what the kind says everywhere and weighs no candidate against
+#: another.
+TABLE_SMOOTHING = 0.5
 #: Where the posterior of a unit's end puts the "earliest plausible end":
 #: this share of the units that report what it reported end sooner.
 POSTERIOR_QUANTILE = 0.2
@@ -78,6 +84,15 @@ POSTERIOR_DELAY = 0.12
 #: Before the kind's durations reach past a unit's age, its end is looked
 #: for up to this many times its age at its latest answer.
 POSTERIOR_REACH = 3.0
+#: How far an answer that narrows the durations moves the placement from the
+#: durations' own (:data:`FAST_QUANTILE`, :data:`DELAY_FRACTION`) to the
+#: posterior's (:data:`POSTERIOR_QUANTILE`, :data:`POSTERIOR_DELAY`): by this
+#: many times the share by which it narrowed their middle 60%, at most all the
+#: way. An answer that cut that spread by a quarter or more goes all the way.
+#: Tuned in ``benchmarks/sim_placement.py`` over every ``--durations`` shape:
+#: a smaller gain polls more, a larger one moved the p95 delay of the
+#: two-speed and the hundredfold kinds up.
+NARROWING_GAIN = 4.0
 #: The detection delay a placement allows, as a fraction of the kind's median
 #: duration: the next poll comes this long after the earliest moment the unit
 #: may plausibly have ended.
@@ -154,13 +169,7 @@ def remaining_from_progress(
     return elapsed * (1.0 - progress) / progress
 
 
-def bracket_duration(
-    lower: float,
-    upper: float,
-    bounds: tuple[float, float] | None,
-    *,
-    prior: Sequence[float] | None = None,
-) -> float:
+def bracket_duration(lower: float, upper: float, bounds: tuple[float, float] | None) -> float:
     """The duration to learn from what the client saw and what the service said.
 
     The client knows the unit ended in ``[lower, upper]`` (the last poll
@@ -170,33 +179,29 @@ def bracket_duration(
     learnt. When they disagree (a skewed or virtual service clock), the
     client's bracket wins, at its end nearest the service's bounds.
 
-    A unit found finished at its first poll has no lower end but its start:
-    halfway from its start would learn a duration far shorter than units of
-    its kind take (the first poll comes near their fast end), and those
-    would pull every later placement early. Given ``prior`` (the kind's
-    sorted durations, even empty), the median of those the bracket allows
-    is learnt instead, or its upper end when none is.
+    A unit found finished at its first poll is bounded below by its start
+    only, and the midpoint is then shorter than it took. It is learnt all
+    the same: imputing it from the kind's shorter durations instead (which
+    no poll ever sees below the first poll) freezes that end of the
+    distribution, and with a kind of two very different speeds stopped the
+    first poll from ever coming before the slower ones' fast end (the
+    faster ones were then seen a whole budget late).
 
     Args:
         lower: Earliest the unit can have ended, seconds from its start.
         upper: Latest, likewise (``>= lower``).
         bounds: ``(low, high)`` by the service's times, or None.
-        prior: Only when no poll saw the unit running: the kind's recent
-            durations, sorted (empty when none are known yet); None otherwise.
 
     Returns:
         Seconds from its start.
     """
-    low, high = lower, upper
-    if bounds is not None:
-        low = max(lower, bounds[0])
-        high = min(upper, bounds[1])
-        if low > high:
-            return lower if bounds[1] < lower else upper
-    if prior is not None and low < high:
-        inside = prior[bisect.bisect_left(prior, low) : bisect.bisect_right(prior, high)]
-        return inside[len(inside) // 2] if inside else high
-    return (low + high) / 2.0
+    if bounds is None:
+        return (lower + upper) / 2.0
+    low = max(lower, bounds[0])
+    high = min(upper, bounds[1])
+    if low <= high:
+        return (low + high) / 2.0
+    return lower if bounds[1] < lower else upper
 
 
 def _quantile(sorted_values: Sequence[float], q: float) -> float:
@@ -215,11 +220,13 @@ class ProgressTable:
     kind's durations by it. Pure; counts halve past :data:`TABLE_HALVE`.
     """
 
-    __slots__ = ("_counts", "_totals", "answers")
+    __slots__ = ("_counts", "_totals", "_overall", "answers")
 
     def __init__(self) -> None:
         self._counts = [[0.0] * PROGRESS_BUCKETS for _ in range(USED_BINS)]
         self._totals = [0.0] * USED_BINS
+        # Per tenth, over every bin: what the smoothing adds.
+        self._overall = [0.0] * PROGRESS_BUCKETS
         #: Answers recorded (after halvings: their weight).
         self.answers = 0.0
 
@@ -233,13 +240,16 @@ class ProgressTable:
         if not 0.0 <= progress < 1.0 or not 0.0 < used <= 1.0:
             return
         row = min(USED_BINS - 1, int(used * USED_BINS))
-        self._counts[row][_bucket(progress)] += 1.0
+        bucket = _bucket(progress)
+        self._counts[row][bucket] += 1.0
         self._totals[row] += 1.0
+        self._overall[bucket] += 1.0
         self.answers += 1.0
         if self.answers >= TABLE_HALVE:
             for counts in self._counts:
                 counts[:] = [c / 2.0 for c in counts]
             self._totals = [t / 2.0 for t in self._totals]
+            self._overall = [c / 2.0 for c in self._overall]
             self.answers /= 2.0
 
     def likelihood(self, bucket: int, used: float) -> float:
@@ -250,11 +260,13 @@ class ProgressTable:
             used: The share of its duration, above 0 (1 or more: the last bin).
 
         Returns:
-            A smoothed frequency, above 0.
+            A smoothed frequency (0 only for a tenth no unit ever reported).
         """
         row = min(USED_BINS - 1, int(used * USED_BINS))
-        return (self._counts[row][bucket] + TABLE_SMOOTHING) / (
-            self._totals[row] + PROGRESS_BUCKETS * TABLE_SMOOTHING
+        answers = self.answers
+        overall = self._overall[bucket] / answers if answers else 1.0 / PROGRESS_BUCKETS
+        return (self._counts[row][bucket] + TABLE_SMOOTHING * overall) / (
+            self._totals[row] + TABLE_SMOOTHING
         )
 
 
@@ -454,13 +466,15 @@ def place_next(
     progress and the kind's ``table`` is learnt, by how likely a unit of
     that duration was to report that progress at that moment: the posterior
     of its end, with the shape of progress over time learnt, never assumed
-    (see :class:`ProgressTable`). The poll comes :data:`DELAY_FRACTION` of
-    the median duration (:data:`POSTERIOR_DELAY` when progress weighed the
-    durations) after the earliest plausible end: the
-    :data:`POSTERIOR_QUANTILE` of that posterior, or the
-    :data:`FAST_QUANTILE` of the durations when no progress weighs them. A
-    unit that ends after it is seen within the budget, and the polls that
-    could only see it unfinished are skipped. The first poll lands at
+    (see :class:`ProgressTable`). The poll comes a budget after the
+    earliest plausible end: the :data:`FAST_QUANTILE` of the durations and
+    :data:`DELAY_FRACTION` of their median when no progress weighs them,
+    moving to the :data:`POSTERIOR_QUANTILE` of the posterior and
+    :data:`POSTERIOR_DELAY` as far as the answer narrowed them
+    (:data:`NARROWING_GAIN`): an answer that says nothing (a kind that
+    reports no progress until its end) changes nothing. A unit that ends
+    after that point is seen within the budget, and the polls that could
+    only see it unfinished are skipped. The first poll lands at
     ``first`` (the kind's tracked :data:`FIRST_QUANTILE`) when it is still
     ahead.
 
@@ -545,27 +559,34 @@ def _posterior(
     likelihood = table.likelihood
     if len(longer) >= MIN_SAMPLES:
         candidates: Sequence[float] = longer
+    elif progress <= 0.0:
+        # No durations to weigh and no progress to scale: nothing places it.
+        return None
     else:
         reach = POSTERIOR_REACH * elapsed
         candidates = [at / share for share in _BIN_MIDDLES if elapsed < at / share <= reach]
         if not candidates:
             return None
         median = 0.0
-    weights = [likelihood(bucket, at / duration) for duration in candidates]
-    total = sum(weights)
-    earliest = None
-    middle = None
-    running = 0.0
-    for duration, weight in zip(candidates, weights, strict=True):
-        running += weight
-        if earliest is None and running >= POSTERIOR_QUANTILE * total:
-            earliest = duration
-        if running >= 0.5 * total:
-            middle = duration
-            break
-    if earliest is None or middle is None:
-        return None
+    cumulative = list(accumulate(likelihood(bucket, at / duration) for duration in candidates))
+    total = cumulative[-1]
+    if not total > 0.0:
+        return None  # a tenth no unit of the kind ever reported: nothing to weigh by
+
+    def posterior(q: float) -> float:
+        return candidates[min(len(candidates) - 1, bisect.bisect_left(cumulative, q * total))]
+
+    # How much the answer said: the posterior's spread against the
+    # candidates' own. An answer that weighs nothing (a kind that reports no
+    # progress until its end teaches the table that every share says 0)
+    # keeps the durations' fast end; one that narrows them a lot may skip
+    # further ahead, to POSTERIOR_QUANTILE.
+    spread = _quantile(candidates, 0.8) - _quantile(candidates, 0.2)
+    narrowed = posterior(0.8) - posterior(0.2)
+    said = 1.0 if spread <= 0.0 else min(1.0, max(0.0, NARROWING_GAIN * (1.0 - narrowed / spread)))
+    earliest = posterior(FAST_QUANTILE + (POSTERIOR_QUANTILE - FAST_QUANTILE) * said)
     # The budget's scale: the kind's median; the unit's own when the
-    # durations say nothing of it.
-    budget = POSTERIOR_DELAY * (median or middle)
-    return max(elapsed, earliest), budget
+    # durations say nothing of it. Its share likewise goes from the
+    # durations' own to the posterior's as the answer narrows them.
+    share = DELAY_FRACTION + (POSTERIOR_DELAY - DELAY_FRACTION) * said
+    return max(elapsed, earliest), share * (median or posterior(0.5))

@@ -922,10 +922,8 @@ class PollScheduler:
         lower = max(0.0, running - started) if running is not None else 0.0
         upper = max(lower, now - started)
         bounds = waiter.tracker.server_bounds(task, started, running, now)
+        duration = bracket_duration(lower, upper, bounds)
         estimator = self.estimator
-        # Found finished at its first poll: only its start bounds it below.
-        prior = estimator.durations(kind) if running is None else None
-        duration = bracket_duration(lower, upper, bounds, prior=prior)
         estimator.observe(kind, duration)
         seen = waiter.seen
         if seen is not None and duration > 0.0:

@@ -19,23 +19,6 @@ def test_no_service_times_learn_the_bracket_midpoint() -> None:
     assert bracket_duration(0.5, 0.7, None) == 0.6
 
 
-def test_a_unit_found_finished_at_its_first_poll_learns_where_its_kind_ends() -> None:
-    # Started at 0, found finished by the answer at 0.8 s, no poll before:
-    # it ended somewhere in (0, 0.8]. Halfway (0.4 s) would be shorter than
-    # any unit of the kind; the median of the known durations up to 0.8 is learnt.
-    known = [0.5, 0.6, 0.7, 0.9, 1.2]
-    assert bracket_duration(0.0, 0.8, None, prior=known) == 0.6
-    # Nothing known yet, or none that short: the latest it can have ended.
-    assert bracket_duration(0.0, 0.8, None, prior=[]) == 0.8
-    assert bracket_duration(0.0, 0.8, None, prior=[0.9, 1.2]) == 0.8
-    # The service's second narrows what is allowed first.
-    assert bracket_duration(0.0, 0.8, (0.65, 1.65), prior=known) == 0.7
-    # Exact service times are a point: the prior has no say.
-    assert bracket_duration(0.0, 0.8, (0.55, 0.55), prior=known) == 0.55
-    # A poll saw it running (no prior given): the midpoint, as before.
-    assert bracket_duration(0.3, 0.8, None) == 0.55
-
-
 def test_a_one_second_window_narrows_the_bracket() -> None:
     # Seen unfinished at 0.2 s, finished at 1.8 s; the service's second says 0.9..1.9.
     assert math.isclose(bracket_duration(0.2, 1.8, (0.9, 1.9)), 1.35)

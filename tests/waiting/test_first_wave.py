@@ -33,7 +33,6 @@ from koodrive_async._estimator import (
     FIRST_QUANTILE,
     MIN_SAMPLES,
     POSTERIOR_DELAY,
-    PROGRESS_BUCKETS,
     TABLE_HALVE,
     TABLE_MIN,
     USED_BINS,
@@ -101,12 +100,14 @@ def test_the_progress_table_is_learnt_from_a_few_finished_units() -> None:
     assert table is not None and table.answers == TABLE_MIN
     assert est.progress_table("other") is None
     # At 60% of their time units said 50%-59%: that answer is likely there,
-    # any other nearly ruled out, and a share nothing was seen at rules
-    # nothing out (every tenth as likely as another).
+    # any other ruled out. A share nothing was seen at says what the kind
+    # says everywhere (31 of 32 answers said 50%-59%): it weighs no
+    # candidate duration against another.
     assert table.likelihood(5, 0.6) > 0.95
-    assert table.likelihood(9, 0.6) < 0.01
+    assert table.likelihood(9, 0.6) == 0.0
     assert table.likelihood(0, 0.999) == table.likelihood(0, 5.0) > 0.5
-    assert table.likelihood(3, 0.2) == pytest.approx(1 / PROGRESS_BUCKETS)
+    assert table.likelihood(5, 0.2) == pytest.approx((TABLE_MIN - 1) / TABLE_MIN)
+    assert table.likelihood(0, 0.2) == pytest.approx(1 / TABLE_MIN)
 
 
 def test_the_progress_table_forgets_old_answers() -> None:
@@ -242,6 +243,25 @@ def test_place_next_finds_the_end_of_a_unit_older_than_every_duration() -> None:
     assert far <= 3.0 * 1.0 + POSTERIOR_DELAY * 3.0
 
 
+def test_an_answer_that_says_nothing_places_as_the_durations_alone() -> None:
+    # A kind that reports no progress until its end: its table learns that
+    # every share of its time says 0. Such an answer weighs no duration
+    # against another, and the placement is the durations' own.
+    table = ProgressTable()
+    for row in range(USED_BINS):
+        for _ in range(5):
+            table.add(0.0, (row + 0.5) / USED_BINS)
+    for elapsed in (0.6, 0.9, 1.2):
+        alone = place_next(elapsed, UNIFORM)
+        assert alone is not None
+        assert place_next(elapsed, UNIFORM, (elapsed, 0.0), table) == pytest.approx(alone)
+    # A unit that outlived them all, with no progress: backs off, as without it.
+    assert place_next(2.0, UNIFORM, (2.0, 0.0), table) is None
+    # A tenth the kind never reported: as if nothing were learnt of progress.
+    unlearnt = place_next(0.9, UNIFORM, (0.9, 0.5))
+    assert place_next(0.9, UNIFORM, (0.9, 0.5), table) == pytest.approx(unlearnt)
+
+
 def test_place_next_never_budgets_less_than_a_get_takes() -> None:
     assert place_next(0.0, [1.0, 1.0, 1.0], min_budget=0.5) == (1.0 + 0.5, 0.5)
 
@@ -286,29 +306,6 @@ async def test_seeding_replans_a_waiter_already_on_the_blind_schedule(
         session.seed_durations(like, [1.0] * MIN_SAMPLES)
         assert waiter.step > 0
         assert waiter.in_heap and waiter.due < now + 2.0
-    finally:
-        scheduler.discard(waiter)
-
-
-async def test_a_unit_found_finished_at_its_first_poll_is_learnt_where_its_kind_ends(
-    session: KooDriveSession,
-) -> None:
-    scheduler = session._scheduler()
-    tracker = JobTracker(session.get_job)
-    known = [0.5, 0.6, 0.7, 0.9, 1.2]
-    scheduler.estimator.seed("K", known)
-    now = scheduler.loop.time()
-    waiter = scheduler.add("J1", policy=BLIND, kind="K", started=now - 0.8, tracker=tracker)
-    try:
-        # Its first answer, 0.8 s after its start, says it finished (no end
-        # time: nothing narrows when). Halfway from its start (0.4 s) would be
-        # shorter than any unit of its kind; the median of those it can have
-        # been is learnt.
-        scheduler._learn(waiter, _job(100, JobStatus.COMPLETED), now)
-        learnt = list(scheduler.estimator.durations("K"))
-        for value in known:
-            learnt.remove(value)
-        assert learnt == [0.6]
     finally:
         scheduler.discard(waiter)
 
@@ -370,8 +367,10 @@ async def test_progress_skips_the_polls_a_unit_far_from_its_end_does_not_need(
     for duration in (4.0, 10.0, 10.0):
         scheduler.estimator.observe("K", duration)
     for _ in range(TABLE_MIN):
-        # Units of the kind reported 10% when a tenth of their time had gone.
+        # Units of the kind reported 10% when a tenth of their time had gone,
+        # and 30% at a quarter.
         scheduler.estimator.observe_progress("K", 0.1, 0.1)
+        scheduler.estimator.observe_progress("K", 0.3, 0.25)
     now = scheduler.loop.time()
     policy = PollPolicy(initial=0.5, multiplier=1.5, max_interval=15.0, jitter=0.0)
     waiter = scheduler.add("J1", policy=policy, kind="K", started=now - 1.0, tracker=tracker)
