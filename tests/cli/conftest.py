@@ -44,7 +44,7 @@ def cli(cli_env: dict[str, str]) -> Callable[..., Any]:
 
 @pytest.fixture
 def cli_process(cli_env: dict[str, str]) -> Callable[..., Any]:
-    """``await cli_process(*args, env=None)``: as ``cli``, in a child ``python -m koodrive_async``."""
+    """``await cli_process(*args, env=None)``: as ``cli``, in a child process."""
 
     async def run(*args: str, env: dict[str, str] | None = None) -> Result:
         return await finish(await start_cli(*args, env=env or cli_env))
