@@ -140,20 +140,43 @@ async def run_in_process(*args: str, env: dict[str, str], timeout: float = 150.0
     Signals, kills and anything about the process itself need a child:
     :func:`start_cli`.
     """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Result] = loop.create_future()
 
-    def call() -> Result:
+    def settle(result: Result | None, error: BaseException | None) -> None:
+        if done.done():  # the test gave up on it (timeout)
+            return
+        if error is not None:
+            done.set_exception(error)
+        elif result is not None:
+            done.set_result(result)
+
+    def call() -> None:
+        result: Result | None = None
+        error: BaseException | None = None
         if not _IN_PROCESS.acquire(blocking=False):
-            raise RuntimeError("in-process CLI invocations cannot overlap: use start_cli")
+            error = RuntimeError("in-process CLI invocations cannot overlap: use start_cli")
+        else:
+            try:
+                result = _call_main(list(args), env)
+            except BaseException as exc:  # handed to the test, which re-raises it
+                error = exc
+            finally:
+                _IN_PROCESS.release()
         try:
-            return _call_main(list(args), env)
-        finally:
-            _IN_PROCESS.release()
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:  # the test's loop is gone
+            pass
 
-    # An empty context, as a child starts with: no context variable the test
-    # set (a trace, a create guard) reaches the CLI.
-    thread = asyncio.get_running_loop().run_in_executor(None, contextvars.Context().run, call)
+    # A daemon thread, so that a call that never ends cannot hold up the
+    # interpreter's exit; an empty context, as a child starts with: no context
+    # variable the test set (a trace, a create guard) reaches the CLI.
+    worker = threading.Thread(
+        target=contextvars.Context().run, args=(call,), name="koodrive-cli", daemon=True
+    )
+    worker.start()
     try:
-        return await asyncio.wait_for(thread, timeout)
+        return await asyncio.wait_for(done, timeout)
     except TimeoutError:
         # A thread cannot be killed: the call goes on (holding the lock) and
         # the test fails here.
