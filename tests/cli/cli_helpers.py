@@ -19,7 +19,7 @@ import attrs
 
 from koodrive_async.emulator import EmulatorConfig, KooDriveEmulator
 
-#: The token handed to the child; the tests check it never shows up anywhere.
+#: The token handed to the CLI; the tests check it never shows up anywhere.
 TOKEN = "tok-S3CRET-7c1f0e9d2b"
 USER_ID = "1397687227244555008"
 #: Virtual seconds per task and the clock speed-up: 1.0 / 25 = 40 ms real.
