@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
@@ -210,7 +211,7 @@ async def _nothing_to_do(journal: Journal, plan: Path) -> str:
 
 @contextmanager
 def _signals(run: PlanRun, progress: Progress) -> Iterator[None]:
-    """SIGINT / SIGTERM interrupt the run while it lasts (where the loop supports it)."""
+    """SIGINT / SIGTERM interrupt the run while it lasts (main thread only, where the loop can)."""
     loop = asyncio.get_running_loop()
 
     def on_signal(signame: str) -> None:
@@ -223,7 +224,11 @@ def _signals(run: PlanRun, progress: Progress) -> Iterator[None]:
             )
 
     installed: list[signal.Signals] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # Only the main thread may handle signals: a run started from another
+    # thread (main() or run_command() called in a worker thread) goes on
+    # without them, as the main thread's own handlers stay in charge.
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    for sig in (signal.SIGINT, signal.SIGTERM) if in_main_thread else ():
         try:
             loop.add_signal_handler(sig, on_signal, sig.name)
         except (NotImplementedError, RuntimeError, ValueError):

@@ -30,7 +30,7 @@ async def emu(emulator_config: EmulatorConfig) -> AsyncIterator[KooDriveEmulator
 
 @pytest.fixture
 def cli_env(emu: KooDriveEmulator) -> dict[str, str]:
-    """The environment of a child pointed at ``emu``."""
+    """The environment of a CLI invocation (in process or a child) pointed at ``emu``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KOODRIVE_")}
     env.update(
         KOODRIVE_BASE_URL=emu.url,

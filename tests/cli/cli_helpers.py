@@ -1,11 +1,17 @@
-"""Helpers of the command-line tests (plans, ledger and journal inspection, child processes)."""
+"""Helpers of the command-line tests (plans, ledger and journal inspection, CLI invocations)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import io
 import json
+import logging
+import os
 import sqlite3
 import sys
+import threading
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +19,7 @@ import attrs
 
 from koodrive_async.emulator import EmulatorConfig, KooDriveEmulator
 
-#: The token handed to the child; the tests check it never shows up anywhere.
+#: The token handed to the CLI; the tests check it never shows up anywhere.
 TOKEN = "tok-S3CRET-7c1f0e9d2b"
 USER_ID = "1397687227244555008"
 #: Virtual seconds per task and the clock speed-up: 1.0 / 25 = 40 ms real.
@@ -24,7 +30,7 @@ POLL = ("--poll-interval", "0.02")
 
 @attrs.frozen
 class Result:
-    """A finished child process."""
+    """A finished invocation of the CLI (in process or a child process)."""
 
     code: int
     out: str
@@ -58,6 +64,125 @@ async def finish(proc: asyncio.subprocess.Process, timeout: float = 150.0) -> Re
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode is not None
     return Result(proc.returncode, out.decode(), err.decode())
+
+
+# --------------------------------------------------------------------------- in process
+
+#: One in-process invocation at a time: it borrows the process's environment
+#: and standard streams for its duration.
+_IN_PROCESS = threading.Lock()
+
+
+class _LastResort(logging.Handler):
+    """What a child's logging does with no handler configured: WARNING+ messages on stderr.
+
+    Records of the test's own thread (the emulator's) are left out: in the
+    child's place they would have been in another process.
+    """
+
+    def __init__(self, err: io.StringIO) -> None:
+        super().__init__(logging.WARNING)
+        self._err = err
+        self._test_thread = threading.get_ident()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread != self._test_thread:
+            self._err.write(record.getMessage() + "\n")
+
+
+def _exit_code(code: object, err: io.StringIO) -> int:
+    # As the interpreter maps ``sys.exit(code)``: None is 0, an int is itself,
+    # anything else is printed on stderr and is 1.
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    err.write(f"{code}\n")
+    return 1
+
+
+def _call_main(argv: list[str], env: dict[str, str]) -> Result:
+    """``koodrive_async.cli.main(argv)`` with ``env`` as the environment and captured streams."""
+    from koodrive_async.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_env = dict(os.environ)
+    saved_streams = sys.stdin, sys.stdout, sys.stderr
+    handler = _LastResort(err)
+    root = logging.getLogger()
+    os.environ.clear()
+    os.environ.update(env)
+    sys.stdin, sys.stdout, sys.stderr = io.StringIO(), out, err
+    root.addHandler(handler)
+    try:
+        try:
+            code = main(argv)
+        except SystemExit as exc:
+            code = _exit_code(exc.code, err)
+        except Exception:  # what the interpreter does with an uncaught exception
+            traceback.print_exc(file=err)
+            code = 1
+    finally:
+        root.removeHandler(handler)
+        sys.stdin, sys.stdout, sys.stderr = saved_streams
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+async def run_in_process(*args: str, env: dict[str, str], timeout: float = 150.0) -> Result:
+    """Run the CLI's entry point in a worker thread, as ``python -m koodrive_async *args`` would.
+
+    The test's event loop keeps serving the emulator while the CLI runs its
+    own ``asyncio.run`` in the thread. For the call's duration ``os.environ``
+    is exactly ``env``, stdin is empty (not a terminal), stdout and stderr are
+    captured; the exit code is ``main``'s return value or the ``SystemExit``'s.
+    Signals, kills and anything about the process itself need a child:
+    :func:`start_cli`.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Result] = loop.create_future()
+
+    def settle(result: Result | None, error: BaseException | None) -> None:
+        if done.done():  # the test gave up on it (timeout)
+            return
+        if error is not None:
+            done.set_exception(error)
+        elif result is not None:
+            done.set_result(result)
+
+    def call() -> None:
+        result: Result | None = None
+        error: BaseException | None = None
+        if not _IN_PROCESS.acquire(blocking=False):
+            error = RuntimeError("in-process CLI invocations cannot overlap: use start_cli")
+        else:
+            try:
+                result = _call_main(list(args), env)
+            except BaseException as exc:  # handed to the test, which re-raises it
+                error = exc
+            finally:
+                _IN_PROCESS.release()
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:  # the test's loop is gone
+            pass
+
+    # A daemon thread, so that a call that never ends cannot hold up the
+    # interpreter's exit; an empty context, as a child starts with: no context
+    # variable the test set (a trace, a create guard) reaches the CLI.
+    worker = threading.Thread(
+        target=contextvars.Context().run, args=(call,), name="koodrive-cli", daemon=True
+    )
+    worker.start()
+    try:
+        return await asyncio.wait_for(done, timeout)
+    except TimeoutError:
+        # A thread cannot be killed: the call goes on (holding the lock) and
+        # the test fails here.
+        raise AssertionError(
+            f"koodrive-async {' '.join(args)} did not end within {timeout} s"
+        ) from None
 
 
 def job_line(marker: str, **extra: Any) -> dict[str, Any]:

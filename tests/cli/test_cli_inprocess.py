@@ -1,8 +1,14 @@
-"""The run engine in process (same event loop as the emulator): progress displays."""
+"""The run engine in process (same event loop as the emulator): progress displays.
+
+And a run started from a worker thread, as the ``cli`` fixture starts every
+in-process invocation: it leaves the signals to the main thread.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import signal
 from pathlib import Path
 
 from cli_helpers import TOKEN, USER_ID, created_by_marker, job_line, journal_rows, write_plan
@@ -104,3 +110,27 @@ async def test_a_failing_token_provider_stops_the_run_and_leaves_the_lines_pendi
     # Nothing was sent for any line, the failing one included: all pending.
     assert {r["state"] for r in rows.values()} == {"pending"}, rows
     assert "not started" in out.getvalue()
+
+
+async def test_a_run_in_a_worker_thread_leaves_the_signals_to_the_main_thread(
+    emu: KooDriveEmulator, tmp_path: Path
+) -> None:
+    # Only the main thread may handle signals (loop.add_signal_handler raises
+    # elsewhere): run_command() called from another thread runs without them
+    # and leaves the main thread's handlers as they were.
+    plan = write_plan(tmp_path / "plan.jsonl", [job_line(f"F{i}") for i in range(1, 11)])
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    out, err = io.StringIO(), io.StringIO()
+
+    def in_a_thread() -> int:
+        run = run_plan(
+            _options(plan, "plain"), Connection(emu.url, USER_ID, TOKEN), out=out, err=err
+        )
+        return asyncio.run(run)
+
+    assert await asyncio.to_thread(in_a_thread) == 0, err.getvalue()
+    assert "summary:" in out.getvalue()
+    rows = journal_rows(tmp_path / "plan.journal.sqlite")
+    assert {r["state"] for r in rows.values()} == {"succeeded"}, rows
+    assert {sig: signal.getsignal(sig) for sig in handlers} == handlers
+    assert sorted(created_by_marker(emu)) == sorted(f"F{i}" for i in range(1, 11))

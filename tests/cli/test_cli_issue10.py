@@ -37,6 +37,7 @@ from cli_helpers import (
     created_by_marker,
     job_line,
     journal_rows,
+    run_in_process,
     start_cli,
     write_plan,
 )
@@ -383,7 +384,11 @@ def _env(base_url: str) -> dict[str, str]:
 
 
 async def _run_bounded(*args: str, env: dict[str, str], limit: float = 30.0) -> Result:
-    """Run the CLI; kill it (and fail) if it has not ended within ``limit`` seconds."""
+    """Run the CLI in a child; kill it (and fail) if it has not ended within ``limit`` seconds.
+
+    A child, not the in-process ``cli``: these tests are about runs that must
+    end, and a thread that does not cannot be stopped.
+    """
     proc = await start_cli(*args, env=env)
     try:
         out, err = await asyncio.wait_for(proc.communicate(), limit)
@@ -541,7 +546,8 @@ async def test_secrets_the_service_echoes_are_masked_in_everything_printed(
         ["run", str(plan), "--progress", "plain", "--retry-rejected", *SETTLE],
     ]
     async with _server(_echoing_server()) as url:
-        results = [await _run_bounded(*c, env=_env(url)) for c in commands]
+        # In process: what is printed is the point, not how the process ends.
+        results = [await run_in_process(*c, env=_env(url), timeout=30) for c in commands]
     printed = "".join(r.out + r.err for r in results)
     assert ARCHIVE_PASSWORD not in printed and KDSTOKEN not in printed, printed
     get_json = json.loads(results[0].out)

@@ -6,11 +6,12 @@ import json
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
 from emu_helpers import PREFIX, x_date
+
+from koodrive_async.emulator.__main__ import main
 
 
 def start(*args: str) -> tuple[subprocess.Popen[str], str]:
@@ -118,14 +119,14 @@ def test_cli_session_flags() -> None:
         ["--session-idle-timeout", "0"],
     ],
 )
-def test_cli_rejects_bad_arguments(args) -> None:
-    t0 = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "koodrive_async.emulator", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode == 2
-    assert result.stdout == "" and result.stderr
-    assert time.monotonic() - t0 < 30
+def test_cli_rejects_bad_arguments(args, capsys) -> None:
+    # In process (``python -m koodrive_async.emulator`` is ``sys.exit(main())``,
+    # which the tests above run in children): refused before serving, so it
+    # returns at once; one that served instead would meet the test's timeout.
+    try:
+        code = main(args)
+    except SystemExit as exc:  # argparse's errors
+        code = exc.code
+    assert code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err

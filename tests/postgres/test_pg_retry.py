@@ -23,6 +23,7 @@ from cli_helpers import (
     finish,
     jobs_sent,
     partial_failures_config,
+    run_in_process,
     start_cli,
     write_plan,
 )
@@ -51,23 +52,29 @@ async def _journal(url: str) -> tuple[dict[int, LineRecord], dict[int, list[Atte
 
 
 async def _run(env: dict[str, str], *args: str) -> Result:
+    """A worker in a child process (two of them run at once)."""
     return await finish(await start_cli(*args, env=env), timeout=120)
 
 
+async def _run_here(env: dict[str, str], *args: str) -> Result:
+    """One invocation on its own: in process (see ``cli_helpers.run_in_process``)."""
+    return await run_in_process(*args, env=env, timeout=120)
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(180)  # six child processes on a machine the whole suite shares
+@pytest.mark.timeout(180)  # two child processes and four runs on a machine the suite shares
 async def test_retry_failed_with_a_postgresql_journal_resubmits_only_what_failed(
     emu: KooDriveEmulator, cli_env: dict[str, str], tmp_path: Path, pg_url: str
 ) -> None:
     plan = write_plan(tmp_path / "plan.jsonl", [files_line(n) for n in range(1, LINES + 1)])
     common = ("--journal", pg_url, "--lease", "2", *POLL)
-    first = await _run(cli_env, "run", str(plan), "--concurrency", "64", *common)
+    first = await _run_here(cli_env, "run", str(plan), "--concurrency", "64", *common)
     assert first.code == 1, first.err
     records, _ = await _journal(pg_url)
     failed = {n: r for n, r in records.items() if r.state == State.FAILED}
     outcomes = {r.outcome for r in failed.values()}
     assert {Outcome.PARTIALLY_FAILED, Outcome.ALL_FAILED} <= outcomes, outcomes
-    report = await _run(
+    report = await _run_here(
         cli_env, "report", str(plan), "--journal", pg_url, "--failed", "--format", "jsonl"
     )
     assert report.code == 0, report.err
@@ -120,7 +127,7 @@ async def test_retry_failed_with_a_postgresql_journal_resubmits_only_what_failed
     rows = {
         r["line"]: r
         for r in (
-            await _run(cli_env, "report", str(plan), "--journal", pg_url, "--format", "jsonl")
+            await _run_here(cli_env, "report", str(plan), "--journal", pg_url, "--format", "jsonl")
         ).json_lines()
     }
     line, record = next(iter(failed.items()))
@@ -128,7 +135,7 @@ async def test_retry_failed_with_a_postgresql_journal_resubmits_only_what_failed
 
     # Nothing failed any more: a second --retry-failed has nothing to do.
     creates = len(jobs_sent(emu))
-    again = await _run(cli_env, "run", str(plan), "--retry-failed", *common)
+    again = await _run_here(cli_env, "run", str(plan), "--retry-failed", *common)
     assert again.code == 0, again.err
     assert "nothing to do" in again.out + again.err
     assert len(jobs_sent(emu)) == creates

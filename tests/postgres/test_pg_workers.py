@@ -29,6 +29,7 @@ from cli_helpers import (
     finish,
     job_line,
     marker_of,
+    run_in_process,
     start_cli,
     write_plan,
 )
@@ -447,10 +448,9 @@ async def test_report_and_summary_show_the_whole_plan_and_who_holds_what(
         await attach_plan(held, load_plan(plan))
         claim = await held.claim(8)
         assert len(claim.pending) == 8
-        report = await finish(
-            await start_cli(
-                "report", str(plan), "--journal", pg_url, "--format", "jsonl", env=cli_env
-            )
+        # A report is one invocation on its own: in process.
+        report = await run_in_process(
+            "report", str(plan), "--journal", pg_url, "--format", "jsonl", env=cli_env
         )
         assert report.code == 0, report.err
         assert len(report.json_lines()) == lines
@@ -476,8 +476,8 @@ async def test_report_and_summary_show_the_whole_plan_and_who_holds_what(
     assert len(second.json_lines()) == 8
     # Its summary is the whole plan's, not only the 8 lines it ran.
     assert re.search(r"succeeded\s+40\b", second.err), second.err
-    report = await finish(
-        await start_cli("report", str(plan), "--journal", pg_url, "--format", "jsonl", env=cli_env)
+    report = await run_in_process(
+        "report", str(plan), "--journal", pg_url, "--format", "jsonl", env=cli_env
     )
     rows = report.json_lines()
     assert sorted(r["line"] for r in rows) == list(range(1, lines + 1))
