@@ -11,7 +11,7 @@ invocation, most of the folder's time when each was a child.
 
 The tests of what only a process has stay on a real child, ``python -m
 koodrive_async`` driven with ``asyncio.create_subprocess_exec``
-(``cli_process``, ``cli_helpers.start_cli``): signals (SIGINT, SIGTERM, a
+(``cli_helpers.start_cli`` and ``finish``): signals (SIGINT, SIGTERM, a
 second signal, SIGKILL and resume), stdout read while the run goes on or
 closed under it (``| head``), a hang that must be killed, the ``emulator``
 subcommand serving until SIGTERM, and what a fresh interpreter imports.
@@ -27,9 +27,9 @@ from typing import Any
 
 import pytest
 from cli_fixtures import cli_env, emu, emulator_config
-from cli_helpers import Result, finish, run_in_process, start_cli
+from cli_helpers import Result, run_in_process
 
-__all__ = ["cli", "cli_env", "cli_process", "emu", "emulator_config"]
+__all__ = ["cli", "cli_env", "emu", "emulator_config"]
 
 
 @pytest.fixture
@@ -38,15 +38,5 @@ def cli(cli_env: dict[str, str]) -> Callable[..., Any]:
 
     async def run(*args: str, env: dict[str, str] | None = None) -> Result:
         return await run_in_process(*args, env=env or cli_env)
-
-    return run
-
-
-@pytest.fixture
-def cli_process(cli_env: dict[str, str]) -> Callable[..., Any]:
-    """``await cli_process(*args, env=None)``: as ``cli``, in a child process."""
-
-    async def run(*args: str, env: dict[str, str] | None = None) -> Result:
-        return await finish(await start_cli(*args, env=env or cli_env))
 
     return run
