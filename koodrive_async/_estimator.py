@@ -17,7 +17,6 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Hashable, Iterable, Sequence
-from itertools import accumulate
 
 __all__ = [
     "COLD_RATIO",
@@ -68,8 +67,11 @@ TABLE_HALVE = 4096
 #: bin: small, so that one answer in a bin already says much; non-zero, so
 #: that a progress never seen at a share rules nothing out; the overall
 #: frequency, so that a bin never seen (a share at which no unit was polled)
-#: says only what the kind says everywhere and weighs no candidate against
-#: another.
+#: says what the kind says everywhere. Candidates in such bins are weighed
+#: alike among themselves, and against a bin that was seen by how common
+#: that progress is overall: early shares are seldom polled, so a young unit's
+#: long candidates may weigh a little less than they should, which polls it
+#: sooner, never later.
 TABLE_SMOOTHING = 0.5
 #: Where the posterior of a unit's end puts the "earliest plausible end":
 #: this share of the units that report what it reported end sooner.
@@ -84,14 +86,15 @@ POSTERIOR_DELAY = 0.12
 #: Before the kind's durations reach past a unit's age, its end is looked
 #: for up to this many times its age at its latest answer.
 POSTERIOR_REACH = 3.0
-#: How far an answer that narrows the durations moves the placement from the
-#: durations' own (:data:`FAST_QUANTILE`, :data:`DELAY_FRACTION`) to the
-#: posterior's (:data:`POSTERIOR_QUANTILE`, :data:`POSTERIOR_DELAY`): by this
-#: many times the share by which it narrowed their middle 60%, at most all the
-#: way. An answer that cut that spread by a quarter or more goes all the way.
-#: Tuned in ``benchmarks/sim_placement.py`` over every ``--durations`` shape:
-#: a smaller gain polls more, a larger one moved the p95 delay of the
-#: two-speed and the hundredfold kinds up.
+#: How far an answer moves the placement from the durations' own
+#: (:data:`FAST_QUANTILE`, :data:`DELAY_FRACTION`) to the posterior's
+#: (:data:`POSTERIOR_QUANTILE`, :data:`POSTERIOR_DELAY`): this many times how
+#: far the posterior is from weighing every candidate alike (the total
+#: variation distance, 0 to 1), at most all the way. An answer that says
+#: nothing moves nothing, whatever the durations (ties included). Tuned in
+#: ``benchmarks/sim_placement.py`` over every ``--durations`` shape: a smaller
+#: gain polls more, a larger one moved the p95 delay of the two-speed and the
+#: hundredfold kinds up.
 NARROWING_GAIN = 4.0
 #: The detection delay a placement allows, as a fraction of the kind's median
 #: duration: the next poll comes this long after the earliest moment the unit
@@ -262,7 +265,18 @@ class ProgressTable:
         Returns:
             A smoothed frequency (0 only for a tenth no unit ever reported).
         """
-        row = min(USED_BINS - 1, int(used * USED_BINS))
+        return self.at_row(bucket, min(USED_BINS - 1, int(used * USED_BINS)))
+
+    def at_row(self, bucket: int, row: int) -> float:
+        """:meth:`likelihood` by the bin of the share used, 0 to :data:`USED_BINS` - 1.
+
+        Args:
+            bucket: The tenth of progress.
+            row: The bin of the share used.
+
+        Returns:
+            A smoothed frequency (0 only for a tenth no unit ever reported).
+        """
         answers = self.answers
         overall = self._overall[bucket] / answers if answers else 1.0 / PROGRESS_BUCKETS
         return (self._counts[row][bucket] + TABLE_SMOOTHING * overall) / (
@@ -501,6 +515,7 @@ def place_next(
         when nothing places it (no durations and no progress, or the unit
         outlived every known duration and reports no progress): back off.
     """
+    elapsed = max(elapsed, 0.0)  # a clock read before the start says no more than the start
     known = len(durations) >= MIN_SAMPLES
     median = _quantile(durations, 0.5) if known else 0.0
     if known and first is not None:
@@ -556,7 +571,6 @@ def _posterior(
     if at <= 0.0:
         return None
     bucket = _bucket(progress)
-    likelihood = table.likelihood
     if len(longer) >= MIN_SAMPLES:
         candidates: Sequence[float] = longer
     elif progress <= 0.0:
@@ -568,22 +582,45 @@ def _posterior(
         if not candidates:
             return None
         median = 0.0
-    cumulative = list(accumulate(likelihood(bucket, at / duration) for duration in candidates))
-    total = cumulative[-1]
+    # The candidates are sorted, so the share ``at / duration`` falls as they
+    # grow and each bin of the table holds one run of them: one likelihood
+    # per run (at most USED_BINS), not one per candidate.
+    count = len(candidates)
+    runs: list[tuple[int, int, float, float]] = []  # (first, end, weight each, cumulative)
+    total = 0.0
+    first = 0
+    while first < count:
+        row = min(USED_BINS - 1, int(at / candidates[first] * USED_BINS))
+        # This row's shares are at least row / USED_BINS: durations up to at * USED_BINS / row.
+        end = count if row == 0 else bisect.bisect_right(candidates, at * USED_BINS / row, first)
+        end = max(end, first + 1)
+        weight = table.at_row(bucket, row)
+        total += weight * (end - first)
+        runs.append((first, end, weight, total))
+        first = end
     if not total > 0.0:
         return None  # a tenth no unit of the kind ever reported: nothing to weigh by
 
     def posterior(q: float) -> float:
-        return candidates[min(len(candidates) - 1, bisect.bisect_left(cumulative, q * total))]
+        # The first candidate at which the cumulative weight reaches q of it all.
+        target = q * total
+        before = 0.0
+        for begin, end, weight, cumulative in runs:
+            if cumulative >= target and weight > 0.0:
+                offset = max(0, math.ceil((target - before) / weight) - 1)
+                return candidates[min(begin + offset, end - 1)]
+            before = cumulative
+        return candidates[-1]
 
-    # How much the answer said: the posterior's spread against the
-    # candidates' own. An answer that weighs nothing (a kind that reports no
-    # progress until its end teaches the table that every share says 0)
-    # keeps the durations' fast end; one that narrows them a lot may skip
-    # further ahead, to POSTERIOR_QUANTILE.
-    spread = _quantile(candidates, 0.8) - _quantile(candidates, 0.2)
-    narrowed = posterior(0.8) - posterior(0.2)
-    said = 1.0 if spread <= 0.0 else min(1.0, max(0.0, NARROWING_GAIN * (1.0 - narrowed / spread)))
+    # How much the answer said: how far the posterior is from weighing every
+    # candidate alike (half the sum of the differences of their shares: 0
+    # for an answer that weighs nothing, such as a kind that reports no
+    # progress until its end, whose table says 0 at every share; near 1 for
+    # one that rules out all but a few). Nothing said keeps the durations'
+    # fast end; much said may skip further ahead, to POSTERIOR_QUANTILE.
+    even = 1.0 / count
+    apart = sum(abs(weight / total - even) * (end - begin) for begin, end, weight, _ in runs)
+    said = min(1.0, NARROWING_GAIN * 0.5 * apart)
     earliest = posterior(FAST_QUANTILE + (POSTERIOR_QUANTILE - FAST_QUANTILE) * said)
     # The budget's scale: the kind's median; the unit's own when the
     # durations say nothing of it. Its share likewise goes from the

@@ -257,6 +257,10 @@ def test_an_answer_that_says_nothing_places_as_the_durations_alone() -> None:
         assert place_next(elapsed, UNIFORM, (elapsed, 0.0), table) == pytest.approx(alone)
     # A unit that outlived them all, with no progress: backs off, as without it.
     assert place_next(2.0, UNIFORM, (2.0, 0.0), table) is None
+    # Durations that tie (most jobs of one length): still nothing moves.
+    tied = sorted([0.5 + 0.4 * i / 38 for i in range(38)] + [1.0] * 218)
+    for elapsed in (0.3, 0.6):
+        assert place_next(elapsed, tied, (elapsed, 0.0), table) == place_next(elapsed, tied)
     # A tenth the kind never reported: as if nothing were learnt of progress.
     unlearnt = place_next(0.9, UNIFORM, (0.9, 0.5))
     assert place_next(0.9, UNIFORM, (0.9, 0.5), table) == pytest.approx(unlearnt)
