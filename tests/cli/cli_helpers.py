@@ -72,12 +72,41 @@ async def finish(proc: asyncio.subprocess.Process, timeout: float = 150.0) -> Re
 #: and standard streams for its duration.
 _IN_PROCESS = threading.Lock()
 
+#: The default bound of an in-process call: below pytest's per-test timeout
+#: (``timeout = 60`` in pyproject.toml), so that a hang fails with this
+#: module's message and the state restored, not with pytest-timeout's dump. A
+#: caller passing a longer ``timeout`` carries a ``pytest.mark.timeout`` above it.
+IN_PROCESS_TIMEOUT = 50.0
+
+
+@attrs.frozen
+class _Hung:
+    """An in-process call that outlived its timeout: its thread still runs."""
+
+    command: str
+    thread: threading.Thread
+
+
+#: The call that never ended, if any: a thread cannot be killed, and while it
+#: runs another call would share the process's streams and environment with
+#: it. Cleared by the next call once the thread has ended.
+_hung: _Hung | None = None
+
+
+def _command_of(args: tuple[str, ...]) -> str:
+    # The subcommand only: the rest of argv may carry a --token.
+    name = args[0] if args and not args[0].startswith("-") else "(options)"
+    return f"koodrive-async {name}"
+
 
 class _LastResort(logging.Handler):
-    """What a child's logging does with no handler configured: WARNING+ messages on stderr.
+    """What a child's logging does with no handler configured: WARNING+ records on stderr.
 
-    Records of the test's own thread (the emulator's) are left out: in the
-    child's place they would have been in another process.
+    As ``logging.lastResort`` does: the default format, the message followed by
+    the traceback of ``exc_info`` and the stack of ``stack_info`` (where a
+    secret in an exception's text would show). Records of the test's own
+    thread (the emulator's) are left out: in the child's place they would
+    have been in another process.
     """
 
     def __init__(self, err: io.StringIO) -> None:
@@ -87,7 +116,7 @@ class _LastResort(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.thread != self._test_thread:
-            self._err.write(record.getMessage() + "\n")
+            self._err.write(self.format(record) + "\n")
 
 
 def _exit_code(code: object, err: io.StringIO) -> int:
@@ -101,36 +130,36 @@ def _exit_code(code: object, err: io.StringIO) -> int:
     return 1
 
 
-def _call_main(argv: list[str], env: dict[str, str]) -> Result:
-    """``koodrive_async.cli.main(argv)`` with ``env`` as the environment and captured streams."""
-    from koodrive_async.cli import main
+def _set_environ(target: dict[str, str]) -> None:
+    """Make ``os.environ`` equal ``target``, setting and unsetting only the keys that differ.
 
-    out, err = io.StringIO(), io.StringIO()
-    saved_env = dict(os.environ)
-    saved_streams = sys.stdin, sys.stdout, sys.stderr
-    handler = _LastResort(err)
-    root = logging.getLogger()
-    os.environ.clear()
-    os.environ.update(env)
-    sys.stdin, sys.stdout, sys.stderr = io.StringIO(), out, err
-    root.addHandler(handler)
+    Each change is a setenv/unsetenv, which glibc does not make safe against
+    a getenv in another thread (a resolver thread of the test's loop): the
+    fewer, the smaller that window.
+    """
+    for key in [k for k in os.environ if k not in target]:
+        del os.environ[key]
+    for key, value in target.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
+
+
+def _call_main(argv: list[str], err: io.StringIO) -> int:
+    """``koodrive_async.cli.main(argv)``'s exit code, as the interpreter would make it."""
+    from koodrive_async import cli
+
     try:
-        try:
-            code = main(argv)
-        except SystemExit as exc:
-            code = _exit_code(exc.code, err)
-        except Exception:  # what the interpreter does with an uncaught exception
-            traceback.print_exc(file=err)
-            code = 1
-    finally:
-        root.removeHandler(handler)
-        sys.stdin, sys.stdout, sys.stderr = saved_streams
-        os.environ.clear()
-        os.environ.update(saved_env)
-    return Result(code, out.getvalue(), err.getvalue())
+        return cli.main(argv)
+    except SystemExit as exc:
+        return _exit_code(exc.code, err)
+    except Exception:  # what the interpreter does with an uncaught exception
+        traceback.print_exc(file=err)
+        return 1
 
 
-async def run_in_process(*args: str, env: dict[str, str], timeout: float = 150.0) -> Result:
+async def run_in_process(
+    *args: str, env: dict[str, str], timeout: float = IN_PROCESS_TIMEOUT
+) -> Result:
     """Run the CLI's entry point in a worker thread, as ``python -m koodrive_async *args`` would.
 
     The test's event loop keeps serving the emulator while the CLI runs its
@@ -139,50 +168,77 @@ async def run_in_process(*args: str, env: dict[str, str], timeout: float = 150.0
     captured; the exit code is ``main``'s return value or the ``SystemExit``'s.
     Signals, kills and anything about the process itself need a child:
     :func:`start_cli`.
-    """
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[Result] = loop.create_future()
 
-    def settle(result: Result | None, error: BaseException | None) -> None:
+    The environment and the streams are set and restored here, on the test's
+    thread, before the worker starts and after it ends (or once ``timeout``
+    has passed): no setenv runs in the worker while the test's loop is
+    serving. The streams are the process's, so what the test's own thread
+    prints during the call lands in the capture too. A call that times out
+    is remembered: every later one fails at once until its thread has ended.
+    """
+    global _hung
+    if _hung is not None:
+        if _hung.thread.is_alive():
+            raise AssertionError(
+                f"an earlier in-process call ({_hung.command}) never ended: its thread still "
+                "shares the process's streams and environment"
+            )
+        _hung = None
+    if not _IN_PROCESS.acquire(blocking=False):
+        raise AssertionError("in-process CLI invocations cannot overlap: use start_cli")
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[int] = loop.create_future()
+
+    def settle(code: int | None, error: BaseException | None) -> None:
         if done.done():  # the test gave up on it (timeout)
             return
         if error is not None:
             done.set_exception(error)
-        elif result is not None:
-            done.set_result(result)
+        elif code is not None:
+            done.set_result(code)
 
     def call() -> None:
-        result: Result | None = None
+        code: int | None = None
         error: BaseException | None = None
-        if not _IN_PROCESS.acquire(blocking=False):
-            error = RuntimeError("in-process CLI invocations cannot overlap: use start_cli")
-        else:
-            try:
-                result = _call_main(list(args), env)
-            except BaseException as exc:  # handed to the test, which re-raises it
-                error = exc
-            finally:
-                _IN_PROCESS.release()
         try:
-            loop.call_soon_threadsafe(settle, result, error)
+            code = _call_main(list(args), err)
+        except BaseException as exc:  # handed to the test, which re-raises it
+            error = exc
+        try:
+            loop.call_soon_threadsafe(settle, code, error)
         except RuntimeError:  # the test's loop is gone
             pass
 
+    out, err = io.StringIO(), io.StringIO()
+    saved_env = dict(os.environ)
+    saved_streams = sys.stdin, sys.stdout, sys.stderr
+    handler = _LastResort(err)
+    root = logging.getLogger()
     # A daemon thread, so that a call that never ends cannot hold up the
     # interpreter's exit; an empty context, as a child starts with: no context
     # variable the test set (a trace, a create guard) reaches the CLI.
     worker = threading.Thread(
         target=contextvars.Context().run, args=(call,), name="koodrive-cli", daemon=True
     )
-    worker.start()
     try:
-        return await asyncio.wait_for(done, timeout)
-    except TimeoutError:
-        # A thread cannot be killed: the call goes on (holding the lock) and
-        # the test fails here.
-        raise AssertionError(
-            f"koodrive-async {' '.join(args)} did not end within {timeout} s"
-        ) from None
+        _set_environ(env)
+        sys.stdin, sys.stdout, sys.stderr = io.StringIO(), out, err
+        root.addHandler(handler)
+        worker.start()
+        try:
+            code = await asyncio.wait_for(done, timeout)
+        except TimeoutError:
+            raise AssertionError(f"{_command_of(args)} did not end within {timeout} s") from None
+    finally:
+        root.removeHandler(handler)
+        sys.stdin, sys.stdout, sys.stderr = saved_streams
+        _set_environ(saved_env)
+        # Not settled (timed out, or the test was cancelled): the thread goes
+        # on, as a thread cannot be killed. Settled, it is only returning.
+        if worker.is_alive() and (done.cancelled() or not done.done()):
+            _hung = _Hung(_command_of(args), worker)
+        _IN_PROCESS.release()
+    return Result(code, out.getvalue(), err.getvalue())
 
 
 def job_line(marker: str, **extra: Any) -> dict[str, Any]:

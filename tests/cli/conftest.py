@@ -27,16 +27,30 @@ from typing import Any
 
 import pytest
 from cli_fixtures import cli_env, emu, emulator_config
-from cli_helpers import Result, run_in_process
+from cli_helpers import IN_PROCESS_TIMEOUT, Result, run_in_process
 
 __all__ = ["cli", "cli_env", "emu", "emulator_config"]
 
 
+def _pytest_timeout(request: pytest.FixtureRequest) -> float:
+    """The test's pytest-timeout: its ``timeout`` marker's, else the ini's."""
+    marker = request.node.get_closest_marker("timeout")
+    if marker is not None and marker.args:
+        return float(marker.args[0])
+    return float(request.config.getini("timeout") or 0) or IN_PROCESS_TIMEOUT + 10
+
+
 @pytest.fixture
-def cli(cli_env: dict[str, str]) -> Callable[..., Any]:
-    """``await cli(*args, env=None)`` runs the CLI in process to completion and returns a Result."""
+def cli(cli_env: dict[str, str], request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """``await cli(*args, env=None)`` runs the CLI in process to completion and returns a Result.
+
+    Each call is bounded 10 s below the test's pytest timeout (a test of a
+    long run raises it with a marker), so that a hang fails with
+    ``run_in_process``'s message, the process's state restored.
+    """
+    timeout = max(_pytest_timeout(request) - 10, 1.0)
 
     async def run(*args: str, env: dict[str, str] | None = None) -> Result:
-        return await run_in_process(*args, env=env or cli_env)
+        return await run_in_process(*args, env=env or cli_env, timeout=timeout)
 
     return run

@@ -8,11 +8,29 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
+import os
 import signal
+import sys
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
-from cli_helpers import TOKEN, USER_ID, created_by_marker, job_line, journal_rows, write_plan
+import cli_helpers
+import pytest
+from aiohttp import web
+from cli_helpers import (
+    TOKEN,
+    USER_ID,
+    created_by_marker,
+    job_line,
+    journal_rows,
+    run_in_process,
+    write_plan,
+)
 
+import koodrive_async.cli
 from koodrive_async import KooDriveSession, PollPolicy
 from koodrive_async.cli._connect import Connection, OpenedSession
 from koodrive_async.cli._run import RunCommand as RunOptions
@@ -134,3 +152,112 @@ async def test_a_run_in_a_worker_thread_leaves_the_signals_to_the_main_thread(
     assert {r["state"] for r in rows.values()} == {"succeeded"}, rows
     assert {sig: signal.getsignal(sig) for sig in handlers} == handlers
     assert sorted(created_by_marker(emu)) == sorted(f"F{i}" for i in range(1, 11))
+
+
+# --------------------------------------------------------------------------- the in-process helper
+
+
+@asynccontextmanager
+async def _silent_server(answer: asyncio.Event) -> AsyncIterator[str]:
+    """A server that accepts a request and answers nothing until ``answer`` is set (then a 400)."""
+
+    async def handler(_request: web.Request) -> web.StreamResponse:
+        await answer.wait()
+        return web.json_response({"code": "13000311", "message": "bad"}, status=400)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        answer.set()
+        await runner.cleanup()
+
+
+async def test_a_hung_call_restores_the_process_and_fails_the_next_call_at_once(
+    cli_env: dict[str, str],
+) -> None:
+    # Before the fix the restore sat in the hung thread, which also held the
+    # lock: the test's prints vanished into a StringIO, os.environ stayed the
+    # CLI's, and every later call failed with "cannot overlap: use start_cli".
+    environ, stdout = dict(os.environ), sys.stdout
+    answer = asyncio.Event()
+    async with _silent_server(answer) as url:
+        env = {**cli_env, "KOODRIVE_BASE_URL": url, "MARK_OF_THE_CALL": "1"}
+        with pytest.raises(AssertionError, match="koodrive-async task did not end") as hang:
+            await run_in_process("task", "get", "7001", "--token", TOKEN, env=env, timeout=0.5)
+        assert TOKEN not in str(hang.value)
+        assert dict(os.environ) == environ and sys.stdout is stdout
+        hung = cli_helpers._hung
+        assert hung is not None and hung.thread.is_alive()
+        with pytest.raises(
+            AssertionError, match=r"earlier in-process call \(koodrive-async task\)"
+        ):
+            await run_in_process("task", "list", env=env)
+        # The server answers: the CLI's call fails and its thread ends.
+        answer.set()
+        await asyncio.to_thread(hung.thread.join, 20)
+        assert not hung.thread.is_alive()
+        # The marker clears itself: the next call runs.
+        result = await run_in_process("task", "get", "7001", env=env)
+    assert result.code != 0 and cli_helpers._hung is None
+    assert dict(os.environ) == environ
+
+
+async def test_a_logged_traceback_is_on_the_captured_stderr(
+    cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A child's logging.lastResort prints a record's traceback: a secret in an
+    # exception's text would show there, so the capture must have it too.
+    def main(_argv: list[str]) -> int:
+        try:
+            raise ValueError("the-text-of-the-exception")
+        except ValueError:
+            logging.getLogger("koodrive_async.test").warning("it failed", exc_info=True)
+        return 0
+
+    monkeypatch.setattr(koodrive_async.cli, "main", main)
+    result = await run_in_process("task", "list", env=cli_env)
+    assert result.code == 0
+    assert "it failed\nTraceback (most recent call last):" in result.err, result.err
+    assert "ValueError: the-text-of-the-exception" in result.err
+
+
+async def test_the_environment_is_changed_from_the_calling_thread_key_by_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # setenv/unsetenv race a getenv in another thread (glibc): the worker must
+    # not call them while the test's loop serves, and only the keys that
+    # differ change.
+    env = {k: v for k, v in os.environ.items() if k != "HOME"}
+    env["MARK_OF_THE_CALL"] = "1"
+    seen: dict[str, str] = {}
+    changes: list[tuple[str, int]] = []
+    putenv, unsetenv = os.putenv, os.unsetenv
+
+    def recording_putenv(key: str | bytes, value: str | bytes) -> None:
+        changes.append((os.fsdecode(key), threading.get_ident()))
+        putenv(key, value)
+
+    def recording_unsetenv(key: str | bytes) -> None:
+        changes.append((os.fsdecode(key), threading.get_ident()))
+        unsetenv(key)
+
+    def main(_argv: list[str]) -> int:
+        seen.update(os.environ)
+        return 0
+
+    monkeypatch.setattr(koodrive_async.cli, "main", main)
+    monkeypatch.setattr(os, "putenv", recording_putenv)
+    monkeypatch.setattr(os, "unsetenv", recording_unsetenv)
+    had_home = "HOME" in os.environ
+    result = await run_in_process("task", "list", env=env)
+    assert result.code == 0 and seen == env
+    here = threading.get_ident()
+    assert {thread for _key, thread in changes} <= {here}
+    expected = ["MARK_OF_THE_CALL"] * 2 + (["HOME"] * 2 if had_home else [])
+    assert sorted(key for key, _thread in changes) == sorted(expected)
