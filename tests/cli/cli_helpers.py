@@ -12,10 +12,13 @@ import sqlite3
 import sys
 import threading
 import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import attrs
+from aiohttp import web
 
 from koodrive_async.emulator import EmulatorConfig, KooDriveEmulator
 
@@ -350,3 +353,23 @@ def assert_no_file_repeated_after_success(emu: KooDriveEmulator) -> dict[str, in
             if not file.failed:
                 done.add(file.file_id)
     return held
+
+
+#: A request handler for :func:`custom_server`.
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@asynccontextmanager
+async def custom_server(handler: Handler) -> AsyncIterator[str]:
+    """Serve every path with ``handler`` on a loopback port; yield the base URL."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()

@@ -13,8 +13,6 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import cli_helpers
@@ -24,6 +22,7 @@ from cli_helpers import (
     TOKEN,
     USER_ID,
     created_by_marker,
+    custom_server,
     job_line,
     journal_rows,
     run_in_process,
@@ -157,27 +156,6 @@ async def test_a_run_in_a_worker_thread_leaves_the_signals_to_the_main_thread(
 # --------------------------------------------------------------------------- the in-process helper
 
 
-@asynccontextmanager
-async def _silent_server(answer: asyncio.Event) -> AsyncIterator[str]:
-    """A server that accepts a request and answers nothing until ``answer`` is set (then a 400)."""
-
-    async def handler(_request: web.Request) -> web.StreamResponse:
-        await answer.wait()
-        return web.json_response({"code": "13000311", "message": "bad"}, status=400)
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        answer.set()
-        await runner.cleanup()
-
-
 async def test_a_hung_call_restores_the_process_and_fails_the_next_call_at_once(
     cli_env: dict[str, str],
 ) -> None:
@@ -186,24 +164,33 @@ async def test_a_hung_call_restores_the_process_and_fails_the_next_call_at_once(
     # CLI's, and every later call failed with "cannot overlap: use start_cli".
     environ, stdout = dict(os.environ), sys.stdout
     answer = asyncio.Event()
-    async with _silent_server(answer) as url:
-        env = {**cli_env, "KOODRIVE_BASE_URL": url, "MARK_OF_THE_CALL": "1"}
-        with pytest.raises(AssertionError, match="koodrive-async task did not end") as hang:
-            await run_in_process("task", "get", "7001", "--token", TOKEN, env=env, timeout=0.5)
-        assert TOKEN not in str(hang.value)
-        assert dict(os.environ) == environ and sys.stdout is stdout
-        hung = cli_helpers._hung
-        assert hung is not None and hung.thread.is_alive()
-        with pytest.raises(
-            AssertionError, match=r"earlier in-process call \(koodrive-async task\)"
-        ):
-            await run_in_process("task", "list", env=env)
-        # The server answers: the CLI's call fails and its thread ends.
-        answer.set()
-        await asyncio.to_thread(hung.thread.join, 20)
-        assert not hung.thread.is_alive()
-        # The marker clears itself: the next call runs.
-        result = await run_in_process("task", "get", "7001", env=env)
+
+    async def silent(_request: web.Request) -> web.StreamResponse:
+        # Accepts the request and answers nothing until told to (then a 400).
+        await answer.wait()
+        return web.json_response({"code": "13000311", "message": "bad"}, status=400)
+
+    async with custom_server(silent) as url:
+        try:
+            env = {**cli_env, "KOODRIVE_BASE_URL": url, "MARK_OF_THE_CALL": "1"}
+            with pytest.raises(AssertionError, match="koodrive-async task did not end") as hang:
+                await run_in_process("task", "get", "7001", "--token", TOKEN, env=env, timeout=0.5)
+            assert TOKEN not in str(hang.value)
+            assert dict(os.environ) == environ and sys.stdout is stdout
+            hung = cli_helpers._hung
+            assert hung is not None and hung.thread.is_alive()
+            with pytest.raises(
+                AssertionError, match=r"earlier in-process call \(koodrive-async task\)"
+            ):
+                await run_in_process("task", "list", env=env)
+            # The server answers: the CLI's call fails and its thread ends.
+            answer.set()
+            await asyncio.to_thread(hung.thread.join, 20)
+            assert not hung.thread.is_alive()
+            # The marker clears itself: the next call runs.
+            result = await run_in_process("task", "get", "7001", env=env)
+        finally:
+            answer.set()  # a failed check must not leave a request hanging in cleanup
     assert result.code != 0 and cli_helpers._hung is None
     assert dict(os.environ) == environ
 

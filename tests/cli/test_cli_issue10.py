@@ -20,8 +20,7 @@ import os
 import re
 import socket
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +32,10 @@ from cli_helpers import (
     TASK_DURATION,
     TOKEN,
     USER_ID,
+    Handler,
     Result,
     created_by_marker,
+    custom_server,
     job_line,
     journal_rows,
     run_in_process,
@@ -353,24 +354,6 @@ async def test_the_session_exposes_the_learnt_clock_offset(emu: KooDriveEmulator
 
 # --------------------------------------------------------------------------- misbehaving servers
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@asynccontextmanager
-async def _server(handler: Handler) -> AsyncIterator[str]:
-    """Serve every path with ``handler`` on a loopback port; yield the base URL."""
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-
 
 def _env(base_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KOODRIVE_")}
@@ -435,7 +418,7 @@ async def test_a_cycling_cursor_ends_the_reconciliation_and_names_the_cursor(
     pages: list[str | None] = []
     cycle = {None: "A", "A": "B", "B": "A"}
     plan = _transfer_plan(tmp_path)
-    async with _server(_listing_server(lambda c: cycle[c], pages)) as url:
+    async with custom_server(_listing_server(lambda c: cycle[c], pages)) as url:
         result = await _run_bounded("run", str(plan), "--json", *SETTLE, env=_env(url))
     assert result.code == 3, result.err
     assert "could not list the tasks or jobs (ResponseValidationError" in result.err
@@ -449,7 +432,7 @@ async def test_a_listing_that_never_ends_is_bounded_by_max_list_pages(tmp_path: 
     pages: list[str | None] = []
     plan = _transfer_plan(tmp_path)
     fresh = lambda _c: f"c{len(pages)}"  # noqa: E731 - a new cursor on every page
-    async with _server(_listing_server(fresh, pages)) as url:
+    async with custom_server(_listing_server(fresh, pages)) as url:
         result = await _run_bounded(
             "run", str(plan), "--json", "--max-list-pages", "25", *SETTLE, env=_env(url)
         )
@@ -545,7 +528,7 @@ async def test_secrets_the_service_echoes_are_masked_in_everything_printed(
         ["run", str(plan), "--json", *SETTLE],
         ["run", str(plan), "--progress", "plain", "--retry-rejected", *SETTLE],
     ]
-    async with _server(_echoing_server()) as url:
+    async with custom_server(_echoing_server()) as url:
         # In process: what is printed is the point, not how the process ends.
         results = [await run_in_process(*c, env=_env(url), timeout=30) for c in commands]
     printed = "".join(r.out + r.err for r in results)
