@@ -547,10 +547,10 @@ def place_next(
     else:
         return None
     budget = max(budget, min_budget)
-    if latest is not None and latest[1] > 0.0:
-        at, progress = latest
-        remaining = at * (1.0 - progress) / progress
-        earliest = max(earliest, min(at + COLD_RATIO * remaining, elapsed * (1 + COLD_REACH)))
+    remaining = None if latest is None else remaining_from_progress(*latest)
+    if latest is not None and remaining is not None:
+        reach = elapsed * (1 + COLD_REACH)
+        earliest = max(earliest, min(latest[0] + COLD_RATIO * remaining, reach))
     if not budget > 0.0:
         return None
     return earliest + budget, budget
