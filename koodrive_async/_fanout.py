@@ -253,6 +253,7 @@ class FanOut:
                         break
                     self._start(index, request)
                     index += 1
+                    await asyncio.sleep(0)  # as below
             else:
                 it = iter(requests)
                 self._input = it
@@ -264,6 +265,12 @@ class FanOut:
                         break
                     self._start(index, request)
                     index += 1
+                    # Let the job just started go as far as its first wait, and
+                    # the loop read its sockets, before the next is started:
+                    # 200 started back to back were all prepared before the
+                    # first create was sent (it reached the service 0.12 s
+                    # late, the last of them 0.25 s late; now 0.02 s and 0.14 s).
+                    await asyncio.sleep(0)
             self._input = None
         except asyncio.CancelledError:
             raise

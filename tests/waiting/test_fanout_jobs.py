@@ -388,3 +388,28 @@ async def test_a_second_wave_of_short_jobs_is_polled_less_than_the_first(
     # durations the first wave showed (not capped at FAST's 0.05 s
     # max_interval, which bounds the gaps between polls), not just before.
     assert second_gets <= 20 + 20 // 2
+
+
+async def test_the_first_create_is_sent_before_the_whole_first_wave_is_started(
+    emu: KooDriveEmulator, session: KooDriveSession
+) -> None:
+    # Started back to back in one step of the loop, a wave of 100 jobs was
+    # all prepared before the loop read or wrote a socket: the first create
+    # reached the service only after every job of the wave had been started.
+    emu.clock.speed = 1e6  # every job has ended by its first poll
+    loop = asyncio.get_running_loop()
+    pulled: list[float] = []
+
+    def requests() -> Iterator[JobRequest]:
+        for i in range(100):
+            pulled.append(loop.time())
+            yield job(i)
+
+    outcomes = await asyncio.wait_for(
+        session.run_jobs(requests(), max_concurrency=100, poll=FAST), 30
+    )
+    assert all(o.ok for o in outcomes)
+    creates = sorted(e.time for e in emu.requests if e.route == "create_job")
+    assert len(creates) == 100
+    # The emulator's ledger and the loop read the same monotonic clock.
+    assert creates[0] < pulled[-1]
