@@ -13,6 +13,7 @@ from waiting_helpers import FAST, job, library_tasks
 from koodrive_async import (
     InvalidRequestError,
     JobRequest,
+    PollPolicy,
     RateLimitError,
     ServerError,
     State,
@@ -364,28 +365,34 @@ async def test_empty_input(session: KooDriveSession) -> None:
 async def test_a_second_wave_of_short_jobs_is_polled_less_than_the_first(
     emu: KooDriveEmulator, session: KooDriveSession
 ) -> None:
-    # 10 s jobs at 100x: 0.1 s each, so their whole-second times (0.01 s
-    # here) bound nothing the poll bracket does not; the first wave is polled
+    # 10 s jobs at 40x: 0.25 s each, so their whole-second times (0.025 s
+    # here) bound little the poll bracket does not; the first wave is polled
     # blind (the policy), the second where the first wave's brackets say
-    # jobs end.
-    emu.clock.speed = 100.0
+    # jobs end. The blind polls come every 0.02 s, so that those brackets
+    # are narrow: with FAST's growing gaps (0.03-0.05 s at 0.1 s) a wave's
+    # learnt durations fell in two clusters, 0.09 and 0.125 s, by where its
+    # jobs' starts fell against the gaps, and the second wave's first poll
+    # at the earlier one found most jobs still running. (Jobs of 0.25 s, not
+    # 0.1 s: on a loaded machine a late loop spread even narrow brackets.)
+    emu.clock.speed = 40.0
+    dense = PollPolicy(initial=0.02, multiplier=1.0, max_interval=0.02, jitter=0.1)
 
     def read_count() -> int:
         return sum(1 for e in emu.requests if e.route == "get_job")
 
     first = await asyncio.wait_for(
-        session.run_jobs([job(i) for i in range(20)], max_concurrency=20, poll=FAST), 20
+        session.run_jobs([job(i) for i in range(20)], max_concurrency=20, poll=dense), 20
     )
     first_gets = read_count()
     second = await asyncio.wait_for(
-        session.run_jobs([job(i) for i in range(20, 40)], max_concurrency=20, poll=FAST), 20
+        session.run_jobs([job(i) for i in range(20, 40)], max_concurrency=20, poll=dense), 20
     )
     second_gets = read_count() - first_gets
     assert all(o.ok for o in first + second)
     assert not any(e.route == "get_task" for e in emu.requests)
     assert second_gets < first_gets
     # About one GET to see each end: the first poll comes just after the
-    # durations the first wave showed (not capped at FAST's 0.05 s
+    # durations the first wave showed (not capped at the policy's 0.02 s
     # max_interval, which bounds the gaps between polls), not just before.
     assert second_gets <= 20 + 20 // 2
 
