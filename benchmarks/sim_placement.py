@@ -7,8 +7,9 @@ placement). This script replays the same decisions in simulated time: the
 scheduler's own pure parts (``DurationEstimator`` and ``place_next`` from
 ``koodrive_async._estimator``) and the same glue as ``PollScheduler`` (first
 poll at the tracked quantile, the policy's blind schedule before anything is
-known, re-planning the cold waiters, the bracket a finished unit is learnt
-from, jitter that only shortens), against a model of the emulator's jobs
+known and, for a unit not polled yet, until the first cohort's quantile is,
+re-planning the cold waiters, the bracket a finished unit is learnt from,
+jitter that only shortens), against a model of the emulator's jobs
 (duration uniform in 0.5-1.5 s, a pending tenth, ten files ending at random
 times, the last at the end, progress in whole tenths). It is a design tool:
 its figures are the placement's own cost (GETs per job, detection delay, the
@@ -80,6 +81,7 @@ class _Unit:
         "version",
         "done",
         "inflight",
+        "cohort",
     )
 
 
@@ -139,7 +141,7 @@ def simulate(
         unit.gets = 0
         unit.polled = False
         unit.version = 0
-        unit.done = unit.inflight = False
+        unit.done = unit.inflight = unit.cohort = False
         push(unit.started, "add", unit)
 
     def placed(unit: _Unit, now: float) -> float | None:
@@ -147,6 +149,8 @@ def simulate(
         latest = None if seen is None else (seen[0], seen[1])
         table = estimator.progress_table(KIND) if seen is not None else None
         first = estimator.first_poll(KIND) if not unit.polled else None
+        if not unit.polled and first is None:
+            return None
         result = place_next(
             now - unit.started,
             estimator.durations(KIND),
@@ -178,6 +182,7 @@ def simulate(
         if what == "add":
             due = placed(unit, now)
             if due is None:
+                unit.cohort = estimator.join_cohort(KIND)
                 cold.append(unit)
                 unit.interval = policy.initial
                 due = now + jittered(policy.initial)
@@ -201,12 +206,17 @@ def simulate(
             unit.done = True
             lower = max(0.0, unit.prev_poll - unit.started) if unit.prev_poll >= 0 else 0.0
             duration = bracket_duration(lower, max(lower, answered - unit.started), None)
-            estimator.observe(KIND, duration)
+            estimator.observe(
+                KIND,
+                duration,
+                cohort=unit.cohort,
+                unseen_before=answered - unit.started if unit.prev_poll < 0 else None,
+            )
             if unit.seen is not None and duration > 0:
                 for i in range(0, len(unit.seen), 2):
                     estimator.observe_progress(KIND, unit.seen[i + 1], unit.seen[i] / duration)
             delays[unit.index] = answered - (unit.created + unit.duration)
-            if cold and estimator.durations(KIND):
+            if cold and estimator.durations(KIND) and estimator.first_poll(KIND) is not None:
                 waiting, cold[:] = list(cold), []
                 for other in waiting:
                     if not other.done and not other.polled and not other.step:

@@ -1,7 +1,8 @@
 """How long tasks of each kind take: the pure statistics the poll scheduler plans with.
 
 Owns :class:`DurationEstimator` (a ring buffer of recent durations per kind,
-which a previous run's durations may seed), :class:`ProgressTable` (per kind,
+which a previous run's durations may seed, and where a kind's first poll
+goes: the quantile of its first cohort, then tracked), :class:`ProgressTable` (per kind,
 how often a unit reported each tenth of progress when it had used a given
 share of its duration: the learnt likelihood of an answer), :func:`place_next`
 (where the next poll of one unit goes, from those), :func:`bracket_duration`
@@ -25,6 +26,7 @@ __all__ = [
     "FAST_QUANTILE",
     "FIRST_GAIN",
     "FIRST_QUANTILE",
+    "FIRST_SPREAD",
     "MIN_SAMPLES",
     "NARROWING_GAIN",
     "POSTERIOR_DELAY",
@@ -105,15 +107,27 @@ DELAY_FRACTION = 0.14
 #: budget; the rest are seen within it.
 FAST_QUANTILE = 0.05
 #: The first poll of a unit comes at this quantile of its kind's durations.
-#: Not from the learnt durations themselves: a unit found finished at its
-#: first poll only says it ended before it (its learnt duration is a guess),
-#: so the first poll is tracked by stochastic approximation instead: each
-#: unit found finished at it moves it earlier, each found running moves it
-#: later, until this share of units end before it.
+#: It starts at that quantile of the kind's first cohort (the units that
+#: started before any of them ended: :meth:`DurationEstimator.join_cohort`),
+#: known once that share of them ended; not of the durations learnt first,
+#: which are only the cohort's fast end. Later it is not read off the
+#: learnt durations either: a unit found finished at its first poll only
+#: says it ended before it (its learnt duration is a guess), so the first
+#: poll is tracked by stochastic approximation instead: each unit found
+#: finished at it moves it earlier, each found running moves it later,
+#: until this share of units end before it.
 FIRST_QUANTILE = 0.25
 #: How far one such answer moves it, as a fraction of the median duration:
 #: small, since a wave of answers to polls placed earlier arrives at once.
 FIRST_GAIN = 0.01
+#: The first poll starts no more than this many times the fast end (the
+#: :data:`LOW_QUANTILE` duration) past that fast end: for a kind whose
+#: durations spread widely, the 25% quantile is several times the shortest,
+#: and a unit that ends before its first poll would wait that long. Its
+#: first poll then starts at this bound and is tracked at the share of units
+#: that end before it. The benchmark's kind (0.5-1.5 s) and the narrower
+#: ones are not affected.
+FIRST_SPREAD = 1.0
 #: Before a kind's progress is learnt (:data:`TABLE_MIN`): the
 #: share of the straight-line remaining time (``remaining_from_progress``)
 #: the unit is assumed to need at least...
@@ -285,7 +299,20 @@ class ProgressTable:
 
 
 class _KindStats:
-    __slots__ = ("low", "median", "high", "ring", "count", "ordered", "table", "first")
+    __slots__ = (
+        "low",
+        "median",
+        "high",
+        "ring",
+        "count",
+        "ordered",
+        "table",
+        "first",
+        "cohort",
+        "cohort_durations",
+        "cohort_latest",
+        "target",
+    )
 
     def __init__(self) -> None:
         self.ring: list[float] = []
@@ -296,6 +323,40 @@ class _KindStats:
         self.table = ProgressTable()
         # Seconds from the start to the first poll of a unit (FIRST_QUANTILE).
         self.first: float | None = None
+        # The share of units that end before it (FIRST_QUANTILE, or less for
+        # a kind of widely spread durations: see _first_point).
+        self.target = FIRST_QUANTILE
+        # The first cohort (see DurationEstimator.join_cohort): how many of
+        # its units are still counted, and the durations of those that ended,
+        # sorted; None once the first poll no longer waits for it.
+        self.cohort = 0
+        self.cohort_durations: list[float] | None = []
+        # The latest each of those can have ended (the same, but for a unit
+        # found ended at its first poll: that poll), sorted.
+        self.cohort_latest: list[float] = []
+
+
+def _first_point(
+    shortest: Sequence[float], latest: Sequence[float], count: int
+) -> tuple[float, float]:
+    # Where a kind's first poll starts, and the share of units it lets end
+    # before it, from the shortest durations of a sample of ``count`` (sorted,
+    # at least its FIRST_QUANTILE share of them) and the latest each can have
+    # ended (sorted): that quantile, but no later than FIRST_SPREAD times past
+    # the fast end. The units that end before the first poll wait for it;
+    # with a hundredfold spread the quantile is far past the fast end, and
+    # they would wait several times their own duration. The fast end is read
+    # from the latest bounds: a unit found ended at a blind first poll only
+    # says it ended before that poll, and its guessed duration (half of it)
+    # would put the fast end, and so the first poll, too early.
+    rank = max(1, math.ceil(FIRST_QUANTILE * count))
+    point = shortest[min(rank, len(shortest)) - 1]
+    fast = latest[min(max(1, math.ceil(LOW_QUANTILE * count)), len(latest)) - 1]
+    limit = fast * (1.0 + FIRST_SPREAD)
+    if point <= limit:
+        return point, FIRST_QUANTILE
+    before = bisect.bisect_right(shortest, limit)
+    return limit, max(LOW_QUANTILE, before / count)
 
 
 def _bucket(progress: float) -> int:
@@ -325,19 +386,73 @@ class DurationEstimator:
         self._window = window
         self._kinds: dict[Hashable, _KindStats] = {}
 
-    def observe(self, kind: Hashable, duration: float) -> None:
+    def observe(
+        self,
+        kind: Hashable,
+        duration: float,
+        *,
+        cohort: bool = False,
+        unseen_before: float | None = None,
+    ) -> None:
         """Record that a task of ``kind`` took ``duration`` seconds.
 
         Args:
             kind: Any hashable key naming the kind of task.
             duration: Seconds from submission to the terminal state (>= 0).
+            cohort: The unit had joined the kind's first cohort
+                (:meth:`join_cohort`).
+            unseen_before: For a unit never seen running (found ended at
+                its first poll), the latest it can have ended, seconds; its
+                ``duration`` is then only a guess inside that bound.
         """
         if not math.isfinite(duration) or duration < 0:
+            if cohort:
+                self.leave_cohort(kind)
             return
         stats = self._stats(kind)
         _push(stats.ring, stats.count, duration, self._window)
         stats.count += 1
         stats.ordered = None
+        if cohort and stats.cohort_durations is not None:
+            bisect.insort(stats.cohort_durations, duration)
+            # Where its fast end can be: a guess is only bounded above.
+            latest = duration if unseen_before is None else max(duration, unseen_before)
+            bisect.insort(stats.cohort_latest, latest)
+
+    def join_cohort(self, kind: Hashable) -> bool:
+        """Count a unit waiting before anything of ``kind`` is known into its first cohort.
+
+        The units that started before the kind's first duration was learnt
+        are a sample that no selection has touched: the fast ones end first,
+        but the rest are still there, running. The first durations learnt
+        are only the fast end of it (in a wave of submissions, the first
+        wave's fastest), so a quantile of them is far too early a first poll
+        for every later unit; the cohort's own quantile is right as soon as
+        that share of the cohort has ended. :meth:`first_poll` waits for it.
+        Once a duration is known, the cohort is closed.
+
+        Args:
+            kind: The kind key.
+
+        Returns:
+            Whether it joined (then pass ``cohort=True`` to :meth:`observe`
+            when it ends, or call :meth:`leave_cohort` if it never does).
+        """
+        stats = self._stats(kind)
+        if stats.count or stats.cohort_durations is None:
+            return False
+        stats.cohort += 1
+        return True
+
+    def leave_cohort(self, kind: Hashable) -> None:
+        """Stop counting a unit of the first cohort that will not end here (its wait ended).
+
+        Args:
+            kind: The kind key.
+        """
+        stats = self._kinds.get(kind)
+        if stats is not None and stats.cohort > 0:
+            stats.cohort -= 1
 
     def seed(self, kind: Hashable, durations: Iterable[float]) -> int:
         """Start ``kind`` from durations known before any unit of it finished here.
@@ -359,6 +474,9 @@ class DurationEstimator:
         kept = [d for d in durations if isinstance(d, int | float) and math.isfinite(d) and d >= 0]
         for duration in kept[-self._window :]:
             self.observe(kind, float(duration))
+        if kept:
+            # A whole previous run is no biased sample: plan from it at once.
+            self._stats(kind).cohort_durations = None
         return min(len(kept), self._window)
 
     def _stats(self, kind: Hashable) -> _KindStats:
@@ -411,10 +529,15 @@ class DurationEstimator:
         return stats.ordered
 
     def first_poll(self, kind: Hashable) -> float | None:
-        """Seconds from a unit's start to its first poll, or None before durations are known.
+        """Seconds from a unit's start to its first poll, or None while that is not known.
 
-        Starts at the :data:`FIRST_QUANTILE` of the durations first known
-        (seeded or learnt), then follows :meth:`observe_first`.
+        Starts at the :data:`FIRST_QUANTILE` of the kind's first cohort
+        (:meth:`join_cohort`) once that share of it has ended, or of the
+        durations first known when there was no cohort (seeded, or learnt
+        from units that all ended); then follows :meth:`observe_first`.
+        None before durations are known, and while the cohort's quantile is
+        not: a unit not polled yet is then better on the blind schedule
+        (and re-planned) than polled at the fast end of what ended first.
 
         Args:
             kind: The kind key.
@@ -424,7 +547,17 @@ class DurationEstimator:
             return None
         stats = self._kinds[kind]
         if stats.first is None:
-            stats.first = _quantile(durations, FIRST_QUANTILE)
+            ended = stats.cohort_durations
+            if ended is not None and stats.cohort > 0:
+                # The cohort's FIRST_QUANTILE is its rank-th shortest, known
+                # once that many of it ended (the rest are longer).
+                if len(ended) < max(1, math.ceil(FIRST_QUANTILE * stats.cohort)):
+                    return None
+                stats.first, stats.target = _first_point(ended, stats.cohort_latest, stats.cohort)
+            else:
+                stats.first, stats.target = _first_point(durations, durations, len(durations))
+            stats.cohort_durations = None
+            stats.cohort_latest = []
         return stats.first
 
     def observe_first(self, kind: Hashable, finished: bool, at: float, within: float) -> None:
@@ -445,7 +578,7 @@ class DurationEstimator:
         if stats is None or stats.first is None or abs(at - stats.first) > within:
             return
         median = _quantile(self.durations(kind), 0.5)
-        step = FIRST_GAIN * median * (FIRST_QUANTILE - (1.0 if finished else 0.0))
+        step = FIRST_GAIN * median * (stats.target - (1.0 if finished else 0.0))
         stats.first = max(0.0, stats.first + step)
 
     def estimate(self, kind: Hashable) -> tuple[float, float, float] | None:

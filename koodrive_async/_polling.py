@@ -140,6 +140,7 @@ class _Waiter:
         "seen",
         "invalid",
         "final",
+        "cohort",
         "tracker",
         "context",
         "_loop",
@@ -191,6 +192,8 @@ class _Waiter:
         self.invalid = 0
         # It had its last poll before a deadline that falls inside a pause.
         self.final = False
+        # It is counted in its kind's first cohort (DurationEstimator.join_cohort).
+        self.cohort = False
         # How this unit is read and judged (shared by every waiter of a kind).
         self.tracker = tracker
         # The context its polls run in (the waiting caller's, for tracing), or
@@ -381,6 +384,8 @@ class PollScheduler:
         self._polls: dict[asyncio.Task[None], _Waiter] = {}
         # Waiters of a kind with no estimate yet, to re-plan once there is one.
         self._cold: dict[Hashable, list[_Waiter]] = {}
+        # Kinds whose cold waiters all wait for the kind's first poll.
+        self._held: set[Hashable] = set()
         self._inflight = 0
         self._stale = 0
         self._pause_until = 0.0
@@ -480,6 +485,10 @@ class PollScheduler:
             waiter.poll = None
             poll.cancel()
         waiter.cancel()
+        if waiter.cohort:
+            # It will not end here: the first cohort's quantile must not wait for it.
+            waiter.cohort = False
+            self.estimator.leave_cohort(waiter.kind)
         # Its heap entries stay until they surface (lazy deletion); count them
         # so a heap full of abandoned entries gets compacted.
         if waiter.in_heap:
@@ -558,9 +567,11 @@ class PollScheduler:
             due = self._placed(waiter, now)
             if due is not None:
                 return due
-            # Nothing learned yet: follow the policy for now, but remember the
-            # waiter so it can be re-planned as soon as an estimate exists.
-            # (Bounded: past the cap, waiters re-plan at their next poll anyway.)
+            # Nothing learned yet (or not yet where a first poll goes): follow
+            # the policy for now, but remember the waiter so it can be
+            # re-planned as soon as an estimate exists. (Bounded: past the
+            # cap, waiters re-plan at their next poll anyway.)
+            waiter.cohort = self.estimator.join_cohort(waiter.kind)
             cold = self._cold.setdefault(waiter.kind, [])
             if len(cold) >= MAX_COLD:
                 cold[:] = [w for w in cold if not w.done()]
@@ -580,6 +591,10 @@ class PollScheduler:
         table = estimator.progress_table(kind) if seen is not None else None
         unpolled = waiter.last is None and waiter.prev_poll < 0
         first = estimator.first_poll(kind) if unpolled else None
+        if unpolled and first is None:
+            # Where a first poll goes is not known yet (nothing ended, or too
+            # little of the first cohort): the blind schedule, re-planned later.
+            return None
         elapsed = now - waiter.started
         floor = max(MIN_STEP, 2.0 * self._rtt)
         placed = place_next(
@@ -602,6 +617,7 @@ class PollScheduler:
         if not waiters or not self.estimator.durations(kind):
             return
         moved = False
+        held: list[_Waiter] = []
         for waiter in waiters:
             if waiter.done() or not waiter.in_heap or waiter.step:
                 # Finished, queued or being polled (it re-plans itself after
@@ -609,6 +625,8 @@ class PollScheduler:
                 continue
             due = self._placed(waiter, now)
             if due is None:
+                if waiter.last is None and waiter.prev_poll < 0:
+                    held.append(waiter)  # waits for its kind's first poll
                 continue
             deadline = waiter.deadline
             if deadline is not None and due >= deadline:
@@ -616,6 +634,13 @@ class PollScheduler:
             # Its key changes in place: the heap is put in order once, below.
             waiter.due = due
             moved = True
+        if held:
+            # Re-planned once the kind's first poll is known, not at every
+            # completion before (each would only find them held again).
+            self._cold[kind] = held
+            self._held.add(kind)
+        else:
+            self._held.discard(kind)
         if moved:
             heapq.heapify(self._heap)
             if self._heap[0].due < self._sleep_until:
@@ -924,11 +949,18 @@ class PollScheduler:
         bounds = waiter.tracker.server_bounds(task, started, running, now)
         duration = bracket_duration(lower, upper, bounds)
         estimator = self.estimator
-        estimator.observe(kind, duration)
+        estimator.observe(
+            kind, duration, cohort=waiter.cohort, unseen_before=upper if running is None else None
+        )
+        waiter.cohort = False
         seen = waiter.seen
         if seen is not None and duration > 0.0:
             # Both answers it keeps: what it reported at each share of its time.
             for index in range(0, len(seen), 2):
                 estimator.observe_progress(kind, seen[index + 1], seen[index] / duration)
-        if kind in self._cold and estimator.durations(kind):
+        if (
+            kind in self._cold
+            and estimator.durations(kind)
+            and (kind not in self._held or estimator.first_poll(kind) is not None)
+        ):
             self._replan_cold(kind, now)

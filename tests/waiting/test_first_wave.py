@@ -10,6 +10,7 @@ import asyncio
 import math
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from waiting_helpers import job
@@ -31,6 +32,7 @@ from koodrive_async._estimator import (
     FAST_QUANTILE,
     FIRST_GAIN,
     FIRST_QUANTILE,
+    FIRST_SPREAD,
     MIN_SAMPLES,
     POSTERIOR_DELAY,
     TABLE_HALVE,
@@ -43,7 +45,7 @@ from koodrive_async._estimator import (
     place_next,
     remaining_from_progress,
 )
-from koodrive_async._models import Request
+from koodrive_async._models import Request, Task
 from koodrive_async._session import KooDriveSession
 from koodrive_async._trackers import JobTracker
 from koodrive_async.bulk._priors import MAX_SEEDED_LINES, seed_from_journal
@@ -140,6 +142,87 @@ def test_the_first_poll_starts_at_a_quantile_and_follows_what_first_answers_foun
     # service) says nothing about it.
     est.observe_first("k", True, at=3.0, within=0.2)
     assert est.first_poll("k") == pytest.approx(moved)
+
+
+def test_the_first_poll_waits_for_its_share_of_the_first_cohort() -> None:
+    # Twenty units wait before anything of their kind is known. The first
+    # to end are the fast ones: a quantile of them would put every later
+    # unit's first poll at the fast end. The cohort's own 25% quantile (its
+    # 5th shortest) is known once five of them ended.
+    est = DurationEstimator()
+    assert [est.join_cohort("k") for _ in range(20)] == [True] * 20
+    rank = math.ceil(FIRST_QUANTILE * 20)
+    ended = [0.50, 0.55, 0.60, 0.70, 0.80]
+    for duration in ended[: rank - 1]:
+        est.observe("k", duration, cohort=True)
+    assert est.durations("k")  # the durations are known...
+    assert est.first_poll("k") is None  # ...but not yet where a first poll goes
+    # A unit that starts now is not part of the cohort (it closed at the
+    # first duration learnt).
+    assert est.join_cohort("k") is False
+    est.observe("k", ended[rank - 1], cohort=True)
+    assert est.first_poll("k") == pytest.approx(ended[rank - 1])
+    # Without the cohort, the same durations would have put it at their own
+    # quantile, the second of them.
+    plain = DurationEstimator()
+    for duration in ended:
+        plain.observe("k", duration)
+    assert plain.first_poll("k") == pytest.approx(ended[math.ceil(FIRST_QUANTILE * 5) - 1])
+
+
+def test_units_that_leave_the_cohort_unfinished_are_not_waited_for() -> None:
+    est = DurationEstimator()
+    for _ in range(16):
+        est.join_cohort("k")
+    for duration in (1.0, 1.1, 1.2):
+        est.observe("k", duration, cohort=True)
+    assert est.first_poll("k") is None  # 3 of 16 ended: its quantile is the 4th
+    for _ in range(4):
+        est.leave_cohort("k")  # cancelled waits: 12 remain, whose quantile is the 3rd
+    assert est.first_poll("k") == pytest.approx(1.2)
+
+
+def test_seeded_durations_do_not_wait_for_a_cohort() -> None:
+    est = DurationEstimator()
+    for _ in range(40):
+        est.join_cohort("k")
+    est.seed("k", [2.0, 2.0, 2.0, 2.0])
+    assert est.first_poll("k") == pytest.approx(2.0)
+
+
+def test_the_first_poll_of_a_widely_spread_kind_stays_near_its_fast_end() -> None:
+    # Durations from 0.1 s to 10 s: the 25% quantile (2.5 s) would keep a
+    # unit that ended at 0.1 s waiting 24 times its duration. The first poll
+    # comes FIRST_SPREAD times past the fast end instead, and is tracked at
+    # the share of units that end before it.
+    est = DurationEstimator()
+    durations = [0.1 + 0.1 * i for i in range(100)]  # 0.1 .. 10.0
+    for _ in durations:
+        est.join_cohort("k")
+    for duration in durations[:30]:
+        est.observe("k", duration, cohort=True)
+    fast = durations[math.ceil(0.05 * 100) - 1]
+    start = est.first_poll("k")
+    assert start == pytest.approx(fast * (1 + FIRST_SPREAD))
+    # Found running there, it moves later by the share that ends before it
+    # (10 of 100), not by FIRST_QUANTILE.
+    median = est.estimate("k")[1]  # type: ignore[index]
+    est.observe_first("k", False, at=start, within=0.5)
+    assert est.first_poll("k") == pytest.approx(start + FIRST_GAIN * median * 0.1)
+
+
+def test_a_unit_found_ended_at_a_blind_first_poll_does_not_pull_the_fast_end_in() -> None:
+    # One unit was found ended at a blind first poll at 0.5 s: it is learnt
+    # at a guess (here 0.05 s), but only "before 0.5 s" is known. The fast
+    # end is read as 0.5 s, so the first poll may come up to 1 s; taking the
+    # guess for the fast end would have capped it at 0.1 s.
+    est = DurationEstimator()
+    for _ in range(20):
+        est.join_cohort("k")
+    est.observe("k", 0.05, cohort=True, unseen_before=0.5)
+    for duration in (0.9, 1.0, 1.1, 1.2):
+        est.observe("k", duration, cohort=True)
+    assert est.first_poll("k") == pytest.approx(0.5 * (1 + FIRST_SPREAD))
 
 
 #: Durations 0.50, 0.51, ..., 1.50 (median 1.0): the benchmark's distribution.
@@ -312,6 +395,58 @@ async def test_seeding_replans_a_waiter_already_on_the_blind_schedule(
         assert waiter.in_heap and waiter.due < now + 2.0
     finally:
         scheduler.discard(waiter)
+
+
+def _end(scheduler: Any, waiter: Any, duration: float) -> None:
+    # What _settle does for a unit seen running just before ``duration``.
+    assert waiter.started is not None
+    waiter.prev_poll = waiter.started + duration - 0.02
+    scheduler._learn(waiter, Task(waiter.task_id), waiter.started + duration + 0.02)
+    waiter.set_result(None)
+
+
+async def test_a_waiter_that_starts_after_the_first_completions_waits_for_the_cohorts_quantile(
+    session: KooDriveSession,
+) -> None:
+    scheduler = session._scheduler()
+    now = scheduler.loop.time()
+    cohort = [scheduler.add(f"C{i}", policy=BLIND, kind="K", started=now) for i in range(20)]
+    later: list[Any] = []
+    try:
+        for waiter, duration in zip(cohort, (0.5, 0.6, 0.7), strict=False):
+            _end(scheduler, waiter, duration)
+        assert scheduler.estimator.durations("K")
+        # Three of twenty ended: their quantile (0.6 s) is only the fast end.
+        # A unit that starts now stays on the blind schedule, not polled there.
+        later.append(scheduler.add("L1", policy=BLIND, kind="K", started=now + 0.8))
+        assert later[0].step == 0.0
+        assert later[0].due == pytest.approx(scheduler.loop.time() + 30.0, abs=0.1)
+        for waiter, duration in zip(cohort[3:5], (0.9, 1.0), strict=False):
+            _end(scheduler, waiter, duration)
+        # Five ended: the cohort's 25% quantile is the fifth shortest. The
+        # held unit is re-planned there, from its own start.
+        assert scheduler.estimator.first_poll("K") == pytest.approx(1.0)
+        assert later[0].step > 0.0
+        assert later[0].due == pytest.approx(now + 0.8 + 1.0)
+    finally:
+        for waiter in cohort + later:
+            scheduler.discard(waiter)
+
+
+async def test_a_cancelled_wait_leaves_its_kinds_first_cohort(session: KooDriveSession) -> None:
+    scheduler = session._scheduler()
+    now = scheduler.loop.time()
+    cohort = [scheduler.add(f"C{i}", policy=BLIND, kind="K", started=now) for i in range(16)]
+    try:
+        for waiter, duration in zip(cohort, (0.5, 0.6, 0.7), strict=False):
+            _end(scheduler, waiter, duration)
+        assert scheduler.estimator.first_poll("K") is None  # 3 of 16
+        for waiter in cohort[3:7]:
+            scheduler.discard(waiter)  # 12 left: three of them is a quarter
+        assert scheduler.estimator.first_poll("K") == pytest.approx(0.7)
+    finally:
+        for waiter in cohort:
+            scheduler.discard(waiter)
 
 
 async def test_the_progress_of_a_unit_that_ended_part_way_is_not_learnt(
