@@ -417,8 +417,9 @@ def assemble(
         notes.append(
             "quick mode: the targets are judged on it; in a 1,000-job fan-out the first wave "
             "of 200 jobs (20% of the run, 2% of 10,000) is polled before any job of the run "
-            "has finished (by the progress each job reports, then re-planned after the first "
-            "few completions), and ramp-up and tail weigh ten times more than in the full run"
+            "has finished (by the progress each job reports once it was polled), the next "
+            "jobs' first polls wait until a quarter of that wave has ended, and ramp-up and "
+            "tail weigh ten times more than in the full run"
         )
     info = machine()
     busy = [x for x in (load_before, info["load_average"]) if x is not None]
