@@ -311,11 +311,10 @@ class FanOut:
             self._wake_consumer()
             self._wake_feeder()
 
-    async def _submit(self, request: Request, times: list[datetime], at: list[float]) -> str:
+    async def _submit(self, request: Request, times: list[datetime]) -> str:
         sent_at = await self.pacer.acquire(max_wait=self._timeout)
         # After the pacer's hold: the create is sent after this moment.
         times.append(datetime.now(UTC))
-        at.append(self._loop.time())
         if self._before_create is not None:
             # This job's own task: the guard reaches this create's attempts only.
             guard = self._before_create
@@ -332,9 +331,8 @@ class FanOut:
 
     async def _run_one(self, request: Request) -> JobOutcome:
         sent: list[datetime] = []
-        sent_loop: list[float] = []
         try:
-            task_id = await self._submit(request, sent, sent_loop)
+            task_id = await self._submit(request, sent)
         except KooDriveError as exc:
             return JobOutcome(
                 request,
@@ -345,12 +343,12 @@ class FanOut:
                 answered_at=datetime.now(UTC) if sent else None,
             )
         times = {"submitted_at": sent[0], "answered_at": datetime.now(UTC)}
-        # The unit's age is counted from when its create was sent: the
-        # service made it between then and the answer, and the answer may
-        # be read late when the loop is busy (a first wave being started),
-        # by a lag that differs from job to job and would make the learnt
-        # durations spread; the sending moment has no such lag.
-        started = sent_loop[0]
+        # When the answer was read: the whole-second clock of jobs and share
+        # tasks (_coarse.SecondClock) needs a moment after the service made
+        # the unit, and the moment before sending is not one when the
+        # transport waited (a 429's Retry-After, a free connection, a lease
+        # check) before the attempt that made it.
+        started = self._loop.time()
         if self._on_submitted is not None:
             # Not caught here: a failing journal ends the run (module docstring).
             result = self._on_submitted(request, task_id)
