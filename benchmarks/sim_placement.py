@@ -148,7 +148,7 @@ def simulate(
         seen = unit.seen
         latest = None if seen is None else (seen[0], seen[1])
         table = estimator.progress_table(KIND) if seen is not None else None
-        first = estimator.first_poll(KIND) if not unit.polled else None
+        first = estimator.first_poll(KIND, now) if not unit.polled else None
         if not unit.polled and first is None:
             return None
         result = place_next(
@@ -182,7 +182,7 @@ def simulate(
         if what == "add":
             due = placed(unit, now)
             if due is None:
-                unit.cohort = estimator.join_cohort(KIND)
+                unit.cohort = estimator.join_cohort(KIND, unit.started)
                 cold.append(unit)
                 unit.interval = policy.initial
                 due = now + jittered(policy.initial)
@@ -216,7 +216,11 @@ def simulate(
                 for i in range(0, len(unit.seen), 2):
                     estimator.observe_progress(KIND, unit.seen[i + 1], unit.seen[i] / duration)
             delays[unit.index] = answered - (unit.created + unit.duration)
-            if cold and estimator.durations(KIND) and estimator.first_poll(KIND) is not None:
+            if (
+                cold
+                and estimator.durations(KIND)
+                and estimator.first_poll(KIND, answered) is not None
+            ):
                 waiting, cold[:] = list(cold), []
                 for other in waiting:
                     if not other.done and not other.polled and not other.step:

@@ -311,6 +311,8 @@ class _KindStats:
         "cohort",
         "cohort_durations",
         "cohort_latest",
+        "cohort_youngest",
+        "after_cohort",
         "target",
     )
 
@@ -334,6 +336,11 @@ class _KindStats:
         # The latest each of those can have ended (the same, but for a unit
         # found ended at its first poll: that poll), sorted.
         self.cohort_latest: list[float] = []
+        # The latest start of a unit that joined it (on the caller's clock),
+        # or None when a unit joined without one.
+        self.cohort_youngest: float | None = -math.inf
+        # Units outside it that ended while it was still waited for.
+        self.after_cohort = 0
 
 
 def _first_point(
@@ -413,13 +420,17 @@ class DurationEstimator:
         _push(stats.ring, stats.count, duration, self._window)
         stats.count += 1
         stats.ordered = None
-        if cohort and stats.cohort_durations is not None:
+        if stats.cohort_durations is None:
+            return
+        if cohort:
             bisect.insort(stats.cohort_durations, duration)
             # Where its fast end can be: a guess is only bounded above.
             latest = duration if unseen_before is None else max(duration, unseen_before)
             bisect.insort(stats.cohort_latest, latest)
+        elif stats.cohort:
+            stats.after_cohort += 1
 
-    def join_cohort(self, kind: Hashable) -> bool:
+    def join_cohort(self, kind: Hashable, started: float | None = None) -> bool:
         """Count a unit waiting before anything of ``kind`` is known into its first cohort.
 
         The units that started before the kind's first duration was learnt
@@ -433,6 +444,9 @@ class DurationEstimator:
 
         Args:
             kind: The kind key.
+            started: When the unit started, on the clock :meth:`first_poll`
+                is given ``now`` on (or None: then its quantile is taken as
+                soon as enough of it ended, as if every unit started at once).
 
         Returns:
             Whether it joined (then pass ``cohort=True`` to :meth:`observe`
@@ -442,6 +456,11 @@ class DurationEstimator:
         if stats.count or stats.cohort_durations is None:
             return False
         stats.cohort += 1
+        youngest = stats.cohort_youngest
+        if started is None or youngest is None:
+            stats.cohort_youngest = None
+        elif started > youngest:
+            stats.cohort_youngest = started
         return True
 
     def leave_cohort(self, kind: Hashable) -> None:
@@ -528,19 +547,24 @@ class DurationEstimator:
             stats.high = _quantile(values, HIGH_QUANTILE)
         return stats.ordered
 
-    def first_poll(self, kind: Hashable) -> float | None:
+    def first_poll(self, kind: Hashable, now: float | None = None) -> float | None:
         """Seconds from a unit's start to its first poll, or None while that is not known.
 
         Starts at the :data:`FIRST_QUANTILE` of the kind's first cohort
-        (:meth:`join_cohort`) once that share of it has ended, or of the
-        durations first known when there was no cohort (seeded, or learnt
-        from units that all ended); then follows :meth:`observe_first`.
-        None before durations are known, and while the cohort's quantile is
-        not: a unit not polled yet is then better on the blind schedule
-        (and re-planned) than polled at the fast end of what ended first.
+        (:meth:`join_cohort`) once that share of it has ended and every unit
+        of it still running is known to be longer, or of the durations
+        first known when there was no cohort (seeded, or learnt from units
+        that all ended); then follows :meth:`observe_first`. None before
+        durations are known, and while the cohort's quantile is not: a unit
+        not polled yet is then better on the blind schedule (and re-planned)
+        than polled at the fast end of what ended first. A cohort whose
+        slow units outlast as many completions of later units as it has
+        units is not waited for any longer: the kind's durations decide.
 
         Args:
             kind: The kind key.
+            now: The clock the cohort's starts were given on (None: not
+                checked).
         """
         durations = self.durations(kind)
         if not durations:
@@ -548,10 +572,17 @@ class DurationEstimator:
         stats = self._kinds[kind]
         if stats.first is None:
             ended = stats.cohort_durations
-            if ended is not None and stats.cohort > 0:
+            if ended is not None and stats.cohort > 0 and stats.after_cohort < stats.cohort:
                 # The cohort's FIRST_QUANTILE is its rank-th shortest, known
-                # once that many of it ended (the rest are longer).
-                if len(ended) < max(1, math.ceil(FIRST_QUANTILE * stats.cohort)):
+                # once that many of it ended and the units still running have
+                # all run longer: with starts spread out, the first to end
+                # are the early starters, and the rank-th of them alone may
+                # be later than the cohort's.
+                rank = max(1, math.ceil(FIRST_QUANTILE * stats.cohort))
+                if len(ended) < rank:
+                    return None
+                youngest = stats.cohort_youngest
+                if now is not None and youngest is not None and now - youngest < ended[rank - 1]:
                     return None
                 stats.first, stats.target = _first_point(ended, stats.cohort_latest, stats.cohort)
             else:

@@ -488,7 +488,11 @@ class PollScheduler:
         if waiter.cohort:
             # It will not end here: the first cohort's quantile must not wait for it.
             waiter.cohort = False
-            self.estimator.leave_cohort(waiter.kind)
+            kind = waiter.kind
+            self.estimator.leave_cohort(kind)
+            now = self._loop.time()
+            if kind in self._held and self.estimator.first_poll(kind, now) is not None:
+                self._replan_cold(kind, now)  # the units held for it need not wait any more
         # Its heap entries stay until they surface (lazy deletion); count them
         # so a heap full of abandoned entries gets compacted.
         if waiter.in_heap:
@@ -571,7 +575,7 @@ class PollScheduler:
             # the policy for now, but remember the waiter so it can be
             # re-planned as soon as an estimate exists. (Bounded: past the
             # cap, waiters re-plan at their next poll anyway.)
-            waiter.cohort = self.estimator.join_cohort(waiter.kind)
+            waiter.cohort = self.estimator.join_cohort(waiter.kind, waiter.started)
             cold = self._cold.setdefault(waiter.kind, [])
             if len(cold) >= MAX_COLD:
                 cold[:] = [w for w in cold if not w.done()]
@@ -590,7 +594,7 @@ class PollScheduler:
         estimator = self.estimator
         table = estimator.progress_table(kind) if seen is not None else None
         unpolled = waiter.last is None and waiter.prev_poll < 0
-        first = estimator.first_poll(kind) if unpolled else None
+        first = estimator.first_poll(kind, now) if unpolled else None
         if unpolled and first is None:
             # Where a first poll goes is not known yet (nothing ended, or too
             # little of the first cohort): the blind schedule, re-planned later.
@@ -625,8 +629,14 @@ class PollScheduler:
                 continue
             due = self._placed(waiter, now)
             if due is None:
-                if waiter.last is None and waiter.prev_poll < 0:
+                if (
+                    waiter.last is None
+                    and waiter.prev_poll < 0
+                    and self.estimator.first_poll(kind, now) is None
+                ):
                     held.append(waiter)  # waits for its kind's first poll
+                # (Else it is older than its kind's first poll and nothing
+                # places it yet: it re-plans itself after its blind poll.)
                 continue
             deadline = waiter.deadline
             if deadline is not None and due >= deadline:
@@ -949,9 +959,15 @@ class PollScheduler:
         bounds = waiter.tracker.server_bounds(task, started, running, now)
         duration = bracket_duration(lower, upper, bounds)
         estimator = self.estimator
-        estimator.observe(
-            kind, duration, cohort=waiter.cohort, unseen_before=upper if running is None else None
-        )
+        unseen_before = None
+        if running is None:
+            # Never seen running: it ended before this answer, or before the
+            # end of the service's own window where that agrees (exact times
+            # for tasks: the duration itself).
+            unseen_before = upper
+            if bounds is not None and max(lower, bounds[0]) <= min(upper, bounds[1]):
+                unseen_before = min(upper, bounds[1])
+        estimator.observe(kind, duration, cohort=waiter.cohort, unseen_before=unseen_before)
         waiter.cohort = False
         seen = waiter.seen
         if seen is not None and duration > 0.0:
@@ -961,6 +977,6 @@ class PollScheduler:
         if (
             kind in self._cold
             and estimator.durations(kind)
-            and (kind not in self._held or estimator.first_poll(kind) is not None)
+            and (kind not in self._held or estimator.first_poll(kind, now) is not None)
         ):
             self._replan_cold(kind, now)

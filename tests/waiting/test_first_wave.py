@@ -182,6 +182,36 @@ def test_units_that_leave_the_cohort_unfinished_are_not_waited_for() -> None:
     assert est.first_poll("k") == pytest.approx(1.2)
 
 
+def test_a_cohort_whose_slow_units_outlast_many_later_ones_is_not_waited_for() -> None:
+    # Forty units wait; three end fast and the rest take an hour. Forty later
+    # units (as many as the cohort) end fast meanwhile: the kind's durations
+    # decide, not a quarter of a cohort that will take an hour to end.
+    est = DurationEstimator()
+    for _ in range(40):
+        est.join_cohort("k")
+    for duration in (1.0, 1.1, 1.2):
+        est.observe("k", duration, cohort=True)
+    for _ in range(39):
+        est.observe("k", 1.0)
+    assert est.first_poll("k") is None
+    est.observe("k", 1.0)
+    assert est.first_poll("k") == pytest.approx(1.0)
+
+
+def test_with_staggered_starts_the_cohorts_quantile_waits_until_its_youngest_is_as_old() -> None:
+    # Twenty units started over 2 s; the five that ended first (the early
+    # starters) took up to 1.0 s. A unit started at 2.0 s that is still
+    # running may yet end sooner: at 2.5 s that 1.0 s is not yet the
+    # cohort's quantile; at 3.0 s every unit still running has run 1.0 s.
+    est = DurationEstimator()
+    for i in range(20):
+        est.join_cohort("k", started=i / 10 * (20 / 19) if i < 19 else 2.0)
+    for duration in (0.6, 0.7, 0.8, 0.9, 1.0):
+        est.observe("k", duration, cohort=True)
+    assert est.first_poll("k", now=2.5) is None
+    assert est.first_poll("k", now=3.0) == pytest.approx(1.0)
+
+
 def test_seeded_durations_do_not_wait_for_a_cohort() -> None:
     est = DurationEstimator()
     for _ in range(40):
@@ -444,6 +474,56 @@ async def test_a_cancelled_wait_leaves_its_kinds_first_cohort(session: KooDriveS
         for waiter in cohort[3:7]:
             scheduler.discard(waiter)  # 12 left: three of them is a quarter
         assert scheduler.estimator.first_poll("K") == pytest.approx(0.7)
+    finally:
+        for waiter in cohort:
+            scheduler.discard(waiter)
+
+
+async def test_a_cancelled_wait_that_completes_the_cohorts_quarter_replans_the_held(
+    session: KooDriveSession,
+) -> None:
+    scheduler = session._scheduler()
+    now = scheduler.loop.time()
+    # Started a second ago: every unit of it still running has run longer
+    # than the quantile below.
+    began = now - 1.0
+    cohort = [scheduler.add(f"C{i}", policy=BLIND, kind="K", started=began) for i in range(16)]
+    try:
+        for waiter, duration in zip(cohort, (0.5, 0.6, 0.7), strict=False):
+            _end(scheduler, waiter, duration)
+        late = scheduler.add("L2", policy=BLIND, kind="K", started=now + 0.1)
+        cohort.append(late)
+        assert late.step == 0.0  # held: 3 of 16 ended
+        for waiter in cohort[3:7]:
+            scheduler.discard(waiter)  # 12 left: the quarter is known, 0.7 s
+        assert late.step > 0.0
+        assert late.due == pytest.approx(now + 0.1 + 0.7)
+    finally:
+        for waiter in cohort:
+            scheduler.discard(waiter)
+
+
+async def test_a_task_found_ended_at_a_blind_first_poll_bounds_the_fast_end_by_its_exact_times(
+    session: KooDriveSession,
+) -> None:
+    # Tasks carry exact create and end times: one found ended at a blind
+    # first poll 2 s in took 0.1 s, and that (not "before 2 s") is the fast
+    # end the first poll is held near: twice it, not the 8 s quantile.
+    scheduler = session._scheduler()
+    now = scheduler.loop.time()
+    cohort = [scheduler.add(f"C{i}", policy=BLIND, kind="K", started=now) for i in range(20)]
+    try:
+        created = datetime(2026, 1, 1, tzinfo=UTC)
+        quick = cohort[0]
+        scheduler._learn(
+            quick,
+            Task(quick.task_id, create_time=created, end_time=created + timedelta(seconds=0.1)),
+            now + 2.0,
+        )
+        quick.set_result(None)
+        for waiter, duration in zip(cohort[1:5], (5.0, 6.0, 7.0, 8.0), strict=False):
+            _end(scheduler, waiter, duration)
+        assert scheduler.estimator.first_poll("K") == pytest.approx(0.1 * (1 + FIRST_SPREAD))
     finally:
         for waiter in cohort:
             scheduler.discard(waiter)
