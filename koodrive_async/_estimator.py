@@ -5,8 +5,8 @@ which a previous run's durations may seed, and where a kind's first poll
 goes: the quantile of its first cohort, then tracked), :class:`ProgressTable` (per kind,
 how often a unit reported each tenth of progress when it had used a given
 share of its duration: the learnt likelihood of an answer), :func:`place_next`
-(where the next poll of one unit goes, from those), :func:`bracket_duration`
-(what to learn from an interval-censored observation) and
+(where the next poll of one unit goes, from those), :func:`bracket_window` and
+:func:`bracket_duration` (what to learn from an interval-censored observation) and
 :func:`duration_key`, the key durations are learned under.
 Kept apart from ``_polling.py`` because it is pure arithmetic, tested
 without an event loop. Must never import asyncio, aiohttp, the transport or
@@ -39,6 +39,7 @@ __all__ = [
     "DurationEstimator",
     "ProgressTable",
     "bracket_duration",
+    "bracket_window",
     "duration_key",
     "place_next",
     "remaining_from_progress",
@@ -186,15 +187,38 @@ def remaining_from_progress(
     return elapsed * (1.0 - progress) / progress
 
 
-def bracket_duration(lower: float, upper: float, bounds: tuple[float, float] | None) -> float:
-    """The duration to learn from what the client saw and what the service said.
+def bracket_window(
+    lower: float, upper: float, bounds: tuple[float, float] | None
+) -> tuple[float, float]:
+    """When a unit ended, from what the client saw and what the service said.
 
     The client knows the unit ended in ``[lower, upper]`` (the last poll
     that saw it unfinished was sent, the answer that saw it finished came
     back); the service's own times may narrow that (exact times: a point;
-    whole seconds: a one-second window). The midpoint of what both allow is
-    learnt. When they disagree (a skewed or virtual service clock), the
-    client's bracket wins, at its end nearest the service's bounds.
+    whole seconds: a one-second window). When they disagree (a skewed or
+    virtual service clock), the client's bracket wins, at its end nearest
+    the service's bounds.
+
+    Args:
+        lower: Earliest the unit can have ended, seconds from its start.
+        upper: Latest, likewise (``>= lower``).
+        bounds: ``(low, high)`` by the service's times, or None.
+
+    Returns:
+        ``(earliest, latest)``, seconds from its start.
+    """
+    if bounds is None:
+        return lower, upper
+    low = max(lower, bounds[0])
+    high = min(upper, bounds[1])
+    if low <= high:
+        return low, high
+    point = lower if bounds[1] < lower else upper
+    return point, point
+
+
+def bracket_duration(lower: float, upper: float, bounds: tuple[float, float] | None) -> float:
+    """The duration to learn: the middle of :func:`bracket_window`.
 
     A unit found finished at its first poll is bounded below by its start
     only, and the midpoint is then shorter than it took. It is learnt all
@@ -212,13 +236,8 @@ def bracket_duration(lower: float, upper: float, bounds: tuple[float, float] | N
     Returns:
         Seconds from its start.
     """
-    if bounds is None:
-        return (lower + upper) / 2.0
-    low = max(lower, bounds[0])
-    high = min(upper, bounds[1])
-    if low <= high:
-        return (low + high) / 2.0
-    return lower if bounds[1] < lower else upper
+    earliest, latest = bracket_window(lower, upper, bounds)
+    return (earliest + latest) / 2.0
 
 
 def _quantile(sorted_values: Sequence[float], q: float) -> float:

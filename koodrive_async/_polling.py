@@ -62,7 +62,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Hashable, Iterable
 from typing import Any
 
-from ._estimator import DurationEstimator, bracket_duration, place_next
+from ._estimator import DurationEstimator, bracket_duration, bracket_window, place_next
 from ._exceptions import (
     APIConnectionError,
     RateLimitError,
@@ -622,6 +622,9 @@ class PollScheduler:
             return
         moved = False
         held: list[_Waiter] = []
+        # Whether the kind's first poll is still unknown: the same for every
+        # waiter below (placing one does not change it).
+        pending = self.estimator.first_poll(kind, now) is None
         for waiter in waiters:
             if waiter.done() or not waiter.in_heap or waiter.step:
                 # Finished, queued or being polled (it re-plans itself after
@@ -629,11 +632,7 @@ class PollScheduler:
                 continue
             due = self._placed(waiter, now)
             if due is None:
-                if (
-                    waiter.last is None
-                    and waiter.prev_poll < 0
-                    and self.estimator.first_poll(kind, now) is None
-                ):
+                if pending and waiter.last is None and waiter.prev_poll < 0:
                     held.append(waiter)  # waits for its kind's first poll
                 # (Else it is older than its kind's first poll and nothing
                 # places it yet: it re-plans itself after its blind poll.)
@@ -959,14 +958,9 @@ class PollScheduler:
         bounds = waiter.tracker.server_bounds(task, started, running, now)
         duration = bracket_duration(lower, upper, bounds)
         estimator = self.estimator
-        unseen_before = None
-        if running is None:
-            # Never seen running: it ended before this answer, or before the
-            # end of the service's own window where that agrees (exact times
-            # for tasks: the duration itself).
-            unseen_before = upper
-            if bounds is not None and max(lower, bounds[0]) <= min(upper, bounds[1]):
-                unseen_before = min(upper, bounds[1])
+        # Never seen running: all that is known is that it ended by the end
+        # of its window (exact times for tasks: the duration itself).
+        unseen_before = bracket_window(lower, upper, bounds)[1] if running is None else None
         estimator.observe(kind, duration, cohort=waiter.cohort, unseen_before=unseen_before)
         waiter.cohort = False
         seen = waiter.seen

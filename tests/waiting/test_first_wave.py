@@ -7,8 +7,9 @@ read off the waiters it plans, for units read from the emulator over loopback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -427,6 +428,18 @@ async def test_seeding_replans_a_waiter_already_on_the_blind_schedule(
         scheduler.discard(waiter)
 
 
+@contextlib.contextmanager
+def _cohort(scheduler: Any, size: int, started: float) -> Iterator[list[Any]]:
+    # ``size`` waiters of kind "K" on the blind schedule, started together;
+    # every waiter in the list (the test may add more) is discarded after.
+    waiters = [scheduler.add(f"C{i}", policy=BLIND, kind="K", started=started) for i in range(size)]
+    try:
+        yield waiters
+    finally:
+        for waiter in waiters:
+            scheduler.discard(waiter)
+
+
 def _end(scheduler: Any, waiter: Any, duration: float) -> None:
     # What _settle does for a unit seen running just before ``duration``.
     assert waiter.started is not None
@@ -440,43 +453,34 @@ async def test_a_waiter_that_starts_after_the_first_completions_waits_for_the_co
 ) -> None:
     scheduler = session._scheduler()
     now = scheduler.loop.time()
-    cohort = [scheduler.add(f"C{i}", policy=BLIND, kind="K", started=now) for i in range(20)]
-    later: list[Any] = []
-    try:
+    with _cohort(scheduler, 20, now) as cohort:
         for waiter, duration in zip(cohort, (0.5, 0.6, 0.7), strict=False):
             _end(scheduler, waiter, duration)
         assert scheduler.estimator.durations("K")
         # Three of twenty ended: their quantile (0.6 s) is only the fast end.
         # A unit that starts now stays on the blind schedule, not polled there.
-        later.append(scheduler.add("L1", policy=BLIND, kind="K", started=now + 0.8))
-        assert later[0].step == 0.0
-        assert later[0].due == pytest.approx(scheduler.loop.time() + 30.0, abs=0.1)
+        later = scheduler.add("L1", policy=BLIND, kind="K", started=now + 0.8)
+        cohort.append(later)
+        assert later.step == 0.0
+        assert later.due == pytest.approx(scheduler.loop.time() + 30.0, abs=0.1)
         for waiter, duration in zip(cohort[3:5], (0.9, 1.0), strict=False):
             _end(scheduler, waiter, duration)
         # Five ended: the cohort's 25% quantile is the fifth shortest. The
         # held unit is re-planned there, from its own start.
         assert scheduler.estimator.first_poll("K") == pytest.approx(1.0)
-        assert later[0].step > 0.0
-        assert later[0].due == pytest.approx(now + 0.8 + 1.0)
-    finally:
-        for waiter in cohort + later:
-            scheduler.discard(waiter)
+        assert later.step > 0.0
+        assert later.due == pytest.approx(now + 0.8 + 1.0)
 
 
 async def test_a_cancelled_wait_leaves_its_kinds_first_cohort(session: KooDriveSession) -> None:
     scheduler = session._scheduler()
-    now = scheduler.loop.time()
-    cohort = [scheduler.add(f"C{i}", policy=BLIND, kind="K", started=now) for i in range(16)]
-    try:
+    with _cohort(scheduler, 16, scheduler.loop.time()) as cohort:
         for waiter, duration in zip(cohort, (0.5, 0.6, 0.7), strict=False):
             _end(scheduler, waiter, duration)
         assert scheduler.estimator.first_poll("K") is None  # 3 of 16
         for waiter in cohort[3:7]:
             scheduler.discard(waiter)  # 12 left: three of them is a quarter
         assert scheduler.estimator.first_poll("K") == pytest.approx(0.7)
-    finally:
-        for waiter in cohort:
-            scheduler.discard(waiter)
 
 
 async def test_a_cancelled_wait_that_completes_the_cohorts_quarter_replans_the_held(
@@ -486,9 +490,7 @@ async def test_a_cancelled_wait_that_completes_the_cohorts_quarter_replans_the_h
     now = scheduler.loop.time()
     # Started a second ago: every unit of it still running has run longer
     # than the quantile below.
-    began = now - 1.0
-    cohort = [scheduler.add(f"C{i}", policy=BLIND, kind="K", started=began) for i in range(16)]
-    try:
+    with _cohort(scheduler, 16, now - 1.0) as cohort:
         for waiter, duration in zip(cohort, (0.5, 0.6, 0.7), strict=False):
             _end(scheduler, waiter, duration)
         late = scheduler.add("L2", policy=BLIND, kind="K", started=now + 0.1)
@@ -498,9 +500,6 @@ async def test_a_cancelled_wait_that_completes_the_cohorts_quarter_replans_the_h
             scheduler.discard(waiter)  # 12 left: the quarter is known, 0.7 s
         assert late.step > 0.0
         assert late.due == pytest.approx(now + 0.1 + 0.7)
-    finally:
-        for waiter in cohort:
-            scheduler.discard(waiter)
 
 
 async def test_a_task_found_ended_at_a_blind_first_poll_bounds_the_fast_end_by_its_exact_times(
@@ -511,8 +510,7 @@ async def test_a_task_found_ended_at_a_blind_first_poll_bounds_the_fast_end_by_i
     # end the first poll is held near: twice it, not the 8 s quantile.
     scheduler = session._scheduler()
     now = scheduler.loop.time()
-    cohort = [scheduler.add(f"C{i}", policy=BLIND, kind="K", started=now) for i in range(20)]
-    try:
+    with _cohort(scheduler, 20, now) as cohort:
         created = datetime(2026, 1, 1, tzinfo=UTC)
         quick = cohort[0]
         scheduler._learn(
@@ -524,9 +522,6 @@ async def test_a_task_found_ended_at_a_blind_first_poll_bounds_the_fast_end_by_i
         for waiter, duration in zip(cohort[1:5], (5.0, 6.0, 7.0, 8.0), strict=False):
             _end(scheduler, waiter, duration)
         assert scheduler.estimator.first_poll("K") == pytest.approx(0.1 * (1 + FIRST_SPREAD))
-    finally:
-        for waiter in cohort:
-            scheduler.discard(waiter)
 
 
 async def test_the_progress_of_a_unit_that_ended_part_way_is_not_learnt(
