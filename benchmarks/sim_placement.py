@@ -20,11 +20,20 @@ after ``--create`` seconds.
 (see :data:`SHAPES`), and ``--files 1`` gives jobs no progress to report, so
 that a placement tuned on the benchmark can be checked on kinds unlike it.
 
+Two options measure what the placement loses by what it cannot know, not
+what the client can do: ``--learn exact`` learns each finished unit's true
+duration instead of its bracket's middle (the client only knows the window
+between the last answer that saw the unit running and the one that saw it
+ended, and for jobs the service's times are whole seconds), and
+``--first-quantile Q`` moves :data:`koodrive_async._estimator.FIRST_QUANTILE`
+for the run (restored after it).
+
 Usage::
 
     python benchmarks/sim_placement.py                  # 1,000 and 10,000 jobs, 3 seeds
     python benchmarks/sim_placement.py --jobs 1000 --json
     python benchmarks/sim_placement.py --jobs 1000 --jobs 5000 --durations bimodal
+    python benchmarks/sim_placement.py --learn exact --first-quantile 0.15
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ from typing import Any
 if not __package__:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from koodrive_async import _estimator  # noqa: E402
 from koodrive_async._estimator import (  # noqa: E402
     DurationEstimator,
     bracket_duration,
@@ -53,6 +63,9 @@ from koodrive_async._policies import PollPolicy  # noqa: E402
 
 KIND = "copy"
 MIN_STEP = 0.01
+#: What a finished unit teaches the estimator: its bracket's middle (what
+#: the client learns) or its true duration (a what-if: ``--learn exact``).
+LEARN = ("brackets", "exact")
 
 #: Duration shapes, seconds: the benchmark's, a long right tail, two speeds of
 #: one kind, a hundredfold spread, and all alike.
@@ -101,8 +114,42 @@ def simulate(
     create: float = 0.015,
     files: int = 10,
     durations: str = "uniform",
+    learn: str = "brackets",
+    first_quantile: float | None = None,
 ) -> dict[str, float]:
-    """Run one simulated fan-out; return its figures."""
+    """Run one simulated fan-out; return its figures.
+
+    ``learn="exact"`` learns each unit's true duration (on the client's
+    clock) instead of its bracket's middle; ``first_quantile`` replaces
+    :data:`~koodrive_async._estimator.FIRST_QUANTILE` for this run only.
+    Both are what-ifs for the design, not what the client does.
+    """
+    if learn not in LEARN:
+        raise ValueError(f"learn must be one of {LEARN}, not {learn!r}")
+    if first_quantile is None:
+        return _simulate(jobs, slots, seed, rtt, create, files, durations, learn)
+    if not 0.0 < first_quantile < 1.0:
+        raise ValueError(f"first_quantile must be in (0, 1), not {first_quantile!r}")
+    kept = _estimator.FIRST_QUANTILE
+    # The estimator reads the module's constant when a kind is first seen and
+    # at each first-poll decision, so a run's own value is set around it.
+    _estimator.FIRST_QUANTILE = first_quantile
+    try:
+        return _simulate(jobs, slots, seed, rtt, create, files, durations, learn)
+    finally:
+        _estimator.FIRST_QUANTILE = kept
+
+
+def _simulate(
+    jobs: int,
+    slots: int,
+    seed: int,
+    rtt: float,
+    create: float,
+    files: int,
+    durations: str,
+    learn: str,
+) -> dict[str, float]:
     world = random.Random(seed)
     shape = SHAPES[durations]
     jitter_rng = random.Random(seed + 1000)
@@ -205,12 +252,18 @@ def simulate(
         if finished:
             unit.done = True
             lower = max(0.0, unit.prev_poll - unit.started) if unit.prev_poll >= 0 else 0.0
-            duration = bracket_duration(lower, max(lower, answered - unit.started), None)
+            unseen_before = answered - unit.started if unit.prev_poll < 0 else None
+            if learn == "exact":
+                # What no client knows: when the unit ended, on its clock.
+                duration = unit.created + unit.duration - unit.started
+                unseen_before = None
+            else:
+                duration = bracket_duration(lower, max(lower, answered - unit.started), None)
             estimator.observe(
                 KIND,
                 duration,
                 cohort=unit.cohort,
-                unseen_before=answered - unit.started if unit.prev_poll < 0 else None,
+                unseen_before=unseen_before,
             )
             if unit.seen is not None and duration > 0:
                 for i in range(0, len(unit.seen), 2):
@@ -236,13 +289,13 @@ def simulate(
             unit.interval = min(unit.interval * policy.multiplier, policy.max_interval)
             due = answered + jittered(unit.interval)
         schedule(unit, due)
-    durations = [u.duration for u in units]
-    mean = statistics.fmean(durations)
+    took = [u.duration for u in units]
+    mean = statistics.fmean(took)
     ordered = sorted(delays.values())
     p95 = ordered[round(0.95 * (len(ordered) - 1))]
     free = [0.0] * slots
     ideal = 0.0
-    for d in durations:
+    for d in took:
         start = heapq.heappop(free)
         ideal = max(ideal, start + d)
         heapq.heappush(free, start + d)
@@ -267,6 +320,12 @@ def main() -> None:
     parser.add_argument("--create", type=float, default=0.015, help="create round trip")
     parser.add_argument("--durations", choices=sorted(SHAPES), default="uniform")
     parser.add_argument("--files", type=int, default=10, help="files per job (1: no progress)")
+    parser.add_argument(
+        "--learn", choices=LEARN, default="brackets", help="what a finished unit teaches"
+    )
+    parser.add_argument(
+        "--first-quantile", type=float, default=None, help="FIRST_QUANTILE for the run"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     out: dict[str, Any] = {}
@@ -279,6 +338,8 @@ def main() -> None:
                 create=args.create,
                 files=args.files,
                 durations=args.durations,
+                learn=args.learn,
+                first_quantile=args.first_quantile,
             )
             for seed in range(1, args.seeds + 1)
         ]

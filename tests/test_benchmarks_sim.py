@@ -43,3 +43,32 @@ def test_the_fast_units_of_a_two_speed_kind_are_not_seen_late() -> None:
     # mean delay passed 0.23 s.
     figures = simulate(jobs=1000, seed=1, durations="bimodal")
     assert figures["detect_mean_s"] < 0.2
+
+
+def test_learning_exact_durations_is_a_what_if_that_changes_the_placement() -> None:
+    # The bracket's middle is what the client learns; the true duration is
+    # what it cannot know. Same seed, same units: only what is learnt differs.
+    brackets = simulate(jobs=600, slots=100, seed=4)
+    exact = simulate(jobs=600, slots=100, seed=4, learn="exact")
+    assert exact != brackets
+    assert exact["gets_per_job"] < brackets["gets_per_job"]
+
+
+def test_a_first_quantile_of_its_own_is_used_for_the_run_and_restored() -> None:
+    from koodrive_async import _estimator
+
+    kept = _estimator.FIRST_QUANTILE
+    earlier = simulate(jobs=600, slots=100, seed=4, first_quantile=0.1)
+    assert _estimator.FIRST_QUANTILE == kept
+    # A lower quantile puts every first poll earlier: more units are still
+    # running at it, so more GETs each.
+    assert earlier["gets_per_job"] > simulate(jobs=600, slots=100, seed=4)["gets_per_job"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("learn", "midpoints"), ("first_quantile", 0.0), ("first_quantile", 1.0)],
+)
+def test_an_unknown_what_if_is_refused(option: str, value: object) -> None:
+    with pytest.raises(ValueError, match=option):
+        simulate(jobs=10, slots=5, seed=1, **{option: value})  # type: ignore[arg-type]
