@@ -20,20 +20,21 @@ after ``--create`` seconds.
 (see :data:`SHAPES`), and ``--files 1`` gives jobs no progress to report, so
 that a placement tuned on the benchmark can be checked on kinds unlike it.
 
-Two options measure what the placement loses by what it cannot know, not
-what the client can do: ``--learn exact`` learns each finished unit's true
-duration instead of its bracket's middle (the client only knows the window
-between the last answer that saw the unit running and the one that saw it
-ended, and for jobs the service's times are whole seconds), and
-``--first-quantile Q`` moves :data:`koodrive_async._estimator.FIRST_QUANTILE`
-for the run (restored after it).
+Two options are what-ifs for the design, not what the client can do:
+``--learn exact`` learns each finished unit's true duration instead of its
+bracket's middle (the client knows only the window from when the last poll
+that saw the unit running was sent to when the answer that saw it ended came
+back, and for jobs the service's times are whole seconds), and
+``--set NAME=VALUE`` gives one of the placement's constants
+(:data:`TUNABLES`, in ``koodrive_async._estimator``) another value for the
+run, restored after it.
 
 Usage::
 
     python benchmarks/sim_placement.py                  # 1,000 and 10,000 jobs, 3 seeds
     python benchmarks/sim_placement.py --jobs 1000 --json
     python benchmarks/sim_placement.py --jobs 1000 --jobs 5000 --durations bimodal
-    python benchmarks/sim_placement.py --learn exact --first-quantile 0.15
+    python benchmarks/sim_placement.py --learn exact --set FIRST_QUANTILE=0.15
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ import math
 import random
 import statistics
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,19 @@ MIN_STEP = 0.01
 #: What a finished unit teaches the estimator: its bracket's middle (what
 #: the client learns) or its true duration (a what-if: ``--learn exact``).
 LEARN = ("brackets", "exact")
+#: The placement's constants ``--set`` may change for a run. Every one is read
+#: from the module when it is used (none is a default argument or copied at
+#: import), so setting it around a run reaches every decision of that run.
+TUNABLES = (
+    "DELAY_FRACTION",
+    "FAST_QUANTILE",
+    "FIRST_GAIN",
+    "FIRST_QUANTILE",
+    "FIRST_SPREAD",
+    "NARROWING_GAIN",
+    "POSTERIOR_DELAY",
+    "POSTERIOR_QUANTILE",
+)
 
 #: Duration shapes, seconds: the benchmark's, a long right tail, two speeds of
 #: one kind, a hundredfold spread, and all alike.
@@ -115,29 +129,40 @@ def simulate(
     files: int = 10,
     durations: str = "uniform",
     learn: str = "brackets",
-    first_quantile: float | None = None,
+    constants: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
     """Run one simulated fan-out; return its figures.
 
     ``learn="exact"`` learns each unit's true duration (on the client's
-    clock) instead of its bracket's middle; ``first_quantile`` replaces
-    :data:`~koodrive_async._estimator.FIRST_QUANTILE` for this run only.
-    Both are what-ifs for the design, not what the client does.
+    clock) instead of its bracket's middle; ``constants`` gives some of
+    :data:`TUNABLES` other values for this run only. Both are what-ifs for
+    the design, not what the client does.
+
+    Raises:
+        ValueError: An unknown ``learn``, a name not in :data:`TUNABLES`, or
+            a value that is not a positive number (below 1 for a quantile).
     """
     if learn not in LEARN:
         raise ValueError(f"learn must be one of {LEARN}, not {learn!r}")
-    if first_quantile is None:
-        return _simulate(jobs, slots, seed, rtt, create, files, durations, learn)
-    if not 0.0 < first_quantile < 1.0:
-        raise ValueError(f"first_quantile must be in (0, 1), not {first_quantile!r}")
-    kept = _estimator.FIRST_QUANTILE
-    # The estimator reads the module's constant when a kind is first seen and
-    # at each first-poll decision, so a run's own value is set around it.
-    _estimator.FIRST_QUANTILE = first_quantile
+    changed = dict(constants or {})
+    for name, value in changed.items():
+        _check_constant(name, value)
+    kept = {name: getattr(_estimator, name) for name in changed}
+    for name, value in changed.items():
+        setattr(_estimator, name, value)
     try:
         return _simulate(jobs, slots, seed, rtt, create, files, durations, learn)
     finally:
-        _estimator.FIRST_QUANTILE = kept
+        for name, value in kept.items():
+            setattr(_estimator, name, value)
+
+
+def _check_constant(name: str, value: float) -> None:
+    if name not in TUNABLES:
+        raise ValueError(f"{name!r} is not one of {TUNABLES}")
+    top = 1.0 if name.endswith("QUANTILE") else math.inf
+    if not 0.0 < value < top:
+        raise ValueError(f"{name} must be above 0 and below {top}, not {value!r}")
 
 
 def _simulate(
@@ -254,8 +279,9 @@ def _simulate(
             lower = max(0.0, unit.prev_poll - unit.started) if unit.prev_poll >= 0 else 0.0
             unseen_before = answered - unit.started if unit.prev_poll < 0 else None
             if learn == "exact":
-                # What no client knows: when the unit ended, on its clock.
-                duration = unit.created + unit.duration - unit.started
+                # What no client knows: when the unit ended, on its clock
+                # (never before its start: a create slower than the unit).
+                duration = max(0.0, unit.created + unit.duration - unit.started)
                 unseen_before = None
             else:
                 duration = bracket_duration(lower, max(lower, answered - unit.started), None)
@@ -311,6 +337,19 @@ def _simulate(
     }
 
 
+def _constant(text: str) -> tuple[str, float]:
+    # ``NAME=VALUE`` for --set, checked as simulate() checks it.
+    name, sep, value = text.partition("=")
+    try:
+        if not sep:
+            raise ValueError("expected NAME=VALUE")
+        pair = (name.strip(), float(value))
+        _check_constant(*pair)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    return pair
+
+
 def main() -> None:
     """Simulate and print the medians over seeds (a table, or JSON)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -324,7 +363,13 @@ def main() -> None:
         "--learn", choices=LEARN, default="brackets", help="what a finished unit teaches"
     )
     parser.add_argument(
-        "--first-quantile", type=float, default=None, help="FIRST_QUANTILE for the run"
+        "--set",
+        dest="constants",
+        metavar="NAME=VALUE",
+        type=_constant,
+        action="append",
+        default=[],
+        help=f"one of {', '.join(TUNABLES)} for the run (repeatable)",
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -339,7 +384,7 @@ def main() -> None:
                 files=args.files,
                 durations=args.durations,
                 learn=args.learn,
-                first_quantile=args.first_quantile,
+                constants=dict(args.constants),
             )
             for seed in range(1, args.seeds + 1)
         ]

@@ -54,21 +54,48 @@ def test_learning_exact_durations_is_a_what_if_that_changes_the_placement() -> N
     assert exact["gets_per_job"] < brackets["gets_per_job"]
 
 
-def test_a_first_quantile_of_its_own_is_used_for_the_run_and_restored() -> None:
+def test_a_constant_of_its_own_is_used_for_the_run_and_restored() -> None:
     from koodrive_async import _estimator
 
     kept = _estimator.FIRST_QUANTILE
-    earlier = simulate(jobs=600, slots=100, seed=4, first_quantile=0.1)
+    earlier = simulate(jobs=600, slots=100, seed=4, constants={"FIRST_QUANTILE": 0.1})
     assert _estimator.FIRST_QUANTILE == kept
     # A lower quantile puts every first poll earlier: more units are still
     # running at it, so more GETs each.
     assert earlier["gets_per_job"] > simulate(jobs=600, slots=100, seed=4)["gets_per_job"]
 
 
+def test_a_constant_is_restored_when_the_run_fails() -> None:
+    from koodrive_async import _estimator
+
+    kept = _estimator.POSTERIOR_DELAY
+    with pytest.raises(KeyError):
+        simulate(jobs=10, slots=5, durations="no-such-shape", constants={"POSTERIOR_DELAY": 0.5})
+    assert _estimator.POSTERIOR_DELAY == kept
+
+
 @pytest.mark.parametrize(
-    ("option", "value"),
-    [("learn", "midpoints"), ("first_quantile", 0.0), ("first_quantile", 1.0)],
+    ("options", "message"),
+    [
+        ({"learn": "midpoints"}, "learn"),
+        ({"constants": {"WINDOW": 10.0}}, "not one of"),
+        ({"constants": {"FIRST_QUANTILE": 0.0}}, "FIRST_QUANTILE"),
+        ({"constants": {"FIRST_QUANTILE": 1.0}}, "FIRST_QUANTILE"),
+        ({"constants": {"POSTERIOR_DELAY": -0.1}}, "POSTERIOR_DELAY"),
+    ],
 )
-def test_an_unknown_what_if_is_refused(option: str, value: object) -> None:
-    with pytest.raises(ValueError, match=option):
-        simulate(jobs=10, slots=5, seed=1, **{option: value})  # type: ignore[arg-type]
+def test_an_unknown_what_if_is_refused(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        simulate(jobs=10, slots=5, seed=1, **options)  # type: ignore[arg-type]
+
+
+def test_the_command_line_refuses_a_malformed_constant(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from benchmarks import sim_placement
+
+    monkeypatch.setattr("sys.argv", ["sim_placement.py", "--set", "FIRST_QUANTILE"])
+    with pytest.raises(SystemExit) as exited:
+        sim_placement.main()
+    assert exited.value.code == 2
+    assert "NAME=VALUE" in capsys.readouterr().err
