@@ -140,7 +140,8 @@ def simulate(
 
     Raises:
         ValueError: An unknown ``learn``, a name not in :data:`TUNABLES`, or
-            a value that is not a positive number (below 1 for a quantile).
+            a value that is not a finite number of at least 0 (for a
+            quantile: above 0 and below 1).
     """
     if learn not in LEARN:
         raise ValueError(f"learn must be one of {LEARN}, not {learn!r}")
@@ -157,12 +158,17 @@ def simulate(
             setattr(_estimator, name, value)
 
 
-def _check_constant(name: str, value: float) -> None:
+def _check_constant(name: str, value: object) -> None:
     if name not in TUNABLES:
         raise ValueError(f"{name!r} is not one of {TUNABLES}")
-    top = 1.0 if name.endswith("QUANTILE") else math.inf
-    if not 0.0 < value < top:
-        raise ValueError(f"{name} must be above 0 and below {top}, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, not {value!r}")
+    if name.endswith("QUANTILE"):
+        if not 0.0 < value < 1.0:
+            raise ValueError(f"{name} is a quantile: above 0 and below 1, not {value!r}")
+    elif value < 0.0:
+        # 0 is a what-if too (FIRST_GAIN=0: the first poll is never tracked).
+        raise ValueError(f"{name} must be at least 0, not {value!r}")
 
 
 def _simulate(

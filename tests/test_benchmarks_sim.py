@@ -8,9 +8,11 @@ every few milliseconds nor a wait of a whole task).
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from benchmarks.sim_placement import SHAPES, simulate
+from benchmarks.sim_placement import SHAPES, TUNABLES, simulate
 
 
 def test_the_simulated_fan_out_sees_every_job_with_a_few_gets_each() -> None:
@@ -82,6 +84,8 @@ def test_a_constant_is_restored_when_the_run_fails() -> None:
         ({"constants": {"FIRST_QUANTILE": 0.0}}, "FIRST_QUANTILE"),
         ({"constants": {"FIRST_QUANTILE": 1.0}}, "FIRST_QUANTILE"),
         ({"constants": {"POSTERIOR_DELAY": -0.1}}, "POSTERIOR_DELAY"),
+        ({"constants": {"POSTERIOR_DELAY": "0.1"}}, "finite number"),
+        ({"constants": {"DELAY_FRACTION": math.nan}}, "finite number"),
     ],
 )
 def test_an_unknown_what_if_is_refused(options: dict[str, object], message: str) -> None:
@@ -98,4 +102,30 @@ def test_the_command_line_refuses_a_malformed_constant(
     with pytest.raises(SystemExit) as exited:
         sim_placement.main()
     assert exited.value.code == 2
-    assert "NAME=VALUE" in capsys.readouterr().err
+    # Our own message, not argparse's usage line (which names NAME=VALUE too).
+    assert "expected NAME=VALUE" in capsys.readouterr().err
+
+
+#: A value for each of TUNABLES far enough from the shipped one to move a run.
+_MOVED = {
+    "DELAY_FRACTION": 0.4,
+    "FAST_QUANTILE": 0.4,
+    "FIRST_GAIN": 0.2,
+    "FIRST_QUANTILE": 0.1,
+    "FIRST_SPREAD": 0.05,
+    "NARROWING_GAIN": 0.5,
+    "POSTERIOR_DELAY": 0.4,
+    "POSTERIOR_QUANTILE": 0.5,
+}
+
+
+def test_every_tunable_is_covered_here() -> None:
+    assert sorted(_MOVED) == sorted(TUNABLES)
+
+
+@pytest.mark.parametrize("name", sorted(_MOVED))
+def test_each_tunable_reaches_the_run(name: str) -> None:
+    # A constant the estimator copied at import (or took as a default
+    # argument) would leave the run as it was.
+    shipped = simulate(jobs=600, slots=100, seed=4)
+    assert simulate(jobs=600, slots=100, seed=4, constants={name: _MOVED[name]}) != shipped
