@@ -25,8 +25,13 @@ MIN_RATE = 0.2
 class SubmissionPacer:
     """Paces submissions: at most ``max_per_second``, halved on 429, recovering slowly (AIMD).
 
-    Submissions are spaced ``1 / rate`` apart (no bursts), so in any window of
-    ``w`` seconds at most ``w * rate + 1`` go out. With no cap the pacer does
+    Submissions are booked ``1 / rate`` apart (no bursts), so in any window
+    of ``w`` seconds at most ``w * rate + 1`` slots fall. When they are let
+    go matters too: after the event loop was busy elsewhere, the submissions
+    whose slots passed meanwhile wake together, and they are let go one by
+    one, ``1 / rate`` apart, rather than all at once. A submission waking up
+    to half a slot late still goes at once (no drift from timer lateness), so
+    at most ``w * rate + 1.5`` are let go in any window of ``w`` seconds. With no cap the pacer does
     nothing until the first 429; then it starts from half the rate measured
     over the last second, and once recovered to twice that it lifts itself.
     Recovery is additive: a tenth of the cap (or of the rate at the first
@@ -58,6 +63,10 @@ class SubmissionPacer:
         self._clock = clock
         self._max_hold = max_hold
         self._next = -math.inf
+        # The nominal time of the last submission let go (acquire returned),
+        # within half a slot before when it actually went: the next may go a
+        # slot after it. The slots booked are a schedule; this is what went.
+        self._last_grant = -math.inf
         # The server's Retry-After hold: no submission before _hold_until.
         self._hold_until = -math.inf
         self._hold_cause: RateLimitError | None = None
@@ -117,6 +126,34 @@ class SubmissionPacer:
         self._count_submission(at)
         return at - now
 
+    def spacing_wait(self, now: float) -> float:
+        """Seconds until a submission may be let go after the last one (0: now).
+
+        Args:
+            now: The clock's time.
+
+        Returns:
+            What is left of ``1 / rate`` after the last :meth:`granted`
+            submission's nominal time; 0 when unpaced.
+        """
+        if self._rate is None:
+            return 0.0
+        return max(0.0, self._last_grant + 1.0 / self._rate - now)
+
+    def granted(self, now: float) -> None:
+        """Record that a submission was let go at ``now`` (:meth:`acquire` does it).
+
+        Its nominal time is a slot after the previous one's, or half a slot
+        before ``now`` if that is later: a submission that woke a little late
+        does not push the next one later (the rate holds), and one that woke
+        after a busy spell lets the next go no sooner than half a slot on.
+
+        Args:
+            now: The clock's time.
+        """
+        gap = 0.0 if self._rate is None else 1.0 / self._rate
+        self._last_grant = max(self._last_grant + gap, now - gap / 2.0)
+
     async def acquire(self, *, max_wait: float | None = None) -> float:
         """Wait for the next submission slot.
 
@@ -142,9 +179,17 @@ class SubmissionPacer:
             delay = self.reserve()  # a slot after that hold
             if delay > 0:
                 await asyncio.sleep(delay)
-            # A 429 that came back while this one slept holds it back too.
-            if self._hold_until == hold:
-                return self._clock()
+            # A 429 that came back while this one slept holds it back too
+            # (book again, after that hold).
+            while self._hold_until == hold:
+                now = self._clock()
+                # Woken late beside others (a busy loop): one at a time, each
+                # 1 / rate after the last, in the order they wake.
+                wait = self.spacing_wait(now)
+                if wait <= 0.0:
+                    self.granted(now)
+                    return now
+                await asyncio.sleep(wait)
 
     def _held(self, held: float, limit: float) -> RateLimitError:
         cause = self._hold_cause

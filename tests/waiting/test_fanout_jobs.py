@@ -281,7 +281,9 @@ async def test_rate_cap_bounds_creations_per_window(
     times = sorted(e.time for e in emu.requests if e.route == "create_job")
     assert len(times) == 25
     # 50/s, spaced evenly: 25 creations span at least ~0.48 s, and no window
-    # of 0.2 s holds more than 10 (+1, +1 for arrival jitter).
+    # of 0.2 s holds more than 10 (+1: the pacer lets go at most w * rate +
+    # 1.5, also after the loop was busy; +1 for arrival jitter). Before the
+    # pacer spaced what it let go, a busy loop once sent 13 in 0.2 s.
     assert times[-1] - times[0] >= 0.4
     for start in times:
         assert sum(1 for t in times if start <= t < start + 0.2) <= 12
@@ -391,10 +393,14 @@ async def test_a_second_wave_of_short_jobs_is_polled_less_than_the_first(
     assert all(o.ok for o in first + second)
     assert not any(e.route == "get_task" for e in emu.requests)
     assert second_gets < first_gets
-    # About one GET to see each end: the first poll comes just after the
-    # durations the first wave showed (not capped at the policy's 0.02 s
-    # max_interval, which bounds the gaps between polls), not just before.
-    assert second_gets <= 20 + 20 // 2
+    # Placed by the durations the first wave showed, not capped at the
+    # policy's 0.02 s max_interval (which bounds the gaps between polls, and
+    # would take a dozen GETs a job): one GET to see each end on a quiet
+    # machine, two for some on a loaded one (a late loop spreads the learnt
+    # durations, and the first poll then comes before the slower ends: 34 of
+    # them once in CI). That it comes just after durations all alike, not
+    # just before, is place_next's own test (test_first_wave.py).
+    assert second_gets < 2 * 20
 
 
 async def test_the_first_create_is_sent_before_the_whole_first_wave_is_started(
