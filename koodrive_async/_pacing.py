@@ -20,6 +20,18 @@ __all__ = ["MIN_RATE", "SubmissionPacer"]
 
 #: Lowest submission rate the back-off goes down to (per second).
 MIN_RATE = 0.2
+#: How late a timer may fire without slowing a paced stream, at least
+#: (seconds): the event loop's timeouts are rounded up to whole
+#: milliseconds, so at 1,000/s half a slot is below what a timer can hit.
+TIMER_SLACK = 0.002
+
+
+def _slack(gap: float) -> float:
+    # How late after its turn a submission may go and still count as on
+    # time: half a slot, but never below what the loop's timers can hit.
+    # Larger slack lets a longer burst through (w * rate + 1 + slack * rate
+    # in a window of w), smaller slows a steady stream by timer lateness.
+    return max(gap / 2.0, TIMER_SLACK)
 
 
 class SubmissionPacer:
@@ -28,10 +40,15 @@ class SubmissionPacer:
     Submissions are booked ``1 / rate`` apart (no bursts), so in any window
     of ``w`` seconds at most ``w * rate + 1`` slots fall. When they are let
     go matters too: after the event loop was busy elsewhere, the submissions
-    whose slots passed meanwhile wake together, and they are let go one by
-    one, ``1 / rate`` apart, rather than all at once. A submission waking up
-    to half a slot late still goes at once (no drift from timer lateness), so
-    at most ``w * rate + 1.5`` are let go in any window of ``w`` seconds. With no cap the pacer does
+    whose slots passed meanwhile wake together, and they pass a gate one at
+    a time, in the order they woke (their slots' order), each ``1 / rate``
+    after the one before; only the one at the gate's head sleeps. One that
+    wakes less than half a slot late (at least :data:`TIMER_SLACK`) goes at
+    once, so timer lateness does not slow a steady stream, and at most
+    ``w * rate + 1.5`` are let go in any window of ``w`` seconds (up to 250
+    per second; above, ``w * rate + 1 + rate * TIMER_SLACK``). The rate is
+    the current one: a 429's cut also spaces the submissions that booked
+    before it. With no cap the pacer does
     nothing until the first 429; then it starts from half the rate measured
     over the last second, and once recovered to twice that it lifts itself.
     Recovery is additive: a tenth of the cap (or of the rate at the first
@@ -67,6 +84,11 @@ class SubmissionPacer:
         # within half a slot before when it actually went: the next may go a
         # slot after it. The slots booked are a schedule; this is what went.
         self._last_grant = -math.inf
+        # When it actually went: the next never goes less than half a slot
+        # after it, even when the rate rose meanwhile.
+        self._last_sent = -math.inf
+        # One submission at a time past its slot (FIFO; see acquire).
+        self._gate = asyncio.Lock()
         # The server's Retry-After hold: no submission before _hold_until.
         self._hold_until = -math.inf
         self._hold_cause: RateLimitError | None = None
@@ -138,21 +160,25 @@ class SubmissionPacer:
         """
         if self._rate is None:
             return 0.0
-        return max(0.0, self._last_grant + 1.0 / self._rate - now)
+        gap = 1.0 / self._rate
+        slack = _slack(gap)
+        return max(0.0, self._last_grant + gap - now, self._last_sent + gap - slack - now)
 
     def granted(self, now: float) -> None:
         """Record that a submission was let go at ``now`` (:meth:`acquire` does it).
 
-        Its nominal time is a slot after the previous one's, or half a slot
-        before ``now`` if that is later: a submission that woke a little late
-        does not push the next one later (the rate holds), and one that woke
-        after a busy spell lets the next go no sooner than half a slot on.
+        Its nominal time is a slot after the previous one's, or
+        :func:`_slack` before ``now`` if that is later: a submission that
+        woke a little late does not push the next one later (the rate holds),
+        and one that woke after a busy spell lets the next go no sooner than
+        a slot less that slack on.
 
         Args:
             now: The clock's time.
         """
         gap = 0.0 if self._rate is None else 1.0 / self._rate
-        self._last_grant = max(self._last_grant + gap, now - gap / 2.0)
+        self._last_grant = max(self._last_grant + gap, now - _slack(gap))
+        self._last_sent = max(self._last_sent, now)
 
     async def acquire(self, *, max_wait: float | None = None) -> float:
         """Wait for the next submission slot.
@@ -179,17 +205,22 @@ class SubmissionPacer:
             delay = self.reserve()  # a slot after that hold
             if delay > 0:
                 await asyncio.sleep(delay)
-            # A 429 that came back while this one slept holds it back too
-            # (book again, after that hold).
-            while self._hold_until == hold:
-                now = self._clock()
-                # Woken late beside others (a busy loop): one at a time, each
-                # 1 / rate after the last, in the order they wake.
-                wait = self.spacing_wait(now)
-                if wait <= 0.0:
+            # A 429 that came back while this one slept (or waited at the
+            # gate) holds it back too: book again, after that hold.
+            if self._hold_until != hold:
+                continue
+            # Its slot came. Those whose slots passed while the loop was busy
+            # wake together: the gate (a FIFO lock) lets them through one at
+            # a time, and only the one at its head sleeps out the spacing, so
+            # a backlog costs one timer, not one wake-up per waiter per turn.
+            async with self._gate:
+                wait = self.spacing_wait(self._clock())
+                if wait > 0.0:
+                    await asyncio.sleep(wait)
+                if self._hold_until == hold:
+                    now = self._clock()
                     self.granted(now)
                     return now
-                await asyncio.sleep(wait)
 
     def _held(self, held: float, limit: float) -> RateLimitError:
         cause = self._hold_cause

@@ -208,6 +208,54 @@ async def test_pacer_spaces_what_it_lets_go_after_the_loop_was_busy() -> None:
     assert granted[-1] - granted[0] >= 0.1
 
 
+async def _backlog(pacer: SubmissionPacer, count: int, block: float) -> list[asyncio.Task[float]]:
+    # ``count`` acquirers book their slots, then the loop is blocked for
+    # ``block`` seconds (a long callback elsewhere): their slots pass unseen.
+    waiters = [asyncio.ensure_future(pacer.acquire()) for _ in range(count)]
+    await asyncio.sleep(0)
+    time.sleep(block)
+    return waiters
+
+
+async def test_pacer_lets_a_backlog_go_in_the_order_of_its_slots() -> None:
+    pacer = SubmissionPacer(100.0)
+    waiters = await _backlog(pacer, 12, 0.08)
+    granted = await asyncio.gather(*waiters)
+    assert granted == sorted(granted)
+    assert len(set(granted)) == len(granted)
+
+
+async def test_pacer_sends_nothing_during_a_hold_that_comes_while_a_backlog_drains() -> None:
+    pacer = SubmissionPacer(100.0)
+    window: list[float] = []
+
+    def hold() -> None:
+        window.append(time.monotonic())
+        pacer.hold(0.05)
+        window.append(time.monotonic() + 0.05)
+
+    waiters = await _backlog(pacer, 12, 0.08)
+    # Wait for the third to go, so that the hold comes in the backlog's middle.
+    while sum(w.done() for w in waiters) < 3:
+        await asyncio.sleep(0)
+    hold()
+    granted = await asyncio.gather(*waiters)
+    start, end = window
+    assert not [t for t in granted if start < t < end - 1e-3]
+    assert sum(1 for t in granted if t >= end - 1e-3) >= 1
+
+
+async def test_a_waiter_cancelled_at_the_gate_lets_the_others_through() -> None:
+    pacer = SubmissionPacer(100.0)
+    waiters = await _backlog(pacer, 8, 0.05)
+    await asyncio.sleep(0)  # they woke and queue at the gate
+    waiters[2].cancel()
+    waiters[5].cancel()
+    results = await asyncio.gather(*waiters, return_exceptions=True)
+    assert sum(isinstance(r, asyncio.CancelledError) for r in results) == 2
+    assert sum(isinstance(r, float) for r in results) == 6
+
+
 # ------------------------------------------------------------------ errors and kinds
 
 
