@@ -1,9 +1,11 @@
 """Submission pacing for fan-outs: a rate cap, AIMD back-off on 429, Retry-After holds.
 
 Owns :class:`SubmissionPacer`, a pure decision over an injected monotonic
-clock (its only I/O is ``asyncio.sleep`` in :meth:`SubmissionPacer.acquire`),
-so its arithmetic is tested with a fake clock. Used by ``_fanout.py`` and the
-bulk runner. Must never import the transport, the session or aiohttp: it
+clock (its only I/O is ``asyncio.sleep``, and a FIFO ``asyncio.Lock`` as the
+gate, in :meth:`SubmissionPacer.acquire`), so its arithmetic is tested with a
+fake clock. A pacer belongs to the event loop that first contends for its
+gate (each fan-out and each bulk round makes its own). Used by ``_fanout.py``
+and the bulk runner. Must never import the transport, the session or aiohttp: it
 decides when to send, never sends.
 """
 
@@ -41,14 +43,16 @@ class SubmissionPacer:
     of ``w`` seconds at most ``w * rate + 1`` slots fall. When they are let
     go matters too: after the event loop was busy elsewhere, the submissions
     whose slots passed meanwhile wake together, and they pass a gate one at
-    a time, in the order they woke (their slots' order), each ``1 / rate``
-    after the one before; only the one at the gate's head sleeps. One that
+    a time, in the order they woke (their slots' order; one booking just
+    then may pass first), the first two half a slot apart and then each
+    ``1 / rate`` after the one before; only the one at the gate's head
+    sleeps. Time lost to a busy loop is not made up later. One that
     wakes less than half a slot late (at least :data:`TIMER_SLACK`) goes at
     once, so timer lateness does not slow a steady stream, and at most
     ``w * rate + 1.5`` are let go in any window of ``w`` seconds (up to 250
-    per second; above, ``w * rate + 1 + rate * TIMER_SLACK``). The rate is
-    the current one: a 429's cut also spaces the submissions that booked
-    before it. With no cap the pacer does
+    per second; above, ``w * rate + 1 + rate * TIMER_SLACK`` in all), with
+    ``rate`` the current one: a 429's cut also spaces the submissions that
+    booked before it. With no cap the pacer does
     nothing until the first 429; then it starts from half the rate measured
     over the last second, and once recovered to twice that it lifts itself.
     Recovery is additive: a tenth of the cap (or of the rate at the first
@@ -84,8 +88,8 @@ class SubmissionPacer:
         # within half a slot before when it actually went: the next may go a
         # slot after it. The slots booked are a schedule; this is what went.
         self._last_grant = -math.inf
-        # When it actually went: the next never goes less than half a slot
-        # after it, even when the rate rose meanwhile.
+        # When it actually went: the nominal time never lags it by more than
+        # the current rate's slack (see granted).
         self._last_sent = -math.inf
         # One submission at a time past its slot (FIFO; see acquire).
         self._gate = asyncio.Lock()
@@ -155,29 +159,36 @@ class SubmissionPacer:
             now: The clock's time.
 
         Returns:
-            What is left of ``1 / rate`` after the last :meth:`granted`
-            submission's nominal time; 0 when unpaced.
+            What is left of ``1 / rate`` (the current rate) after the last
+            :meth:`granted` submission's nominal time; 0 when unpaced.
         """
         if self._rate is None:
             return 0.0
         gap = 1.0 / self._rate
-        slack = _slack(gap)
-        return max(0.0, self._last_grant + gap - now, self._last_sent + gap - slack - now)
+        # And never sooner than a slot less the slack after the last one
+        # actually sent: after the rate rose, its nominal time (an old,
+        # longer slack back) would let the next go at the same moment.
+        return max(0.0, self._last_grant + gap - now, self._last_sent + gap - _slack(gap) - now)
 
     def granted(self, now: float) -> None:
         """Record that a submission was let go at ``now`` (:meth:`acquire` does it).
 
-        Its nominal time is a slot after the previous one's, or
-        :func:`_slack` before ``now`` if that is later: a submission that
-        woke a little late does not push the next one later (the rate holds),
-        and one that woke after a busy spell lets the next go no sooner than
-        a slot less that slack on.
+        Its nominal time is a slot after the previous one's, or the slack
+        (half a slot, at least :data:`TIMER_SLACK`) before ``now`` if that is
+        later: a submission that woke a little late does not push the next
+        one later (the rate holds), and one that woke after a busy spell lets
+        the next go a slot less that slack on.
 
         Args:
             now: The clock's time.
         """
         gap = 0.0 if self._rate is None else 1.0 / self._rate
-        self._last_grant = max(self._last_grant + gap, now - _slack(gap))
+        slack = _slack(gap)
+        # Never earlier than the slack before the last one actually sent, at
+        # the current rate's slack: after the rate rose, the old nominal time
+        # (an old, longer slack back) would let the next two go together.
+        previous = max(self._last_grant, self._last_sent - slack)
+        self._last_grant = max(previous + gap, now - slack)
         self._last_sent = max(self._last_sent, now)
 
     async def acquire(self, *, max_wait: float | None = None) -> float:

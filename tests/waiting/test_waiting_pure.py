@@ -248,12 +248,45 @@ async def test_pacer_sends_nothing_during_a_hold_that_comes_while_a_backlog_drai
 async def test_a_waiter_cancelled_at_the_gate_lets_the_others_through() -> None:
     pacer = SubmissionPacer(100.0)
     waiters = await _backlog(pacer, 8, 0.05)
-    await asyncio.sleep(0)  # they woke and queue at the gate
-    waiters[2].cancel()
-    waiters[5].cancel()
-    results = await asyncio.gather(*waiters, return_exceptions=True)
+    # Two have gone: the third sleeps at the gate's head, the rest wait on it.
+    while sum(w.done() for w in waiters) < 2:
+        await asyncio.sleep(0)
+    at_the_gate = [w for w in waiters if not w.done()]
+    at_the_gate[0].cancel()  # the one holding the gate, asleep
+    at_the_gate[2].cancel()  # one queued behind it
+    # A gate left locked by a cancelled holder would hang the rest.
+    results = await asyncio.wait_for(asyncio.gather(*waiters, return_exceptions=True), 2.0)
     assert sum(isinstance(r, asyncio.CancelledError) for r in results) == 2
     assert sum(isinstance(r, float) for r in results) == 6
+
+
+@pytest.mark.parametrize("rate", [50.0, 1000.0])
+def test_pacer_forgives_timer_lateness_up_to_its_slack(rate: float) -> None:
+    # At 1,000/s half a slot is 0.5 ms, below what the loop's millisecond
+    # timers hit: lateness up to TIMER_SLACK (2 ms) adds no wait either.
+    clock = FakeClock()
+    pacer = SubmissionPacer(rate, clock=clock)
+    late = max(0.5 / rate, 0.002) * 0.9
+    slots = [clock.now + pacer.reserve() for _ in range(50)]
+    for index, slot in enumerate(slots):
+        woke = slot + (late if index % 2 else 0.0)
+        assert pacer.spacing_wait(woke) == 0.0, index
+        pacer.granted(woke)
+
+
+def test_pacer_lets_no_two_go_together_after_its_rate_rose() -> None:
+    # Cut to 25/s, a submission let go late (its nominal time half an old,
+    # longer slot back), then the rate recovers to the cap of 50/s: the next
+    # still waits half a new slot, not nothing.
+    clock = FakeClock()
+    pacer = SubmissionPacer(50.0, clock=clock)
+    pacer.rate_limited(clock.now, retry_after=None)
+    assert pacer.rate == pytest.approx(25.0)
+    clock.now += 5.0
+    pacer.granted(clock.now)
+    pacer.reserve()  # the booking that recovers the rate
+    assert pacer.rate == pytest.approx(50.0)
+    assert pacer.spacing_wait(clock.now) >= 0.01 - 1e-9
 
 
 # ------------------------------------------------------------------ errors and kinds
