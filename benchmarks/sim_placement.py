@@ -6,10 +6,11 @@ with the load (a starved event loop launches polls late, whatever their
 placement). This script replays the same decisions in simulated time: the
 scheduler's own pure parts (``DurationEstimator`` and ``place_next`` from
 ``koodrive_async._estimator``) and the same glue as ``PollScheduler`` (first
-poll at the tracked quantile, the policy's blind schedule before anything is
-known and, for a unit not polled yet, until the first cohort's quantile is,
-re-planning the cold waiters, the bracket a finished unit is learnt from,
-jitter that only shortens), against a model of the emulator's jobs
+poll at the tracked quantile; before anything is known, the policy's blind
+schedule for the first cohort's units, at most ``SCOUTS``, and the others
+held unpolled until the cohort's quantile is known; re-planning the cold
+waiters; the bracket a finished unit is learnt from; jitter that only
+shortens), against a model of the emulator's jobs
 (duration uniform in 0.5-1.5 s, a pending tenth, ten files ending at random
 times, the last at the end, progress in whole tenths). It is a design tool:
 its figures are the placement's own cost (GETs per job, detection delay, the
@@ -79,6 +80,7 @@ TUNABLES = (
     "NARROWING_GAIN",
     "POSTERIOR_DELAY",
     "POSTERIOR_QUANTILE",
+    "SCOUTS",
 )
 
 #: Duration shapes, seconds: the benchmark's, a long right tail, two speeds of
@@ -109,6 +111,7 @@ class _Unit:
         "done",
         "inflight",
         "cohort",
+        "held",
     )
 
 
@@ -163,7 +166,10 @@ def _check_constant(name: str, value: object) -> None:
         raise ValueError(f"{name!r} is not one of {TUNABLES}")
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, not {value!r}")
-    if name.endswith("QUANTILE"):
+    if name == "SCOUTS":
+        if value != int(value) or value < 1:
+            raise ValueError(f"SCOUTS is a count of units, at least 1, not {value!r}")
+    elif name.endswith("QUANTILE"):
         if not 0.0 < value < 1.0:
             raise ValueError(f"{name} is a quantile: above 0 and below 1, not {value!r}")
     elif value < 0.0:
@@ -219,7 +225,7 @@ def _simulate(
         unit.gets = 0
         unit.polled = False
         unit.version = 0
-        unit.done = unit.inflight = unit.cohort = False
+        unit.done = unit.inflight = unit.cohort = unit.held = False
         push(unit.started, "add", unit)
 
     def placed(unit: _Unit, now: float) -> float | None:
@@ -263,12 +269,17 @@ def _simulate(
                 unit.cohort = estimator.join_cohort(KIND, unit.started)
                 cold.append(unit)
                 unit.interval = policy.initial
-                due = now + jittered(policy.initial)
+                if not unit.cohort and estimator.scouting(KIND):
+                    unit.held = True  # unpolled until the cohort places it
+                    due = now + policy.max_interval
+                else:
+                    due = now + jittered(policy.initial)
             schedule(unit, due)
             continue
         if unit.done or what != f"poll:{unit.version}" or unit.inflight:
             continue
         unit.gets += 1
+        unit.held = False
         read, answered = now + rtt / 2, now + rtt
         progress = _progress(unit, read)
         finished = progress >= 1.0
@@ -310,6 +321,9 @@ def _simulate(
                 for other in waiting:
                     if not other.done and not other.polled and not other.step:
                         due = placed(other, answered)
+                        if due is None and other.held:
+                            due = answered  # held past its kind's first poll
+                        other.held = False
                         if due is not None:
                             schedule(other, due)
             submit(answered)

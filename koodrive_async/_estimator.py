@@ -32,6 +32,7 @@ __all__ = [
     "POSTERIOR_DELAY",
     "POSTERIOR_QUANTILE",
     "PROGRESS_BUCKETS",
+    "SCOUTS",
     "TABLE_HALVE",
     "TABLE_MIN",
     "USED_BINS",
@@ -82,10 +83,18 @@ POSTERIOR_QUANTILE = 0.2
 #: The budget after that end, as a fraction of the median duration: tighter
 #: than :data:`DELAY_FRACTION`, since the posterior is sharper than the
 #: durations alone, so a short budget costs few polls that find the unit
-#: still running (in the fan-out simulation, ``benchmarks/sim_placement.py``:
-#: 0.12 against 0.14 there cut the mean detection delay by a tenth for about
-#: 0.07 more GETs per job).
-POSTERIOR_DELAY = 0.12
+#: still running. Tuned with :data:`FIRST_QUANTILE` once the first wave no
+#: longer polled blind (:data:`SCOUTS`): what that saved paid for 0.11
+#: (against 0.12) and a first poll at 0.2 (against 0.25). In the fan-out
+#: benchmark (``benchmarks/bench_fanout.py``, where a job's times are the
+#: service's whole seconds) 0.11 gave 2.47 GETs per job and a p95 delay of
+#: 0.207 of the mean duration at 10,000 jobs, and 2.43-2.46 GETs at 1,000;
+#: 0.10 gave 2.51 / 0.203 and 2.50-2.56; 0.09 with a first poll at 0.22 gave
+#: 2.51 / 0.211 and 2.47-2.49. At 0.11 the simulation (``sim_placement.py``,
+#: seven seeds) is within 0.03 GETs per job of the benchmark and its p95 is
+#: 0.02-0.03 higher: it has no whole seconds to narrow what a finished unit
+#: teaches.
+POSTERIOR_DELAY = 0.11
 #: Before the kind's durations reach past a unit's age, its end is looked
 #: for up to this many times its age at its latest answer.
 POSTERIOR_REACH = 3.0
@@ -116,19 +125,31 @@ FAST_QUANTILE = 0.05
 #: says it ended before it (its learnt duration is a guess), so the first
 #: poll is tracked by stochastic approximation instead: each unit found
 #: finished at it moves it earlier, each found running moves it later,
-#: until this share of units end before it.
-FIRST_QUANTILE = 0.25
+#: until this share of units end before it (see :data:`POSTERIOR_DELAY` for
+#: how it was tuned).
+FIRST_QUANTILE = 0.2
 #: How far one such answer moves it, as a fraction of the median duration:
 #: small, since a wave of answers to polls placed earlier arrives at once.
 FIRST_GAIN = 0.01
 #: The first poll starts no more than this many times the fast end (the
 #: :data:`LOW_QUANTILE` duration) past that fast end: for a kind whose
-#: durations spread widely, the 25% quantile is several times the shortest,
+#: durations spread widely, that quantile is several times the shortest,
 #: and a unit that ends before its first poll would wait that long. Its
 #: first poll then starts at this bound and is tracked at the share of units
 #: that end before it. The benchmark's kind (0.5-1.5 s) and the narrower
 #: ones are not affected.
 FIRST_SPREAD = 1.0
+#: Units of a kind's first cohort, at most: the first to wait before anything
+#: of the kind is known poll on the policy's blind schedule, and their
+#: completions say where everyone's first poll goes; a unit that comes while
+#: they are out is held, unpolled, until they say it
+#: (:meth:`DurationEstimator.scouting`). Blind polls are the costliest of a
+#: run: in the fan-out simulation (``benchmarks/sim_placement.py``, 1,000
+#: jobs, five seeds) a first wave of 200 all polled blind took 3.15 GETs a
+#: unit (2.60 for the run); with 8 to 64 scouts it took 2.17-2.46 (2.40-2.45
+#: for the run). Fewer place the first poll from fewer durations, more poll
+#: blindly longer; 32 know their 20% quantile once 7 of them ended.
+SCOUTS = 32
 #: Before a kind's progress is learnt (:data:`TABLE_MIN`): the
 #: share of the straight-line remaining time (``remaining_from_progress``)
 #: the unit is assumed to need at least...
@@ -459,7 +480,10 @@ class DurationEstimator:
         wave's fastest), so a quantile of them is far too early a first poll
         for every later unit; the cohort's own quantile is right as soon as
         that share of the cohort has ended. :meth:`first_poll` waits for it.
-        Once a duration is known, the cohort is closed.
+        Once a duration is known, the cohort is closed; it holds at most
+        :data:`SCOUTS` units at once (a unit that leaves makes room for
+        another), and a unit that does not join while it is still waited for
+        is better held (:meth:`scouting`).
 
         Args:
             kind: The kind key.
@@ -472,7 +496,7 @@ class DurationEstimator:
             when it ends, or call :meth:`leave_cohort` if it never does).
         """
         stats = self._stats(kind)
-        if stats.count or stats.cohort_durations is None:
+        if stats.count or stats.cohort_durations is None or stats.cohort >= SCOUTS:
             return False
         stats.cohort += 1
         youngest = stats.cohort_youngest
@@ -481,6 +505,25 @@ class DurationEstimator:
         elif started > youngest:
             stats.cohort_youngest = started
         return True
+
+    def scouting(self, kind: Hashable) -> bool:
+        """Whether a unit of ``kind`` that nothing places yet should wait unpolled.
+
+        True while units of the kind's first cohort are still out
+        (:meth:`join_cohort`) and its first poll is not known
+        (:meth:`first_poll`): their completions will say where it goes, and
+        a blind poll before that would mostly find the unit running. False
+        once the first poll is known, and when no unit of the cohort is left
+        running to say it (then :meth:`first_poll` knows it, or the policy's
+        blind schedule is all there is).
+
+        Args:
+            kind: The kind key.
+        """
+        stats = self._kinds.get(kind)
+        if stats is None or stats.first is not None or stats.cohort_durations is None:
+            return False
+        return stats.cohort > len(stats.cohort_durations)
 
     def leave_cohort(self, kind: Hashable) -> None:
         """Stop counting a unit of the first cohort that will not end here (its wait ended).
@@ -598,11 +641,16 @@ class DurationEstimator:
                 # are the early starters, and the rank-th of them alone may
                 # be later than the cohort's.
                 rank = max(1, math.ceil(FIRST_QUANTILE * stats.cohort))
+                youngest = stats.cohort_youngest
                 if len(ended) < rank:
                     return None
-                youngest = stats.cohort_youngest
-                if now is not None and youngest is not None and now - youngest < ended[rank - 1]:
-                    return None
+                if (
+                    now is not None
+                    and youngest is not None
+                    and len(ended) < stats.cohort
+                    and now - youngest < ended[rank - 1]
+                ):
+                    return None  # (once all of it ended, its quantile is known)
                 stats.first, stats.target = _first_point(ended, stats.cohort_latest, stats.cohort)
             else:
                 stats.first, stats.target = _first_point(durations, durations, len(durations))

@@ -141,6 +141,7 @@ class _Waiter:
         "invalid",
         "final",
         "cohort",
+        "held",
         "tracker",
         "context",
         "_loop",
@@ -194,6 +195,9 @@ class _Waiter:
         self.final = False
         # It is counted in its kind's first cohort (DurationEstimator.join_cohort).
         self.cohort = False
+        # Its first poll waits for its kind's first cohort to say where it
+        # goes (DurationEstimator.scouting); ``due`` is only a fallback.
+        self.held = False
         # How this unit is read and judged (shared by every waiter of a kind).
         self.tracker = tracker
         # The context its polls run in (the waiting caller's, for tracing), or
@@ -491,8 +495,11 @@ class PollScheduler:
             kind = waiter.kind
             self.estimator.leave_cohort(kind)
             now = self._loop.time()
-            if kind in self._held and self.estimator.first_poll(kind, now) is not None:
-                self._replan_cold(kind, now)  # the units held for it need not wait any more
+            if kind in self._held:
+                if self.estimator.first_poll(kind, now) is not None:
+                    self._replan_cold(kind, now)  # the units held for it need not wait any more
+                else:
+                    self._replace_scout(kind, now)
         # Its heap entries stay until they surface (lazy deletion); count them
         # so a heap full of abandoned entries gets compacted.
         if waiter.in_heap:
@@ -575,12 +582,23 @@ class PollScheduler:
             # the policy for now, but remember the waiter so it can be
             # re-planned as soon as an estimate exists. (Bounded: past the
             # cap, waiters re-plan at their next poll anyway.)
-            waiter.cohort = self.estimator.join_cohort(waiter.kind, waiter.started)
-            cold = self._cold.setdefault(waiter.kind, [])
+            kind = waiter.kind
+            estimator = self.estimator
+            waiter.cohort = estimator.join_cohort(kind, waiter.started)
+            cold = self._cold.setdefault(kind, [])
             if len(cold) >= MAX_COLD:
                 cold[:] = [w for w in cold if not w.done()]
             if len(cold) < MAX_COLD:
                 cold.append(waiter)
+                if not waiter.cohort and estimator.scouting(kind):
+                    # The cohort's units are out on the blind schedule; this
+                    # one waits, unpolled, for where they put the first poll
+                    # (re-planned then). The fallback is the longest gap its
+                    # policy allows, in case they never say.
+                    waiter.held = True
+                    self._held.add(kind)
+                    waiter.interval = policy.initial
+                    return now + policy.max_interval
         waiter.interval = policy.initial
         return now + self._jittered(policy.initial, policy)
 
@@ -634,14 +652,17 @@ class PollScheduler:
             if due is None:
                 if pending and waiter.last is None and waiter.prev_poll < 0:
                     held.append(waiter)  # waits for its kind's first poll
-                # (Else it is older than its kind's first poll and nothing
-                # places it yet: it re-plans itself after its blind poll.)
-                continue
-            deadline = waiter.deadline
-            if deadline is not None and due >= deadline:
-                due = max(deadline - max(2.0 * self._rtt, 0.001), now)
+                    continue
+                if not waiter.held:
+                    # Older than its kind's first poll and nothing places it
+                    # yet: it re-plans itself after its blind poll.
+                    continue
+                # Held past where its first poll goes, and its due is only
+                # the fallback: poll it now.
+                due = now
+            waiter.held = False
             # Its key changes in place: the heap is put in order once, below.
-            waiter.due = due
+            self._move(waiter, due, now)
             moved = True
         if held:
             # Re-planned once the kind's first poll is known, not at every
@@ -651,9 +672,39 @@ class PollScheduler:
         else:
             self._held.discard(kind)
         if moved:
-            heapq.heapify(self._heap)
-            if self._heap[0].due < self._sleep_until:
-                self._kick()
+            self._reorder()
+
+    def _replace_scout(self, kind: Hashable, now: float) -> None:
+        # A unit of the first cohort left without ending: a held unit joins
+        # in its place (onto the blind schedule). Once none is left to say
+        # where the first poll goes, none is held any longer.
+        estimator = self.estimator
+        moved = False
+        for waiter in self._cold.get(kind, ()):
+            if not waiter.held or waiter.done() or not waiter.in_heap:
+                continue
+            if estimator.join_cohort(kind, waiter.started):
+                waiter.cohort = True
+            elif estimator.scouting(kind):
+                break
+            waiter.held = False
+            self._move(waiter, now + self._jittered(waiter.policy.initial, waiter.policy), now)
+            moved = True
+        if moved:
+            self._reorder()
+
+    def _move(self, waiter: _Waiter, due: float, now: float) -> None:
+        # A new due for a waiter in the heap; the caller puts the heap in
+        # order once (_reorder), after moving all it moves.
+        deadline = waiter.deadline
+        if deadline is not None and due >= deadline:
+            due = max(deadline - max(2.0 * self._rtt, 0.001), now)
+        waiter.due = due
+
+    def _reorder(self) -> None:
+        heapq.heapify(self._heap)
+        if self._heap[0].due < self._sleep_until:
+            self._kick()
 
     def _next_due(self, waiter: _Waiter, now: float) -> float:
         policy = waiter.policy
@@ -775,6 +826,7 @@ class PollScheduler:
             # A re-planned waiter may come due while its GET is in flight:
             # that GET reschedules it, a second one would only duplicate it.
             return
+        waiter.held = False  # polled now, fallback or not
         self._inflight += 1
         self.gets += 1
         if self._inflight > self.max_inflight_seen:

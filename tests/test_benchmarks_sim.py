@@ -116,6 +116,7 @@ _MOVED = {
     "NARROWING_GAIN": 0.5,
     "POSTERIOR_DELAY": 0.4,
     "POSTERIOR_QUANTILE": 0.5,
+    "SCOUTS": 4,
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 from collections.abc import AsyncIterator, Iterator
@@ -21,6 +22,7 @@ from koodrive_async import (
     TaskStatus,
     TaskTimeoutError,
 )
+from koodrive_async._estimator import SCOUTS
 from koodrive_async._session import KooDriveSession
 from koodrive_async.emulator import FaultKind, KooDriveEmulator, LedgerEntry
 
@@ -401,6 +403,34 @@ async def test_a_second_wave_of_short_jobs_is_polled_less_than_the_first(
     # them once in CI). That it comes just after durations all alike, not
     # just before, is place_next's own test (test_first_wave.py).
     assert second_gets < 2 * 20
+
+
+async def test_a_first_wave_polls_only_its_scouts_blind(
+    emu: KooDriveEmulator, session: KooDriveSession
+) -> None:
+    # A first wave larger than a kind's first cohort: the cohort's units are
+    # polled on the policy's blind schedule (every 0.02 s here), the rest
+    # wait unpolled until the cohort's completions place their first poll.
+    # Without the holding every job took a blind poll each 0.02 s of its
+    # 0.25 s (10 s at 40x).
+    emu.clock.speed = 40.0
+    dense = PollPolicy(initial=0.02, multiplier=1.0, max_interval=2.0, jitter=0.1)
+    extra = 40
+    outcomes = await asyncio.wait_for(
+        session.run_jobs(
+            [job(i) for i in range(SCOUTS + extra)], max_concurrency=SCOUTS + extra, poll=dense
+        ),
+        30,
+    )
+    assert all(o.ok for o in outcomes)
+    per_job = collections.Counter(e.path for e in emu.requests if e.route == "get_job")
+    assert len(per_job) == SCOUTS + extra
+    counts = sorted(per_job.values())
+    # The held: found ended at the first poll placed for them, or at the
+    # next (a late loop spreads the cohort's learnt durations).
+    assert sum(counts[:extra]) <= 2 * extra
+    # The cohort: polled blind until they ended.
+    assert min(counts[extra:]) >= 4
 
 
 async def test_the_first_create_is_sent_before_the_whole_first_wave_is_started(

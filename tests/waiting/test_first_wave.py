@@ -36,6 +36,7 @@ from koodrive_async._estimator import (
     FIRST_SPREAD,
     MIN_SAMPLES,
     POSTERIOR_DELAY,
+    SCOUTS,
     TABLE_HALVE,
     TABLE_MIN,
     USED_BINS,
@@ -184,15 +185,15 @@ def test_units_that_leave_the_cohort_unfinished_are_not_waited_for() -> None:
 
 
 def test_a_cohort_whose_slow_units_outlast_many_later_ones_is_not_waited_for() -> None:
-    # Forty units wait; three end fast and the rest take an hour. Forty later
-    # units (as many as the cohort) end fast meanwhile: the kind's durations
-    # decide, not a quarter of a cohort that will take an hour to end.
+    # Thirty units wait; three end fast and the rest take an hour. Thirty
+    # later units (as many as the cohort) end fast meanwhile: the kind's
+    # durations decide, not a quarter of a cohort that will take an hour to end.
     est = DurationEstimator()
-    for _ in range(40):
-        est.join_cohort("k")
+    for _ in range(30):
+        assert est.join_cohort("k")
     for duration in (1.0, 1.1, 1.2):
         est.observe("k", duration, cohort=True)
-    for _ in range(39):
+    for _ in range(29):
         est.observe("k", 1.0)
     assert est.first_poll("k") is None
     est.observe("k", 1.0)
@@ -200,17 +201,56 @@ def test_a_cohort_whose_slow_units_outlast_many_later_ones_is_not_waited_for() -
 
 
 def test_with_staggered_starts_the_cohorts_quantile_waits_until_its_youngest_is_as_old() -> None:
-    # Twenty units started over 2 s; the five that ended first (the early
-    # starters) took up to 1.0 s. A unit started at 2.0 s that is still
-    # running may yet end sooner: at 2.5 s that 1.0 s is not yet the
-    # cohort's quantile; at 3.0 s every unit still running has run 1.0 s.
+    # Twenty units started over 2 s; the FIRST_QUANTILE share of them that
+    # ended first (the early starters) took up to 0.9-1.0 s. A unit started
+    # at 2.0 s that is still running may yet end sooner: at 2.5 s that is not
+    # yet the cohort's quantile; at 3.0 s every unit still running has run
+    # 1.0 s.
     est = DurationEstimator()
     for i in range(20):
         est.join_cohort("k", started=i / 10 * (20 / 19) if i < 19 else 2.0)
-    for duration in (0.6, 0.7, 0.8, 0.9, 1.0):
+    rank = math.ceil(FIRST_QUANTILE * 20)
+    assert 4 <= rank <= 5
+    ended = [0.6, 0.7, 0.8, 0.9, 1.0][-rank:]
+    for duration in ended:
         est.observe("k", duration, cohort=True)
     assert est.first_poll("k", now=2.5) is None
-    assert est.first_poll("k", now=3.0) == pytest.approx(1.0)
+    assert est.first_poll("k", now=3.0) == pytest.approx(ended[-1])
+
+
+def test_the_first_cohort_is_its_first_scouts_and_the_rest_wait_for_them() -> None:
+    est = DurationEstimator()
+    assert not est.scouting("k")  # nobody out: nothing to wait for
+    joined = [est.join_cohort("k") for _ in range(SCOUTS + 5)]
+    assert joined == [True] * SCOUTS + [False] * 5
+    assert est.scouting("k")
+    est.leave_cohort("k")  # one left unfinished: room for another
+    assert est.join_cohort("k")
+    assert not est.join_cohort("k")
+    rank = math.ceil(FIRST_QUANTILE * SCOUTS)
+    for i in range(rank - 1):
+        est.observe("k", 1.0 + i / 100, cohort=True)
+    assert est.scouting("k") and est.first_poll("k") is None
+    est.observe("k", 1.5, cohort=True)
+    assert est.first_poll("k") == pytest.approx(1.5)
+    assert not est.scouting("k")  # placed: nobody waits any longer
+
+
+def test_once_all_of_the_cohort_ended_its_quantile_is_known_whatever_its_youngest() -> None:
+    # Eight units: seven started at 0 s, the youngest at 5 s. While the
+    # youngest runs, a quantile of the others may be too late for it; once
+    # it ended (sooner than all of them), the whole cohort is known and
+    # nobody is left to wait.
+    est = DurationEstimator()
+    for started in [0.0] * 7 + [5.0]:
+        est.join_cohort("k", started)
+    for duration in (1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6):
+        est.observe("k", duration, cohort=True)
+    assert est.scouting("k")
+    assert est.first_poll("k", now=5.3) is None  # the youngest, 0.3 s in, may end sooner
+    est.observe("k", 0.9, cohort=True)
+    assert not est.scouting("k")
+    assert est.first_poll("k", now=5.3) == pytest.approx(1.0)  # the 2nd shortest of 8
 
 
 def test_seeded_durations_do_not_wait_for_a_cohort() -> None:
@@ -227,19 +267,23 @@ def test_the_first_poll_of_a_widely_spread_kind_stays_near_its_fast_end() -> Non
     # comes FIRST_SPREAD times past the fast end instead, and is tracked at
     # the share of units that end before it.
     est = DurationEstimator()
-    durations = [0.1 + 0.1 * i for i in range(100)]  # 0.1 .. 10.0
+    count = SCOUTS
+    durations = [0.1 + 9.9 * i / (count - 1) for i in range(count)]  # 0.1 .. 10.0
     for _ in durations:
-        est.join_cohort("k")
-    for duration in durations[:30]:
+        assert est.join_cohort("k")
+    for duration in durations[: count // 3]:
         est.observe("k", duration, cohort=True)
-    fast = durations[math.ceil(0.05 * 100) - 1]
+    fast = durations[math.ceil(0.05 * count) - 1]
     start = est.first_poll("k")
     assert start == pytest.approx(fast * (1 + FIRST_SPREAD))
-    # Found running there, it moves later by the share that ends before it
-    # (10 of 100), not by FIRST_QUANTILE.
+    assert start < durations[math.ceil(FIRST_QUANTILE * count) - 1] / 2
+    # Found running there, it moves later by the share that ends before it,
+    # not by FIRST_QUANTILE.
+    share = sum(1 for d in durations if d <= start) / count
+    assert share < FIRST_QUANTILE / 2
     median = est.estimate("k")[1]  # type: ignore[index]
     est.observe_first("k", False, at=start, within=0.5)
-    assert est.first_poll("k") == pytest.approx(start + FIRST_GAIN * median * 0.1)
+    assert est.first_poll("k") == pytest.approx(start + FIRST_GAIN * median * share)
 
 
 def test_a_unit_found_ended_at_a_blind_first_poll_does_not_pull_the_fast_end_in() -> None:
@@ -458,18 +502,22 @@ async def test_a_waiter_that_starts_after_the_first_completions_waits_for_the_co
             _end(scheduler, waiter, duration)
         assert scheduler.estimator.durations("K")
         # Three of twenty ended: their quantile (0.6 s) is only the fast end.
-        # A unit that starts now stays on the blind schedule, not polled there.
+        # A unit that starts now is not polled there: it is held, unpolled,
+        # until the cohort's quantile is known (its due only a fallback).
         later = scheduler.add("L1", policy=BLIND, kind="K", started=now + 0.8)
         cohort.append(later)
-        assert later.step == 0.0
-        assert later.due == pytest.approx(scheduler.loop.time() + 30.0, abs=0.1)
-        for waiter, duration in zip(cohort[3:5], (0.9, 1.0), strict=False):
+        assert later.step == 0.0 and later.held
+        assert later.due == pytest.approx(scheduler.loop.time() + BLIND.max_interval, abs=0.1)
+        rank = math.ceil(FIRST_QUANTILE * 20)
+        assert 4 <= rank <= 5
+        more = [0.9, 1.0][: rank - 3]
+        for waiter, duration in zip(cohort[3:rank], more, strict=True):
             _end(scheduler, waiter, duration)
-        # Five ended: the cohort's 25% quantile is the fifth shortest. The
+        # The cohort's FIRST_QUANTILE is known: its rank-th shortest. The
         # held unit is re-planned there, from its own start.
-        assert scheduler.estimator.first_poll("K") == pytest.approx(1.0)
-        assert later.step > 0.0
-        assert later.due == pytest.approx(now + 0.8 + 1.0)
+        assert scheduler.estimator.first_poll("K") == pytest.approx(more[-1])
+        assert later.step > 0.0 and not later.held
+        assert later.due == pytest.approx(now + 0.8 + more[-1])
 
 
 async def test_a_cancelled_wait_leaves_its_kinds_first_cohort(session: KooDriveSession) -> None:
@@ -479,11 +527,11 @@ async def test_a_cancelled_wait_leaves_its_kinds_first_cohort(session: KooDriveS
             _end(scheduler, waiter, duration)
         assert scheduler.estimator.first_poll("K") is None  # 3 of 16
         for waiter in cohort[3:7]:
-            scheduler.discard(waiter)  # 12 left: three of them is a quarter
+            scheduler.discard(waiter)  # 12 left: three of them is its FIRST_QUANTILE share
         assert scheduler.estimator.first_poll("K") == pytest.approx(0.7)
 
 
-async def test_a_cancelled_wait_that_completes_the_cohorts_quarter_replans_the_held(
+async def test_a_cancelled_wait_that_completes_the_cohorts_share_replans_the_held(
     session: KooDriveSession,
 ) -> None:
     scheduler = session._scheduler()
@@ -497,9 +545,93 @@ async def test_a_cancelled_wait_that_completes_the_cohorts_quarter_replans_the_h
         cohort.append(late)
         assert late.step == 0.0  # held: 3 of 16 ended
         for waiter in cohort[3:7]:
-            scheduler.discard(waiter)  # 12 left: the quarter is known, 0.7 s
+            scheduler.discard(waiter)  # 12 left: its FIRST_QUANTILE is known, 0.7 s
         assert late.step > 0.0
         assert late.due == pytest.approx(now + 0.1 + 0.7)
+
+
+async def test_units_beyond_the_scouts_wait_unpolled_and_are_placed_by_them(
+    session: KooDriveSession,
+) -> None:
+    scheduler = session._scheduler()
+    now = scheduler.loop.time()
+    with _cohort(scheduler, SCOUTS, now) as cohort:
+        assert all(w.cohort and not w.held for w in cohort)
+        assert all(w.due == pytest.approx(now + BLIND.initial, abs=0.1) for w in cohort)
+        # Eight more, half a second later: held, their due only the fallback.
+        held = [scheduler.add(f"H{i}", policy=BLIND, kind="K", started=now + 0.5) for i in range(8)]
+        cohort.extend(held)
+        assert all(w.held and not w.cohort and w.step == 0.0 for w in held)
+        assert all(w.due == pytest.approx(now + BLIND.max_interval, abs=0.1) for w in held)
+        rank = math.ceil(FIRST_QUANTILE * SCOUTS)
+        for index, waiter in enumerate(cohort[:rank]):
+            _end(scheduler, waiter, 0.5 + index / 100)
+        first = scheduler.estimator.first_poll("K")
+        assert first == pytest.approx(0.5 + (rank - 1) / 100)
+        # Placed from their own start, like every later unit (place_next's
+        # first poll: the quantile, or the fast end plus a budget if later).
+        placed = place_next(0.0, scheduler.estimator.durations("K"), first=first)
+        assert placed is not None
+        for waiter in held:
+            assert not waiter.held and waiter.step > 0.0
+            assert waiter.due == pytest.approx(now + 0.5 + placed[0])
+
+
+async def test_a_unit_held_past_where_the_first_poll_goes_is_polled_at_once(
+    session: KooDriveSession,
+) -> None:
+    scheduler = session._scheduler()
+    now = scheduler.loop.time()
+    with _cohort(scheduler, SCOUTS + 1, now) as cohort:
+        late = cohort[-1]
+        assert late.held
+        rank = math.ceil(FIRST_QUANTILE * SCOUTS)
+        for index, waiter in enumerate(cohort[:rank]):
+            _end(scheduler, waiter, 0.5 + index / 100)
+        # It started with the cohort: by the answer that placed the first
+        # poll it is older than it, and nothing else places it yet.
+        answered = now + 0.5 + (rank - 1) / 100 + 0.02
+        assert not late.held
+        assert late.due == pytest.approx(answered)
+
+
+async def test_a_scout_that_leaves_unfinished_is_replaced_by_a_held_unit(
+    session: KooDriveSession,
+) -> None:
+    scheduler = session._scheduler()
+    now = scheduler.loop.time()
+    with _cohort(scheduler, SCOUTS + 2, now) as cohort:
+        first_held, second_held = cohort[SCOUTS:]
+        scheduler.discard(cohort[0])  # cancelled before anything ended
+        assert first_held.cohort and not first_held.held
+        assert first_held.due == pytest.approx(scheduler.loop.time() + BLIND.initial, abs=0.1)
+        assert second_held.held and not second_held.cohort
+
+
+async def test_the_held_go_blind_when_no_scout_is_left_to_place_them(
+    session: KooDriveSession,
+) -> None:
+    scheduler = session._scheduler()
+    now = scheduler.loop.time()
+    with _cohort(scheduler, SCOUTS + 2, now) as cohort:
+        held = cohort[SCOUTS:]
+        _end(scheduler, cohort[0], 0.5)  # one duration: too few to place anything
+        for waiter in cohort[1:SCOUTS]:
+            scheduler.discard(waiter)
+        assert scheduler.estimator.first_poll("K") is None
+        for waiter in held:
+            assert not waiter.held
+            assert waiter.due == pytest.approx(scheduler.loop.time() + BLIND.initial, abs=0.1)
+
+
+async def test_a_held_unit_with_a_deadline_is_polled_before_it(session: KooDriveSession) -> None:
+    scheduler = session._scheduler()
+    now = scheduler.loop.time()
+    with _cohort(scheduler, SCOUTS, now) as cohort:
+        late = scheduler.add("D1", policy=BLIND, kind="K", started=now, timeout=5.0)
+        cohort.append(late)
+        assert late.held
+        assert now < late.due < now + 5.0
 
 
 async def test_a_task_found_ended_at_a_blind_first_poll_bounds_the_fast_end_by_its_exact_times(
