@@ -157,6 +157,7 @@ DETAILS: tuple[tuple[str, str, str, int], ...] = (
     ("fanout", "errors", "fan-out failed outcomes", 0),
     ("fanout", "makespan_s", "fan-out makespan (s)", 2),
     ("fanout", "ideal_makespan_s", "ideal makespan (s)", 2),
+    ("fanout", "first_wave_gets_per_job", "GETs per job of the first wave (200)", 3),
     ("fanout", "detect_p50_s", "detection delay p50 (s)", 3),
     ("fanout", "detect_p95_s", "detection delay p95 (s)", 3),
     ("memory", "waiting_tasks", "tasks waited on at once", 0),

@@ -178,6 +178,24 @@ def test_the_instruction_bench_reads_a_callgrind_total(tmp_path: Path) -> None:
         read_total(out)
 
 
+def test_the_fan_out_counts_the_first_waves_reads_by_job() -> None:
+    from benchmarks.bench_fanout import first_wave_gets
+
+    def create(task_id: str | None) -> dict[str, object]:
+        return {"route": "create_job", "path": "/rest/2.0/job", "task_id": task_id}
+
+    def read(task_id: str) -> dict[str, object]:
+        return {"route": "get_job", "path": f"/rest/2.0/job/{task_id}", "task_id": None}
+
+    ledger = [create("J1"), create(None), create("J2"), read("J1"), create("J3")]
+    ledger += [read("J2"), read("J3"), read("J1"), read("J3"), read("J3")]
+    # The first two jobs created (a create that failed has no id): J1 read
+    # twice, J2 once; J3 came later.
+    assert first_wave_gets(ledger, 2) == pytest.approx(1.5)
+    assert first_wave_gets(ledger, 3) == pytest.approx(2.0)
+    assert first_wave_gets([read("J1")], 2) == 0.0
+
+
 def test_the_workers_step_runs_in_the_full_mode_only(
     runner: ModuleType, capsys: pytest.CaptureFixture[str]
 ) -> None:
