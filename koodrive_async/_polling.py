@@ -594,10 +594,12 @@ class PollScheduler:
                     # The cohort's units are out on the blind schedule; this
                     # one waits, unpolled, for where they put the first poll
                     # (re-planned then). The fallback is the longest gap its
-                    # policy allows, in case they never say.
+                    # policy allows, in case they never say; a kind that has
+                    # not ended in that long is polled at that gap after it,
+                    # not from the policy's first interval again.
                     waiter.held = True
                     self._held.add(kind)
-                    waiter.interval = policy.initial
+                    waiter.interval = policy.max_interval
                     return now + policy.max_interval
         waiter.interval = policy.initial
         return now + self._jittered(policy.initial, policy)
@@ -660,6 +662,7 @@ class PollScheduler:
                 # Held past where its first poll goes, and its due is only
                 # the fallback: poll it now.
                 due = now
+                waiter.interval = waiter.policy.initial
             waiter.held = False
             # Its key changes in place: the heap is put in order once, below.
             self._move(waiter, due, now)
@@ -688,7 +691,9 @@ class PollScheduler:
             elif estimator.scouting(kind):
                 break
             waiter.held = False
-            self._move(waiter, now + self._jittered(waiter.policy.initial, waiter.policy), now)
+            policy = waiter.policy
+            waiter.interval = policy.initial
+            self._move(waiter, now + self._jittered(policy.initial, policy), now)
             moved = True
         if moved:
             self._reorder()

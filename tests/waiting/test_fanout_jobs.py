@@ -397,12 +397,15 @@ async def test_a_second_wave_of_short_jobs_is_polled_less_than_the_first(
     assert second_gets < first_gets
     # Placed by the durations the first wave showed, not capped at the
     # policy's 0.02 s max_interval (which bounds the gaps between polls, and
-    # would take a dozen GETs a job): one GET to see each end on a quiet
-    # machine, two for some on a loaded one (a late loop spreads the learnt
-    # durations, and the first poll then comes before the slower ends: 34 of
-    # them once in CI). That it comes just after durations all alike, not
-    # just before, is place_next's own test (test_first_wave.py).
-    assert second_gets < 2 * 20
+    # would take a dozen GETs a job): one GET to see each end, or two when
+    # the first poll comes just before the ends. Which one is a matter of
+    # milliseconds: the learnt durations spread by a few ms (more on a loaded
+    # machine), one short outlier moves the fast end the first poll is kept
+    # after, and the first poll sits at the kind's 20% quantile (34 GETs
+    # once in CI, 40 in a run of the whole folder). That it comes just after
+    # durations all alike, not just before, is place_next's own test
+    # (test_first_wave.py).
+    assert second_gets <= 2 * 20
 
 
 async def test_a_first_wave_polls_only_its_scouts_blind(

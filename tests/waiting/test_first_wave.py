@@ -591,7 +591,7 @@ async def test_a_unit_held_past_where_the_first_poll_goes_is_polled_at_once(
         # It started with the cohort: by the answer that placed the first
         # poll it is older than it, and nothing else places it yet.
         answered = now + 0.5 + (rank - 1) / 100 + 0.02
-        assert not late.held
+        assert not late.held and late.interval == BLIND.initial
         assert late.due == pytest.approx(answered)
 
 
@@ -604,6 +604,7 @@ async def test_a_scout_that_leaves_unfinished_is_replaced_by_a_held_unit(
         first_held, second_held = cohort[SCOUTS:]
         scheduler.discard(cohort[0])  # cancelled before anything ended
         assert first_held.cohort and not first_held.held
+        assert first_held.interval == BLIND.initial
         assert first_held.due == pytest.approx(scheduler.loop.time() + BLIND.initial, abs=0.1)
         assert second_held.held and not second_held.cohort
 
@@ -620,7 +621,7 @@ async def test_the_held_go_blind_when_no_scout_is_left_to_place_them(
             scheduler.discard(waiter)
         assert scheduler.estimator.first_poll("K") is None
         for waiter in held:
-            assert not waiter.held
+            assert not waiter.held and waiter.interval == BLIND.initial
             assert waiter.due == pytest.approx(scheduler.loop.time() + BLIND.initial, abs=0.1)
 
 
@@ -632,6 +633,19 @@ async def test_a_held_unit_with_a_deadline_is_polled_before_it(session: KooDrive
         cohort.append(late)
         assert late.held
         assert now < late.due < now + 5.0
+
+
+async def test_after_its_fallback_poll_a_held_unit_keeps_the_policys_longest_gap(
+    session: KooDriveSession,
+) -> None:
+    # Nothing of its kind ended in max_interval: it is polled then, and then
+    # at that gap, not from the policy's first interval again.
+    scheduler = session._scheduler()
+    now = scheduler.loop.time()
+    with _cohort(scheduler, SCOUTS + 1, now) as cohort:
+        late = cohort[-1]
+        assert late.held and late.interval == BLIND.max_interval
+        assert scheduler._next_due(late, now + 60.0) == pytest.approx(now + 120.0)
 
 
 async def test_a_task_found_ended_at_a_blind_first_poll_bounds_the_fast_end_by_its_exact_times(
