@@ -11,8 +11,7 @@ rises in uneven steps) through ``stream_jobs`` with
   finished (no submission or detection cost at all);
 - their ratio (target <= 1.15);
 - GETs per job (target <= 2.5), counted in the emulator's ledger, and those
-  of the first wave (the first ``max_concurrency`` jobs created, started before
-  any job of the run ended);
+  of the first wave (the first ``max_concurrency`` jobs created);
 - detection delay: from the task finishing on the emulator (``created_at +
   duration`` on its clock, which at speed 1 is wall time; converted to the
   client's monotonic clock) to the client yielding its outcome: p50, p95,
@@ -105,7 +104,7 @@ FILES_PER_JOB = 10
 
 
 def first_wave_gets(ledger: list[dict[str, Any]], slots: int) -> float:
-    """GETs per job of the first ``slots`` jobs created: the first wave, started before any ended.
+    """GETs per job of the first ``slots`` jobs created: the wave that starts the run.
 
     Args:
         ledger: The emulator's request ledger (``/_emulator/requests``), in arrival order.

@@ -10,7 +10,9 @@ poll at the tracked quantile; before anything is known, the policy's blind
 schedule for the first cohort's units, at most ``SCOUTS``, and the others
 held unpolled until the cohort's quantile is known; re-planning the cold
 waiters; the bracket a finished unit is learnt from; jitter that only
-shortens), against a model of the emulator's jobs
+shortens; not the paths no run here takes: deadlines, waits that end
+unfinished, a scout's replacement, the held units' fallback poll), against
+a model of the emulator's jobs
 (duration uniform in 0.5-1.5 s, a pending tenth, ten files ending at random
 times, the last at the end, progress in whole tenths). It is a design tool:
 its figures are the placement's own cost (GETs per job, detection delay, the
@@ -268,11 +270,15 @@ def _simulate(
             if due is None:
                 unit.cohort = estimator.join_cohort(KIND, unit.started)
                 cold.append(unit)
-                unit.interval = policy.initial
                 if not unit.cohort and estimator.scouting(KIND):
-                    unit.held = True  # unpolled until the cohort places it
+                    # Unpolled until the cohort places it. (The fallback is
+                    # not jittered here: it never comes due in these runs,
+                    # and a draw would move every later jitter.)
+                    unit.held = True
+                    unit.interval = policy.max_interval
                     due = now + policy.max_interval
                 else:
+                    unit.interval = policy.initial
                     due = now + jittered(policy.initial)
             schedule(unit, due)
             continue
@@ -323,6 +329,7 @@ def _simulate(
                         due = placed(other, answered)
                         if due is None and other.held:
                             due = answered  # held past its kind's first poll
+                            other.interval = policy.initial
                         other.held = False
                         if due is not None:
                             schedule(other, due)

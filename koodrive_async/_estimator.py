@@ -88,9 +88,10 @@ POSTERIOR_QUANTILE = 0.2
 #: (against 0.12) and a first poll at 0.2 (against 0.25). In the fan-out
 #: benchmark (``benchmarks/bench_fanout.py``, where a job's times are the
 #: service's whole seconds) 0.11 gave 2.47 GETs per job and a p95 delay of
-#: 0.207 of the mean duration at 10,000 jobs, and 2.43-2.46 GETs at 1,000;
+#: 0.207 of the mean duration at 10,000 jobs, and 2.43-2.50 GETs at 1,000;
 #: 0.10 gave 2.51 / 0.203 and 2.50-2.56; 0.09 with a first poll at 0.22 gave
-#: 2.51 / 0.211 and 2.47-2.49. At 0.11 the simulation (``sim_placement.py``,
+#: 2.51 / 0.211 and 2.47-2.49 (each with the constants edited for the run:
+#: the benchmark has no ``--set``). At 0.11 the simulation (``sim_placement.py``,
 #: seven seeds) is within 0.03 GETs per job of the benchmark and its p95 is
 #: 0.02-0.03 higher: it has no whole seconds to narrow what a finished unit
 #: teaches.
@@ -524,6 +525,35 @@ class DurationEstimator:
         if stats is None or stats.first is not None or stats.cohort_durations is None:
             return False
         return stats.cohort > len(stats.cohort_durations)
+
+    def first_poll_after(self, kind: Hashable) -> float | None:
+        """When :meth:`first_poll` may know its answer if time alone holds it back, or None.
+
+        Its cohort's quantile may be known but held back until the youngest
+        unit still running is as old as it; this is that moment, on the
+        clock the units' starts were given on.
+
+        Args:
+            kind: The kind key.
+        """
+        stats = self._kinds.get(kind)
+        if stats is None or stats.first is not None:
+            return None
+        ended = stats.cohort_durations
+        youngest = stats.cohort_youngest
+        if (
+            ended is None
+            or youngest is None
+            or not stats.cohort
+            or len(ended) >= stats.cohort
+            or stats.after_cohort >= stats.cohort
+            or stats.count < MIN_SAMPLES
+        ):
+            return None
+        rank = max(1, math.ceil(FIRST_QUANTILE * stats.cohort))
+        if len(ended) < rank:
+            return None
+        return youngest + ended[rank - 1]
 
     def leave_cohort(self, kind: Hashable) -> None:
         """Stop counting a unit of the first cohort that will not end here (its wait ended).

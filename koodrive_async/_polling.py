@@ -390,6 +390,9 @@ class PollScheduler:
         self._cold: dict[Hashable, list[_Waiter]] = {}
         # Kinds whose cold waiters all wait for the kind's first poll.
         self._held: set[Hashable] = set()
+        # Per kind, a re-check of its held waiters due when its cohort's
+        # quantile stops being held back (see _recheck_later).
+        self._rechecks: dict[Hashable, asyncio.TimerHandle] = {}
         self._inflight = 0
         self._stale = 0
         self._pause_until = 0.0
@@ -496,10 +499,7 @@ class PollScheduler:
             self.estimator.leave_cohort(kind)
             now = self._loop.time()
             if kind in self._held:
-                if self.estimator.first_poll(kind, now) is not None:
-                    self._replan_cold(kind, now)  # the units held for it need not wait any more
-                else:
-                    self._replace_scout(kind, now)
+                self._settle_held(kind, now)  # placed, replaced or let go
         # Its heap entries stay until they surface (lazy deletion); count them
         # so a heap full of abandoned entries gets compacted.
         if waiter.in_heap:
@@ -532,6 +532,9 @@ class PollScheduler:
         if self._closed:
             return
         self._closed = True
+        for handle in self._rechecks.values():
+            handle.cancel()
+        self._rechecks.clear()
         pending: list[_Waiter] = list(self._heap)
         pending.extend(waiter for _, waiter in self._deadlines)
         pending.extend(self._ready)
@@ -586,23 +589,36 @@ class PollScheduler:
             estimator = self.estimator
             waiter.cohort = estimator.join_cohort(kind, waiter.started)
             cold = self._cold.setdefault(kind, [])
+            if not waiter.cohort and estimator.scouting(kind):
+                # The cohort's units are out on the blind schedule; this one
+                # waits, unpolled, for where they put the first poll
+                # (re-planned then). Not capped like the blind waiters below:
+                # this list is the only way it is re-planned.
+                cold.append(waiter)
+                waiter.held = True
+                self._held.add(kind)
+                # A kind that has not ended by the fallback is polled at that
+                # gap after it, not from the policy's first interval again.
+                waiter.interval = policy.max_interval
+                return self._fallback(waiter, now)
             if len(cold) >= MAX_COLD:
                 cold[:] = [w for w in cold if not w.done()]
             if len(cold) < MAX_COLD:
                 cold.append(waiter)
-                if not waiter.cohort and estimator.scouting(kind):
-                    # The cohort's units are out on the blind schedule; this
-                    # one waits, unpolled, for where they put the first poll
-                    # (re-planned then). The fallback is the longest gap its
-                    # policy allows, in case they never say; a kind that has
-                    # not ended in that long is polled at that gap after it,
-                    # not from the policy's first interval again.
-                    waiter.held = True
-                    self._held.add(kind)
-                    waiter.interval = policy.max_interval
-                    return now + policy.max_interval
         waiter.interval = policy.initial
         return now + self._jittered(policy.initial, policy)
+
+    def _fallback(self, waiter: _Waiter, now: float) -> float:
+        # When a held waiter is polled if its kind's cohort has not placed it
+        # by then: the longest gap its policy allows (jittered shorter, so
+        # that the held do not all fall due at once), and early enough before
+        # its deadline for the answer to count (this may be its only poll).
+        policy = waiter.policy
+        due = now + self._shortened(policy.max_interval, policy)
+        deadline = waiter.deadline
+        if deadline is not None:
+            due = min(due, max(now, deadline - max(LAST_POLL_LEAD, 4.0 * self._rtt)))
+        return due
 
     def _placed(self, waiter: _Waiter, now: float) -> float | None:
         # The decision is place_next's (pure); this applies the policy's bounds
@@ -677,26 +693,59 @@ class PollScheduler:
         if moved:
             self._reorder()
 
-    def _replace_scout(self, kind: Hashable, now: float) -> None:
-        # A unit of the first cohort left without ending: a held unit joins
-        # in its place (onto the blind schedule). Once none is left to say
-        # where the first poll goes, none is held any longer.
+    def _settle_held(self, kind: Hashable, now: float) -> None:
+        # A unit of a kind with held units ended or left: place them once the
+        # kind's first poll is known; until then a held unit takes the place
+        # of a unit of the cohort that left, and once none of the cohort is
+        # left running, none is held any longer.
         estimator = self.estimator
+        if estimator.durations(kind) and estimator.first_poll(kind, now) is not None:
+            self._replan_cold(kind, now)
+            return
+        cold = self._cold.get(kind)
+        if cold is None:
+            self._held.discard(kind)
+            return
         moved = False
-        for waiter in self._cold.get(kind, ()):
+        released = False
+        for waiter in cold:
             if not waiter.held or waiter.done() or not waiter.in_heap:
                 continue
             if estimator.join_cohort(kind, waiter.started):
                 waiter.cohort = True
             elif estimator.scouting(kind):
                 break
+            else:
+                released = True
             waiter.held = False
             policy = waiter.policy
             waiter.interval = policy.initial
             self._move(waiter, now + self._jittered(policy.initial, policy), now)
             moved = True
+        if released:
+            # On the blind schedule now, they are cold waiters again: kept for
+            # re-planning up to the cap (past it, they re-plan at their polls).
+            del cold[MAX_COLD:]
+            self._held.discard(kind)
+        elif estimator.scouting(kind):
+            self._recheck_later(kind)
         if moved:
             self._reorder()
+
+    def _recheck_later(self, kind: Hashable) -> None:
+        # The cohort's quantile may be known but held back until its youngest
+        # unit is as old as it (DurationEstimator.first_poll): nothing else
+        # may happen by then to look again (the held are not polled).
+        if kind in self._rechecks:
+            return
+        at = self.estimator.first_poll_after(kind)
+        if at is not None:
+            self._rechecks[kind] = self._loop.call_at(at, self._recheck, kind)
+
+    def _recheck(self, kind: Hashable) -> None:
+        self._rechecks.pop(kind, None)
+        if not self._closed and kind in self._held:
+            self._settle_held(kind, self._loop.time())
 
     def _move(self, waiter: _Waiter, due: float, now: float) -> None:
         # A new due for a waiter in the heap; the caller puts the heap in
@@ -1025,9 +1074,7 @@ class PollScheduler:
             # Both answers it keeps: what it reported at each share of its time.
             for index in range(0, len(seen), 2):
                 estimator.observe_progress(kind, seen[index + 1], seen[index] / duration)
-        if (
-            kind in self._cold
-            and estimator.durations(kind)
-            and (kind not in self._held or estimator.first_poll(kind, now) is not None)
-        ):
+        if kind in self._held:
+            self._settle_held(kind, now)
+        elif kind in self._cold and estimator.durations(kind):
             self._replan_cold(kind, now)

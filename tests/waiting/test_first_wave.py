@@ -48,6 +48,7 @@ from koodrive_async._estimator import (
     remaining_from_progress,
 )
 from koodrive_async._models import Request, Task
+from koodrive_async._polling import LAST_POLL_LEAD, MAX_COLD
 from koodrive_async._session import KooDriveSession
 from koodrive_async._trackers import JobTracker
 from koodrive_async.bulk._priors import MAX_SEEDED_LINES, seed_from_journal
@@ -625,14 +626,19 @@ async def test_the_held_go_blind_when_no_scout_is_left_to_place_them(
             assert waiter.due == pytest.approx(scheduler.loop.time() + BLIND.initial, abs=0.1)
 
 
-async def test_a_held_unit_with_a_deadline_is_polled_before_it(session: KooDriveSession) -> None:
+async def test_a_held_unit_with_a_deadline_is_polled_in_time_for_the_answer(
+    session: KooDriveSession,
+) -> None:
+    # Its fallback may be its only poll: it comes early enough before the
+    # deadline for the answer to count (a GET sent 1 ms before it would be
+    # abandoned by the deadline, and a finished task reported as timed out).
     scheduler = session._scheduler()
     now = scheduler.loop.time()
     with _cohort(scheduler, SCOUTS, now) as cohort:
         late = scheduler.add("D1", policy=BLIND, kind="K", started=now, timeout=5.0)
         cohort.append(late)
         assert late.held
-        assert now < late.due < now + 5.0
+        assert late.due == pytest.approx(now + 5.0 - LAST_POLL_LEAD, abs=0.01)
 
 
 async def test_after_its_fallback_poll_a_held_unit_keeps_the_policys_longest_gap(
@@ -640,12 +646,78 @@ async def test_after_its_fallback_poll_a_held_unit_keeps_the_policys_longest_gap
 ) -> None:
     # Nothing of its kind ended in max_interval: it is polled then, and then
     # at that gap, not from the policy's first interval again.
+    growing = PollPolicy(initial=1.0, multiplier=2.0, max_interval=60.0, jitter=0.0)
     scheduler = session._scheduler()
     now = scheduler.loop.time()
-    with _cohort(scheduler, SCOUTS + 1, now) as cohort:
-        late = cohort[-1]
-        assert late.held and late.interval == BLIND.max_interval
+    with _cohort(scheduler, SCOUTS, now) as cohort:
+        late = scheduler.add("G1", policy=growing, kind="K", started=now)
+        cohort.append(late)
+        assert late.held and late.due == pytest.approx(now + 60.0, abs=0.01)
         assert scheduler._next_due(late, now + 60.0) == pytest.approx(now + 120.0)
+
+
+async def test_held_units_go_blind_when_the_cohort_ended_with_too_few_durations(
+    session: KooDriveSession,
+) -> None:
+    # Two units wait; one ends (the cohort closes at two), then more come and
+    # are held for the other. When it ends too, two durations place nothing
+    # and nobody is left to wait for: the held go onto the blind schedule.
+    scheduler = session._scheduler()
+    now = scheduler.loop.time()
+    with _cohort(scheduler, 2, now) as cohort:
+        _end(scheduler, cohort[0], 0.5)
+        held = [scheduler.add(f"H{i}", policy=BLIND, kind="K", started=now) for i in range(5)]
+        cohort.extend(held)
+        assert all(w.held for w in held)
+        _end(scheduler, cohort[1], 0.6)
+        assert scheduler.estimator.first_poll("K") is None
+        answered = now + 0.6 + 0.02  # when _end says the second one's answer came
+        for waiter in held:
+            assert not waiter.held and waiter.interval == BLIND.initial
+            assert waiter.due == pytest.approx(answered + BLIND.initial)
+
+
+async def test_a_first_wave_past_the_cold_cap_is_held_all_the_same(
+    session: KooDriveSession,
+) -> None:
+    # Units past the cap of remembered cold waiters used to be polled blind;
+    # their completions then counted against the cohort and put the first
+    # poll at the fast end of what ended first.
+    scheduler = session._scheduler()
+    now = scheduler.loop.time()
+    with _cohort(scheduler, SCOUTS + MAX_COLD + 10, now) as cohort:
+        assert all(w.held for w in cohort[SCOUTS:])
+        rank = math.ceil(FIRST_QUANTILE * SCOUTS)
+        for index, waiter in enumerate(cohort[:rank]):
+            _end(scheduler, waiter, 0.5 + index / 100)
+        assert not any(w.held for w in cohort[SCOUTS:])
+
+
+async def test_the_held_are_placed_when_only_time_held_the_cohorts_quantile_back(
+    session: KooDriveSession,
+) -> None:
+    # The cohort's quantile is known, but its youngest unit (started last) is
+    # not yet as old as it: first_poll waits. Held units are not polled, so
+    # nothing else would look again; a timer does, at the moment it passes.
+    scheduler = session._scheduler()
+    loop = scheduler.loop
+    now = loop.time()
+    rank = math.ceil(FIRST_QUANTILE * SCOUTS)
+    quantile = 0.5 + (rank - 1) / 100
+    youngest = now - quantile + 0.15  # as old as the quantile 0.15 s from now
+    with _cohort(scheduler, SCOUTS - 1, now - 5.0) as cohort:
+        cohort.append(scheduler.add("Y", policy=BLIND, kind="K", started=youngest))
+        held = scheduler.add("H", policy=BLIND, kind="K", started=now)
+        cohort.append(held)
+        assert held.held
+        for index, waiter in enumerate(cohort[:rank]):
+            _end(scheduler, waiter, 0.5 + index / 100)
+        assert held.held and scheduler.estimator.first_poll("K", loop.time()) is None
+        handle = scheduler._rechecks["K"]
+        assert handle.when() == pytest.approx(youngest + quantile)
+        await asyncio.sleep(max(0.0, handle.when() - loop.time()) + 0.05)
+        assert not held.held and held.step > 0.0
+        assert "K" not in scheduler._rechecks
 
 
 async def test_a_task_found_ended_at_a_blind_first_poll_bounds_the_fast_end_by_its_exact_times(
