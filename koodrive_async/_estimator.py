@@ -88,7 +88,7 @@ POSTERIOR_QUANTILE = 0.2
 #: (against 0.12) and a first poll at 0.2 (against 0.25). In the fan-out
 #: benchmark (``benchmarks/bench_fanout.py``, where a job's times are the
 #: service's whole seconds) 0.11 gave 2.47 GETs per job and a p95 delay of
-#: 0.207 of the mean duration at 10,000 jobs, and 2.43-2.50 GETs at 1,000;
+#: 0.207 of the mean duration at 10,000 jobs, and 2.43-2.52 GETs at 1,000;
 #: 0.10 gave 2.51 / 0.203 and 2.50-2.56; 0.09 with a first poll at 0.22 gave
 #: 2.51 / 0.211 and 2.47-2.49 (each with the constants edited for the run:
 #: the benchmark has no ``--set``). At 0.11 the simulation (``sim_placement.py``,
