@@ -530,8 +530,8 @@ class DurationEstimator:
         """When :meth:`first_poll` may know its answer if time alone holds it back, or None.
 
         Its cohort's quantile may be known but held back until the youngest
-        unit still running is as old as it; this is that moment, on the
-        clock the units' starts were given on.
+        unit that joined the cohort is as old as it; this is that moment, on
+        the clock the units' starts were given on.
 
         Args:
             kind: The kind key.

@@ -388,7 +388,8 @@ class PollScheduler:
         self._polls: dict[asyncio.Task[None], _Waiter] = {}
         # Waiters of a kind with no estimate yet, to re-plan once there is one.
         self._cold: dict[Hashable, list[_Waiter]] = {}
-        # Kinds whose cold waiters all wait for the kind's first poll.
+        # Kinds whose cold waiters not polled yet wait for the kind's first
+        # poll (held, or scouts not polled yet): re-planned once it is known.
         self._held: set[Hashable] = set()
         # Per kind, a re-check of its held waiters due when its cohort's
         # quantile stops being held back (see _recheck_later).
@@ -597,6 +598,7 @@ class PollScheduler:
                 cold.append(waiter)
                 waiter.held = True
                 self._held.add(kind)
+                self._recheck_later(kind)
                 # A kind that has not ended by the fallback is polled at that
                 # gap after it, not from the policy's first interval again.
                 waiter.interval = policy.max_interval
@@ -688,6 +690,7 @@ class PollScheduler:
             # completion before (each would only find them held again).
             self._cold[kind] = held
             self._held.add(kind)
+            self._recheck_later(kind)
         else:
             self._held.discard(kind)
         if moved:
@@ -722,12 +725,13 @@ class PollScheduler:
             waiter.interval = policy.initial
             self._move(waiter, now + self._jittered(policy.initial, policy), now)
             moved = True
-        if released:
-            # On the blind schedule now, they are cold waiters again: kept for
-            # re-planning up to the cap (past it, they re-plan at their polls).
-            del cold[MAX_COLD:]
+        if released or not estimator.scouting(kind):
+            # Nobody is held any longer: the list is cold waiters again, kept
+            # for re-planning up to the cap (past it, they re-plan at their
+            # polls).
+            cold[:] = [w for w in cold if not w.done()][:MAX_COLD]
             self._held.discard(kind)
-        elif estimator.scouting(kind):
+        else:
             self._recheck_later(kind)
         if moved:
             self._reorder()
@@ -735,23 +739,40 @@ class PollScheduler:
     def _recheck_later(self, kind: Hashable) -> None:
         # The cohort's quantile may be known but held back until its youngest
         # unit is as old as it (DurationEstimator.first_poll): nothing else
-        # may happen by then to look again (the held are not polled).
-        if kind in self._rechecks:
+        # may happen by then to look again (the held are not polled). That
+        # moment only comes sooner as the cohort's units end or leave.
+        if self._closed:
             return
         at = self.estimator.first_poll_after(kind)
-        if at is not None:
-            self._rechecks[kind] = self._loop.call_at(at, self._recheck, kind)
+        if at is None:
+            return
+        handle = self._rechecks.get(kind)
+        if handle is not None:
+            if handle.when() <= at:
+                return
+            handle.cancel()
+        self._rechecks[kind] = self._loop.call_at(at, self._recheck, kind, at)
 
-    def _recheck(self, kind: Hashable) -> None:
+    def _recheck(self, kind: Hashable, at: float) -> None:
         self._rechecks.pop(kind, None)
         if not self._closed and kind in self._held:
-            self._settle_held(kind, self._loop.time())
+            # Never before the moment asked for: a timer may run a little
+            # early, and the same check would only arm it again.
+            self._settle_held(kind, max(self._loop.time(), at))
 
     def _move(self, waiter: _Waiter, due: float, now: float) -> None:
         # A new due for a waiter in the heap; the caller puts the heap in
         # order once (_reorder), after moving all it moves.
         deadline = waiter.deadline
-        if deadline is not None and due >= deadline:
+        if deadline is None:
+            pass
+        elif waiter.last is None and waiter.prev_poll < 0:
+            # Never polled, this may be its only poll before the deadline:
+            # early enough for the answer to count, as in _fallback.
+            lead = max(LAST_POLL_LEAD, 4.0 * self._rtt)
+            if due > deadline - lead:
+                due = max(deadline - lead, now)
+        elif due >= deadline:
             due = max(deadline - max(2.0 * self._rtt, 0.001), now)
         waiter.due = due
 

@@ -714,10 +714,67 @@ async def test_the_held_are_placed_when_only_time_held_the_cohorts_quantile_back
             _end(scheduler, waiter, 0.5 + index / 100)
         assert held.held and scheduler.estimator.first_poll("K", loop.time()) is None
         handle = scheduler._rechecks["K"]
-        assert handle.when() == pytest.approx(youngest + quantile)
+        assert handle.when() == pytest.approx(youngest + quantile, abs=1e-6)
         await asyncio.sleep(max(0.0, handle.when() - loop.time()) + 0.05)
         assert not held.held and held.step > 0.0
         assert "K" not in scheduler._rechecks
+
+
+async def test_the_recheck_comes_sooner_when_a_later_end_lowers_the_quantile(
+    session: KooDriveSession,
+) -> None:
+    scheduler = session._scheduler()
+    now = scheduler.loop.time()
+    rank = math.ceil(FIRST_QUANTILE * SCOUTS)
+    youngest = now + 5.0
+    with _cohort(scheduler, SCOUTS - 1, now - 5.0) as cohort:
+        cohort.append(scheduler.add("Y", policy=BLIND, kind="K", started=youngest))
+        cohort.append(scheduler.add("H", policy=BLIND, kind="K", started=now))
+        for index, waiter in enumerate(cohort[:rank]):
+            _end(scheduler, waiter, 0.5 + index / 100)
+        first = youngest + 0.5 + (rank - 1) / 100
+        assert scheduler._rechecks["K"].when() == pytest.approx(first, abs=1e-6)
+        # A shorter one ends: the rank-th shortest is one step earlier.
+        _end(scheduler, cohort[rank], 0.3)
+        sooner = youngest + 0.5 + (rank - 2) / 100
+        assert scheduler._rechecks["K"].when() == pytest.approx(sooner, abs=1e-6)
+
+
+async def test_the_recheck_is_armed_as_soon_as_units_wait_for_the_cohort_and_not_after_close(
+    session: KooDriveSession,
+) -> None:
+    # A cohort of ten (no unit held yet) whose quantile only time holds back:
+    # the unpolled wait for it, and so does a unit held after it.
+    scheduler = session._scheduler()
+    now = scheduler.loop.time()
+    rank = math.ceil(FIRST_QUANTILE * 10)
+    with _cohort(scheduler, 9, now - 5.0) as cohort:
+        cohort.append(scheduler.add("Y", policy=BLIND, kind="K", started=now + 5.0))
+        for index, waiter in enumerate(cohort[: max(rank, MIN_SAMPLES)]):
+            _end(scheduler, waiter, 0.5 + index / 100)
+        assert scheduler.estimator.first_poll("K", now) is None
+        assert "K" in scheduler._rechecks
+        late = scheduler.add("H", policy=BLIND, kind="K", started=now)
+        cohort.append(late)
+        assert late.held and "K" in scheduler._rechecks
+        await scheduler.close()
+        assert not scheduler._rechecks
+    assert not scheduler._rechecks  # the discards after close armed nothing
+
+
+async def test_a_unit_never_polled_is_moved_early_enough_before_its_deadline(
+    session: KooDriveSession,
+) -> None:
+    scheduler = session._scheduler()
+    now = scheduler.loop.time()
+    with _cohort(scheduler, SCOUTS, now) as cohort:
+        late = scheduler.add("D2", policy=BLIND, kind="K", started=now, timeout=5.0)
+        cohort.append(late)
+        scheduler._move(late, now + 10.0, now)
+        assert late.due == pytest.approx(now + 5.0 - LAST_POLL_LEAD)
+        late.prev_poll = now  # polled once: the old, tighter lead
+        scheduler._move(late, now + 10.0, now)
+        assert now + 5.0 - LAST_POLL_LEAD < late.due < now + 5.0
 
 
 async def test_a_task_found_ended_at_a_blind_first_poll_bounds_the_fast_end_by_its_exact_times(
