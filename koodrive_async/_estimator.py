@@ -407,6 +407,35 @@ def _first_point(
     return limit, max(LOW_QUANTILE, before / count)
 
 
+def _cohort_rank(stats: _KindStats) -> int:
+    # The cohort's FIRST_QUANTILE is its rank-th shortest duration.
+    return max(1, math.ceil(FIRST_QUANTILE * stats.cohort))
+
+
+def _cohort_gate(stats: _KindStats) -> float | None:
+    # While a kind's first poll waits for its cohort and that many of it
+    # ended: the moment (on the clock the starts were given on) from which
+    # every unit of it still running has run longer than its quantile. With
+    # starts spread out, the first to end are the early starters, and the
+    # rank-th of them alone may be later than the cohort's. None when
+    # nothing but that many ending holds it: all of it ended (its quantile
+    # is known), or a unit joined without a start.
+    ended = stats.cohort_durations
+    youngest = stats.cohort_youngest
+    if (
+        ended is None
+        or youngest is None
+        or not 0 < stats.cohort
+        or stats.after_cohort >= stats.cohort
+        or len(ended) >= stats.cohort
+    ):
+        return None
+    rank = _cohort_rank(stats)
+    if len(ended) < rank:
+        return None
+    return youngest + ended[rank - 1]
+
+
 def _bucket(progress: float) -> int:
     return min(PROGRESS_BUCKETS - 1, max(0, int(progress * PROGRESS_BUCKETS)))
 
@@ -537,23 +566,9 @@ class DurationEstimator:
             kind: The kind key.
         """
         stats = self._kinds.get(kind)
-        if stats is None or stats.first is not None:
+        if stats is None or stats.first is not None or stats.count < MIN_SAMPLES:
             return None
-        ended = stats.cohort_durations
-        youngest = stats.cohort_youngest
-        if (
-            ended is None
-            or youngest is None
-            or not stats.cohort
-            or len(ended) >= stats.cohort
-            or stats.after_cohort >= stats.cohort
-            or stats.count < MIN_SAMPLES
-        ):
-            return None
-        rank = max(1, math.ceil(FIRST_QUANTILE * stats.cohort))
-        if len(ended) < rank:
-            return None
-        return youngest + ended[rank - 1]
+        return _cohort_gate(stats)
 
     def leave_cohort(self, kind: Hashable) -> None:
         """Stop counting a unit of the first cohort that will not end here (its wait ended).
@@ -665,22 +680,11 @@ class DurationEstimator:
         if stats.first is None:
             ended = stats.cohort_durations
             if ended is not None and stats.cohort > 0 and stats.after_cohort < stats.cohort:
-                # The cohort's FIRST_QUANTILE is its rank-th shortest, known
-                # once that many of it ended and the units still running have
-                # all run longer: with starts spread out, the first to end
-                # are the early starters, and the rank-th of them alone may
-                # be later than the cohort's.
-                rank = max(1, math.ceil(FIRST_QUANTILE * stats.cohort))
-                youngest = stats.cohort_youngest
-                if len(ended) < rank:
+                if len(ended) < _cohort_rank(stats):
                     return None
-                if (
-                    now is not None
-                    and youngest is not None
-                    and len(ended) < stats.cohort
-                    and now - youngest < ended[rank - 1]
-                ):
-                    return None  # (once all of it ended, its quantile is known)
+                gate = _cohort_gate(stats)
+                if now is not None and gate is not None and now < gate:
+                    return None
                 stats.first, stats.target = _first_point(ended, stats.cohort_latest, stats.cohort)
             else:
                 stats.first, stats.target = _first_point(durations, durations, len(durations))

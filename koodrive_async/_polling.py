@@ -584,8 +584,8 @@ class PollScheduler:
                 return due
             # Nothing learned yet (or not yet where a first poll goes): follow
             # the policy for now, but remember the waiter so it can be
-            # re-planned as soon as an estimate exists. (Bounded: past the
-            # cap, waiters re-plan at their next poll anyway.)
+            # re-planned as soon as an estimate exists. (Blind ones are
+            # bounded: past the cap, they re-plan at their next poll anyway.)
             kind = waiter.kind
             estimator = self.estimator
             waiter.cohort = estimator.join_cohort(kind, waiter.started)
@@ -610,6 +610,11 @@ class PollScheduler:
         waiter.interval = policy.initial
         return now + self._jittered(policy.initial, policy)
 
+    def _last_poll_lead(self) -> float:
+        # How long before its deadline a waiter's last poll must be sent for
+        # its answer to count (LAST_POLL_LEAD, more when GETs are slow).
+        return max(LAST_POLL_LEAD, 4.0 * self._rtt)
+
     def _fallback(self, waiter: _Waiter, now: float) -> float:
         # When a held waiter is polled if its kind's cohort has not placed it
         # by then: the longest gap its policy allows (jittered shorter, so
@@ -619,7 +624,7 @@ class PollScheduler:
         due = now + self._shortened(policy.max_interval, policy)
         deadline = waiter.deadline
         if deadline is not None:
-            due = min(due, max(now, deadline - max(LAST_POLL_LEAD, 4.0 * self._rtt)))
+            due = min(due, max(now, deadline - self._last_poll_lead()))
         return due
 
     def _placed(self, waiter: _Waiter, now: float) -> float | None:
@@ -769,7 +774,7 @@ class PollScheduler:
         elif waiter.last is None and waiter.prev_poll < 0:
             # Never polled, this may be its only poll before the deadline:
             # early enough for the answer to count, as in _fallback.
-            lead = max(LAST_POLL_LEAD, 4.0 * self._rtt)
+            lead = self._last_poll_lead()
             if due > deadline - lead:
                 due = max(deadline - lead, now)
         elif due >= deadline:
@@ -874,7 +879,7 @@ class PollScheduler:
             # Paused past this waiter's deadline: waiting for the pause would
             # end it in TaskTimeoutError without a poll. Give it one last
             # poll, as late as still lets the answer arrive in time.
-            lead = max(4.0 * self._rtt, LAST_POLL_LEAD)
+            lead = self._last_poll_lead()
             last = deadline - lead
             if now < last:
                 waiter.due = last
